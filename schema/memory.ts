@@ -1,0 +1,36 @@
+/** Memory: core memory blocks (always in the prompt) and archival memory (searched). */
+import { sql } from "drizzle-orm";
+import { index, integer, jsonb, pgTable, text, uniqueIndex } from "drizzle-orm/pg-core";
+import { createdAt, tsvector, updatedAt } from "./columns";
+
+export const memoryBlocks = pgTable(
+  "memory_blocks",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id").notNull(),
+    agentId: text("agent_id").notNull(),
+    label: text("label").notNull(),
+    value: text("value").notNull().default(""),
+    limit: integer("char_limit").notNull(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex("memory_blocks_agent_label_key").on(t.agentId, t.label)],
+);
+
+export const archivalMemories = pgTable(
+  "archival_memories",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id").notNull(),
+    agentId: text("agent_id").notNull(),
+    content: text("content").notNull(),
+    metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
+    searchVector: tsvector("search_vector").generatedAlwaysAs(sql`to_tsvector('english', content)`),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index("archival_memories_agent_idx").on(t.agentId, t.id),
+    index("archival_memories_search_idx").using("gin", t.searchVector),
+  ],
+);

@@ -1,0 +1,71 @@
+/**
+ * Build the single self-contained executable: src/main.ts -> dist/agentos.
+ *
+ *   bun run build                                   # host target
+ *   bun run build --target=bun-linux-arm64          # cross-compile
+ *   bun run scripts/build.ts --entry=x.ts --outfile=/tmp/x   # same options, other entry (tests/experiments)
+ *
+ * Notes:
+ * - Only whitespace+syntax minification: identifier mangling breaks Elysia
+ *   (it generates code from handler/function source text).
+ * - Every `import x from "..." with { type: "file" }` (PGlite wasm/data,
+ *   Swagger UI assets, ...) is embedded by the bundler automatically; at run
+ *   time `x` is a `/$bunfs/...` path readable with Bun.file().
+ * - The binary is never stripped: the bundled JS + assets live in a section
+ *   appended to the executable, and `strip` would destroy it.
+ */
+import { mkdirSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { parseArgs } from "node:util";
+
+const root = resolve(import.meta.dir, "..");
+
+const { values } = parseArgs({
+  args: Bun.argv.slice(2),
+  options: {
+    entry: { type: "string", default: resolve(root, "src/main.ts") },
+    outfile: { type: "string", default: resolve(root, "dist/agentos") },
+    // e.g. bun-linux-x64, bun-linux-arm64, bun-linux-x64-musl; default: the host
+    target: { type: "string" },
+    sourcemap: { type: "boolean", default: true },
+  },
+  strict: true,
+  allowPositionals: false,
+  allowNegative: true,
+});
+
+const entry = resolve(values.entry!);
+const outfile = resolve(values.outfile!);
+mkdirSync(dirname(outfile), { recursive: true });
+
+const started = performance.now();
+let result: Bun.BuildOutput;
+try {
+  result = await Bun.build({
+    entrypoints: [entry],
+    compile: {
+      outfile,
+      ...(values.target ? { target: values.target as Bun.Build.CompileTarget } : {}),
+    },
+    target: "bun",
+    format: "esm",
+    minify: { whitespace: true, syntax: true, identifiers: false },
+    // "linked": the map is embedded in the executable and used for stack traces.
+  sourcemap: values.sourcemap ? "linked" : "none",
+  });
+} catch (err) {
+  // Bun.build throws an AggregateError of BuildMessages on resolve/parse errors.
+  for (const e of (err as AggregateError).errors ?? [err]) console.error(e);
+  console.error(`build failed: ${entry}`);
+  process.exit(1);
+}
+
+for (const log of result.logs) console.error(log);
+if (!result.success) {
+  console.error(`build failed: ${entry}`);
+  process.exit(1);
+}
+
+const size = statSync(outfile).size;
+const secs = ((performance.now() - started) / 1000).toFixed(1);
+console.log(`built ${outfile}: ${size} bytes (${(size / 1024 / 1024).toFixed(1)} MiB) in ${secs}s`);

@@ -1,0 +1,258 @@
+/**
+ * The in-process bus of the embedded default (`--role=all`): same semantics as the NATS
+ * bus — queue groups pick one member, work queues hand each job to one consumer with
+ * ack/nak/redelivery, log streams give every durable consumer its own cursor, and
+ * `msgId` dedupes within a window — so role code cannot tell them apart.
+ */
+import {
+  type Bus, type BusMessage, type ConsumeOptions, type DurableJob, type DurableStreamSpec, type Headers,
+  type JobOutcome, type Unsubscribe, BusTimeoutError, NoRespondersError,
+} from "./types";
+
+type Handler = (msg: BusMessage<any>) => void | Promise<void>;
+interface Sub { pattern: string; handler: Handler; queue?: string }
+
+const DEDUPE_WINDOW_MS = 2 * 60_000;
+
+export function subjectMatches(pattern: string, subject: string): boolean {
+  if (pattern === subject) return true;
+  const p = pattern.split(".");
+  const s = subject.split(".");
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === ">") return s.length > i;
+    if (i >= s.length) return false;
+    if (p[i] !== "*" && p[i] !== s[i]) return false;
+  }
+  return p.length === s.length;
+}
+
+interface Pending { seq: number; subject: string; data: unknown; headers: Headers; deliveries: number; availableAt: number }
+
+class MemoryStream {
+  seq = 0;
+  /** log: every message; workqueue: messages not yet acked. */
+  messages: Pending[] = [];
+  seen = new Map<string, number>();
+  consumers = new Map<string, MemoryConsumer>();
+  constructor(readonly spec: DurableStreamSpec) {}
+}
+
+class MemoryConsumer {
+  cursor = 0; // log streams: next seq to hand out
+  inflight = new Map<number, { msg: Pending; deadline: number }>();
+  redeliver: Pending[] = [];
+  handlers: ((job: Pending) => void)[] = [];
+  constructor(readonly opts: ConsumeOptions) {}
+}
+
+export class MemoryBus implements Bus {
+  readonly kind = "memory";
+  private subs: Sub[] = [];
+  private rr = new Map<string, number>();
+  private streams = new Map<string, MemoryStream>();
+  private timers = new Set<ReturnType<typeof setTimeout>>();
+  private closed = false;
+
+  constructor(private namespace = "agentos") {}
+
+  subject(relative: string) {
+    return `${this.namespace}.${relative}`;
+  }
+
+  publish(subject: string, data: unknown, headers: Headers = {}) {
+    const payload = structuredClone(data);
+    const matching = this.subs.filter((s) => subjectMatches(s.pattern, subject));
+    const groups = new Map<string, Sub[]>();
+    for (const s of matching) {
+      if (!s.queue) {
+        this.deliver(s, { subject, data: payload, headers });
+        continue;
+      }
+      const g = groups.get(s.queue) ?? [];
+      g.push(s);
+      groups.set(s.queue, g);
+    }
+    for (const [queue, members] of groups) {
+      const n = (this.rr.get(queue) ?? 0) + 1;
+      this.rr.set(queue, n);
+      this.deliver(members[n % members.length], { subject, data: payload, headers });
+    }
+  }
+
+  private deliver(sub: Sub, msg: BusMessage) {
+    queueMicrotask(() => {
+      try {
+        const r = sub.handler(msg);
+        if (r instanceof Promise) r.catch(() => {});
+      } catch {
+        /* a subscriber's failure is its own */
+      }
+    });
+  }
+
+  subscribe<T>(subject: string, handler: (msg: BusMessage<T>) => void | Promise<void>, opts: { queue?: string } = {}): Unsubscribe {
+    const sub: Sub = { pattern: subject, handler: handler as Handler, queue: opts.queue };
+    this.subs.push(sub);
+    return () => {
+      this.subs = this.subs.filter((s) => s !== sub);
+    };
+  }
+
+  async request<T>(subject: string, data: unknown, opts: { timeoutMs?: number; headers?: Headers } = {}): Promise<T> {
+    const responders = this.subs.filter((s) => subjectMatches(s.pattern, subject) && s.queue?.startsWith("reply:"));
+    if (responders.length === 0) throw new NoRespondersError(subject);
+    const inbox = `_INBOX.${crypto.randomUUID()}`;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        unsub();
+        reject(new BusTimeoutError(subject));
+      }, opts.timeoutMs ?? 10_000);
+      const unsub = this.subscribe<T>(inbox, (msg) => {
+        clearTimeout(timer);
+        unsub();
+        resolve(msg.data);
+      });
+      this.publish(subject, data, { ...(opts.headers ?? {}), "reply-to": inbox });
+    });
+  }
+
+  reply<T, R>(subject: string, handler: (msg: BusMessage<T>) => Promise<R>, opts: { queue: string }): Unsubscribe {
+    return this.subscribe<T>(subject, async (msg) => {
+      const replyTo = msg.headers["reply-to"];
+      const result = await handler(msg);
+      if (replyTo) this.publish(replyTo, result);
+    }, { queue: `reply:${opts.queue}` });
+  }
+
+  async ensureStream(spec: DurableStreamSpec) {
+    if (!this.streams.has(spec.name)) this.streams.set(spec.name, new MemoryStream(spec));
+  }
+
+  private stream(name: string): MemoryStream {
+    const s = this.streams.get(name);
+    if (!s) throw new Error(`stream ${name} does not exist: call ensureStream first`);
+    return s;
+  }
+
+  async publishDurable(stream: string, subject: string, data: unknown, opts: { msgId: string; headers?: Headers }) {
+    const s = this.stream(stream);
+    const now = Date.now();
+    for (const [id, at] of s.seen) if (now - at > DEDUPE_WINDOW_MS) s.seen.delete(id);
+    if (s.seen.has(opts.msgId)) return;
+    s.seen.set(opts.msgId, now);
+    const msg: Pending = { seq: ++s.seq, subject, data: structuredClone(data), headers: opts.headers ?? {}, deliveries: 0, availableAt: 0 };
+    s.messages.push(msg);
+    for (const c of s.consumers.values()) this.pump(s, c);
+  }
+
+  async consume<T>(stream: string, handler: (job: DurableJob<T>) => Promise<JobOutcome>, opts: ConsumeOptions): Promise<Unsubscribe> {
+    const s = this.stream(stream);
+    let c = s.consumers.get(opts.durable);
+    if (!c) {
+      c = new MemoryConsumer(opts);
+      s.consumers.set(opts.durable, c);
+    }
+    const consumer = c;
+    let active = 0;
+    let stopped = false;
+    const run = (msg: Pending) => {
+      active++;
+      const entry = { msg, deadline: Date.now() + opts.ackWaitMs };
+      consumer.inflight.set(msg.seq, entry);
+      msg.deliveries++;
+      const job: DurableJob<T> = {
+        subject: msg.subject, data: structuredClone(msg.data) as T, headers: msg.headers, deliveryCount: msg.deliveries,
+        working: () => { entry.deadline = Date.now() + opts.ackWaitMs; },
+      };
+      handler(job)
+        .catch((): JobOutcome => ({ nak: 1000 }))
+        .then((outcome) => {
+          active--;
+          if (!consumer.inflight.has(msg.seq)) return; // timed out and redelivered meanwhile
+          consumer.inflight.delete(msg.seq);
+          this.settle(s, consumer, msg, stopped ? { nak: 0 } : outcome);
+        });
+    };
+    const take = (msg: Pending) => {
+      if (stopped || active >= opts.concurrency) return false;
+      run(msg);
+      return true;
+    };
+    consumer.handlers.push(take as any);
+    const timer = setInterval(() => this.expire(s, consumer), Math.min(1000, opts.ackWaitMs));
+    this.timers.add(timer as any);
+    this.pump(s, consumer);
+    return () => {
+      stopped = true;
+      clearInterval(timer);
+      consumer.handlers = consumer.handlers.filter((h) => h !== (take as any));
+    };
+  }
+
+  private settle(s: MemoryStream, c: MemoryConsumer, msg: Pending, outcome: JobOutcome) {
+    if (outcome === "ack" || outcome === "term" || msg.deliveries >= c.opts.maxDeliver) {
+      if (outcome !== "ack") this.publish(this.subject(`dlq.${s.spec.name}`), { subject: msg.subject, data: msg.data });
+      if (s.spec.kind === "workqueue") s.messages = s.messages.filter((m) => m !== msg);
+    } else {
+      msg.availableAt = Date.now() + outcome.nak;
+      c.redeliver.push(msg);
+      const t = setTimeout(() => { this.timers.delete(t); this.pump(s, c); }, outcome.nak + 1);
+      this.timers.add(t);
+    }
+    this.pump(s, c);
+  }
+
+  private expire(s: MemoryStream, c: MemoryConsumer) {
+    const now = Date.now();
+    for (const [seq, entry] of c.inflight) {
+      if (entry.deadline < now) {
+        c.inflight.delete(seq);
+        c.redeliver.push(entry.msg);
+      }
+    }
+    this.pump(s, c);
+  }
+
+  /** Hands available messages to idle handlers of consumer `c`. */
+  private pump(s: MemoryStream, c: MemoryConsumer) {
+    if (this.closed || c.handlers.length === 0) return;
+    const now = Date.now();
+    const next = (): Pending | undefined => {
+      const i = c.redeliver.findIndex((m) => m.availableAt <= now);
+      if (i >= 0) return c.redeliver.splice(i, 1)[0];
+      if (s.spec.kind === "log") {
+        const m = s.messages.find((m) => m.seq > c.cursor);
+        if (m) c.cursor = m.seq;
+        return m;
+      }
+      // Work queue: a message belongs to one consumer at a time.
+      const m = s.messages.find((m) => m.seq > c.cursor && !c.inflight.has(m.seq));
+      if (m) c.cursor = m.seq;
+      return m;
+    };
+    for (;;) {
+      const handler = c.handlers.find(() => true);
+      if (!handler) return;
+      const msg = next();
+      if (!msg) return;
+      let taken = false;
+      for (const h of c.handlers) if ((taken = (h as any)(msg))) break;
+      if (!taken) {
+        // All busy: put it back for the next pump.
+        msg.availableAt = 0;
+        c.redeliver.unshift(msg);
+        return;
+      }
+    }
+  }
+
+  problem() {
+    return this.closed ? "bus closed" : null;
+  }
+
+  async close() {
+    this.closed = true;
+    for (const t of this.timers) clearTimeout(t as any);
+    this.subs = [];
+  }
+}

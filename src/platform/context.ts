@@ -1,0 +1,29 @@
+/**
+ * Request context carried through async calls (AsyncLocalStorage): the request id and the
+ * W3C traceparent reach logs, RPC headers and bus messages without threading arguments.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+
+export interface RequestContext {
+  requestId: string;
+  traceparent?: string;
+  /** The peer address as the listener saw it (rate limits of unauthenticated routes). */
+  clientIp?: string;
+}
+
+export const requestContext = new AsyncLocalStorage<RequestContext>();
+
+export function currentContext(): RequestContext | undefined {
+  return requestContext.getStore();
+}
+
+/** The trace id of a W3C traceparent (`00-<trace id>-<span id>-<flags>`), if valid. */
+export function traceIdOf(traceparent?: string): string | undefined {
+  const m = traceparent ? /^[\da-f]{2}-([\da-f]{32})-[\da-f]{16}-[\da-f]{2}$/.exec(traceparent) : null;
+  return m && !/^0+$/.test(m[1]) ? m[1] : undefined;
+}
+
+export function newTraceparent(): string {
+  const hex = (n: number) => Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => b.toString(16).padStart(2, "0")).join("");
+  return `00-${hex(16)}-${hex(8)}-01`;
+}

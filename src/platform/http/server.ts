@@ -1,0 +1,78 @@
+/**
+ * The process's HTTP listener: Bun.serve in front of the Elysia app. It runs each request
+ * inside the request context (request id, traceparent), counts in-flight requests so a
+ * shutdown can drain them, and upgrades WebSocket routes.
+ */
+import type { Server } from "bun";
+import { requestContext } from "../context";
+import { newId } from "../ids";
+import type { WebSocketRoute } from "../platform";
+import { errorResponse } from "./errors";
+
+export interface HttpServer {
+  port: number;
+  inFlight(): number;
+  /** Stops accepting, waits for in-flight requests up to `timeoutMs`, then closes. */
+  stop(timeoutMs: number): Promise<void>;
+}
+
+export function startHttpServer(opts: {
+  fetch: (request: Request) => Response | Promise<Response>;
+  port: number;
+  hostname: string;
+  maxBodyBytes: number;
+  websockets: WebSocketRoute[];
+}): HttpServer {
+  let inFlight = 0;
+  const routes = new Map(opts.websockets.map((w) => [w.path, w]));
+  const server: Server<any> = Bun.serve<any>({
+    port: opts.port,
+    hostname: opts.hostname,
+    // A little above the API limit so the app, not Bun, answers 413 with the error shape.
+    maxRequestBodySize: opts.maxBodyBytes + 64 * 1024,
+    idleTimeout: 120,
+    async fetch(request, srv) {
+      const incoming = request.headers.get("x-request-id");
+      const requestId = incoming && /^[\w.:-]{1,128}$/.test(incoming) ? incoming : newId("req");
+      const traceparent = request.headers.get("traceparent") ?? undefined;
+      if (routes.size && request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+        const route = routes.get(new URL(request.url).pathname);
+        if (route) {
+          const data = await route.upgrade(request);
+          if (data instanceof Response) return data;
+          if ((srv.upgrade as (r: Request, o: object) => boolean)(request, { data: { ...data, route: route.path }, headers: { "x-request-id": requestId } })) return undefined as unknown as Response;
+          return errorResponse(400, "websocket_upgrade_failed", "The WebSocket upgrade failed.", requestId);
+        }
+      }
+      inFlight++;
+      try {
+        return await requestContext.run({ requestId, traceparent, clientIp: srv.requestIP(request)?.address }, () => opts.fetch(request));
+      } finally {
+        inFlight--;
+      }
+    },
+    websocket: {
+      open: (ws) => routes.get(ws.data.route)?.open(ws),
+      message: (ws, m) => routes.get(ws.data.route)?.message(ws, m),
+      close: (ws, code, reason) => routes.get(ws.data.route)?.close(ws, code, reason),
+      drain: (ws) => routes.get(ws.data.route)?.drain?.(ws),
+      maxPayloadLength: 64 * 1024,
+      backpressureLimit: 1024 * 1024,
+      closeOnBackpressureLimit: true,
+      idleTimeout: 120,
+      sendPings: true,
+    },
+  });
+  return {
+    port: server.port!,
+    inFlight: () => inFlight,
+    async stop(timeoutMs) {
+      // stop(false) closes the listener and idle connections but lets requests finish.
+      const graceful = server.stop(false);
+      const deadline = Date.now() + timeoutMs;
+      while (inFlight > 0 && Date.now() < deadline) await Bun.sleep(20);
+      await Promise.race([graceful, Bun.sleep(Math.max(0, deadline - Date.now()))]);
+      await server.stop(true);
+    },
+  };
+}

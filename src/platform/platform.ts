@@ -1,0 +1,43 @@
+/**
+ * What a role's init receives: configuration, logs, metrics, the backends this process
+ * opened, and the typed clients of every role (direct calls for roles in this process,
+ * NATS request/reply for the others).
+ */
+import type { Bus } from "./bus";
+import type { Cache } from "./cache";
+import type { Config } from "./config";
+import type { Database, Db } from "./db";
+import type { Logger } from "./logging";
+import type { Metrics } from "./metrics";
+
+export interface Platform<Clients = Record<string, object>> {
+  config: Config;
+  log: Logger;
+  metrics: Metrics;
+  /** Set once the `database` module has started; roles that declare it can rely on it. */
+  database: Database;
+  db: Db;
+  cache: Cache;
+  bus: Bus;
+  clients: Clients;
+  /** Services of the roles that run in this process, by role name (the direct-call side of the clients). */
+  local: Map<string, object>;
+  /** True from the moment shutdown begins: /readyz turns 503, workers stop taking jobs. */
+  draining: boolean;
+  /** Problems that make /readyz fail, by name (e.g. a worker that lost its queue). */
+  health: Map<string, () => Promise<string | null> | string | null>;
+  /** Elysia controllers mounted under /v1 on the gateway. */
+  controllers: unknown[];
+  /** WebSocket routes: the first whose `match` accepts the request upgrades it. */
+  websockets: WebSocketRoute[];
+}
+
+export interface WebSocketRoute {
+  path: string;
+  /** Returns the data attached to the socket, or a Response to refuse the upgrade. */
+  upgrade(request: Request): Promise<Record<string, unknown> | Response>;
+  open(ws: import("bun").ServerWebSocket<any>): void;
+  message(ws: import("bun").ServerWebSocket<any>, message: string | Buffer): void;
+  close(ws: import("bun").ServerWebSocket<any>, code: number, reason: string): void;
+  drain?(ws: import("bun").ServerWebSocket<any>): void;
+}

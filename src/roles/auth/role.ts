@@ -1,0 +1,15 @@
+import { API_KEYS_CHANGED } from "../../platform/http/auth-guard";
+import { createJwt, loadJwtSecret } from "../../platform/jwt";
+import type { RoleModule } from "../modules";
+import { AuthService } from "./service";
+
+export const authRole: RoleModule = {
+  name: "auth",
+  deps: ["database", "cache", "bus"],
+  description: "accounts, sessions (JWT + rotating refresh tokens), API keys, organization members",
+  init(p) {
+    const jwt = createJwt(loadJwtSecret(p.config, p.log), p.config.accessTokenTtlSeconds);
+    const service = new AuthService(p.db, jwt, p.config.refreshTokenTtlSeconds, () => p.bus.publish(p.bus.subject(API_KEYS_CHANGED), {}));
+    return { service };
+  },
+};

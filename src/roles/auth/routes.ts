@@ -1,0 +1,93 @@
+/** The auth controller: /v1/auth/*, /v1/api-keys, /v1/organization/members. */
+import { Elysia } from "elysia";
+import { currentContext } from "../../platform/context";
+import type { AuthGuard } from "../../platform/http/auth-guard";
+import { errors, IdParam, PageQuery } from "../../platform/http/models";
+import { enforceRateLimit } from "../../platform/http/rate-limit";
+import type { AppPlatform } from "../clients";
+import {
+  AddMemberBody, ApiKeyPage, CreateApiKeyBody, CreatedApiKey, LoginBody, LogoutBody, Me, Member, MemberPage, RefreshBody, Session, SignupBody,
+} from "./model";
+
+/** Unauthenticated routes are limited per client IP; login also per account (credential stuffing). */
+const IP_LIMIT = { limit: 60, windowMs: 60_000 };
+const LOGIN_ACCOUNT_LIMIT = { limit: 10, windowMs: 5 * 60_000 };
+
+export function authController(p: AppPlatform, guard: AuthGuard) {
+  const limitIp = (route: string) => {
+    const ip = currentContext()?.clientIp ?? "unknown";
+    return enforceRateLimit(p.cache, `ip:${route}:${ip}`, IP_LIMIT.limit, IP_LIMIT.windowMs, "attempts from this address");
+  };
+  const tags = ["auth"];
+  return new Elysia({ name: "auth-controller", seed: p })
+    .use(guard.plugin)
+    .post(
+      "/auth/signup",
+      async ({ body, set }) => {
+        await limitIp("signup");
+        set.status = 201;
+        return p.clients.auth.signup(body);
+      },
+      { body: SignupBody, response: { 201: Session, ...errors(400, 409, 429) }, detail: { tags, summary: "Create an account and its organization" } },
+    )
+    .post(
+      "/auth/login",
+      async ({ body }) => {
+        await limitIp("login");
+        await enforceRateLimit(p.cache, `login:${body.email.toLowerCase()}`, LOGIN_ACCOUNT_LIMIT.limit, LOGIN_ACCOUNT_LIMIT.windowMs, "login attempts for this account");
+        return p.clients.auth.login(body);
+      },
+      { body: LoginBody, response: { 200: Session, ...errors(400, 401, 403, 429) }, detail: { tags, summary: "Log in: access and refresh tokens" } },
+    )
+    .post(
+      "/auth/refresh",
+      async ({ body }) => {
+        await limitIp("refresh");
+        return p.clients.auth.refresh(body);
+      },
+      { body: RefreshBody, response: { 200: Session, ...errors(400, 401, 429) }, detail: { tags, summary: "Rotate the refresh token: a new pair; the old token is spent" } },
+    )
+    .post("/auth/logout", ({ principal, body }) => p.clients.auth.logout(principal, body ?? {}), {
+      auth: true,
+      body: LogoutBody,
+      detail: { tags, summary: "Revoke the session (or every session of the user in this organization)" },
+    })
+    .get("/auth/me", ({ principal }) => p.clients.auth.me(principal), {
+      auth: true,
+      response: { 200: Me, ...errors(401) },
+      detail: { tags, summary: "The caller: user, organization, role" },
+    })
+    .post(
+      "/api-keys",
+      async ({ principal, body, set }) => {
+        set.status = 201;
+        return p.clients.auth.createApiKey(principal, body);
+      },
+      { auth: true, body: CreateApiKeyBody, response: { 201: CreatedApiKey, ...errors(400, 401) }, detail: { tags: ["api-keys"], summary: "Create an API key (shown once)" } },
+    )
+    .get("/api-keys", ({ principal, query }) => p.clients.auth.listApiKeys(principal, query), {
+      auth: true,
+      query: PageQuery,
+      response: { 200: ApiKeyPage, ...errors(400, 401) },
+      detail: { tags: ["api-keys"], summary: "List the organization's API keys" },
+    })
+    .delete("/api-keys/:id", ({ principal, params }) => p.clients.auth.deleteApiKey(principal, params.id), {
+      auth: true,
+      params: IdParam,
+      detail: { tags: ["api-keys"], summary: "Delete an API key" },
+    })
+    .get("/organization/members", ({ principal, query }) => p.clients.auth.listMembers(principal, query), {
+      auth: true,
+      query: PageQuery,
+      response: { 200: MemberPage, ...errors(400, 401) },
+      detail: { tags: ["organization"], summary: "List members" },
+    })
+    .post(
+      "/organization/members",
+      async ({ principal, body, set }) => {
+        set.status = 201;
+        return p.clients.auth.addMember(principal, body);
+      },
+      { auth: true, body: AddMemberBody, response: { 201: Member, ...errors(400, 401, 403, 404, 409) }, detail: { tags: ["organization"], summary: "Add an existing user by email (owners only)" } },
+    );
+}

@@ -1,0 +1,53 @@
+/**
+ * The gateway: the public HTTP edge. It authenticates (JWT verified locally, API keys via the
+ * auth role, both cached), and mounts every role's controller under /v1 plus the OpenAPI
+ * document and Swagger UI. Controllers call roles through typed clients, so the gateway runs
+ * the same code whether the roles are in this process or behind NATS.
+ */
+import { openapi } from "@elysiajs/openapi";
+import { Elysia } from "elysia";
+import { API_KEYS_CHANGED, createAuthGuard } from "../../platform/http/auth-guard";
+import { swaggerUi } from "../../platform/http/swagger-ui";
+import { createJwt, loadJwtSecret } from "../../platform/jwt";
+import { authController } from "../auth/routes";
+import type { AppPlatform } from "../clients";
+import type { RoleModule } from "../modules";
+import { VERSION } from "../../version";
+
+export function buildGatewayApp(p: AppPlatform) {
+  const jwt = createJwt(loadJwtSecret(p.config, p.log), p.config.accessTokenTtlSeconds);
+  const guard = createAuthGuard({
+    jwt,
+    seed: crypto.randomUUID(),
+    resolveApiKey: (key) => p.clients.auth.resolveApiKey(key),
+  });
+  const unsubscribe = p.bus.subscribe(p.bus.subject(API_KEYS_CHANGED), () => guard.forgetApiKeys());
+  const v1 = new Elysia({ prefix: "/v1" }).use(authController(p, guard));
+  const app = new Elysia({ name: "gateway" })
+    .use(
+      openapi({
+        path: "/swagger",
+        specPath: "/swagger/json",
+        provider: null,
+        documentation: {
+          info: { title: "AgentOS API", version: VERSION, description: "Agents, threads, runs, memory, tools, billing and notifications." },
+          components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "Access token (JWT) or API key (aos_…)" } } },
+          security: [{ bearer: [] }],
+        },
+      }),
+    )
+    .use(swaggerUi({ path: "/swagger", specPath: "/swagger/json" }))
+    .use(v1);
+  return { app, guard, stop: unsubscribe };
+}
+
+export const gatewayRole: RoleModule = {
+  name: "gateway",
+  deps: ["cache", "bus"],
+  description: "the public HTTP edge: /v1 API, auth guard, rate limits, Swagger UI",
+  init(p) {
+    const gateway = buildGatewayApp(p);
+    p.controllers.push(gateway.app);
+    return { stop: gateway.stop };
+  },
+};

@@ -1,0 +1,98 @@
+/**
+ * THE table of modules: the platform's backends and the service roles, with their
+ * dependencies. `--role=` picks targets; their dependencies come along; `all` is just a
+ * node that depends on every role. Nothing else in the code base decides start order.
+ */
+import { openBus } from "../platform/bus";
+import { openCache } from "../platform/cache";
+import { openDatabase } from "../platform/db";
+import { ModuleGraph, type ModuleDef, type Service } from "../platform/lifecycle";
+import { serveRpc } from "../platform/rpc";
+import type { AppPlatform } from "./clients";
+import { authRole } from "./auth/role";
+import { gatewayRole } from "./gateway/role";
+
+/** A service role: its init returns the RPC surface other roles call through clients. */
+export interface RoleModule {
+  name: string;
+  deps: string[];
+  description: string;
+  init(p: AppPlatform): Promise<RoleInstance> | RoleInstance;
+}
+export interface RoleInstance extends Service {
+  /** Methods other roles call via `p.clients.<role>`; served over NATS when the bus is NATS. */
+  service?: object;
+}
+
+export const ROLE_MODULES: RoleModule[] = [gatewayRole, authRole];
+
+const backends: ModuleDef<AppPlatform>[] = [
+  {
+    name: "database",
+    deps: [],
+    description: "PostgreSQL (DATABASE_URL) or embedded PGlite; applies migrations at start",
+    async init(p) {
+      p.database = await openDatabase({ url: p.config.databaseUrl, dataDir: p.config.dataDir, log: p.log });
+      p.db = p.database.db;
+      await p.database.migrate();
+      return { stop: () => p.database.close() };
+    },
+  },
+  {
+    name: "cache",
+    deps: [],
+    description: "Redis (REDIS_URL) or in-process cache and rate limits",
+    async init(p) {
+      p.cache = await openCache({ url: p.config.redisUrl, namespace: p.config.namespace, log: p.log });
+      return { stop: () => p.cache.close() };
+    },
+  },
+  {
+    name: "bus",
+    deps: [],
+    description: "NATS with JetStream (NATS_URL) or the in-process bus",
+    async init(p) {
+      p.bus = await openBus({
+        url: p.config.natsUrl,
+        namespace: p.config.namespace,
+        log: p.log,
+        name: `agentos-${p.config.roles.join("+")}`,
+        onMessage: (direction) => p.metrics.natsMessages.inc({ direction }),
+      });
+      return { stop: () => p.bus.close() };
+    },
+  },
+];
+
+function roleDef(role: RoleModule): ModuleDef<AppPlatform> {
+  return {
+    name: role.name,
+    deps: role.deps,
+    description: role.description,
+    role: true,
+    async init(p) {
+      const instance = await role.init(p);
+      let unserve: (() => void) | undefined;
+      if (instance.service) p.local.set(role.name, instance.service);
+      return {
+        async start() {
+          await instance.start?.();
+          // Split deployments reach this role over NATS request/reply (queue group = role).
+          if (instance.service && p.bus.kind === "nats") unserve = serveRpc(p.bus, role.name, instance.service, p.log);
+        },
+        async stop() {
+          unserve?.();
+          await instance.stop?.();
+        },
+      };
+    },
+  };
+}
+
+export const moduleGraph = new ModuleGraph<AppPlatform>([
+  ...backends,
+  ...ROLE_MODULES.map(roleDef),
+  { name: "all", deps: ROLE_MODULES.map((r) => r.name), description: "every role in one process", role: true },
+]);
+
+export const ROLE_NAMES = ["all", ...ROLE_MODULES.map((r) => r.name)];

@@ -1,0 +1,113 @@
+/**
+ * One AgentOS process: resolves the roles asked for, starts their modules in dependency
+ * order, serves HTTP (health, metrics and — with the gateway — the /v1 API), and on
+ * shutdown turns /readyz to 503 at once, drains in-flight requests, then stops modules in
+ * reverse order, all bounded by the shutdown timeout.
+ */
+import { Elysia } from "elysia";
+import type { Config } from "./platform/config";
+import { FatalError } from "./platform/errors";
+import { httpPlatform } from "./platform/http/app";
+import { startHttpServer } from "./platform/http/server";
+import { ModuleManager } from "./platform/lifecycle";
+import { createLogger, type Logger } from "./platform/logging";
+import { createMetrics } from "./platform/metrics";
+import { pendingMigrations } from "./platform/db/migrate";
+import { createClients, type AppPlatform } from "./roles/clients";
+import { moduleGraph, ROLE_NAMES } from "./roles/modules";
+
+export interface RunningProcess {
+  port: number;
+  platform: AppPlatform;
+  /** The Elysia app (for `app.handle(new Request(...))` in tests). */
+  app: Elysia<any, any, any, any, any, any, any>;
+  shutdown(reason?: string): Promise<void>;
+}
+
+export function validateRoles(config: Config) {
+  for (const role of config.roles) {
+    if (!ROLE_NAMES.includes(role)) throw new FatalError(`unknown role '${role}' (roles: ${ROLE_NAMES.join(", ")})`);
+  }
+  if (config.roles.length === 0) throw new FatalError("--role needs at least one role");
+  const split = !config.roles.includes("all");
+  if (split && (!config.databaseUrl || !config.natsUrl)) {
+    throw new FatalError(
+      `--role=${config.roles.join(",")} runs part of AgentOS, so the parts must share PostgreSQL and NATS: set DATABASE_URL and NATS_URL (the embedded defaults serve only --role=all)`,
+    );
+  }
+}
+
+export async function startProcess(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningProcess> {
+  validateRoles(config);
+  const metrics = createMetrics();
+  const local = new Map<string, object>();
+  const p = {
+    config,
+    log,
+    metrics,
+    local,
+    draining: false,
+    health: new Map(),
+    controllers: [],
+    websockets: [],
+  } as unknown as AppPlatform;
+  p.clients = createClients(local, () => p.bus);
+
+  const manager = new ModuleManager(moduleGraph);
+  const started = new Set<string>();
+  try {
+    await manager.start(config.roles, p, (name) => started.add(name));
+  } catch (err) {
+    await manager.stop(() => {});
+    throw err;
+  }
+
+  const readiness = async () => {
+    const checks: Record<string, string> = {};
+    if (p.draining) checks.process = "shutting down";
+    const probe = async (name: string, fn: () => Promise<string | null>) => {
+      try {
+        checks[name] = (await Promise.race([fn(), Bun.sleep(2000).then(() => "timed out")])) ?? "ok";
+      } catch (err) {
+        checks[name] = (err as Error).message;
+      }
+    };
+    const probes: Promise<void>[] = [];
+    if (started.has("database")) {
+      probes.push(probe("database", async () => {
+        await p.database.ping();
+        const pending = await pendingMigrations(p.db);
+        return pending.length ? `migrations pending: ${pending.join(", ")}` : null;
+      }));
+    }
+    if (started.has("cache")) probes.push(probe("cache", () => p.cache.problem()));
+    if (started.has("bus")) probes.push(probe("bus", async () => p.bus.problem()));
+    for (const [name, fn] of p.health) probes.push(probe(name, async () => fn()));
+    await Promise.all(probes);
+    return { ready: Object.values(checks).every((v) => v === "ok"), checks };
+  };
+
+  let app = new Elysia({ name: "agentos" }).use(httpPlatform({ log, metrics, maxBodyBytes: config.maxBodyBytes, readiness }));
+  for (const controller of p.controllers) app = app.use(controller as Elysia);
+  app.compile();
+
+  const http = startHttpServer({ fetch: app.fetch, port: config.port, hostname: config.host, maxBodyBytes: config.maxBodyBytes, websockets: p.websockets });
+  log.info("agentos started", { roles: config.roles, modules: [...started], port: http.port, database: p.database?.kind, cache: p.cache?.kind, bus: p.bus?.kind });
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (reason = "shutdown") =>
+    (stopping ??= (async () => {
+      p.draining = true;
+      log.info("shutting down: draining", { reason, in_flight: http.inFlight() });
+      const deadline = Date.now() + config.shutdownTimeoutMs;
+      await http.stop(Math.max(0, deadline - Date.now()) / 2);
+      await Promise.race([
+        manager.stop((name, err) => log.error("module failed to stop", { module: name, error: err })),
+        Bun.sleep(Math.max(0, deadline - Date.now())).then(() => log.warn("shutdown timeout reached; exiting anyway")),
+      ]);
+      metrics.stop();
+      log.info("stopped", { reason });
+    })());
+
+  return { port: http.port, platform: p, app, shutdown };
+}
