@@ -2,6 +2,7 @@
 import { Elysia } from "elysia";
 import { currentContext } from "../../platform/context";
 import type { AuthGuard } from "../../platform/http/auth-guard";
+import { withIdempotency } from "../../platform/http/idempotency";
 import { errors, IdParam, PageQuery } from "../../platform/http/models";
 import { enforceRateLimit } from "../../platform/http/rate-limit";
 import type { AppPlatform } from "../clients";
@@ -19,7 +20,7 @@ export function authController(p: AppPlatform, guard: AuthGuard) {
     return enforceRateLimit(p.cache, `ip:${route}:${ip}`, IP_LIMIT.limit, IP_LIMIT.windowMs, "attempts from this address");
   };
   const tags = ["auth"];
-  return new Elysia({ name: "auth-controller", seed: p })
+  return new Elysia({ name: "auth-controller" })
     .use(guard.plugin)
     .post(
       "/auth/signup",
@@ -59,9 +60,13 @@ export function authController(p: AppPlatform, guard: AuthGuard) {
     })
     .post(
       "/api-keys",
-      async ({ principal, body, set }) => {
-        set.status = 201;
-        return p.clients.auth.createApiKey(principal, body);
+      async ({ principal, body, set, request }) => {
+        const result = await withIdempotency(p.db, { orgId: principal.orgId, key: request.headers.get("idempotency-key"), route: "POST /v1/api-keys", body }, async () => ({
+          status: 201,
+          body: await p.clients.auth.createApiKey(principal, body),
+        }));
+        set.status = result.status;
+        return result.body;
       },
       { auth: true, body: CreateApiKeyBody, response: { 201: CreatedApiKey, ...errors(400, 401) }, detail: { tags: ["api-keys"], summary: "Create an API key (shown once)" } },
     )

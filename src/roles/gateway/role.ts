@@ -43,7 +43,7 @@ export function buildGatewayApp(p: AppPlatform) {
 
 export const gatewayRole: RoleModule = {
   name: "gateway",
-  deps: ["cache", "bus"],
+  deps: ["database", "cache", "bus"],
   description: "the public HTTP edge: /v1 API, auth guard, rate limits, Swagger UI",
   init(p) {
     const gateway = buildGatewayApp(p);

@@ -1,0 +1,105 @@
+/**
+ * Transactional outbox. `emitEvent(tx, …)` inserts a domain event in the SAME transaction as
+ * the change that causes it; the relay then publishes unpublished rows to the durable EVENTS
+ * stream (`<ns>.events.<type>`, Nats-Msg-Id = event id) and marks them published. Rows are
+ * claimed with FOR UPDATE SKIP LOCKED, never by "id > last seen" (ids commit out of order),
+ * so several relays can run and a crash between publish and mark only re-publishes — which
+ * the broker's dedupe window and the consumers' event-id uniqueness absorb.
+ */
+import { sql } from "drizzle-orm";
+import { outboxEvents } from "../../schema";
+import type { Bus } from "./bus";
+import { currentContext } from "./context";
+import type { DbOrTx, Db } from "./db";
+import { rowsOf } from "./db/rows";
+import { newId } from "./ids";
+import type { Logger } from "./logging";
+
+export const EVENTS_STREAM = { name: "EVENTS", subjects: ["events.>"], kind: "log" as const };
+
+export interface DomainEvent<P = Record<string, unknown>> {
+  id: string;
+  org_id: string;
+  type: string;
+  created_at: string;
+  payload: P;
+}
+
+export async function emitEvent(tx: DbOrTx, event: { orgId: string; type: string; payload: Record<string, unknown> }): Promise<string> {
+  const id = newId("evt");
+  await tx.insert(outboxEvents).values({ id, orgId: event.orgId, type: event.type, payload: event.payload, traceparent: currentContext()?.traceparent ?? null });
+  return id;
+}
+
+interface OutboxRow {
+  id: string;
+  org_id: string;
+  type: string;
+  payload: Record<string, unknown>;
+  traceparent: string | null;
+  created_at: string | Date;
+}
+
+/** Publishes one batch; returns how many rows it relayed. */
+export async function relayOnce(db: Db, bus: Bus, batch = 200): Promise<number> {
+  return db.transaction(async (tx) => {
+    const rows = rowsOf<OutboxRow>(
+      await tx.execute(sql`select id, org_id, type, payload, traceparent, created_at from outbox_events
+        where published_at is null order by created_at limit ${batch} for update skip locked`),
+    );
+    if (rows.length === 0) return 0;
+    for (const row of rows) {
+      const event: DomainEvent = {
+        id: row.id,
+        org_id: row.org_id,
+        type: row.type,
+        created_at: new Date(row.created_at).toISOString(),
+        payload: typeof row.payload === "string" ? JSON.parse(row.payload) : row.payload,
+      };
+      await bus.publishDurable(EVENTS_STREAM.name, bus.subject(`events.${row.type}`), event, {
+        msgId: row.id,
+        headers: row.traceparent ? { traceparent: row.traceparent } : {},
+      });
+      // Live fan-out to gateways (WebSocket clients of the organization).
+      bus.publish(bus.subject(`live.${row.org_id}`), event);
+    }
+    const ids = rows.map((r) => r.id);
+    await tx.execute(sql`update outbox_events set published_at = now(), attempts = attempts + 1 where id in ${sql.raw(`(${ids.map((i) => `'${i.replace(/'/g, "")}'`).join(",")})`)}`);
+    return rows.length;
+  });
+}
+
+/**
+ * The relay loop: wakes on `poke()` (called after a commit in this process) or every
+ * `intervalMs` (events committed by other processes, and retries after a bus outage).
+ */
+export function startOutboxRelay(db: Db, bus: Bus, log: Logger, intervalMs = 250) {
+  let stopped = false;
+  let wake: (() => void) | null = null;
+  let running: Promise<void> = Promise.resolve();
+  const loop = async () => {
+    await bus.ensureStream(EVENTS_STREAM);
+    while (!stopped) {
+      try {
+        const n = await relayOnce(db, bus);
+        if (n > 0) continue;
+      } catch (err) {
+        log.warn("outbox relay failed; will retry", { error: err });
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, intervalMs);
+      });
+      wake = null;
+    }
+  };
+  running = loop();
+  return {
+    poke: () => wake?.(),
+    async stop() {
+      stopped = true;
+      wake?.();
+      await running.catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,14 @@
+/** What other roles may call on the billing role (through `p.clients.billing`). */
+export interface PlanLimits {
+  plan: string;
+  runs_per_month: number;
+  tokens_per_month: number;
+  requests_per_minute: number;
+}
+
+export interface BillingContract {
+  /** Limits of the organization's plan; the gateway caches them for rate limiting. */
+  getLimits(orgId: string): Promise<PlanLimits>;
+  /** Throws AppError 402 `quota_exceeded` (details: limit, used, resets_at) if one more run would exceed the plan. */
+  assertRunAllowed(orgId: string): Promise<void>;
+}

@@ -1,0 +1,46 @@
+/**
+ * What other roles may call on the tools role (through `p.clients.tools`): the run loop asks
+ * for the tools of an agent and executes tool calls here. JSON in, JSON out.
+ */
+export type ToolKind = "http" | "nats" | "client" | "builtin";
+
+/** A tool as the run loop needs it. Builtin memory tools appear here with kind "builtin". */
+export interface RunTool {
+  /** `tool_…` id, or the builtin's name (e.g. "archival_memory_search") for builtins. */
+  id: string;
+  name: string;
+  description: string;
+  parameters: Record<string, unknown>;
+  kind: ToolKind;
+  requires_approval: boolean;
+  timeout_ms: number;
+}
+
+export interface ToolCallRequest {
+  org_id: string;
+  agent_id: string;
+  run_id: string;
+  tool_call_id: string;
+  /** As listed by getRunTools. */
+  tool_id: string;
+  /** The raw JSON string the model produced (validated against the tool's schema here). */
+  arguments: string;
+}
+
+export type ToolCallResult =
+  | { ok: true; output: unknown }
+  | { ok: false; error: { code: string; message: string } };
+
+export interface ToolsContract {
+  /**
+   * Resolves an agent's `tools` list (tool ids and builtin names) to definitions.
+   * Unknown refs are reported, not thrown: `missing` lists them.
+   */
+  getRunTools(orgId: string, refs: string[]): Promise<{ tools: RunTool[]; missing: string[] }>;
+  /**
+   * Executes a tool call of kind http, nats or builtin. Never throws for a failing tool:
+   * invalid arguments, timeouts, non-2xx and garbage replies come back as `ok: false`
+   * so the model sees an error result. (kind "client" is handled by the run loop.)
+   */
+  execute(call: ToolCallRequest): Promise<ToolCallResult>;
+}

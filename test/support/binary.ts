@@ -1,0 +1,85 @@
+/**
+ * The compiled binary for tests: built once when missing or older than the sources, then
+ * started as a child process on a free port; `stop()` sends SIGTERM and returns the exit code.
+ */
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+export const REPO = resolve(import.meta.dir, "../..");
+export const BINARY = join(REPO, "dist/agentos");
+
+function newestMtime(path: string): number {
+  if (!existsSync(path)) return 0;
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.mtimeMs;
+  let newest = st.mtimeMs;
+  for (const entry of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, entry)));
+  return newest;
+}
+
+export function binaryIsStale(): boolean {
+  if (!existsSync(BINARY)) return true;
+  const sources = ["src", "schema", "scripts/build.ts", "package.json", "package-lock.json", "tsconfig.json"].map((p) => join(REPO, p));
+  return Math.max(...sources.map(newestMtime)) > statSync(BINARY).mtimeMs;
+}
+
+/** Builds dist/agentos with `bun run build` unless it is up to date. */
+export function ensureBinary(): string {
+  if (binaryIsStale()) {
+    const build = Bun.spawnSync([process.execPath, "run", "build"], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
+    if (build.exitCode !== 0) throw new Error(`bun run build failed (${build.exitCode}):\n${build.stdout}\n${build.stderr}`);
+  }
+  return BINARY;
+}
+
+export async function freePort(): Promise<number> {
+  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = listener.port;
+  listener.stop(true);
+  return port;
+}
+
+export interface ChildProcess {
+  url: string;
+  port: number;
+  proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
+  output(): Promise<{ stdout: string; stderr: string }>;
+  /** SIGTERM (or the given signal) and wait: the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number>;
+}
+
+/** Starts `cmd` (default: the compiled binary) with `--port` and waits until /readyz is 200. */
+export async function startChild(args: string[], opts: { env?: Record<string, string>; cmd?: string[]; readyTimeoutMs?: number } = {}): Promise<ChildProcess> {
+  const port = await freePort();
+  const cmd = opts.cmd ?? [ensureBinary()];
+  const proc = Bun.spawn([...cmd, ...args, `--port=${port}`, "--host=127.0.0.1"], {
+    cwd: REPO,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", LOG_LEVEL: "warn", ...opts.env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const child: ChildProcess = {
+    url,
+    port,
+    proc,
+    output: async () => ({ stdout: await new Response(proc.stdout).text(), stderr: await new Response(proc.stderr).text() }),
+    async stop(signal = "SIGTERM") {
+      proc.kill(signal);
+      return proc.exited;
+    },
+  };
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) {
+      const { stderr } = await child.output();
+      throw new Error(`process exited with ${proc.exitCode} before ready: ${stderr.slice(-2000)}`);
+    }
+    const ok = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false);
+    if (ok) return child;
+    await Bun.sleep(100);
+  }
+  proc.kill("SIGKILL");
+  throw new Error(`not ready within ${opts.readyTimeoutMs ?? 60_000} ms`);
+}

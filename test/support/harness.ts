@@ -1,0 +1,113 @@
+/**
+ * An AgentOS process inside the test process (startProcess on a free port, temp data dir,
+ * its own namespace), plus small HTTP helpers. `real: true` points it at a fresh database on
+ * the real PostgreSQL and at the real Redis and NATS.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseConfig, type Config } from "../../src/platform/config";
+import { silentLogger } from "../../src/platform/logging";
+import { startProcess, type RunningProcess } from "../../src/server";
+import { REAL_URLS, createTestDatabase, dropNatsNamespace, dropRedisNamespace, uniqueName } from "./backends";
+
+export const TEST_JWT_SECRET = "test-secret-that-is-long-enough-0123456789";
+
+export interface TestProcess {
+  url: string;
+  process: RunningProcess;
+  config: Config;
+  request(method: string, path: string, opts?: { body?: unknown; token?: string; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
+  signup(email?: string, password?: string): Promise<TestUser>;
+  stop(): Promise<void>;
+}
+
+export interface TestUser {
+  email: string;
+  password: string;
+  token: string;
+  refresh: string;
+  userId: string;
+  orgId: string;
+}
+
+export interface StartOptions {
+  real?: boolean;
+  /** Reuse an existing database / namespace / data dir (restarts, several processes). */
+  databaseUrl?: string;
+  namespace?: string;
+  dataDir?: string;
+  config?: Partial<Config>;
+  /** Keep database, namespace and data dir on stop (the test cleans up). */
+  keep?: boolean;
+}
+
+export async function startTestProcess(opts: StartOptions = {}): Promise<TestProcess> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "agentos-test-"));
+  const namespace = opts.namespace ?? uniqueName("t");
+  let database: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
+  let databaseUrl = opts.databaseUrl;
+  if (opts.real && !databaseUrl) {
+    database = await createTestDatabase();
+    databaseUrl = database.url;
+  }
+  const config: Config = {
+    ...parseConfig([], {}),
+    port: 0,
+    host: "127.0.0.1",
+    dataDir,
+    namespace,
+    logLevel: "error",
+    shutdownTimeoutMs: 5000,
+    ...(opts.real ? { databaseUrl, redisUrl: REAL_URLS.redis, natsUrl: REAL_URLS.nats, jwtSecret: TEST_JWT_SECRET } : {}),
+    ...opts.config,
+  };
+  const running = await startProcess(config, silentLogger);
+  const url = `http://127.0.0.1:${running.port}`;
+
+  const request: TestProcess["request"] = async (method, path, o = {}) => {
+    const headers: Record<string, string> = { ...(o.headers ?? {}) };
+    if (o.token) headers.authorization = `Bearer ${o.token}`;
+    let body: string | undefined;
+    if (o.body !== undefined) {
+      body = typeof o.body === "string" ? o.body : JSON.stringify(o.body);
+      headers["content-type"] ??= "application/json";
+    }
+    const res = await fetch(url + path, { method, headers, body });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      /* not JSON: keep the text */
+    }
+    return { status: res.status, body: parsed as any, headers: res.headers };
+  };
+
+  const signup: TestProcess["signup"] = async (email = `${uniqueName("u")}@example.com`, password = "correct horse battery") => {
+    const res = await request("POST", "/v1/auth/signup", { body: { email, password } });
+    if (res.status !== 201) throw new Error(`signup failed: ${res.status} ${JSON.stringify(res.body)}`);
+    return { email, password, token: res.body.access_token, refresh: res.body.refresh_token, userId: res.body.user.id, orgId: res.body.organization.id };
+  };
+
+  let stopped = false;
+  return {
+    url,
+    process: running,
+    config,
+    request,
+    signup,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await running.shutdown("test");
+      if (opts.keep) return;
+      if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+      await database?.drop();
+      if (opts.real && !opts.namespace) {
+        await dropNatsNamespace(namespace).catch(() => {});
+        await dropRedisNamespace(namespace).catch(() => {});
+      }
+    },
+  };
+}
