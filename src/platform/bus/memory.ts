@@ -26,7 +26,8 @@ export function subjectMatches(pattern: string, subject: string): boolean {
   return p.length === s.length;
 }
 
-interface Pending { seq: number; subject: string; data: unknown; headers: Headers; deliveries: number; availableAt: number }
+interface Pending { seq: number; subject: string; data: unknown; headers: Headers }
+interface Redelivery { msg: Pending; availableAt: number }
 
 class MemoryStream {
   seq = 0;
@@ -40,7 +41,9 @@ class MemoryStream {
 class MemoryConsumer {
   cursor = 0; // log streams: next seq to hand out
   inflight = new Map<number, { msg: Pending; deadline: number }>();
-  redeliver: Pending[] = [];
+  redeliver: Redelivery[] = [];
+  /** Deliveries per message, per consumer (a log stream's message is delivered to each). */
+  deliveries = new Map<number, number>();
   handlers: ((job: Pending) => void)[] = [];
   constructor(readonly opts: ConsumeOptions) {}
 }
@@ -140,7 +143,7 @@ export class MemoryBus implements Bus {
     for (const [id, at] of s.seen) if (now - at > DEDUPE_WINDOW_MS) s.seen.delete(id);
     if (s.seen.has(opts.msgId)) return;
     s.seen.set(opts.msgId, now);
-    const msg: Pending = { seq: ++s.seq, subject, data: structuredClone(data), headers: opts.headers ?? {}, deliveries: 0, availableAt: 0 };
+    const msg: Pending = { seq: ++s.seq, subject, data: structuredClone(data), headers: opts.headers ?? {} };
     s.messages.push(msg);
     for (const c of s.consumers.values()) this.pump(s, c);
   }
@@ -159,9 +162,10 @@ export class MemoryBus implements Bus {
       active++;
       const entry = { msg, deadline: Date.now() + opts.ackWaitMs };
       consumer.inflight.set(msg.seq, entry);
-      msg.deliveries++;
+      const deliveryCount = (consumer.deliveries.get(msg.seq) ?? 0) + 1;
+      consumer.deliveries.set(msg.seq, deliveryCount);
       const job: DurableJob<T> = {
-        subject: msg.subject, data: structuredClone(msg.data) as T, headers: msg.headers, deliveryCount: msg.deliveries,
+        subject: msg.subject, data: structuredClone(msg.data) as T, headers: msg.headers, deliveryCount,
         working: () => { entry.deadline = Date.now() + opts.ackWaitMs; },
       };
       handler(job)
@@ -190,12 +194,12 @@ export class MemoryBus implements Bus {
   }
 
   private settle(s: MemoryStream, c: MemoryConsumer, msg: Pending, outcome: JobOutcome) {
-    if (outcome === "ack" || outcome === "term" || msg.deliveries >= c.opts.maxDeliver) {
+    if (outcome === "ack" || outcome === "term" || (c.deliveries.get(msg.seq) ?? 0) >= c.opts.maxDeliver) {
       if (outcome !== "ack") this.publish(this.subject(`dlq.${s.spec.name}`), { subject: msg.subject, data: msg.data });
+      c.deliveries.delete(msg.seq);
       if (s.spec.kind === "workqueue") s.messages = s.messages.filter((m) => m !== msg);
     } else {
-      msg.availableAt = Date.now() + outcome.nak;
-      c.redeliver.push(msg);
+      c.redeliver.push({ msg, availableAt: Date.now() + outcome.nak });
       const t = setTimeout(() => { this.timers.delete(t); this.pump(s, c); }, outcome.nak + 1);
       this.timers.add(t);
     }
@@ -207,7 +211,7 @@ export class MemoryBus implements Bus {
     for (const [seq, entry] of c.inflight) {
       if (entry.deadline < now) {
         c.inflight.delete(seq);
-        c.redeliver.push(entry.msg);
+        c.redeliver.push({ msg: entry.msg, availableAt: 0 });
       }
     }
     this.pump(s, c);
@@ -218,8 +222,8 @@ export class MemoryBus implements Bus {
     if (this.closed || c.handlers.length === 0) return;
     const now = Date.now();
     const next = (): Pending | undefined => {
-      const i = c.redeliver.findIndex((m) => m.availableAt <= now);
-      if (i >= 0) return c.redeliver.splice(i, 1)[0];
+      const i = c.redeliver.findIndex((r) => r.availableAt <= now);
+      if (i >= 0) return c.redeliver.splice(i, 1)[0].msg;
       if (s.spec.kind === "log") {
         const m = s.messages.find((m) => m.seq > c.cursor);
         if (m) c.cursor = m.seq;
@@ -239,8 +243,7 @@ export class MemoryBus implements Bus {
       for (const h of c.handlers) if ((taken = (h as any)(msg))) break;
       if (!taken) {
         // All busy: put it back for the next pump.
-        msg.availableAt = 0;
-        c.redeliver.unshift(msg);
+        c.redeliver.unshift({ msg, availableAt: 0 });
         return;
       }
     }

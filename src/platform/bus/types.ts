@@ -32,7 +32,8 @@ export interface DurableStreamSpec {
 }
 
 export interface ConsumeOptions {
-  /** Durable consumer name: processes with the same name share the work. */
+  /** Durable consumer name: processes with the same name share the work. A workqueue stream
+   *  admits ONE consumer (JetStream refuses a second unfiltered one): every worker uses the same name. */
   durable: string;
   filterSubject?: string;
   concurrency: number;

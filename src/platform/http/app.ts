@@ -80,7 +80,8 @@ export function httpPlatform(opts: HttpPlatformOptions) {
         set.status = 413;
         return errorResponse(413, "payload_too_large", `The body is ${length} bytes; the limit is ${maxBodyBytes} bytes.`, info.id);
       }
-      const hasBody = length > 0 || request.headers.has("transfer-encoding");
+      // Requests built in-process (app.handle) may carry a body without a content-length.
+      const hasBody = length > 0 || request.headers.has("transfer-encoding") || (!request.headers.has("content-length") && request.body !== null);
       if (hasBody && !isJson(request.headers.get("content-type"))) {
         set.status = 415;
         return errorResponse(415, "unsupported_media_type", "Send the body as JSON with `Content-Type: application/json`.", info.id);

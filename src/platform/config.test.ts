@@ -1,0 +1,44 @@
+import { describe, expect, test } from "bun:test";
+import { parseConfig, redactUrl } from "./config";
+import { FatalError } from "./errors";
+
+describe("config", () => {
+  test("defaults: serve, all roles, port 8080, ./data", () => {
+    const c = parseConfig([], {});
+    expect(c).toMatchObject({ command: "serve", roles: ["all"], port: 8080, dataDir: "./data", logLevel: "info" });
+  });
+
+  test("flags win over their environment twins", () => {
+    const env = { PORT: "9000", AGENTOS_ROLE: "gateway", DATABASE_URL: "postgres://a@h/db", LOG_LEVEL: "warn" };
+    expect(parseConfig([], env)).toMatchObject({ port: 9000, roles: ["gateway"], databaseUrl: "postgres://a@h/db", logLevel: "warn" });
+    expect(parseConfig(["--port=9100", "--role", "auth,agents"], env)).toMatchObject({ port: 9100, roles: ["auth", "agents"] });
+  });
+
+  test("commands", () => {
+    expect(parseConfig(["migrate"], {}).command).toBe("migrate");
+    expect(parseConfig(["roles"], {}).command).toBe("roles");
+    expect(parseConfig(["--help"], {}).command).toBe("help");
+    expect(parseConfig(["--version"], {}).command).toBe("version");
+  });
+
+  test.each([
+    [["--port=abc"], "--port: 'abc' is not a port number"],
+    [["--port=70000"], "not a port number"],
+    [["--bogus"], "unknown flag '--bogus'"],
+    [["frobnicate"], "unknown command 'frobnicate'"],
+    [["--database-url=mysql://x"], "expected a postgres: or postgresql: URL"],
+    [["--log-level=loud"], "'loud' is not one of"],
+    [["--port"], "--port needs a value"],
+  ])("%p is refused with one clear line", (argv, message) => {
+    expect(() => parseConfig(argv as string[], {})).toThrow(FatalError);
+    expect(() => parseConfig(argv as string[], {})).toThrow(message);
+  });
+
+  test("a bad environment value is refused too, naming the variable", () => {
+    expect(() => parseConfig([], { PORT: "eighty" })).toThrow("PORT: 'eighty' is not a port number");
+  });
+
+  test("URLs are redacted in messages", () => {
+    expect(redactUrl("postgres://user:hunter2@db:5432/x")).toBe("postgres://user:***@db:5432/x");
+  });
+});

@@ -1,0 +1,43 @@
+import { describe, expect, test } from "bun:test";
+import { ModuleGraph, ModuleManager } from "./lifecycle";
+import { moduleGraph } from "../roles/modules";
+
+describe("module graph", () => {
+  test("a target pulls in its dependencies, dependencies first", () => {
+    const g = new ModuleGraph([
+      { name: "db", deps: [], description: "" },
+      { name: "bus", deps: [], description: "" },
+      { name: "auth", deps: ["db", "bus"], description: "", role: true },
+      { name: "gateway", deps: ["bus"], description: "", role: true },
+      { name: "all", deps: ["auth", "gateway"], description: "", role: true },
+    ]);
+    expect(g.order(["gateway"])).toEqual(["bus", "gateway"]);
+    expect(g.order(["all"])).toEqual(["db", "bus", "auth", "gateway", "all"]);
+  });
+
+  test("cycles and unknown dependencies are rejected when the table is built", () => {
+    expect(() => new ModuleGraph([{ name: "a", deps: ["b"], description: "" }, { name: "b", deps: ["a"], description: "" }])).toThrow("dependency cycle");
+    expect(() => new ModuleGraph([{ name: "a", deps: ["nope"], description: "" }])).toThrow("unknown nope");
+  });
+
+  test("init runs once per module, starts in order, stops in reverse", async () => {
+    const events: string[] = [];
+    const mod = (name: string, deps: string[]) => ({
+      name, deps, description: "",
+      init: () => {
+        events.push(`init ${name}`);
+        return { start: () => void events.push(`start ${name}`), stop: () => void events.push(`stop ${name}`) };
+      },
+    });
+    const g = new ModuleGraph([mod("db", []), mod("a", ["db"]), mod("b", ["db", "a"])]);
+    const m = new ModuleManager(g);
+    await m.start(["a", "b"], {});
+    await m.stop(() => {});
+    expect(events).toEqual(["init db", "start db", "init a", "start a", "init b", "start b", "stop b", "stop a", "stop db"]);
+  });
+
+  test("the real table has no cycle and `all` covers every role", () => {
+    const all = moduleGraph.order(["all"]);
+    for (const role of moduleGraph.roles()) expect(all).toContain(role.name);
+  });
+});
