@@ -70,6 +70,10 @@ async function main() {
   }
 }
 
+// A failure inside a library's own async work (not awaited by us) must also end in one line.
+process.on("unhandledRejection", (err) => fail(`unexpected error: ${(err as Error)?.message ?? String(err)}`));
+process.on("uncaughtException", (err) => fail(`unexpected error: ${err?.message ?? String(err)}`));
+
 main().catch((err) => {
   if (err instanceof FatalError) fail(err.message);
   fail(`${(err as Error)?.message ?? String(err)}`);
