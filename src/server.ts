@@ -87,7 +87,9 @@ export async function startProcess(config: Config, log: Logger = createLogger(co
     return { ready: Object.values(checks).every((v) => v === "ok"), checks };
   };
 
-  let app = new Elysia({ name: "agentos" }).use(httpPlatform({ log, metrics, maxBodyBytes: config.maxBodyBytes, readiness }));
+  // normalize: "typebox" — the default normalisation coerces a string or array sent for a `t.Record`
+  // field into an object ({"0":"n",…}); TypeBox normalisation rejects it instead.
+  let app = new Elysia({ name: "agentos", normalize: "typebox" }).use(httpPlatform({ log, metrics, maxBodyBytes: config.maxBodyBytes, readiness }));
   for (const controller of p.controllers) app = app.use(controller as Elysia);
   app.compile();
 

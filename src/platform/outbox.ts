@@ -103,3 +103,30 @@ export function startOutboxRelay(db: Db, bus: Bus, log: Logger, intervalMs = 250
     },
   };
 }
+
+/**
+ * Events already relayed since `since` (at most the newest `limit`), oldest first. The in-process bus of the embedded
+ * default keeps its stream in memory, so a crash loses events published but not yet consumed;
+ * consumers replay this recent window at start (they are idempotent by event id).
+ */
+export async function relayedSince(db: Db, since: Date, types: readonly string[] | null, limit = 2_000): Promise<DomainEvent[]> {
+  if (types?.length === 0) return [];
+  const typeFilter = types ? sql`and type in ${sql.raw(`(${types.map((t) => `'${t.replace(/'/g, "")}'`).join(",")})`)}` : sql``;
+  const rows = rowsOf<OutboxRow>(
+    await db.execute(sql`select id, org_id, type, payload, traceparent, created_at from outbox_events
+      where published_at is not null and created_at >= ${since.toISOString()}::timestamptz
+        ${typeFilter}
+      order by created_at desc, id desc limit ${limit}`),
+  );
+  // The newest `limit` (most likely unconsumed), handed over oldest first.
+  return rows.reverse().map((row) => ({
+    id: row.id,
+    org_id: row.org_id,
+    type: row.type,
+    created_at: new Date(row.created_at).toISOString(),
+    payload: typeof row.payload === "string" ? JSON.parse(row.payload) : row.payload,
+  }));
+}
+
+/** How far back consumers of the in-process bus replay at start (see relayedSince). */
+export const EMBEDDED_REPLAY_WINDOW_MS = 5 * 60_000;

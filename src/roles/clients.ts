@@ -5,10 +5,20 @@
 import type { Bus } from "../platform/bus";
 import type { Platform } from "../platform/platform";
 import { rpcClient } from "../platform/rpc";
+import type { AgentsService } from "./agents/service";
 import type { AuthService } from "./auth/service";
+import type { BillingService } from "./billing/service";
+import type { MemoryService } from "./memory/service";
+import type { NotifyService } from "./notify/service";
+import type { ToolsService } from "./tools/service";
 
 export interface Clients {
+  agents: AgentsService;
   auth: AuthService;
+  billing: BillingService;
+  memory: MemoryService;
+  notify: NotifyService;
+  tools: ToolsService;
 }
 
 export type AppPlatform = Platform<Clients>;

@@ -6,11 +6,18 @@
 import { openBus } from "../platform/bus";
 import { openCache } from "../platform/cache";
 import { openDatabase } from "../platform/db";
+import { EVENTS_STREAM, startOutboxRelay } from "../platform/outbox";
 import { ModuleGraph, type ModuleDef, type Service } from "../platform/lifecycle";
 import { serveRpc } from "../platform/rpc";
 import type { AppPlatform } from "./clients";
+import { agentsRole } from "./agents/role";
 import { authRole } from "./auth/role";
+import { billingRole } from "./billing/role";
 import { gatewayRole } from "./gateway/role";
+import { memoryRole } from "./memory/role";
+import { notifyRole } from "./notify/role";
+import { toolsRole } from "./tools/role";
+import { workerRole } from "./worker/role";
 
 /** A service role: its init returns the RPC surface other roles call through clients. */
 export interface RoleModule {
@@ -24,7 +31,7 @@ export interface RoleInstance extends Service {
   service?: object;
 }
 
-export const ROLE_MODULES: RoleModule[] = [gatewayRole, authRole];
+export const ROLE_MODULES: RoleModule[] = [gatewayRole, authRole, billingRole, memoryRole, toolsRole, notifyRole, agentsRole, workerRole];
 
 const backends: ModuleDef<AppPlatform>[] = [
   {
@@ -60,6 +67,16 @@ const backends: ModuleDef<AppPlatform>[] = [
         onMessage: (direction) => p.metrics.natsMessages.inc({ direction }),
       });
       return { stop: () => p.bus.close() };
+    },
+  },
+  {
+    name: "outbox",
+    deps: ["database", "bus"],
+    description: "transactional outbox relay: committed domain events → EVENTS stream + live fan-out",
+    async init(p) {
+      await p.bus.ensureStream(EVENTS_STREAM);
+      const relay = startOutboxRelay(p.db, p.bus, p.log);
+      return { stop: () => relay.stop() };
     },
   },
 ];

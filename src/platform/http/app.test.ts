@@ -56,7 +56,7 @@ describe("http platform", () => {
     const { app } = makeApp();
     const res = await send(app, "/things", json('{"name":"","count":-1}'));
     expect(res.status).toBe(400);
-    const body = await res.json();
+    const body: any = await res.json();
     expectErrorShape(body, "validation_failed");
     const fields = body.error.details.fields.map((f: any) => f.field);
     expect(fields).toContain("name");
@@ -87,7 +87,7 @@ describe("http platform", () => {
     expect(await conflict.json()).toMatchObject({ error: { code: "already_there", details: { id: "x" } } });
     const boom = await send(app, "/boom");
     expect(boom.status).toBe(500);
-    const body = await boom.json();
+    const body: any = await boom.json();
     expectErrorShape(body, "internal_error");
     expect(JSON.stringify(body)).not.toContain("secret internals");
   });
@@ -96,7 +96,7 @@ describe("http platform", () => {
     const down = makeApp(false).app;
     const res = await send(down, "/readyz");
     expect(res.status).toBe(503);
-    const body = await res.json();
+    const body: any = await res.json();
     expectErrorShape(body, "not_ready");
     expect(body.error.message).toContain("database: connection refused");
     expect((await send(makeApp(true).app, "/readyz")).status).toBe(200);

@@ -12,3 +12,6 @@ export interface BillingContract {
   /** Throws AppError 402 `quota_exceeded` (details: limit, used, resets_at) if one more run would exceed the plan. */
   assertRunAllowed(orgId: string): Promise<void>;
 }
+
+/** Bus subject (relative) announcing a plan change `{org_id}`: every gateway drops its cached limits. */
+export const PLAN_CHANGED = "cache.billing.plan_changed";

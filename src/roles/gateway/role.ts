@@ -9,20 +9,34 @@ import { Elysia } from "elysia";
 import { API_KEYS_CHANGED, createAuthGuard } from "../../platform/http/auth-guard";
 import { swaggerUi } from "../../platform/http/swagger-ui";
 import { createJwt, loadJwtSecret } from "../../platform/jwt";
+import { agentsController } from "../agents/routes";
 import { authController } from "../auth/routes";
+import { PLAN_CHANGED } from "../billing/contract";
+import { billingController } from "../billing/routes";
+import { memoryController } from "../memory/routes";
+import { LiveHub, liveEventsRoute } from "../notify/live";
+import { notifyController } from "../notify/routes";
+import { toolsController } from "../tools/routes";
 import type { AppPlatform } from "../clients";
 import type { RoleModule } from "../modules";
 import { VERSION } from "../../version";
+import { createOrgRateLimiter } from "./rate-limits";
 
 export function buildGatewayApp(p: AppPlatform) {
   const jwt = createJwt(loadJwtSecret(p.config, p.log), p.config.accessTokenTtlSeconds);
+  const rateLimiter = createOrgRateLimiter({ cache: p.cache, log: p.log, getLimits: (orgId) => p.clients.billing.getLimits(orgId) });
   const guard = createAuthGuard({
     jwt,
     seed: crypto.randomUUID(),
     resolveApiKey: (key) => p.clients.auth.resolveApiKey(key),
+    afterAuth: (principal) => rateLimiter.afterAuth(principal),
   });
   const unsubscribe = p.bus.subscribe(p.bus.subject(API_KEYS_CHANGED), () => guard.forgetApiKeys());
-  const v1 = new Elysia({ prefix: "/v1" }).use(authController(p, guard));
+  const unsubscribePlans = p.bus.subscribe<{ org_id?: string }>(p.bus.subject(PLAN_CHANGED), (m) => rateLimiter.forget(m.data?.org_id));
+  // GET /v1/ws lives on the gateway (the edge with the auth guard); events arrive over the bus (see notify/live.ts).
+  const live = new LiveHub(p.bus, p.metrics.websocketConnections, p.log);
+  p.websockets.push(liveEventsRoute(live, guard.authenticate));
+  const v1 = new Elysia({ prefix: "/v1" }).use(authController(p, guard)).use(agentsController(p, guard)).use(billingController(p, guard)).use(notifyController(p, guard)).use(memoryController(p, guard)).use(toolsController(p, guard));
   const app = new Elysia({ name: "gateway" })
     .use(
       openapi({
@@ -38,7 +52,12 @@ export function buildGatewayApp(p: AppPlatform) {
     )
     .use(swaggerUi({ path: "/swagger", specPath: "/swagger/json" }))
     .use(v1);
-  return { app, guard, stop: unsubscribe };
+  const stop = () => {
+    unsubscribe();
+    unsubscribePlans();
+    live.stop();
+  };
+  return { app, guard, stop };
 }
 
 export const gatewayRole: RoleModule = {

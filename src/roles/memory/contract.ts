@@ -41,3 +41,57 @@ export interface MemoryContract {
 }
 
 export const BUILTIN_MEMORY_TOOLS = ["core_memory_append", "core_memory_replace", "archival_memory_insert", "archival_memory_search"] as const;
+
+export type BuiltinMemoryTool = (typeof BUILTIN_MEMORY_TOOLS)[number];
+
+export const isBuiltinMemoryTool = (name: string): name is BuiltinMemoryTool => (BUILTIN_MEMORY_TOOLS as readonly string[]).includes(name);
+
+/** Definitions (description + JSON Schema of the arguments) the model sees for the builtin memory tools. */
+export const BUILTIN_MEMORY_TOOL_DEFS: Record<BuiltinMemoryTool, { description: string; parameters: Record<string, unknown> }> = {
+  core_memory_append: {
+    description: "Append text to one of your core memory blocks (always shown in your instructions). Use it to remember lasting facts about the user or yourself.",
+    parameters: {
+      type: "object",
+      properties: {
+        label: { type: "string", description: "Label of the block to append to, e.g. `human` or `persona`" },
+        content: { type: "string", minLength: 1, description: "Text to append (on a new line)" },
+      },
+      required: ["label", "content"],
+      additionalProperties: false,
+    },
+  },
+  core_memory_replace: {
+    description: "Replace text in one of your core memory blocks. Every occurrence of old_content is replaced by new_content (empty new_content deletes it).",
+    parameters: {
+      type: "object",
+      properties: {
+        label: { type: "string", description: "Label of the block to edit" },
+        old_content: { type: "string", minLength: 1, description: "Exact text currently in the block" },
+        new_content: { type: "string", description: "Replacement text" },
+      },
+      required: ["label", "old_content", "new_content"],
+      additionalProperties: false,
+    },
+  },
+  archival_memory_insert: {
+    description: "Store a passage in your archival memory (long-term, unlimited, not shown in your instructions; find it later with archival_memory_search).",
+    parameters: {
+      type: "object",
+      properties: { content: { type: "string", minLength: 1, maxLength: 100000, description: "The passage to store" } },
+      required: ["content"],
+      additionalProperties: false,
+    },
+  },
+  archival_memory_search: {
+    description: "Search your archival memory (full-text, best matches first).",
+    parameters: {
+      type: "object",
+      properties: {
+        query: { type: "string", minLength: 1, maxLength: 1000, description: "Words to look for; \"quoted phrases\", or, -exclusion work" },
+        limit: { type: "integer", minimum: 1, maximum: 50, default: 10, description: "How many results (default 10)" },
+      },
+      required: ["query"],
+      additionalProperties: false,
+    },
+  },
+};

@@ -1,0 +1,34 @@
+import type { AppPlatform } from "../clients";
+import type { MemoryContract } from "../memory/contract";
+import type { RoleModule } from "../modules";
+import { RUNS_STREAM } from "../orchestration/queue";
+import { RunStore } from "../orchestration/store";
+import type { ToolsContract } from "../tools/contract";
+import { AgentsService } from "./service";
+
+export function createAgentsService(p: AppPlatform) {
+  return new AgentsService({
+    db: p.db,
+    store: new RunStore(p.db, () => p.bus),
+    bus: () => p.bus,
+    log: p.log,
+    memory: () => (p.clients as unknown as { memory: MemoryContract }).memory,
+    tools: () => (p.clients as unknown as { tools: ToolsContract }).tools,
+    // Quota hook: the billing role wires `p.clients.billing.assertRunAllowed` here.
+    beforeRunCreate: (orgId) => p.clients.billing.assertRunAllowed(orgId),
+  });
+}
+
+export const agentsRole: RoleModule = {
+  name: "agents",
+  deps: ["database", "bus", "cache", "outbox"],
+  description: "agent orchestration: agents, threads, messages, runs (create, cancel, tool outputs, events)",
+  init(p) {
+    const service = createAgentsService(p);
+    return {
+      service,
+      // Runs are enqueued on create and on resume.
+      start: () => p.bus.ensureStream(RUNS_STREAM),
+    };
+  },
+};

@@ -1,0 +1,121 @@
+/** The agents controller: /v1/agents, /v1/threads (+ messages, runs), /v1/runs. */
+import { Elysia, t } from "elysia";
+import type { AuthGuard } from "../../platform/http/auth-guard";
+import { errors, IdParam, PageQuery } from "../../platform/http/models";
+import type { AppPlatform } from "../clients";
+import { lastEventId, runEventStream, waitForRun } from "./live";
+import {
+  Agent, AgentPage, CreateAgentBody, CreateMessageBody, CreateRunBody, CreateThreadBody, EventsQuery, Message, MessagePage, Run, RunPage,
+  StepPage, Thread, ThreadPage, ToolOutputsBody, UpdateAgentBody, WaitQuery,
+} from "./model";
+
+const Deleted = (object: string) => t.Object({ id: t.String(), object: t.Literal(object), deleted: t.Literal(true) });
+const idempotencyKey = (request: Request) => request.headers.get("idempotency-key");
+const IdempotencyHeader = t.Object({ "idempotency-key": t.Optional(t.String({ maxLength: 255, description: "Replays the first result of the same request for 24 h" })) });
+
+export function agentsController(p: AppPlatform, guard: AuthGuard) {
+  const agentsApi = () => p.clients.agents;
+  return new Elysia({ name: "agents-controller" })
+    .use(guard.plugin)
+    // ------------------------------------------------------------- agents
+    .post(
+      "/agents",
+      async ({ principal, body, request, set }) => {
+        const r = await agentsApi().createAgent(principal.orgId, body, idempotencyKey(request));
+        set.status = r.status;
+        return r.body;
+      },
+      { auth: true, body: CreateAgentBody, headers: IdempotencyHeader, response: { 201: Agent, ...errors(400, 401, 409, 422) }, detail: { tags: ["agents"], summary: "Create an agent" } },
+    )
+    .get("/agents", ({ principal, query }) => agentsApi().listAgents(principal.orgId, query), {
+      auth: true, query: PageQuery, response: { 200: AgentPage, ...errors(400, 401) }, detail: { tags: ["agents"], summary: "List agents" },
+    })
+    .get("/agents/:id", ({ principal, params }) => agentsApi().getAgent(principal.orgId, params.id), {
+      auth: true, params: IdParam, response: { 200: Agent, ...errors(401, 404) }, detail: { tags: ["agents"], summary: "Get an agent" },
+    })
+    .patch("/agents/:id", ({ principal, params, body }) => agentsApi().updateAgent(principal.orgId, params.id, body), {
+      auth: true, params: IdParam, body: UpdateAgentBody, response: { 200: Agent, ...errors(400, 401, 404, 422) }, detail: { tags: ["agents"], summary: "Update an agent" },
+    })
+    .delete("/agents/:id", ({ principal, params }) => agentsApi().deleteAgent(principal.orgId, params.id), {
+      auth: true, params: IdParam, response: { 200: Deleted("agent"), ...errors(401, 404) }, detail: { tags: ["agents"], summary: "Delete an agent and its memory" },
+    })
+    // ------------------------------------------------------------- threads and messages
+    .post(
+      "/threads",
+      async ({ principal, body, request, set }) => {
+        const r = await agentsApi().createThread(principal.orgId, body ?? {}, idempotencyKey(request));
+        set.status = r.status;
+        return r.body;
+      },
+      { auth: true, body: t.Optional(CreateThreadBody), headers: IdempotencyHeader, response: { 201: Thread, ...errors(400, 401, 409) }, detail: { tags: ["threads"], summary: "Create a thread" } },
+    )
+    .get("/threads", ({ principal, query }) => agentsApi().listThreads(principal.orgId, query), {
+      auth: true, query: PageQuery, response: { 200: ThreadPage, ...errors(400, 401) }, detail: { tags: ["threads"], summary: "List threads" },
+    })
+    .get("/threads/:id", ({ principal, params }) => agentsApi().getThread(principal.orgId, params.id), {
+      auth: true, params: IdParam, response: { 200: Thread, ...errors(401, 404) }, detail: { tags: ["threads"], summary: "Get a thread" },
+    })
+    .delete("/threads/:id", ({ principal, params }) => agentsApi().deleteThread(principal.orgId, params.id), {
+      auth: true, params: IdParam, response: { 200: Deleted("thread"), ...errors(401, 404) }, detail: { tags: ["threads"], summary: "Delete a thread with its messages and runs" },
+    })
+    .post(
+      "/threads/:id/messages",
+      async ({ principal, params, body, request, set }) => {
+        const r = await agentsApi().createMessage(principal.orgId, params.id, body, idempotencyKey(request));
+        set.status = r.status;
+        return r.body;
+      },
+      { auth: true, params: IdParam, body: CreateMessageBody, headers: IdempotencyHeader, response: { 201: Message, ...errors(400, 401, 404, 409) }, detail: { tags: ["threads"], summary: "Append a message" } },
+    )
+    .get("/threads/:id/messages", ({ principal, params, query }) => agentsApi().listMessages(principal.orgId, params.id, query), {
+      auth: true, params: IdParam, query: PageQuery, response: { 200: MessagePage, ...errors(400, 401, 404) }, detail: { tags: ["threads"], summary: "List messages" },
+    })
+    // ------------------------------------------------------------- runs
+    .post(
+      "/threads/:id/runs",
+      async ({ principal, params, body, request, set }) => {
+        const r = await agentsApi().createRun(principal.orgId, params.id, body, idempotencyKey(request));
+        if (body.stream) return runEventStream(p, principal.orgId, r.body.id, 0);
+        set.status = r.status;
+        return r.body;
+      },
+      {
+        auth: true, params: IdParam, body: CreateRunBody, headers: IdempotencyHeader,
+        response: { 201: Run, ...errors(400, 401, 402, 404, 409) },
+        detail: { tags: ["runs"], summary: "Start a run (status queued); with stream: true the response is a text/event-stream of its events" },
+      },
+    )
+    .get("/threads/:id/runs", ({ principal, params, query }) => agentsApi().listRuns(principal.orgId, params.id, query), {
+      auth: true, params: IdParam, query: PageQuery, response: { 200: RunPage, ...errors(400, 401, 404) }, detail: { tags: ["runs"], summary: "List the runs of a thread" },
+    })
+    .get("/runs/:id", ({ principal, params }) => agentsApi().getRun(principal.orgId, params.id), {
+      auth: true, params: IdParam, response: { 200: Run, ...errors(401, 404) }, detail: { tags: ["runs"], summary: "Get a run" },
+    })
+    .get("/runs/:id/steps", ({ principal, params, query }) => agentsApi().listSteps(principal.orgId, params.id, query), {
+      auth: true, params: IdParam, query: PageQuery, response: { 200: StepPage, ...errors(400, 401, 404) }, detail: { tags: ["runs"], summary: "List the steps (model and tool calls) of a run" },
+    })
+    .get(
+      "/runs/:id/events",
+      ({ principal, params, query, request }) =>
+        runEventStream(p, principal.orgId, params.id, query.after ?? lastEventId(request.headers.get("last-event-id")) ?? 0),
+      {
+        auth: true, params: IdParam, query: EventsQuery,
+        detail: {
+          tags: ["runs"],
+          summary: "Server-Sent Events of a run: replays events after `after` (or Last-Event-ID), then follows live; ends after the terminal event",
+          responses: { 200: { description: "text/event-stream; `id:` = seq, `event:` = type, `data:` = JSON", content: { "text/event-stream": { schema: { type: "string" } } } } },
+        },
+      },
+    )
+    .get("/runs/:id/wait", ({ principal, params, query }) => waitForRun(p, principal.orgId, params.id, query.timeout_s ?? 30), {
+      auth: true, params: IdParam, query: WaitQuery, response: { 200: Run, ...errors(400, 401, 404) },
+      detail: { tags: ["runs"], summary: "Wait (up to timeout_s, max 60) until the run is terminal or requires_action" },
+    })
+    .post("/runs/:id/cancel", ({ principal, params }) => agentsApi().cancelRun(principal.orgId, params.id), {
+      auth: true, params: IdParam, response: { 200: Run, ...errors(401, 404, 409) }, detail: { tags: ["runs"], summary: "Cancel a run: no further model or tool call starts" },
+    })
+    .post("/runs/:id/tool_outputs", ({ principal, params, body }) => agentsApi().submitToolOutputs(principal.orgId, params.id, body), {
+      auth: true, params: IdParam, body: ToolOutputsBody, response: { 200: Run, ...errors(400, 401, 404, 409) },
+      detail: { tags: ["runs"], summary: "Submit client tool outputs and approvals; the run resumes" },
+    });
+}

@@ -1,0 +1,50 @@
+/**
+ * Per-organization API rate limit at the edge. The plan's requests-per-minute come from the
+ * billing role and are cached in-process for ~30 s (dropped early when billing announces a
+ * plan change), so the hot path is one Map lookup plus the cache's atomic sliding window.
+ */
+import type { Cache } from "../../platform/cache";
+import type { Principal } from "../../platform/http/auth-guard";
+import { enforceRateLimit } from "../../platform/http/rate-limit";
+import type { Logger } from "../../platform/logging";
+import type { PlanLimits } from "../billing/contract";
+
+const LIMITS_TTL_MS = 30_000;
+/** While billing cannot be reached: a conservative limit, retried soon. */
+const FALLBACK_REQUESTS_PER_MINUTE = 60;
+const FALLBACK_TTL_MS = 5_000;
+const MAX_ORGS = 100_000;
+export const RATE_WINDOW_MS = 60_000;
+
+export function createOrgRateLimiter(deps: { cache: Cache; log: Logger; getLimits(orgId: string): Promise<PlanLimits> }) {
+  const limits = new Map<string, { rpm: Promise<number>; until: number }>();
+
+  function requestsPerMinute(orgId: string): Promise<number> {
+    const now = Date.now();
+    const hit = limits.get(orgId);
+    if (hit && hit.until > now) return hit.rpm;
+    const rpm = deps.getLimits(orgId).then(
+      (l) => l.requests_per_minute,
+      (err) => {
+        deps.log.warn("rate limit: plan limits unavailable; using the fallback", { org_id: orgId, error: (err as Error).message });
+        limits.set(orgId, { rpm: Promise.resolve(FALLBACK_REQUESTS_PER_MINUTE), until: Date.now() + FALLBACK_TTL_MS });
+        return FALLBACK_REQUESTS_PER_MINUTE;
+      },
+    );
+    if (limits.size >= MAX_ORGS) limits.clear();
+    limits.set(orgId, { rpm, until: now + LIMITS_TTL_MS });
+    return rpm;
+  }
+
+  return {
+    /** The auth guard's afterAuth: X-RateLimit-* headers, or 429 with Retry-After. */
+    async afterAuth(principal: Principal): Promise<Record<string, string>> {
+      const rpm = await requestsPerMinute(principal.orgId);
+      return enforceRateLimit(deps.cache, `org:${principal.orgId}`, rpm, RATE_WINDOW_MS);
+    },
+    forget(orgId?: string) {
+      if (orgId) limits.delete(orgId);
+      else limits.clear();
+    },
+  };
+}

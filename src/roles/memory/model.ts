@@ -1,0 +1,65 @@
+/** Route models of the memory role: the single source of truth for validation and OpenAPI. */
+import { t } from "elysia";
+import { Metadata, Page, Timestamp } from "../../platform/http/models";
+
+/** Letta's default core-memory block size, in characters. */
+export const DEFAULT_BLOCK_LIMIT = 5000;
+export const MAX_BLOCK_LIMIT = 100_000;
+export const MAX_ARCHIVAL_CONTENT = 100_000;
+export const LABEL_PATTERN = "^[A-Za-z0-9_.-]{1,64}$";
+
+export const BlockLabel = t.String({ pattern: LABEL_PATTERN, description: "Block label (letters, digits, _ . -), e.g. `persona` or `human`" });
+export const BlockLimit = t.Integer({ minimum: 1, maximum: MAX_BLOCK_LIMIT, description: "Maximum characters of the value" });
+
+export const AgentIdParam = t.Object({ id: t.String({ maxLength: 64, description: "Agent id (agt_…)" }) });
+export const BlockParams = t.Object({ id: t.String({ maxLength: 64 }), label: BlockLabel });
+export const MemoryParams = t.Object({ id: t.String({ maxLength: 64 }), memory_id: t.String({ maxLength: 64 }) });
+
+export const MemoryBlock = t.Object({
+  id: t.String(),
+  agent_id: t.String(),
+  label: t.String(),
+  value: t.String(),
+  limit: t.Integer(),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+export const MemoryBlockPage = Page(MemoryBlock);
+
+export const PutBlockBody = t.Object({
+  value: t.String({ maxLength: MAX_BLOCK_LIMIT, description: "The whole new value (at most `limit` characters)" }),
+  limit: t.Optional(BlockLimit),
+});
+
+export const ArchivalMemory = t.Object({
+  id: t.String(),
+  agent_id: t.String(),
+  content: t.String(),
+  metadata: t.Record(t.String(), t.Any()),
+  created_at: Timestamp,
+  score: t.Optional(t.Number({ description: "Search results only: full-text rank, higher is better" })),
+});
+export const ArchivalMemoryPage = Page(ArchivalMemory);
+
+export const CreateMemoryBody = t.Object({
+  content: t.String({ minLength: 1, maxLength: MAX_ARCHIVAL_CONTENT }),
+  metadata: t.Optional(Metadata),
+});
+
+export const MemoryListQuery = t.Object({
+  query: t.Optional(
+    t.String({
+      maxLength: 1000,
+      description: "Full-text search (web-search syntax: words, \"quoted phrases\", or, -exclusion); results ranked best first",
+    }),
+  ),
+  limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, default: 20, description: "Page size (1-100)" })),
+  after: t.Optional(t.String({ maxLength: 64, description: "Cursor (listing without `query`): the `next_cursor` of the previous page" })),
+  order: t.Optional(t.UnionEnum(["asc", "desc"], { default: "asc", description: "Listing without `query`: by creation time" })),
+});
+
+export const Deleted = t.Object({ id: t.String(), deleted: t.Literal(true) });
+
+export type PutBlockInput = typeof PutBlockBody.static;
+export type CreateMemoryInput = typeof CreateMemoryBody.static;
+export type MemoryListInput = typeof MemoryListQuery.static;

@@ -1,0 +1,74 @@
+/** The memory controller: /v1/agents/:id/memory/blocks and /v1/agents/:id/memories. */
+import { Elysia } from "elysia";
+import type { AuthGuard } from "../../platform/http/auth-guard";
+import { withIdempotency } from "../../platform/http/idempotency";
+import { errors, PageQuery } from "../../platform/http/models";
+import type { AppPlatform } from "../clients";
+import {
+  AgentIdParam, ArchivalMemory, ArchivalMemoryPage, BlockParams, CreateMemoryBody, Deleted, MemoryBlock, MemoryBlockPage, MemoryListQuery,
+  MemoryParams, PutBlockBody,
+} from "./model";
+
+export function memoryController(p: AppPlatform, guard: AuthGuard) {
+  const tags = ["memory"];
+  return new Elysia({ name: "memory-controller" })
+    .use(guard.plugin)
+    .get("/agents/:id/memory/blocks", ({ principal, params, query }) => p.clients.memory.listBlocksPage(principal, params.id, query), {
+      auth: true,
+      params: AgentIdParam,
+      query: PageQuery,
+      response: { 200: MemoryBlockPage, ...errors(400, 401, 404) },
+      detail: { tags, summary: "List the agent's core memory blocks (always in its prompt)" },
+    })
+    .get("/agents/:id/memory/blocks/:label", ({ principal, params }) => p.clients.memory.getBlock(principal, params.id, params.label), {
+      auth: true,
+      params: BlockParams,
+      response: { 200: MemoryBlock, ...errors(400, 401, 404) },
+      detail: { tags, summary: "Get one core memory block" },
+    })
+    .put("/agents/:id/memory/blocks/:label", ({ principal, params, body }) => p.clients.memory.putBlock(principal, params.id, params.label, body), {
+      auth: true,
+      params: BlockParams,
+      body: PutBlockBody,
+      response: { 200: MemoryBlock, ...errors(400, 401, 404, 422) },
+      detail: { tags, summary: "Create or replace a core memory block (value over its limit → 422 memory_block_too_large)" },
+    })
+    .post(
+      "/agents/:id/memories",
+      async ({ principal, params, body, request, set }) => {
+        const result = await withIdempotency(
+          p.db,
+          { orgId: principal.orgId, key: request.headers.get("idempotency-key"), route: `POST /agents/${params.id}/memories`, body },
+          async () => ({ status: 201, body: await p.clients.memory.createMemory(principal, params.id, body) }),
+        );
+        set.status = result.status;
+        return result.body;
+      },
+      {
+        auth: true,
+        params: AgentIdParam,
+        body: CreateMemoryBody,
+        response: { 201: ArchivalMemory, ...errors(400, 401, 404, 409) },
+        detail: { tags, summary: "Store a passage in the agent's archival memory" },
+      },
+    )
+    .get("/agents/:id/memories", ({ principal, params, query }) => p.clients.memory.listMemories(principal, params.id, query), {
+      auth: true,
+      params: AgentIdParam,
+      query: MemoryListQuery,
+      response: { 200: ArchivalMemoryPage, ...errors(400, 401, 404) },
+      detail: { tags, summary: "Search archival memory (ranked full-text, best first) or, without query, list it by creation" },
+    })
+    .get("/agents/:id/memories/:memory_id", ({ principal, params }) => p.clients.memory.getMemory(principal, params.id, params.memory_id), {
+      auth: true,
+      params: MemoryParams,
+      response: { 200: ArchivalMemory, ...errors(400, 401, 404) },
+      detail: { tags, summary: "Get one archival memory" },
+    })
+    .delete("/agents/:id/memories/:memory_id", ({ principal, params }) => p.clients.memory.deleteMemory(principal, params.id, params.memory_id), {
+      auth: true,
+      params: MemoryParams,
+      response: { 200: Deleted, ...errors(401, 404) },
+      detail: { tags, summary: "Delete an archival memory" },
+    });
+}

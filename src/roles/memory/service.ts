@@ -1,0 +1,296 @@
+/**
+ * The memory role's service: core memory blocks (always in the prompt, bounded in characters)
+ * and archival memory (unbounded, found by ranked full-text search). Free of HTTP: the
+ * gateway's controller and other roles (agents, the run loop through the tools role) call it
+ * directly in-process or over NATS request/reply. Every query is scoped by organization.
+ */
+import { and, asc, eq, sql } from "drizzle-orm";
+import { archivalMemories, memoryBlocks } from "../../../schema";
+import type { Db, DbOrTx } from "../../platform/db";
+import { pageQuery, toPage, type PageOf } from "../../platform/db/pagination";
+import { AppError, badRequest, conflict, notFound, unprocessable } from "../../platform/errors";
+import type { Principal } from "../../platform/http/auth-guard";
+import { isId, newId } from "../../platform/ids";
+import {
+  BUILTIN_MEMORY_TOOLS, isBuiltinMemoryTool, type ArchivalMemoryOut, type MemoryBlockInput, type MemoryBlockOut, type MemoryContract,
+} from "./contract";
+import { DEFAULT_BLOCK_LIMIT, LABEL_PATTERN, MAX_BLOCK_LIMIT, type CreateMemoryInput, type MemoryListInput, type PutBlockInput } from "./model";
+
+type BlockRow = typeof memoryBlocks.$inferSelect;
+type ArchivalRow = typeof archivalMemories.$inferSelect;
+
+/** Resolves when the agent exists in the caller's organization; throws 404 otherwise (the agents role owns agents). */
+export type AgentCheck = (principal: Principal, agentId: string) => Promise<void>;
+
+const labelRe = new RegExp(LABEL_PATTERN);
+
+const blockOut = (b: BlockRow): MemoryBlockOut => ({
+  id: b.id,
+  agent_id: b.agentId,
+  label: b.label,
+  value: b.value,
+  limit: b.limit,
+  created_at: b.createdAt.toISOString(),
+  updated_at: b.updatedAt.toISOString(),
+});
+
+const memoryOut = (m: Omit<ArchivalRow, "searchVector" | "orgId">, score?: number): ArchivalMemoryOut => ({
+  id: m.id,
+  agent_id: m.agentId,
+  content: m.content,
+  metadata: m.metadata ?? {},
+  created_at: m.createdAt.toISOString(),
+  ...(score === undefined ? {} : { score }),
+});
+
+/** The archival columns without the generated tsvector (never sent to clients). */
+const archivalColumns = {
+  id: archivalMemories.id,
+  agentId: archivalMemories.agentId,
+  content: archivalMemories.content,
+  metadata: archivalMemories.metadata,
+  createdAt: archivalMemories.createdAt,
+};
+
+function isUniqueViolation(err: unknown) {
+  const e = err as { code?: string; cause?: { code?: string } };
+  return e?.code === "23505" || e?.cause?.code === "23505";
+}
+
+function tooLarge(label: string, length: number, limit: number) {
+  return unprocessable(
+    "memory_block_too_large",
+    `The value of memory block '${label}' would be ${length} characters; its limit is ${limit}. Shorten it or raise the limit.`,
+    { label, length, limit },
+  );
+}
+
+function requireString(args: Record<string, unknown>, name: string, allowEmpty = false): string {
+  const v = args[name];
+  if (typeof v !== "string" || (!allowEmpty && v.length === 0)) throw badRequest("invalid_arguments", `'${name}' must be a ${allowEmpty ? "" : "non-empty "}string.`);
+  return v;
+}
+
+export class MemoryService implements MemoryContract {
+  constructor(
+    private db: Db,
+    private checkAgent: AgentCheck,
+  ) {}
+
+  // ---- contract (other roles) ------------------------------------------------------------
+
+  async createBlocks(orgId: string, agentId: string, blocks: MemoryBlockInput[]): Promise<MemoryBlockOut[]> {
+    const labels = new Set<string>();
+    for (const b of blocks) {
+      if (!labelRe.test(b.label)) throw badRequest("invalid_memory_block", `Memory block label '${b.label}' must match ${LABEL_PATTERN}.`);
+      if (labels.has(b.label)) throw badRequest("duplicate_memory_block", `Two memory blocks are labelled '${b.label}'; labels are unique per agent.`);
+      labels.add(b.label);
+      if (!Number.isInteger(b.limit) || b.limit < 1 || b.limit > MAX_BLOCK_LIMIT) {
+        throw badRequest("invalid_memory_block", `The limit of memory block '${b.label}' must be an integer from 1 to ${MAX_BLOCK_LIMIT}.`);
+      }
+      if (b.value.length > b.limit) throw tooLarge(b.label, b.value.length, b.limit);
+    }
+    if (blocks.length === 0) return [];
+    try {
+      const rows = await this.db
+        .insert(memoryBlocks)
+        .values(blocks.map((b) => ({ id: newId("blk"), orgId, agentId, label: b.label, value: b.value, limit: b.limit })))
+        .returning();
+      return rows.map(blockOut);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw conflict("duplicate_memory_block", "This agent already has a memory block with one of these labels.");
+      throw err;
+    }
+  }
+
+  async listBlocks(orgId: string, agentId: string): Promise<MemoryBlockOut[]> {
+    const rows = await this.db
+      .select()
+      .from(memoryBlocks)
+      .where(and(eq(memoryBlocks.orgId, orgId), eq(memoryBlocks.agentId, agentId)))
+      .orderBy(asc(memoryBlocks.id));
+    return rows.map(blockOut);
+  }
+
+  async deleteAgentMemory(orgId: string, agentId: string): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.delete(memoryBlocks).where(and(eq(memoryBlocks.orgId, orgId), eq(memoryBlocks.agentId, agentId)));
+      await tx.delete(archivalMemories).where(and(eq(archivalMemories.orgId, orgId), eq(archivalMemories.agentId, agentId)));
+    });
+  }
+
+  async runBuiltinTool(orgId: string, agentId: string, name: string, args: Record<string, unknown>): Promise<unknown> {
+    if (!isBuiltinMemoryTool(name)) throw notFound(`builtin tool '${name}' (builtins: ${BUILTIN_MEMORY_TOOLS.join(", ")})`);
+    args = args ?? {};
+    switch (name) {
+      case "core_memory_append": {
+        const label = requireString(args, "label");
+        const content = requireString(args, "content");
+        const block = await this.editBlock(orgId, agentId, label, (value) => (value ? `${value}\n${content}` : content));
+        return { label: block.label, value: block.value, length: block.value.length, limit: block.limit };
+      }
+      case "core_memory_replace": {
+        const label = requireString(args, "label");
+        const oldContent = requireString(args, "old_content");
+        const newContent = requireString(args, "new_content", true);
+        const block = await this.editBlock(orgId, agentId, label, (value) => {
+          if (!value.includes(oldContent)) {
+            throw notFoundText(`The memory block '${label}' does not contain the text '${oldContent.slice(0, 200)}'; copy old_content exactly from the block.`);
+          }
+          return value.split(oldContent).join(newContent);
+        });
+        return { label: block.label, value: block.value, length: block.value.length, limit: block.limit };
+      }
+      case "archival_memory_insert": {
+        const content = requireString(args, "content");
+        const memory = await this.insertArchival(orgId, agentId, { content });
+        return { id: memory.id, stored: true };
+      }
+      case "archival_memory_search": {
+        const query = requireString(args, "query");
+        const limit = typeof args.limit === "number" && Number.isInteger(args.limit) ? Math.min(Math.max(args.limit, 1), 50) : 10;
+        const found = await this.searchArchival(orgId, agentId, query, limit);
+        return { results: found.data.map((m) => ({ id: m.id, content: m.content, created_at: m.created_at, score: m.score })) };
+      }
+    }
+  }
+
+  // ---- HTTP-facing (the gateway's controller; the caller's organization is checked) -----
+
+  async listBlocksPage(principal: Principal, agentId: string, page: { limit?: number; after?: string; order?: "asc" | "desc" }): Promise<PageOf<MemoryBlockOut>> {
+    await this.assertAgent(principal, agentId);
+    const q = pageQuery(memoryBlocks.id, page, and(eq(memoryBlocks.orgId, principal.orgId), eq(memoryBlocks.agentId, agentId)));
+    const rows = await this.db.select().from(memoryBlocks).where(q.where).orderBy(q.orderBy).limit(q.limit);
+    return toPage(rows, q.pageSize, blockOut);
+  }
+
+  async getBlock(principal: Principal, agentId: string, label: string): Promise<MemoryBlockOut> {
+    await this.assertAgent(principal, agentId);
+    const [row] = await this.db.select().from(memoryBlocks).where(this.blockWhere(principal.orgId, agentId, label));
+    if (!row) throw notFoundText(`The agent has no memory block labelled '${label}'.`);
+    return blockOut(row);
+  }
+
+  /** Creates or replaces a block; a new block without `limit` gets the default limit. */
+  async putBlock(principal: Principal, agentId: string, label: string, input: PutBlockInput): Promise<MemoryBlockOut> {
+    await this.assertAgent(principal, agentId);
+    if (!labelRe.test(label)) throw badRequest("invalid_memory_block", `The label must match ${LABEL_PATTERN}.`);
+    const orgId = principal.orgId;
+    return this.db.transaction(async (tx) => {
+      const [current] = await tx.select().from(memoryBlocks).where(this.blockWhere(orgId, agentId, label)).for("update");
+      const limit = input.limit ?? current?.limit ?? DEFAULT_BLOCK_LIMIT;
+      if (input.value.length > limit) throw tooLarge(label, input.value.length, limit);
+      if (current) {
+        const [row] = await tx
+          .update(memoryBlocks)
+          .set({ value: input.value, limit, updatedAt: new Date() })
+          .where(eq(memoryBlocks.id, current.id))
+          .returning();
+        return blockOut(row);
+      }
+      const [row] = await tx
+        .insert(memoryBlocks)
+        .values({ id: newId("blk"), orgId, agentId, label, value: input.value, limit })
+        .onConflictDoUpdate({ target: [memoryBlocks.agentId, memoryBlocks.label], set: { value: input.value, limit, updatedAt: new Date() } })
+        .returning();
+      return blockOut(row);
+    });
+  }
+
+  async createMemory(principal: Principal, agentId: string, input: CreateMemoryInput): Promise<ArchivalMemoryOut> {
+    await this.assertAgent(principal, agentId);
+    return this.insertArchival(principal.orgId, agentId, input);
+  }
+
+  /** With `query`: ranked full-text search (top `limit`); without: the cursor-paginated listing by creation. */
+  async listMemories(principal: Principal, agentId: string, input: MemoryListInput): Promise<PageOf<ArchivalMemoryOut>> {
+    await this.assertAgent(principal, agentId);
+    const query = input.query?.trim();
+    if (query) return this.searchArchival(principal.orgId, agentId, query, input.limit ?? 20);
+    const q = pageQuery(archivalMemories.id, input, and(eq(archivalMemories.orgId, principal.orgId), eq(archivalMemories.agentId, agentId)));
+    const rows = await this.db.select(archivalColumns).from(archivalMemories).where(q.where).orderBy(q.orderBy).limit(q.limit);
+    return toPage(rows, q.pageSize, (r) => memoryOut(r));
+  }
+
+  async getMemory(principal: Principal, agentId: string, memoryId: string): Promise<ArchivalMemoryOut> {
+    await this.assertAgent(principal, agentId);
+    if (!isId("mem", memoryId)) throw notFound("memory", memoryId);
+    const [row] = await this.db.select(archivalColumns).from(archivalMemories).where(this.memoryWhere(principal.orgId, agentId, memoryId));
+    if (!row) throw notFound("memory", memoryId);
+    return memoryOut(row);
+  }
+
+  async deleteMemory(principal: Principal, agentId: string, memoryId: string): Promise<{ id: string; deleted: true }> {
+    await this.assertAgent(principal, agentId);
+    if (!isId("mem", memoryId)) throw notFound("memory", memoryId);
+    const deleted = await this.db.delete(archivalMemories).where(this.memoryWhere(principal.orgId, agentId, memoryId)).returning({ id: archivalMemories.id });
+    if (!deleted.length) throw notFound("memory", memoryId);
+    return { id: memoryId, deleted: true };
+  }
+
+  // ---- internals ---------------------------------------------------------------------------
+
+  private async assertAgent(principal: Principal, agentId: string) {
+    if (!isId("agt", agentId)) throw notFound("agent", agentId);
+    await this.checkAgent(principal, agentId);
+  }
+
+  private blockWhere(orgId: string, agentId: string, label: string) {
+    return and(eq(memoryBlocks.orgId, orgId), eq(memoryBlocks.agentId, agentId), eq(memoryBlocks.label, label));
+  }
+
+  private memoryWhere(orgId: string, agentId: string, memoryId: string) {
+    return and(eq(archivalMemories.orgId, orgId), eq(archivalMemories.agentId, agentId), eq(archivalMemories.id, memoryId));
+  }
+
+  /** Read-modify-write of one block under a row lock, so concurrent tool calls do not lose edits. */
+  private async editBlock(orgId: string, agentId: string, label: string, edit: (value: string) => string): Promise<BlockRow> {
+    return this.db.transaction(async (tx) => {
+      const [current] = await tx.select().from(memoryBlocks).where(this.blockWhere(orgId, agentId, label)).for("update");
+      if (!current) throw await this.unknownLabel(tx, orgId, agentId, label);
+      const value = edit(current.value);
+      if (value.length > current.limit) throw tooLarge(label, value.length, current.limit);
+      const [row] = await tx.update(memoryBlocks).set({ value, updatedAt: new Date() }).where(eq(memoryBlocks.id, current.id)).returning();
+      return row;
+    });
+  }
+
+  private async unknownLabel(tx: DbOrTx, orgId: string, agentId: string, label: string) {
+    const rows = await tx
+      .select({ label: memoryBlocks.label })
+      .from(memoryBlocks)
+      .where(and(eq(memoryBlocks.orgId, orgId), eq(memoryBlocks.agentId, agentId)));
+    const labels = rows.map((r) => r.label);
+    return notFoundText(`No memory block labelled '${label}'. ${labels.length ? `Existing labels: ${labels.join(", ")}.` : "This agent has no memory blocks."}`);
+  }
+
+  private async insertArchival(orgId: string, agentId: string, input: CreateMemoryInput): Promise<ArchivalMemoryOut> {
+    const [row] = await this.db
+      .insert(archivalMemories)
+      .values({ id: newId("mem"), orgId, agentId, content: input.content, metadata: input.metadata ?? {} })
+      .returning(archivalColumns);
+    return memoryOut(row);
+  }
+
+  /**
+   * Ranked full-text search: `websearch_to_tsquery` never fails on user syntax, the GIN index
+   * answers `@@`, ts_rank orders (ties: newest first). Same SQL on PGlite and PostgreSQL.
+   */
+  private async searchArchival(orgId: string, agentId: string, query: string, limit: number): Promise<PageOf<ArchivalMemoryOut>> {
+    const tsquery = sql`websearch_to_tsquery('english', ${query})`;
+    const score = sql<number>`ts_rank(${archivalMemories.searchVector}, ${tsquery})`.mapWith(Number);
+    const rows = await this.db
+      .select({ ...archivalColumns, score })
+      .from(archivalMemories)
+      .where(and(eq(archivalMemories.orgId, orgId), eq(archivalMemories.agentId, agentId), sql`${archivalMemories.searchVector} @@ ${tsquery}`))
+      .orderBy(sql`${score} desc`, sql`${archivalMemories.id} desc`)
+      .limit(limit + 1);
+    const hasMore = rows.length > limit;
+    const kept = hasMore ? rows.slice(0, limit) : rows;
+    return { data: kept.map((r) => memoryOut(r, r.score)), has_more: hasMore, next_cursor: null };
+  }
+}
+
+function notFoundText(message: string) {
+  return new AppError(404, "not_found", message);
+}

@@ -1,0 +1,191 @@
+/**
+ * Webhook delivery. Deliveries are rows (webhook_deliveries), so a restart resumes them. A
+ * dispatcher claims due rows with FOR UPDATE SKIP LOCKED and leases them (next_attempt_at
+ * pushed past the request timeout, attempts + 1) in one statement, POSTs OUTSIDE any
+ * transaction, then records the attempt — fenced on the attempt number, so a dispatcher whose
+ * lease ran out cannot overwrite the newer attempt. A crash mid-POST only means the lease
+ * expires and the event is sent again (at least once; receivers dedupe by X-AgentOS-Event-Id).
+ */
+import { and, eq, inArray, sql } from "drizzle-orm";
+import { webhookDeliveries, webhooks } from "../../../schema";
+import type { DeliveryAttempt } from "../../../schema/notify";
+import type { Db } from "../../platform/db";
+import { rowsOf } from "../../platform/db/rows";
+import type { Logger } from "../../platform/logging";
+import { EVENT_ID_HEADER, SIGNATURE_HEADER, signPayload } from "./signature";
+
+export interface DispatcherSettings {
+  /** First retry delay; doubles per attempt (with jitter) up to `retryMaxMs`. */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** Attempts before a delivery is marked `failed`. */
+  maxAttempts: number;
+  timeoutMs: number;
+  /** How often to look for due deliveries (others' retries, expired leases). */
+  pollMs: number;
+  batch: number;
+}
+
+function envInt(env: Record<string, string | undefined>, name: string, fallback: number) {
+  const v = env[name];
+  return v && /^\d+$/.test(v) && Number(v) > 0 ? Number(v) : fallback;
+}
+
+/** Defaults, overridable with AGENTOS_WEBHOOK_* (tests use a small retry base). */
+export function dispatcherSettings(env: Record<string, string | undefined> = process.env): DispatcherSettings {
+  return {
+    retryBaseMs: envInt(env, "AGENTOS_WEBHOOK_RETRY_BASE_MS", 5_000),
+    retryMaxMs: envInt(env, "AGENTOS_WEBHOOK_RETRY_MAX_MS", 3_600_000),
+    maxAttempts: envInt(env, "AGENTOS_WEBHOOK_MAX_ATTEMPTS", 10),
+    timeoutMs: envInt(env, "AGENTOS_WEBHOOK_TIMEOUT_MS", 10_000),
+    pollMs: envInt(env, "AGENTOS_WEBHOOK_POLL_MS", 1_000),
+    batch: 20,
+  };
+}
+
+/** Exponential backoff with "equal jitter": half fixed, half random, so retries of many deliveries spread out. */
+export function backoffMs(settings: DispatcherSettings, attempt: number, random = Math.random()): number {
+  const ceiling = Math.min(settings.retryMaxMs, settings.retryBaseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(ceiling / 2 + (ceiling / 2) * random);
+}
+
+interface Claimed {
+  id: string;
+  webhook_id: string;
+  event_id: string;
+  event_type: string;
+  payload: unknown;
+  attempts: number;
+}
+
+export class WebhookDispatcher {
+  private stopped = false;
+  private wake: (() => void) | null = null;
+  private loop: Promise<void> | null = null;
+  private timers = new Set<ReturnType<typeof setTimeout>>();
+  private inflight = new Set<Promise<void>>();
+
+  constructor(private db: Db, private settings: DispatcherSettings, private log: Logger) {}
+
+  start() {
+    this.loop = this.run();
+  }
+
+  /** New deliveries or a retry came due: look now instead of at the next poll. */
+  poke() {
+    this.wake?.();
+  }
+
+  async stop() {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.wake?.();
+    await this.loop;
+    await Promise.allSettled([...this.inflight]);
+  }
+
+  private async run() {
+    while (!this.stopped) {
+      let claimed = 0;
+      try {
+        claimed = await this.dispatchOnce();
+      } catch (err) {
+        this.log.warn("webhook dispatcher: claiming failed; will retry", { error: err });
+      }
+      if (claimed > 0 && !this.stopped) continue;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        const t = setTimeout(resolve, this.settings.pollMs);
+        this.timers.add(t);
+      });
+      this.wake = null;
+    }
+  }
+
+  /** Claims a batch of due deliveries and starts sending them; returns how many it claimed. */
+  async dispatchOnce(): Promise<number> {
+    const leaseMs = this.settings.timeoutMs + 30_000;
+    const rows = rowsOf<Claimed>(
+      await this.db.execute(sql`
+        update webhook_deliveries set attempts = attempts + 1, updated_at = now(),
+          next_attempt_at = now() + ${leaseMs}::int * interval '1 millisecond'
+        where id in (
+          select id from webhook_deliveries
+          where status = 'pending' and next_attempt_at <= now()
+          order by next_attempt_at limit ${this.settings.batch}
+          for update skip locked)
+        returning id, webhook_id, event_id, event_type, payload, attempts`),
+    );
+    if (rows.length === 0) return 0;
+    const hooks = await this.db
+      .select({ id: webhooks.id, url: webhooks.url, secret: webhooks.secret })
+      .from(webhooks)
+      .where(inArray(webhooks.id, [...new Set(rows.map((r) => r.webhook_id))]));
+    const byId = new Map(hooks.map((h) => [h.id, h]));
+    for (const row of rows) {
+      const hook = byId.get(row.webhook_id);
+      if (!hook) continue; // deleted meanwhile: its deliveries went with it
+      const p = this.deliver(row, hook).catch((err) => this.log.error("webhook delivery failed unexpectedly", { delivery_id: row.id, error: err }));
+      this.inflight.add(p);
+      void p.finally(() => this.inflight.delete(p));
+    }
+    return rows.length;
+  }
+
+  private async deliver(row: Claimed, hook: { url: string; secret: string }) {
+    const payload = typeof row.payload === "string" ? JSON.parse(row.payload) : row.payload;
+    const body = JSON.stringify(payload);
+    const started = performance.now();
+    const attempt: DeliveryAttempt = { at: new Date().toISOString(), status_code: null, latency_ms: 0, error: null };
+    try {
+      const res = await fetch(hook.url, {
+        method: "POST",
+        body,
+        redirect: "manual",
+        signal: AbortSignal.timeout(this.settings.timeoutMs),
+        headers: {
+          "content-type": "application/json",
+          "user-agent": "AgentOS-Webhooks/1",
+          [SIGNATURE_HEADER]: signPayload(hook.secret, body),
+          [EVENT_ID_HEADER]: row.event_id,
+          "x-agentos-event-type": row.event_type,
+          "x-agentos-delivery-id": row.id,
+        },
+      });
+      attempt.status_code = res.status;
+      await res.body?.cancel().catch(() => {});
+      if (res.status < 200 || res.status >= 300) attempt.error = `receiver answered ${res.status}`;
+    } catch (err) {
+      const e = err as Error;
+      attempt.error = e.name === "TimeoutError" ? `no answer within ${this.settings.timeoutMs} ms` : e.message.slice(0, 300);
+    }
+    attempt.latency_ms = Math.round(performance.now() - started);
+    await this.record(row, attempt);
+  }
+
+  private async record(row: Claimed, attempt: DeliveryAttempt) {
+    const succeeded = attempt.error === null;
+    const exhausted = !succeeded && row.attempts >= this.settings.maxAttempts;
+    const retryIn = succeeded || exhausted ? 0 : backoffMs(this.settings, row.attempts);
+    const now = new Date();
+    await this.db
+      .update(webhookDeliveries)
+      .set({
+        status: succeeded ? "succeeded" : exhausted ? "failed" : "pending",
+        attemptLog: sql`${webhookDeliveries.attemptLog} || ${JSON.stringify([attempt])}::jsonb`,
+        // Database time, like the claim query's, so app and database clocks never disagree.
+        nextAttemptAt: succeeded || exhausted ? null : sql`now() + ${retryIn}::int * interval '1 millisecond'`,
+        deliveredAt: succeeded ? sql`now()` : null,
+        updatedAt: now,
+      })
+      // Fencing: only the holder of this attempt's lease records it.
+      .where(and(eq(webhookDeliveries.id, row.id), eq(webhookDeliveries.attempts, row.attempts), eq(webhookDeliveries.status, "pending")));
+    if (retryIn > 0 && !this.stopped) {
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        this.poke();
+      }, retryIn + 5);
+      this.timers.add(t);
+    }
+  }
+}

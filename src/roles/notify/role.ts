@@ -1,0 +1,46 @@
+import type { JobOutcome, Unsubscribe } from "../../platform/bus";
+import { EMBEDDED_REPLAY_WINDOW_MS, EVENTS_STREAM, relayedSince, type DomainEvent } from "../../platform/outbox";
+import type { RoleModule } from "../modules";
+import { dispatcherSettings, WebhookDispatcher } from "./dispatcher";
+import { EventIntake, NotifyService } from "./service";
+
+export const notifyRole: RoleModule = {
+  name: "notify",
+  deps: ["database", "bus"],
+  description: "webhooks (signed, retried, persisted deliveries) and the in-app inbox; the /v1/ws fan-out is served by gateways",
+  init(p) {
+    const dispatcher = new WebhookDispatcher(p.db, dispatcherSettings(), p.log);
+    const intake = new EventIntake(p.db, () => dispatcher.poke());
+    let stopConsumer: Unsubscribe | undefined;
+    return {
+      service: new NotifyService(p.db),
+      async start() {
+        await p.bus.ensureStream(EVENTS_STREAM);
+        if (p.bus.kind === "memory") {
+          // The in-process stream did not survive a restart: take in the recent window again (idempotent).
+          for (const event of await relayedSince(p.db, new Date(Date.now() - EMBEDDED_REPLAY_WINDOW_MS), null)) await intake.intake(event);
+        }
+        stopConsumer = await p.bus.consume<DomainEvent>(
+          EVENTS_STREAM.name,
+          async (job): Promise<JobOutcome> => {
+            const event = job.data;
+            if (!event || typeof event.id !== "string" || typeof event.org_id !== "string" || typeof event.type !== "string") return "term";
+            try {
+              await intake.intake(event);
+              return "ack";
+            } catch (err) {
+              p.log.warn("notify: event intake failed; will retry", { event_id: event.id, error: err });
+              return { nak: Math.min(30_000, 500 * 2 ** Math.min(job.deliveryCount, 6)) };
+            }
+          },
+          { durable: "notify", filterSubject: "events.>", concurrency: 8, ackWaitMs: 30_000, maxDeliver: 20 },
+        );
+        dispatcher.start();
+      },
+      async stop() {
+        stopConsumer?.();
+        await dispatcher.stop();
+      },
+    };
+  },
+};

@@ -1,0 +1,179 @@
+/**
+ * The notify role's service: webhooks (secret shown once), their delivery log, and the
+ * in-app inbox. `intake` turns one domain event into webhook deliveries and an inbox entry;
+ * both are keyed by the event id (unique indexes), so a redelivered event adds nothing.
+ */
+import { and, asc, desc, eq, gt, isNotNull, isNull, lt, lte, or, sql, type SQL } from "drizzle-orm";
+import { notifications, webhookDeliveries, webhooks } from "../../../schema";
+import type { Db } from "../../platform/db";
+import { pageQuery, toPage, iso, type PageOf, type PageRequest } from "../../platform/db/pagination";
+import { badRequest, notFound } from "../../platform/errors";
+import type { Principal } from "../../platform/http/auth-guard";
+import { withIdempotency } from "../../platform/http/idempotency";
+import { isId, newId } from "../../platform/ids";
+import type { DomainEvent } from "../../platform/outbox";
+import { inboxEntryFor, webhookWants } from "./inbox";
+import type { CreatedWebhookOut, CreateWebhookInput, DeliveryOut, NotificationOut, NotificationQueryInput, WebhookOut } from "./model";
+
+type WebhookRow = typeof webhooks.$inferSelect;
+type DeliveryRow = typeof webhookDeliveries.$inferSelect;
+type NotificationRow = typeof notifications.$inferSelect;
+
+const toWebhook = (w: WebhookRow): WebhookOut => ({
+  id: w.id, url: w.url, event_types: w.eventTypes, description: w.description, active: w.active, created_at: w.createdAt.toISOString(),
+});
+const toDelivery = (d: DeliveryRow): DeliveryOut => ({
+  id: d.id, webhook_id: d.webhookId, event_id: d.eventId, event_type: d.eventType, status: d.status as DeliveryOut["status"],
+  attempts: d.attempts, attempt_log: d.attemptLog, next_attempt_at: iso(d.nextAttemptAt), delivered_at: iso(d.deliveredAt), created_at: d.createdAt.toISOString(),
+});
+const toNotification = (n: NotificationRow): NotificationOut => ({
+  id: n.id, type: n.type, title: n.title, body: n.body, data: n.data as Record<string, unknown>, read: n.readAt !== null, read_at: iso(n.readAt), created_at: n.createdAt.toISOString(),
+});
+
+/**
+ * The inbox entry of an event takes the event's (time-sortable) id body and time, so the
+ * inbox is ordered by when things happened even though consumers take events concurrently.
+ */
+function notificationIdFor(event: DomainEvent): string {
+  return isId("evt", event.id) ? `ntf_${event.id.slice(4)}` : newId("ntf");
+}
+function eventTime(event: DomainEvent): Date {
+  const d = new Date(event.created_at);
+  return Number.isNaN(d.getTime()) ? new Date() : d;
+}
+
+function newSecret() {
+  return `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex")}`;
+}
+
+export class NotifyService {
+  constructor(private db: Db) {}
+
+  async createWebhook(principal: Principal, input: CreateWebhookInput, idempotencyKey: string | null = null): Promise<{ status: number; body: CreatedWebhookOut }> {
+    let url: URL;
+    try {
+      url = new URL(input.url);
+    } catch {
+      throw badRequest("invalid_url", "url is not a valid URL.", { field: "url" });
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") throw badRequest("invalid_url", "url must be an http or https URL.", { field: "url" });
+    return withIdempotency(this.db, { orgId: principal.orgId, key: idempotencyKey, route: "POST /v1/webhooks", body: input }, async () => {
+      const secret = newSecret();
+      const [row] = await this.db
+        .insert(webhooks)
+        .values({ id: newId("whk"), orgId: principal.orgId, url: url.toString(), secret, eventTypes: [...new Set(input.event_types ?? [])], description: input.description ?? null })
+        .returning();
+      return { status: 201, body: { ...toWebhook(row), secret } };
+    });
+  }
+
+  async listWebhooks(principal: Principal, page: PageRequest): Promise<PageOf<WebhookOut>> {
+    const q = pageQuery(webhooks.id, page, eq(webhooks.orgId, principal.orgId));
+    const rows = await this.db.select().from(webhooks).where(q.where).orderBy(q.orderBy).limit(q.limit);
+    return toPage(rows, q.pageSize, toWebhook);
+  }
+
+  private async ownWebhook(orgId: string, id: string): Promise<WebhookRow> {
+    if (!isId("whk", id)) throw notFound("webhook", id);
+    const [row] = await this.db.select().from(webhooks).where(and(eq(webhooks.id, id), eq(webhooks.orgId, orgId)));
+    if (!row) throw notFound("webhook", id);
+    return row;
+  }
+
+  async deleteWebhook(principal: Principal, id: string): Promise<{ id: string; deleted: true }> {
+    await this.ownWebhook(principal.orgId, id);
+    await this.db.delete(webhooks).where(and(eq(webhooks.id, id), eq(webhooks.orgId, principal.orgId)));
+    return { id, deleted: true };
+  }
+
+  async listDeliveries(principal: Principal, webhookId: string, page: PageRequest): Promise<PageOf<DeliveryOut>> {
+    await this.ownWebhook(principal.orgId, webhookId);
+    const q = pageQuery(webhookDeliveries.id, page, and(eq(webhookDeliveries.webhookId, webhookId), eq(webhookDeliveries.orgId, principal.orgId)));
+    const rows = await this.db.select().from(webhookDeliveries).where(q.where).orderBy(q.orderBy).limit(q.limit);
+    return toPage(rows, q.pageSize, toDelivery);
+  }
+
+  /**
+   * The inbox, unread entries first, each group by creation time. The cursor names the group
+   * of the last entry seen (`u:` unread, `r:` read) and its id.
+   */
+  async listNotifications(principal: Principal, query: NotificationQueryInput): Promise<PageOf<NotificationOut>> {
+    const limit = Math.min(Math.max(query.limit ?? 20, 1), 100);
+    const order = query.order ?? "desc";
+    const beyond = (id: string) => (order === "desc" ? lt(notifications.id, id) : gt(notifications.id, id));
+    const conditions: (SQL | undefined)[] = [eq(notifications.orgId, principal.orgId)];
+    if (query.unread_only) conditions.push(isNull(notifications.readAt));
+    if (query.after) {
+      const m = /^([ur]):(ntf_[0-9A-Z]{26})$/.exec(query.after);
+      if (!m) throw badRequest("invalid_cursor", "after must be the next_cursor of a previous page.", { field: "after" });
+      const [, group, id] = m;
+      conditions.push(group === "u" ? or(and(isNull(notifications.readAt), beyond(id)), isNotNull(notifications.readAt)) : and(isNotNull(notifications.readAt), beyond(id)));
+    }
+    const rows = await this.db
+      .select()
+      .from(notifications)
+      .where(and(...conditions))
+      .orderBy(desc(isNull(notifications.readAt)), order === "desc" ? desc(notifications.id) : asc(notifications.id))
+      .limit(limit + 1);
+    const page = toPage(rows, limit, toNotification);
+    if (page.has_more) {
+      const last = rows[limit - 1];
+      page.next_cursor = `${last.readAt === null ? "u" : "r"}:${last.id}`;
+    }
+    return page;
+  }
+
+  async markRead(principal: Principal, id: string): Promise<NotificationOut> {
+    if (!isId("ntf", id)) throw notFound("notification", id);
+    const [row] = await this.db
+      .update(notifications)
+      .set({ readAt: new Date() })
+      .where(and(eq(notifications.id, id), eq(notifications.orgId, principal.orgId), isNull(notifications.readAt)))
+      .returning();
+    if (row) return toNotification(row);
+    const [existing] = await this.db.select().from(notifications).where(and(eq(notifications.id, id), eq(notifications.orgId, principal.orgId)));
+    if (!existing) throw notFound("notification", id);
+    return toNotification(existing);
+  }
+
+}
+
+/** Consumer side (not part of the RPC surface): one event → deliveries for the matching webhooks + an inbox entry; idempotent by event id. */
+export class EventIntake {
+  constructor(private db: Db, private onDeliveriesQueued: () => void = () => {}) {}
+
+  async intake(event: DomainEvent): Promise<{ deliveries: number; notified: boolean }> {
+    const result = await this.db.transaction(async (tx) => {
+      const hooks = await tx
+        .select({ id: webhooks.id, eventTypes: webhooks.eventTypes })
+        .from(webhooks)
+        // A webhook receives the events that happen after it is registered (also when events are replayed).
+        .where(and(eq(webhooks.orgId, event.org_id), eq(webhooks.active, true), lte(webhooks.createdAt, eventTime(event))));
+      const matching = hooks.filter((h) => webhookWants(h.eventTypes, event.type));
+      let deliveries = 0;
+      if (matching.length > 0) {
+        const inserted = await tx
+          .insert(webhookDeliveries)
+          .values(matching.map((h) => ({
+            id: newId("dlv"), orgId: event.org_id, webhookId: h.id, eventId: event.id, eventType: event.type, payload: event, status: "pending", nextAttemptAt: sql`now()`,
+          })))
+          .onConflictDoNothing()
+          .returning({ id: webhookDeliveries.id });
+        deliveries = inserted.length;
+      }
+      const entry = inboxEntryFor(event);
+      let notified = false;
+      if (entry) {
+        const inserted = await tx
+          .insert(notifications)
+          .values({ id: notificationIdFor(event), orgId: event.org_id, eventId: event.id, type: event.type, createdAt: eventTime(event), ...entry })
+          .onConflictDoNothing()
+          .returning({ id: notifications.id });
+        notified = inserted.length > 0;
+      }
+      return { deliveries, notified };
+    });
+    if (result.deliveries > 0) this.onDeliveriesQueued();
+    return result;
+  }
+}

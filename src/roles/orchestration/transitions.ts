@@ -1,0 +1,71 @@
+/**
+ * Run state changes shared by the API (agents role), the worker and the reconciler. Each
+ * writes the run row, its steps, its run event and the domain event (outbox) in one
+ * transaction.
+ */
+import { and, eq, inArray, type SQL } from "drizzle-orm";
+import { runSteps, runs } from "../../../schema";
+import { emitEvent } from "../../platform/outbox";
+import type { RunStore } from "./store";
+import { runOut, type RunRow, type RunStatus } from "./types";
+
+/** Domain-event payload of a run (notify, billing and webhooks consume it). */
+export function runPayload(run: RunRow) {
+  return {
+    run_id: run.id,
+    thread_id: run.threadId,
+    agent_id: run.agentId,
+    model: run.model,
+    status: run.status,
+    usage: run.usage,
+    step_count: run.stepCount,
+    error: run.lastError ?? null,
+  };
+}
+
+const OPEN_STEP_STATUSES = ["in_progress", "requires_action", "approved"];
+
+export type FinalStatus = Extract<RunStatus, "completed" | "failed" | "cancelled" | "expired">;
+
+/**
+ * Moves a run to a terminal status: open steps are closed as cancelled, the lease and any
+ * required action are cleared, `run.<status>` is appended and emitted to the outbox.
+ * Returns null when the guard/fence did not match (someone else changed the run first).
+ */
+export async function finishRun(
+  store: RunStore,
+  runId: string,
+  opts: {
+    status: FinalStatus;
+    error?: { code: string; message: string } | null;
+    fence?: string;
+    guard?: SQL;
+    /** Extra writes in the same transaction (e.g. the final assistant message). */
+    work?: Parameters<RunStore["mutate"]>[1]["work"];
+  },
+) {
+  return store.mutate(runId, {
+    fence: opts.fence,
+    guard: opts.guard,
+    set: {
+      status: opts.status,
+      lastError: opts.error ?? null,
+      completedAt: new Date(),
+      leaseOwner: null,
+      leaseExpiresAt: null,
+      requiredAction: null,
+      requiresActionSince: null,
+    },
+    work: async (tx, run) => {
+      await tx
+        .update(runSteps)
+        .set({ status: "cancelled", completedAt: new Date() })
+        .where(and(eq(runSteps.runId, runId), inArray(runSteps.status, OPEN_STEP_STATUSES)));
+      await opts.work?.(tx, run);
+      await emitEvent(tx, { orgId: run.orgId, type: `run.${opts.status}`, payload: runPayload(run) });
+    },
+    events: [{ type: `run.${opts.status}`, data: (run: RunRow) => runOut(run) }],
+  });
+}
+
+export const statusIs = (...statuses: RunStatus[]) => inArray(runs.status, statuses);

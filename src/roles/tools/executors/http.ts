@@ -1,0 +1,144 @@
+/**
+ * `http` tools: POST `{tool, arguments, run_id, tool_call_id}` to `config.url`, signed like
+ * webhooks (`X-AgentOS-Signature: t=<unix>,v1=<hex hmac-sha256(secret, "t.body")>`). The
+ * whole exchange (connect, headers, body) is bounded by the tool's timeout and the reply by
+ * a size cap read as a stream; redirects are followed only to the same origin (307/308, so
+ * the signed POST is replayed unchanged), never to another host.
+ */
+import { VERSION } from "../../../version";
+import type { ToolCallResult } from "../contract";
+
+export const MAX_RESPONSE_BYTES = 1024 * 1024;
+const MAX_REDIRECTS = 3;
+const ERROR_EXCERPT_CHARS = 500;
+
+export interface HttpToolTarget {
+  name: string;
+  url: string;
+  headers?: Record<string, string>;
+  secret: string;
+  timeoutMs: number;
+}
+
+export interface HttpCall {
+  arguments: unknown;
+  run_id: string | null;
+  tool_call_id: string;
+}
+
+export function sign(secret: string, body: string, unix = Math.floor(Date.now() / 1000)): string {
+  const mac = new Bun.CryptoHasher("sha256", secret).update(`${unix}.${body}`).digest("hex");
+  return `t=${unix},v1=${mac}`;
+}
+
+const fail = (code: string, message: string): ToolCallResult => ({ ok: false, error: { code, message } });
+
+class TooLarge extends Error {}
+
+/** Reads at most `cap` bytes of the body; beyond it the stream is cancelled (the server stops sending). */
+async function readCapped(res: Response, cap: number): Promise<string> {
+  const declared = Number(res.headers.get("content-length") ?? "NaN");
+  if (Number.isFinite(declared) && declared > cap) {
+    await res.body?.cancel().catch(() => {});
+    throw new TooLarge();
+  }
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > cap) {
+      await reader.cancel().catch(() => {});
+      throw new TooLarge();
+    }
+    chunks.push(value);
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks));
+}
+
+/** Only http(s) URLs with a host; no credentials in the URL (they would leak into logs). */
+export function checkToolUrl(raw: unknown): string | null {
+  if (typeof raw !== "string" || raw.length === 0) return "`config.url` is required for http tools.";
+  if (raw.length > 2048) return "`config.url` is longer than 2048 characters.";
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return `\`config.url\` '${raw.slice(0, 200)}' is not a URL.`;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return `\`config.url\` must be http or https, not '${url.protocol}'.`;
+  if (!url.hostname) return "`config.url` has no host.";
+  if (url.username || url.password) return "`config.url` must not contain credentials; put them in `config.headers`.";
+  return null;
+}
+
+export async function executeHttp(target: HttpToolTarget, call: HttpCall): Promise<ToolCallResult> {
+  const body = JSON.stringify({ tool: target.name, arguments: call.arguments, run_id: call.run_id, tool_call_id: call.tool_call_id });
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), target.timeoutMs);
+  const origin = new URL(target.url).origin;
+  let url = target.url;
+  try {
+    for (let hop = 0; ; hop++) {
+      const res = await fetch(url, {
+        method: "POST",
+        body,
+        redirect: "manual",
+        signal: controller.signal,
+        headers: {
+          ...(target.headers ?? {}),
+          "content-type": "application/json",
+          "user-agent": `AgentOS/${VERSION}`,
+          "x-agentos-signature": sign(target.secret, body),
+          "x-agentos-tool-call-id": call.tool_call_id,
+        },
+      });
+      if (res.status >= 300 && res.status < 400) {
+        await res.body?.cancel().catch(() => {});
+        const location = res.headers.get("location");
+        const next = location ? new URL(location, url) : null;
+        if (!next || next.origin !== origin || (res.status !== 307 && res.status !== 308) || hop >= MAX_REDIRECTS) {
+          return fail(
+            "tool_redirect_refused",
+            `The tool server answered ${res.status}${next ? ` to ${next.origin}${next.pathname}` : ""}; AgentOS follows only 307/308 redirects to the same host (at most ${MAX_REDIRECTS}). Point config.url at the final address.`,
+          );
+        }
+        url = next.toString();
+        continue;
+      }
+      const text = await readCapped(res, MAX_RESPONSE_BYTES);
+      if (res.status < 200 || res.status >= 300) return fail("tool_http_error", `The tool server answered HTTP ${res.status}: ${errorExcerpt(text)}`);
+      return { ok: true, output: parseOutput(text) };
+    }
+  } catch (err) {
+    if (err instanceof TooLarge) return fail("tool_response_too_large", `The tool's reply is larger than ${MAX_RESPONSE_BYTES} bytes.`);
+    if (controller.signal.aborted) return fail("tool_timeout", `The tool did not answer within ${target.timeoutMs} ms.`);
+    return fail("tool_unreachable", `Calling the tool failed: ${(err as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** JSON replies become the output as they are; anything else is passed on as text. */
+function parseOutput(text: string): unknown {
+  if (text.length === 0) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function errorExcerpt(text: string): string {
+  try {
+    const j = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown };
+    const m = typeof j.error === "string" ? j.error : (j.error?.message ?? j.message);
+    if (typeof m === "string") return m.slice(0, ERROR_EXCERPT_CHARS);
+  } catch {
+    /* not JSON */
+  }
+  return text.slice(0, ERROR_EXCERPT_CHARS) || "(empty body)";
+}

@@ -1,0 +1,71 @@
+/** The tools controller: /v1/tools registry CRUD and /v1/tools/:id/invoke. */
+import { Elysia } from "elysia";
+import type { AuthGuard } from "../../platform/http/auth-guard";
+import { withIdempotency } from "../../platform/http/idempotency";
+import { errors, PageQuery } from "../../platform/http/models";
+import type { AppPlatform } from "../clients";
+import {
+  BuiltinToolList, CreateToolBody, CreatedTool, DeletedTool, DeleteToolQuery, InvokeBody, InvokeResult, Tool, ToolPage, ToolRefParam, UpdateToolBody,
+} from "./model";
+
+export function toolsController(p: AppPlatform, guard: AuthGuard) {
+  const tags = ["tools"];
+  return new Elysia({ name: "tools-controller" })
+    .use(guard.plugin)
+    .post(
+      "/tools",
+      async ({ principal, body, request, set }) => {
+        const result = await withIdempotency(
+          p.db,
+          { orgId: principal.orgId, key: request.headers.get("idempotency-key"), route: "POST /tools", body },
+          async () => ({ status: 201, body: await p.clients.tools.createTool(principal, body) }),
+        );
+        set.status = result.status;
+        return result.body;
+      },
+      {
+        auth: true,
+        body: CreateToolBody,
+        response: { 201: CreatedTool, ...errors(400, 401, 409) },
+        detail: { tags, summary: "Register a tool (http, nats or client); the signing secret is shown once" },
+      },
+    )
+    .get("/tools", ({ principal, query }) => p.clients.tools.listTools(principal, query), {
+      auth: true,
+      query: PageQuery,
+      response: { 200: ToolPage, ...errors(400, 401) },
+      detail: { tags, summary: "List the organization's tools" },
+    })
+    .get("/tools/builtin", () => p.clients.tools.listBuiltins(), {
+      auth: true,
+      response: { 200: BuiltinToolList, ...errors(401) },
+      detail: { tags, summary: "The builtin memory tools any agent can list by name in its tools" },
+    })
+    .get("/tools/:id", ({ principal, params }) => p.clients.tools.getTool(principal, params.id), {
+      auth: true,
+      params: ToolRefParam,
+      response: { 200: Tool, ...errors(401, 404) },
+      detail: { tags, summary: "Get a tool" },
+    })
+    .patch("/tools/:id", ({ principal, params, body }) => p.clients.tools.updateTool(principal, params.id, body), {
+      auth: true,
+      params: ToolRefParam,
+      body: UpdateToolBody,
+      response: { 200: Tool, ...errors(400, 401, 404, 409) },
+      detail: { tags, summary: "Update a tool" },
+    })
+    .delete("/tools/:id", ({ principal, params, query }) => p.clients.tools.deleteTool(principal, params.id, query.force ?? false), {
+      auth: true,
+      params: ToolRefParam,
+      query: DeleteToolQuery,
+      response: { 200: DeletedTool, ...errors(400, 401, 404, 409) },
+      detail: { tags, summary: "Delete a tool (409 tool_in_use naming the agents that use it, unless ?force=true)" },
+    })
+    .post("/tools/:id/invoke", ({ principal, params, body }) => p.clients.tools.invokeTool(principal, params.id, body ?? {}), {
+      auth: true,
+      params: ToolRefParam,
+      body: InvokeBody,
+      response: { 200: InvokeResult, ...errors(400, 401, 404) },
+      detail: { tags, summary: "Run a tool by hand with {arguments} and see the result a model would get" },
+    });
+}

@@ -1,0 +1,363 @@
+/**
+ * The tools role's service: the tool registry (per organization) and tool execution for the
+ * run loop. Free of HTTP: the gateway's controller and the worker call it directly
+ * in-process or over NATS request/reply. A failing tool never throws out of `execute`: it
+ * becomes an error result that the model sees.
+ */
+import { and, eq, inArray } from "drizzle-orm";
+import { tools } from "../../../schema";
+import type { Bus } from "../../platform/bus";
+import type { Db } from "../../platform/db";
+import { pageQuery, toPage, type PageOf, type PageRequest } from "../../platform/db/pagination";
+import { AppError, badRequest, conflict, notFound } from "../../platform/errors";
+import type { Principal } from "../../platform/http/auth-guard";
+import { isId, newId } from "../../platform/ids";
+import type { Logger } from "../../platform/logging";
+import type { AgentsContract } from "../agents/contract";
+import { BUILTIN_MEMORY_TOOL_DEFS, BUILTIN_MEMORY_TOOLS, isBuiltinMemoryTool, type MemoryContract } from "../memory/contract";
+import type { RunTool, ToolCallRequest, ToolCallResult, ToolsContract } from "./contract";
+import { checkToolUrl, executeHttp } from "./executors/http";
+import { checkToolSubject, executeNats } from "./executors/nats";
+import { DEFAULT_TIMEOUT_MS, type CreateToolInput, type CreatedToolOut, type InvokeInput, type ToolOut, type UpdateToolInput } from "./model";
+import { compileParameters, describeErrors, validatorFor } from "./schemas";
+
+type ToolRow = typeof tools.$inferSelect;
+
+/** What the tools role needs from the agents role: agent lookup (404 outside the caller's org) and tool references. */
+export type AgentsClient = AgentsContract & { getAgent(orgId: string, id: string): Promise<{ id: string }> };
+
+export interface ToolsDeps {
+  db: Db;
+  bus: Bus;
+  log: Logger;
+  /** Subject prefixes nats tools may not use (AgentOS's own namespace). */
+  reservedSubjects: string[];
+  memory: () => MemoryContract;
+  agents: () => AgentsClient;
+}
+
+const USER_KINDS = ["http", "nats", "client"] as const;
+const DEFAULT_PARAMETERS = { type: "object", properties: {} };
+const BUILTIN_TIMEOUT_MS = 30_000;
+
+const fail = (code: string, message: string): ToolCallResult => ({ ok: false, error: { code, message } });
+const newSecret = () => `tsk_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}`;
+
+const toolOut = (r: ToolRow): ToolOut => ({
+  id: r.id,
+  name: r.name,
+  description: r.description,
+  parameters: r.parameters,
+  kind: r.kind,
+  config: r.config,
+  requires_approval: r.requiresApproval,
+  timeout_ms: r.timeoutMs,
+  created_at: r.createdAt.toISOString(),
+  updated_at: r.updatedAt.toISOString(),
+});
+
+const builtinRunTool = (name: (typeof BUILTIN_MEMORY_TOOLS)[number]): RunTool => ({
+  id: name,
+  name,
+  description: BUILTIN_MEMORY_TOOL_DEFS[name].description,
+  parameters: BUILTIN_MEMORY_TOOL_DEFS[name].parameters,
+  kind: "builtin",
+  requires_approval: false,
+  timeout_ms: BUILTIN_TIMEOUT_MS,
+});
+
+const runToolOf = (r: ToolRow): RunTool => ({
+  id: r.id,
+  name: r.name,
+  description: r.description,
+  parameters: r.parameters,
+  kind: r.kind as RunTool["kind"],
+  requires_approval: r.requiresApproval,
+  timeout_ms: r.timeoutMs,
+});
+
+function isUniqueViolation(err: unknown) {
+  const e = err as { code?: string; cause?: { code?: string } };
+  return e?.code === "23505" || e?.cause?.code === "23505";
+}
+
+/** Parses the model's argument string; an empty string means no arguments. */
+function parseArguments(raw: unknown): { args: Record<string, unknown> } | { error: ToolCallResult } {
+  if (raw && typeof raw === "object" && !Array.isArray(raw)) return { args: raw as Record<string, unknown> };
+  const text = typeof raw === "string" ? raw.trim() : "";
+  if (text === "") return { args: {} };
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return { error: fail("invalid_arguments", `The arguments are not valid JSON (${(err as Error).message}); send a JSON object.`) };
+  }
+  if (!value || typeof value !== "object" || Array.isArray(value)) return { error: fail("invalid_arguments", "The arguments must be a JSON object.") };
+  return { args: value as Record<string, unknown> };
+}
+
+export class ToolsService implements ToolsContract {
+  constructor(private deps: ToolsDeps) {}
+
+  private get db() {
+    return this.deps.db;
+  }
+
+  // ---- contract (the run loop) -------------------------------------------------------------
+
+  async getRunTools(orgId: string, refs: string[]): Promise<{ tools: RunTool[]; missing: string[] }> {
+    const unique = [...new Set(refs ?? [])];
+    const ids = unique.filter((r) => isId("tool", r));
+    const rows = ids.length ? await this.db.select().from(tools).where(and(eq(tools.orgId, orgId), inArray(tools.id, ids))) : [];
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const out: RunTool[] = [];
+    const missing: string[] = [];
+    for (const ref of unique) {
+      const row = byId.get(ref);
+      if (row) out.push(runToolOf(row));
+      else if (isBuiltinMemoryTool(ref)) out.push(builtinRunTool(ref));
+      else missing.push(ref);
+    }
+    return { tools: out, missing };
+  }
+
+  async execute(call: ToolCallRequest): Promise<ToolCallResult> {
+    try {
+      return await this.executeUnsafe(call);
+    } catch (err) {
+      if (err instanceof AppError) return fail(err.code, err.message);
+      this.deps.log.error("tool execution failed", { tool_id: call.tool_id, run_id: call.run_id, error: err });
+      return fail("tool_failed", `The tool failed: ${(err as Error)?.message ?? String(err)}`);
+    }
+  }
+
+  private async executeUnsafe(call: ToolCallRequest): Promise<ToolCallResult> {
+    const builtin = isBuiltinMemoryTool(call.tool_id);
+    const row = builtin ? undefined : await this.findRow(call.org_id, call.tool_id);
+    if (!builtin && !row) return fail("tool_not_found", `The tool '${call.tool_id}' does not exist (deleted?) in this organization.`);
+    const name = row?.name ?? call.tool_id;
+    const parsed = parseArguments(call.arguments);
+    if ("error" in parsed) return parsed.error;
+    const args = parsed.args;
+    const validate = row
+      ? validatorFor(`${row.id}:${row.updatedAt.getTime()}`, row.parameters)
+      : validatorFor(`builtin:${call.tool_id}`, BUILTIN_MEMORY_TOOL_DEFS[call.tool_id as keyof typeof BUILTIN_MEMORY_TOOL_DEFS].parameters);
+    if (!validate(args)) return fail("invalid_arguments", `Invalid arguments for ${name}: ${describeErrors(validate)}.`);
+
+    if (builtin) {
+      if (!call.agent_id) return fail("invalid_call", `The builtin tool ${name} needs the agent whose memory it uses.`);
+      return { ok: true, output: await this.deps.memory().runBuiltinTool(call.org_id, call.agent_id, name, args) };
+    }
+    const tool = row as ToolRow;
+    const runId = call.run_id || null;
+    switch (tool.kind) {
+      case "http": {
+        const config = tool.config as { url: string; headers?: Record<string, string> };
+        return executeHttp(
+          { name, url: config.url, headers: config.headers, secret: tool.signingSecret, timeoutMs: tool.timeoutMs },
+          { arguments: args, run_id: runId, tool_call_id: call.tool_call_id },
+        );
+      }
+      case "nats":
+        return executeNats(this.deps.bus, {
+          tool: name,
+          subject: (tool.config as { subject: string }).subject,
+          timeoutMs: tool.timeoutMs,
+          arguments: args,
+          run_id: runId,
+          tool_call_id: call.tool_call_id,
+        });
+      case "client":
+        return fail("client_tool", `${name} is a client tool: its output is submitted by the caller (POST /v1/runs/:id/tool_outputs), not executed by AgentOS.`);
+      default:
+        return fail("tool_failed", `Unknown tool kind '${tool.kind}'.`);
+    }
+  }
+
+  // ---- HTTP-facing (the gateway's controller) ---------------------------------------------
+
+  async createTool(principal: Principal, input: CreateToolInput): Promise<CreatedToolOut> {
+    const kind = this.checkKind(input.kind);
+    const parameters = input.parameters ?? DEFAULT_PARAMETERS;
+    compileParameters(parameters);
+    const config = this.checkConfig(kind, input.config ?? {});
+    this.checkName(input.name);
+    const secret = newSecret();
+    try {
+      const [row] = await this.db
+        .insert(tools)
+        .values({
+          id: newId("tool"),
+          orgId: principal.orgId,
+          name: input.name,
+          description: input.description ?? "",
+          parameters,
+          kind,
+          config,
+          requiresApproval: input.requires_approval ?? false,
+          timeoutMs: input.timeout_ms ?? DEFAULT_TIMEOUT_MS,
+          signingSecret: secret,
+        })
+        .returning();
+      return { ...toolOut(row), signing_secret: secret };
+    } catch (err) {
+      throw this.translate(err, input.name);
+    }
+  }
+
+  async listTools(principal: Principal, page: PageRequest): Promise<PageOf<ToolOut>> {
+    const q = pageQuery(tools.id, page, eq(tools.orgId, principal.orgId));
+    const rows = await this.db.select().from(tools).where(q.where).orderBy(q.orderBy).limit(q.limit);
+    return toPage(rows, q.pageSize, toolOut);
+  }
+
+  async listBuiltins(): Promise<{ data: { id: string; name: string; description: string; parameters: Record<string, unknown>; kind: "builtin" }[] }> {
+    return { data: BUILTIN_MEMORY_TOOLS.map((n) => ({ id: n, name: n, description: BUILTIN_MEMORY_TOOL_DEFS[n].description, parameters: BUILTIN_MEMORY_TOOL_DEFS[n].parameters, kind: "builtin" as const })) };
+  }
+
+  async getTool(principal: Principal, id: string): Promise<ToolOut> {
+    return toolOut(await this.requireRow(principal.orgId, id));
+  }
+
+  async updateTool(principal: Principal, id: string, input: UpdateToolInput): Promise<ToolOut> {
+    const current = await this.requireRow(principal.orgId, id);
+    const kind = input.kind === undefined ? (current.kind as (typeof USER_KINDS)[number]) : this.checkKind(input.kind);
+    const kindChanged = kind !== current.kind;
+    const parameters = input.parameters ?? current.parameters;
+    if (input.parameters) compileParameters(parameters);
+    const config = input.config !== undefined || kindChanged ? this.checkConfig(kind, input.config ?? {}) : current.config;
+    if (input.name !== undefined) this.checkName(input.name);
+    try {
+      const [row] = await this.db
+        .update(tools)
+        .set({
+          name: input.name ?? current.name,
+          description: input.description ?? current.description,
+          parameters,
+          kind,
+          config,
+          requiresApproval: input.requires_approval ?? current.requiresApproval,
+          timeoutMs: input.timeout_ms ?? current.timeoutMs,
+          updatedAt: new Date(),
+        })
+        .where(and(eq(tools.id, id), eq(tools.orgId, principal.orgId)))
+        .returning();
+      if (!row) throw notFound("tool", id);
+      return toolOut(row);
+    } catch (err) {
+      throw this.translate(err, input.name ?? current.name);
+    }
+  }
+
+  /** 409 `tool_in_use` naming the agents that reference it, unless `force` (then it is removed from them first). */
+  async deleteTool(principal: Principal, id: string, force = false): Promise<{ id: string; deleted: true; detached_from: number }> {
+    await this.requireRow(principal.orgId, id);
+    const agents = this.deps.agents();
+    const users = await agents.agentsUsingTool(principal.orgId, id);
+    if (users.length && !force) {
+      const names = users.slice(0, 10).map((a) => `${a.name} (${a.id})`).join(", ");
+      throw conflict(
+        "tool_in_use",
+        `Agents use this tool: ${names}${users.length > 10 ? ` and ${users.length - 10} more` : ""}. Remove it from them, or delete with ?force=true to remove it from every agent.`,
+        { agents: users },
+      );
+    }
+    const detached = users.length ? await agents.detachTool(principal.orgId, id) : 0;
+    const deleted = await this.db.delete(tools).where(and(eq(tools.id, id), eq(tools.orgId, principal.orgId))).returning({ id: tools.id });
+    if (!deleted.length) throw notFound("tool", id);
+    return { id, deleted: true, detached_from: detached };
+  }
+
+  /** Runs a tool by hand (http, nats, or a builtin on `agent_id`'s memory); the result is what a model would see. */
+  async invokeTool(principal: Principal, ref: string, input: InvokeInput): Promise<ToolCallResult & { duration_ms: number }> {
+    let agentId = "";
+    if (isBuiltinMemoryTool(ref)) {
+      if (!input.agent_id) throw badRequest("agent_required", `${ref} works on an agent's memory: pass \`agent_id\`.`);
+      if (!isId("agt", input.agent_id)) throw notFound("agent", input.agent_id);
+      await this.deps.agents().getAgent(principal.orgId, input.agent_id);
+      agentId = input.agent_id;
+    } else {
+      const row = await this.requireRow(principal.orgId, ref);
+      if (row.kind === "client") {
+        throw badRequest("client_tool_not_invocable", "Client tools are answered by the caller: a run pauses in requires_action and you submit the output with POST /v1/runs/:id/tool_outputs.");
+      }
+      agentId = input.agent_id ?? "";
+    }
+    const started = performance.now();
+    const result = await this.execute({
+      org_id: principal.orgId,
+      agent_id: agentId,
+      run_id: "",
+      tool_call_id: `manual_${crypto.randomUUID()}`,
+      tool_id: ref,
+      arguments: JSON.stringify(input.arguments ?? {}),
+    });
+    return { ...result, duration_ms: Math.round((performance.now() - started) * 100) / 100 };
+  }
+
+  // ---- internals ---------------------------------------------------------------------------
+
+  private async findRow(orgId: string, id: string): Promise<ToolRow | undefined> {
+    if (!isId("tool", id)) return undefined;
+    const [row] = await this.db.select().from(tools).where(and(eq(tools.id, id), eq(tools.orgId, orgId)));
+    return row;
+  }
+
+  private async requireRow(orgId: string, id: string): Promise<ToolRow> {
+    const row = await this.findRow(orgId, id);
+    if (!row) throw notFound("tool", id);
+    return row;
+  }
+
+  private checkKind(kind: string): (typeof USER_KINDS)[number] {
+    if (kind === "builtin") {
+      throw badRequest("invalid_tool_kind", `builtin tools are not registered: every agent can list them by name in its \`tools\` (${BUILTIN_MEMORY_TOOLS.join(", ")}).`);
+    }
+    if (!(USER_KINDS as readonly string[]).includes(kind)) throw badRequest("invalid_tool_kind", `kind must be one of ${USER_KINDS.join(", ")}.`);
+    return kind as (typeof USER_KINDS)[number];
+  }
+
+  private checkName(name: string) {
+    if (isBuiltinMemoryTool(name)) throw conflict("tool_name_reserved", `'${name}' is the name of a builtin memory tool; choose another name.`);
+  }
+
+  /** Validates and normalises the per-kind config; unknown keys are refused so typos do not pass silently. */
+  private checkConfig(kind: (typeof USER_KINDS)[number], config: Record<string, unknown>): Record<string, unknown> {
+    const allowed = { http: ["url", "headers"], nats: ["subject"], client: [] as string[] }[kind];
+    const unknown = Object.keys(config).filter((k) => !allowed.includes(k));
+    if (unknown.length) {
+      throw badRequest("invalid_tool_config", `Unknown config key(s) for a ${kind} tool: ${unknown.join(", ")} (allowed: ${allowed.join(", ") || "none"}).`);
+    }
+    if (kind === "http") {
+      const problem = checkToolUrl(config.url) ?? checkHeaders(config.headers);
+      if (problem) throw badRequest("invalid_tool_config", problem);
+      return config.headers === undefined ? { url: config.url } : { url: config.url, headers: config.headers };
+    }
+    if (kind === "nats") {
+      const problem = checkToolSubject(config.subject, this.deps.reservedSubjects);
+      if (problem) throw badRequest("invalid_tool_config", problem);
+      return { subject: config.subject };
+    }
+    return {};
+  }
+
+  private translate(err: unknown, name: string) {
+    if (isUniqueViolation(err)) return conflict("tool_name_taken", `A tool named '${name}' already exists in this organization.`);
+    return err;
+  }
+}
+
+const RESERVED_HEADERS = new Set(["content-type", "content-length", "host", "user-agent", "x-agentos-signature", "x-agentos-tool-call-id", "transfer-encoding", "connection"]);
+
+function checkHeaders(headers: unknown): string | null {
+  if (headers === undefined) return null;
+  if (!headers || typeof headers !== "object" || Array.isArray(headers)) return "`config.headers` must be an object of header names to string values.";
+  const entries = Object.entries(headers as Record<string, unknown>);
+  if (entries.length > 20) return "`config.headers` has more than 20 headers.";
+  for (const [k, v] of entries) {
+    if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/.test(k)) return `\`config.headers\`: '${k.slice(0, 100)}' is not a valid header name.`;
+    if (RESERVED_HEADERS.has(k.toLowerCase())) return `\`config.headers\`: '${k}' is set by AgentOS.`;
+    if (typeof v !== "string" || v.length > 4096 || /[\r\n\0]/.test(v)) return `\`config.headers\`: the value of '${k}' must be a single-line string (at most 4096 characters).`;
+  }
+  return null;
+}

@@ -1,0 +1,16 @@
+import type { RoleModule } from "../modules";
+import { RunWorker } from "./worker";
+
+export const workerRole: RoleModule = {
+  name: "worker",
+  deps: ["database", "bus", "cache", "outbox"],
+  description: "executes runs taken from the run queue: prompt, model calls, tool calls, streaming, cancel, resume",
+  init(p) {
+    const worker = new RunWorker(p);
+    workers.set(p, worker);
+    return { start: () => worker.start(), stop: () => worker.stop() };
+  },
+};
+
+/** The worker of a platform (tests and benchmarks reach it to simulate a crash). */
+export const workers = new WeakMap<object, RunWorker>();

@@ -1,0 +1,198 @@
+/**
+ * The worker: takes run doorbells from the RUNS work queue (JetStream with explicit ack and
+ * `working()` heartbeats, or the in-process queue), leases the run in PostgreSQL and
+ * executes it (loop.ts). The lease, not the queue, decides who runs a run: a duplicate or
+ * redelivered doorbell for a run leased by a live worker is dropped, one whose lease expired
+ * is resumed from its last persisted step.
+ */
+import { hostname } from "node:os";
+import { eq } from "drizzle-orm";
+import { runs } from "../../../schema";
+import type { DurableJob, JobOutcome, Unsubscribe } from "../../platform/bus";
+import { AppError } from "../../platform/errors";
+import { createOpenAIProvider, isAbortError, type ModelProvider } from "../../platform/model/openai";
+import type { AppPlatform } from "../clients";
+import type { MemoryContract } from "../memory/contract";
+import { runCancelSubject, RUNS_STREAM, RUNS_SUBJECT, WORKER_DURABLE, type RunDoorbell } from "../orchestration/queue";
+import { releaseAllLeases, startReconciler } from "../orchestration/reconciler";
+import { runSettings, type RunSettings } from "../orchestration/settings";
+import { LeaseLostError, RunStore } from "../orchestration/store";
+import { isTerminal } from "../orchestration/types";
+import type { ToolsContract } from "../tools/contract";
+import { type AbortReason, RunExecution } from "./loop";
+
+/** Another role unavailable (split deployment): retry the run later, up to this many attempts. */
+const MAX_DEPENDENCY_ATTEMPTS = 10;
+
+interface Active {
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+export class RunWorker {
+  readonly owner = `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
+  readonly settings: RunSettings;
+  readonly store: RunStore;
+  private model: ModelProvider;
+  private active = new Map<string, Active>();
+  private unsubscribe: Unsubscribe | null = null;
+  private reconciler: { stop(): Promise<void> } | null = null;
+
+  constructor(
+    private p: AppPlatform,
+    opts: { settings?: RunSettings; model?: ModelProvider } = {},
+  ) {
+    this.settings = opts.settings ?? runSettings();
+    this.store = new RunStore(p.db, () => p.bus);
+    this.model = opts.model ?? createOpenAIProvider({
+      baseUrl: p.config.modelBaseUrl,
+      apiKey: p.config.modelApiKey,
+      timeoutMs: this.settings.modelTimeoutMs,
+      maxRetries: this.settings.modelMaxRetries,
+      backoffBaseMs: this.settings.modelBackoffMs,
+    });
+  }
+
+  async start() {
+    await this.p.bus.ensureStream(RUNS_STREAM);
+    if (this.p.database.kind === "pglite") await releaseAllLeases(this.store);
+    this.unsubscribe = await this.p.bus.consume<RunDoorbell>(RUNS_STREAM.name, (job) => this.handle(job), {
+      durable: WORKER_DURABLE,
+      filterSubject: RUNS_SUBJECT,
+      concurrency: this.settings.workerConcurrency,
+      ackWaitMs: this.settings.ackWaitMs,
+      maxDeliver: 50,
+    });
+    this.reconciler = startReconciler({
+      store: this.store,
+      bus: this.p.bus,
+      log: this.p.log,
+      settings: this.settings,
+      onExpired: (n) => this.p.metrics.runs.inc({ status: "expired" }, n),
+    });
+  }
+
+  /** Graceful stop: no new runs; in-flight runs finish within the drain budget, then are handed back. */
+  async stop() {
+    this.unsubscribe?.();
+    await this.reconciler?.stop();
+    const budget = Math.max(1000, this.p.config.shutdownTimeoutMs * 0.6);
+    await Promise.race([Promise.all([...this.active.values()].map((a) => a.done)), Bun.sleep(budget)]);
+    for (const a of this.active.values()) a.controller.abort("shutdown" satisfies AbortReason);
+    await Promise.all([...this.active.values()].map((a) => a.done));
+  }
+
+  /** What a crash leaves behind (tests): stops at once, writes nothing, keeps its leases until they expire. */
+  async halt() {
+    this.unsubscribe?.();
+    await this.reconciler?.stop();
+    for (const a of this.active.values()) a.controller.abort("halt" satisfies AbortReason);
+    await Promise.all([...this.active.values()].map((a) => a.done));
+  }
+
+  activeRuns() {
+    return this.active.size;
+  }
+
+  private async handle(job: DurableJob<RunDoorbell>): Promise<JobOutcome> {
+    const runId = job.data?.run_id;
+    if (typeof runId !== "string") return "term";
+    if (this.active.has(runId)) return "ack"; // a duplicate doorbell of a run this process executes
+    const run = await this.store.acquire(runId, this.owner, this.settings.leaseMs);
+    // Not runnable, or leased by a live worker: nothing to do (if that worker dies, the reconciler re-rings).
+    if (!run) return "ack";
+    const controller = new AbortController();
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => (resolveDone = r));
+    this.active.set(runId, { controller, done });
+    try {
+      return await this.execute(run, job, controller);
+    } finally {
+      this.active.delete(runId);
+      resolveDone();
+    }
+  }
+
+  private async execute(run: Awaited<ReturnType<RunStore["acquire"]>> & object, job: DurableJob<RunDoorbell>, controller: AbortController): Promise<JobOutcome> {
+    const abort = (reason: AbortReason) => {
+      if (!controller.signal.aborted) controller.abort(reason);
+    };
+    const stopCancelWatch = this.p.bus.subscribe(runCancelSubject(this.p.bus, run.id), () => abort("cancel"));
+    const renewer = setInterval(async () => {
+      job.working();
+      try {
+        const row = await this.store.renew(run.id, this.owner, this.settings.leaseMs);
+        if (!row) abort("lease_lost");
+        else if (row.status === "cancelling") abort("cancel");
+      } catch (err) {
+        this.p.log.warn("lease renewal failed", { run_id: run.id, error: err });
+      }
+    }, Math.max(200, this.settings.leaseMs / 3));
+    const execution = new RunExecution(
+      {
+        store: this.store,
+        log: this.p.log,
+        metrics: this.p.metrics,
+        model: this.model,
+        memory: () => (this.p.clients as unknown as { memory: MemoryContract }).memory,
+        tools: () => (this.p.clients as unknown as { tools: ToolsContract }).tools,
+        deltaFlushMs: this.settings.deltaFlushMs,
+      },
+      run,
+      this.owner,
+      controller.signal,
+      abort,
+    );
+    try {
+      if (run.status === "cancelling") await execution.cancel();
+      else await execution.execute();
+      return "ack";
+    } catch (err) {
+      return await this.afterFailure(err, run.id, run.attempts, controller.signal, execution);
+    } finally {
+      clearInterval(renewer);
+      stopCancelWatch();
+      // A run that is still ours and not finished (e.g. shutdown) is handed back at once.
+      if (controller.signal.reason !== "halt") await this.releaseIfUnfinished(run.id);
+    }
+  }
+
+  private async afterFailure(err: unknown, runId: string, attempts: number, signal: AbortSignal, execution: RunExecution): Promise<JobOutcome> {
+    const reason = signal.aborted ? (signal.reason as AbortReason) : null;
+    if (reason === "halt" || reason === "lease_lost" || err instanceof LeaseLostError) return "ack";
+    if (reason === "shutdown") return { nak: 0 };
+    if (reason === "cancel" && (isAbortError(err) || err instanceof LeaseLostError)) {
+      await execution.cancel().catch((e) => this.p.log.warn("cancel write failed", { run_id: runId, error: e }));
+      return "ack";
+    }
+    if (reason === "cancel") {
+      await execution.cancel().catch(() => {});
+      return "ack";
+    }
+    // Another role unreachable (split deployment): retry later rather than fail the run.
+    if (err instanceof AppError && (err.status === 503 || err.status === 504) && attempts < MAX_DEPENDENCY_ATTEMPTS) {
+      this.p.log.warn("run paused: a dependency is unavailable", { run_id: runId, error: err.message, attempt: attempts });
+      return { nak: 2000 };
+    }
+    this.p.log.error("run failed unexpectedly", { run_id: runId, error: err, stack: (err as Error)?.stack });
+    try {
+      const code = err instanceof AppError ? err.code : "internal_error";
+      const message = err instanceof AppError ? err.message : `The run stopped on an internal error: ${(err as Error)?.message ?? err}`;
+      await execution.fail(code, message);
+      return "ack";
+    } catch {
+      return { nak: 2000 }; // e.g. the database is down: the lease expires and the run is retried
+    }
+  }
+
+  private async releaseIfUnfinished(runId: string) {
+    try {
+      const [row] = await this.p.db.select({ status: runs.status, owner: runs.leaseOwner }).from(runs).where(eq(runs.id, runId));
+      if (row && row.owner === this.owner && !isTerminal(row.status)) await this.store.release(runId, this.owner);
+    } catch (err) {
+      this.p.log.warn("lease release failed; it will expire", { run_id: runId, error: err });
+    }
+  }
+}
+
+
