@@ -1,46 +1,44 @@
 /**
- * Embedded PostgreSQL (PGlite, WASM) for single-binary / dev deployments.
+ * Embedded PostgreSQL (PGlite 0.5.x = PostgreSQL 18, WASM) for single-binary / dev deployments.
  *
  * Works both under `bun run` and inside the `bun build --compile` executable:
  * PGlite's runtime assets are imported `with { type: "file" }`, so the bundler
  * embeds them into the binary (they live under `/$bunfs/...` at run time) and
  * we hand them to PGlite ourselves instead of letting it `fetch`/`readFile`
  * paths relative to its own module URL (which do not exist in a compiled
- * binary).
+ * binary):
+ *   - dist/pglite.wasm -> `pgliteWasmModule` (compiled once per process)
+ *   - dist/initdb.wasm -> `initdbWasmModule` (only run when creating a new data dir)
+ *   - dist/pglite.data -> `fsBundle`         (a Blob; Bun.file() is one)
  *
- * PGlite 0.3.x ships two runtime assets (no separate initdb.wasm; initdb is
- * linked into pglite.wasm):
- *   - dist/pglite.wasm -> `wasmModule` (compiled once per process, cached)
- *   - dist/pglite.data -> `fsBundle`   (a Blob; Bun.file() is one)
- *
- * Memory: PGlite 0.3.x has no option to pass server settings. Its backend
- * boots with hard-coded command-line GUCs (`shared_buffers=128MB`,
- * `wal_buffers=4MB`, ...), which override postgresql.conf / ALTER SYSTEM.
- * Those GUC strings sit as NUL-terminated C strings in the wasm data segment,
- * so before compiling we rewrite them in place (same byte length, padded with
- * NULs). Measured idle RSS after `select 1`: ~264 MB with 128MB vs ~135 MB
- * with shared_buffers=8MB/wal_buffers=1MB (bare Bun: ~25 MB).
- * If a future PGlite no longer contains the strings we warn and run with its
- * defaults (PGlite >= 0.4 has a real option for this; switch to it then).
+ * Memory: the backend runs with PGlite's defaults (`PGlite.defaultStartParams`)
+ * plus `-c shared_buffers=… -c wal_buffers=…` on its command line (`startParams`).
+ * Command-line settings win over postgresql.conf, apply to existing data dirs,
+ * and leave the postgresql.conf that initdb wrote alone. (PGlite's
+ * `postgresqlconf` option is not used: it replaces that whole file on every
+ * open, losing initdb's settings such as default_text_search_config=english.)
+ * Measured (compiled binary, --role=all, idle after restart): ~165 MB RSS with
+ * shared_buffers=8MB/wal_buffers=1MB vs ~300 MB with PGlite's defaults (128MB/4MB).
+ * Creating a new data dir peaks near 1 GB RSS (PGlite runs initdb in extra wasm
+ * instances and snapshots a whole 128 MB heap); that memory is collected right after.
  *
  * Extensions shipped as separate tarballs (vector, pg_trgm, ...) are NOT
- * embedded; only the built-in ones (plpgsql, ...) are available.
+ * embedded; only the built-in ones (plpgsql, full-text search, ...) are available.
  */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 // The package's `exports` map hides dist/*, so import by relative path.
-// @ts-ignore -- no type declarations for asset imports
 import pgliteWasmPath from "../../../node_modules/@electric-sql/pglite/dist/pglite.wasm" with { type: "file" };
-// @ts-ignore -- no type declarations for asset imports
+import initdbWasmPath from "../../../node_modules/@electric-sql/pglite/dist/initdb.wasm" with { type: "file" };
 import pgliteDataPath from "../../../node_modules/@electric-sql/pglite/dist/pglite.data" with { type: "file" };
 
 export type { PGlite };
 
 export interface OpenPgliteOptions {
-  /** Postgres `shared_buffers`; at most 5 characters (e.g. "8MB", "512kB", "32MB"). Default "8MB". */
+  /** Postgres `shared_buffers` (e.g. "8MB", "512kB", "32MB", "1024" = 1024 x 8kB). Default "8MB". */
   sharedBuffers?: string;
-  /** Postgres `wal_buffers`; at most 3 characters (e.g. "1MB", "64" = 64 x 8kB). Default "1MB". */
+  /** Postgres `wal_buffers` (e.g. "1MB", "64" = 64 x 8kB, "-1" = derived from shared_buffers). Default "1MB". */
   walBuffers?: string;
   /** PGlite debug level 0..5 (prints the backend log to stderr when > 0). */
   debug?: 0 | 1 | 2 | 3 | 4 | 5;
@@ -48,56 +46,42 @@ export interface OpenPgliteOptions {
 
 const DEFAULT_SHARED_BUFFERS = "8MB";
 const DEFAULT_WAL_BUFFERS = "1MB";
+/** A Postgres memory setting: an integer with an optional unit. */
+const MEMORY_SETTING = /^-?\d+\s*(B|kB|MB|GB|TB)?$/;
 
-/** GUC strings compiled into pglite.wasm 0.3.x that we rewrite in place. */
-const GUC_DEFAULTS = {
-  shared_buffers: "128MB",
-  wal_buffers: "4MB",
-} as const;
+const modules = new Map<string, Promise<WebAssembly.Module>>();
 
-const moduleCache = new Map<string, Promise<WebAssembly.Module>>();
-
-function patchGuc(bytes: Uint8Array, name: keyof typeof GUC_DEFAULTS, value: string): boolean {
-  const original = `${name}=${GUC_DEFAULTS[name]}`;
-  if (value === GUC_DEFAULTS[name]) return true;
-  if (!/^\d+(kB|MB|GB)?$/.test(value)) throw new Error(`pglite: invalid ${name} value ${JSON.stringify(value)}`);
-  if (value.length > GUC_DEFAULTS[name].length) {
-    throw new Error(`pglite: ${name}=${value} is longer than ${GUC_DEFAULTS[name].length} characters (in-place wasm patch)`);
-  }
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const needle = Buffer.from(`\0${original}\0`, "latin1");
-  const at = buf.indexOf(needle);
-  if (at < 0 || buf.indexOf(needle, at + 1) >= 0) return false; // absent or ambiguous: leave untouched
-  const start = at + 1;
-  buf.fill(0, start, start + original.length);
-  buf.write(`${name}=${value}`, start, "latin1");
-  return true;
-}
-
-function compiledModule(sharedBuffers: string, walBuffers: string): Promise<WebAssembly.Module> {
-  const key = `${sharedBuffers}/${walBuffers}`;
-  let p = moduleCache.get(key);
+/** Compile a wasm asset once per process (a failed compile is retried on the next call). */
+function compiled(path: string): Promise<WebAssembly.Module> {
+  let p = modules.get(path);
   if (!p) {
-    p = (async () => {
-      const bytes = new Uint8Array(await Bun.file(pgliteWasmPath).arrayBuffer());
-      const ok = patchGuc(bytes, "shared_buffers", sharedBuffers) && patchGuc(bytes, "wal_buffers", walBuffers);
-      if (!ok) {
-        console.warn("pglite: could not find the built-in GUC defaults in pglite.wasm; running with PGlite defaults (shared_buffers=128MB)");
-      }
-      return WebAssembly.compile(bytes);
-    })();
-    p.catch(() => moduleCache.delete(key));
-    moduleCache.set(key, p);
+    p = Bun.file(path)
+      .arrayBuffer()
+      .then((bytes) => WebAssembly.compile(bytes));
+    p.catch(() => modules.delete(path));
+    modules.set(path, p);
   }
   return p;
+}
+
+function memorySetting(name: string, value: string): string {
+  if (!MEMORY_SETTING.test(value)) throw new Error(`pglite: invalid ${name} value ${JSON.stringify(value)}`);
+  return `${name}=${value.replace(/\s+/g, "")}`;
 }
 
 /**
  * Open (creating on first use) a persistent PGlite database stored under
  * `${dataDir}/pglite`. Pass `memory://` as dataDir for an in-memory database.
  * Resolves once the database is ready to accept queries.
+ *
+ * A data dir written by another PostgreSQL major version (e.g. by PGlite 0.3.x,
+ * PostgreSQL 17) is refused with an explanatory error; it is never modified.
  */
 export async function openPglite(dataDir: string, options: OpenPgliteOptions = {}): Promise<PGlite> {
+  const settings = [
+    memorySetting("shared_buffers", options.sharedBuffers ?? DEFAULT_SHARED_BUFFERS),
+    memorySetting("wal_buffers", options.walBuffers ?? DEFAULT_WAL_BUFFERS),
+  ];
   let pgDataDir: string;
   if (dataDir.startsWith("memory://")) {
     pgDataDir = dataDir;
@@ -105,16 +89,78 @@ export async function openPglite(dataDir: string, options: OpenPgliteOptions = {
     pgDataDir = join(dataDir, "pglite");
     mkdirSync(pgDataDir, { recursive: true, mode: 0o700 });
   }
-  const wasmModule = await compiledModule(
-    options.sharedBuffers ?? DEFAULT_SHARED_BUFFERS,
-    options.walBuffers ?? DEFAULT_WAL_BUFFERS,
-  );
-  const db = await PGlite.create(pgDataDir, {
-    wasmModule,
-    fsBundle: Bun.file(pgliteDataPath),
-    debug: options.debug,
-  });
+  const created = pgDataDir.startsWith("memory://") || pgVersionOf(pgDataDir) === null;
+  const [pgliteWasmModule, initdbWasmModule] = await Promise.all([compiled(pgliteWasmPath), compiled(initdbWasmPath)]);
+
+  // The backend's log (FATAL reasons included) only reaches us through onStderr;
+  // keep the tail of it while opening so a failure can say why.
+  let opening = true;
+  const log: string[] = [];
+  const onStderr = (line: string): boolean => {
+    if (opening) {
+      log.push(line);
+      if (log.length > 50) log.shift();
+    }
+    return false;
+  };
+
+  let db: PGlite;
+  try {
+    db = await PGlite.create(pgDataDir, {
+      pgliteWasmModule,
+      initdbWasmModule,
+      fsBundle: Bun.file(pgliteDataPath),
+      startParams: [...PGlite.defaultStartParams, ...settings.flatMap((s) => ["-c", s])],
+      // Also used by initdb (its bootstrap runs, and the postgresql.conf it writes).
+      initDbStartParams: settings.flatMap((s) => ["-c", s]),
+      debug: options.debug,
+      onStderr,
+    });
+  } catch (err) {
+    throw openError(pgDataDir, log.join("\n"), err);
+  } finally {
+    opening = false;
+  }
+  // Creating a data dir runs initdb in two throwaway wasm instances (several hundred MB of RSS)
+  // that are garbage once open, but an idle server may not collect them for ~20 s. Collect soon
+  // (not synchronously here: the async frames still hold them until this call has returned).
+  if (created) setTimeout(() => Bun.gc(true), 50).unref();
   return db;
+}
+
+/** Turn a failed open into an actionable error (version mismatch, or the backend's FATAL line). */
+function openError(pgDataDir: string, backendLog: string, err: unknown): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  const onDisk = pgDataDir.startsWith("memory://") ? null : pgVersionOf(pgDataDir);
+  const mismatch = /database files are incompatible with server/.test(backendLog);
+  const detail = backendLog.match(/initialized by PostgreSQL version (\S+?),? which is not compatible with this version (\d+)/);
+  if (mismatch || detail) {
+    const was = detail?.[1] ?? onDisk ?? "another version";
+    const now = detail?.[2] ?? "another version";
+    const age = Number.parseInt(was, 10) > Number.parseInt(now, 10) ? "a newer" : "an older";
+    return new Error(
+      `the embedded database in ${pgDataDir} was created by ${age} embedded PostgreSQL (${was}); this build embeds ` +
+        `PostgreSQL ${now} and cannot open it (the data dir was left untouched). To migrate: dump it with a ` +
+        `PostgreSQL ${was} pg_dump (for PGlite 0.3.16 data: pgDump from @electric-sql/pglite-tools@0.2.21), move ` +
+        `${pgDataDir} aside, start this build on the empty data dir, then load the dump. To start over, delete ${pgDataDir}.`,
+      { cause: err },
+    );
+  }
+  const fatal = backendLog
+    .split("\n")
+    .filter((l) => /\b(FATAL|PANIC|ERROR|DETAIL|HINT):/.test(l))
+    .map((l) => l.replace(/^.*?\b(FATAL|PANIC|ERROR|DETAIL|HINT):\s*/, "$1: "))
+    .join("; ");
+  return new Error(fatal ? `${message}: ${fatal}` : message, { cause: err });
+}
+
+function pgVersionOf(pgDataDir: string): string | null {
+  const file = join(pgDataDir, "PG_VERSION");
+  try {
+    return existsSync(file) ? readFileSync(file, "utf8").trim() : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Close a PGlite instance (flushes to disk). Safe to call twice. */
