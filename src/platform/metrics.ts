@@ -5,7 +5,21 @@
  */
 type Labels = Record<string, string | number>;
 
+const keyCache = new Map<string, string>();
+
+/** Label sets repeat (route × method × status): their rendered keys are memoised. */
 function labelKey(labels: Labels): string {
+  let id = "";
+  for (const k in labels) id += `${k}\u0000${labels[k]}\u0001`;
+  let key = keyCache.get(id);
+  if (key === undefined) {
+    key = renderLabels(labels);
+    if (keyCache.size < 10_000) keyCache.set(id, key);
+  }
+  return key;
+}
+
+function renderLabels(labels: Labels): string {
   const keys = Object.keys(labels);
   if (keys.length === 0) return "";
   keys.sort();

@@ -38,7 +38,7 @@ export interface StartOptions {
   namespace?: string;
   dataDir?: string;
   config?: Partial<Config>;
-  /** Keep database, namespace and data dir on stop (the test cleans up). */
+  /** Keep the database and namespace on stop (the test cleans up); a data dir given in `dataDir` is always kept. */
   keep?: boolean;
 }
 
@@ -101,8 +101,8 @@ export async function startTestProcess(opts: StartOptions = {}): Promise<TestPro
       if (stopped) return;
       stopped = true;
       await running.shutdown("test");
-      if (opts.keep) return;
       if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+      if (opts.keep) return;
       await database?.drop();
       if (opts.real && !opts.namespace) {
         await dropNatsNamespace(namespace).catch(() => {});

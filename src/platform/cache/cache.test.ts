@@ -56,3 +56,33 @@ await describeReal("Redis cache", () =>
     return { cache: await openCache({ url: REAL_URLS.redis, namespace, log: silentLogger }), cleanup: () => dropRedisNamespace(namespace) };
   }),
 );
+
+describe("batched limiter", () => {
+  test("exact for small limits (one at a time): 10 of 25 concurrent pass", async () => {
+    const { createBatchedLimiter } = await import("../http/rate-limit");
+    const enforce = createBatchedLimiter(await openCache({ namespace: "t", log: silentLogger }), 60_000);
+    const results = await Promise.allSettled(Array.from({ length: 25 }, () => enforce("org:a", 10)));
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(10);
+    const rejected = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+    expect(rejected.reason.status).toBe(429);
+    expect(rejected.reason.headers["retry-after"]).toBeDefined();
+  });
+
+  test("large limits reserve in batches: two limiters sharing a store never exceed the limit by more than their batches", async () => {
+    const { createBatchedLimiter } = await import("../http/rate-limit");
+    const cache = await openCache({ namespace: "t", log: silentLogger });
+    let storeCalls = 0;
+    const counting = { ...cache, rateLimit: (...a: Parameters<typeof cache.rateLimit>) => (storeCalls++, cache.rateLimit(...a)) } as typeof cache;
+    const a = createBatchedLimiter(counting, 60_000);
+    const b = createBatchedLimiter(counting, 60_000);
+    const limit = 5000; // batch of 50
+    let passed = 0;
+    for (let i = 0; i < 3000; i++) {
+      await (i % 2 ? a : b)("org:big", limit).then(() => passed++, () => {});
+    }
+    expect(passed).toBe(3000);
+    expect(storeCalls).toBeLessThanOrEqual(3000 / 50 + 2);
+    const headers = await a("org:big", limit);
+    expect(Number(headers["x-ratelimit-remaining"])).toBeLessThanOrEqual(limit - 3001);
+  });
+});

@@ -17,6 +17,8 @@ export interface RateLimitResult {
   resetAt: number;
   /** Milliseconds until a request would be allowed again (0 when allowed). */
   retryAfterMs: number;
+  /** How many of the `take` requested were granted (0 when not allowed). */
+  granted: number;
 }
 
 export interface Cache {
@@ -26,9 +28,9 @@ export interface Cache {
   del(key: string): Promise<void>;
   /**
    * Sliding-window counter (the previous window weighted by its overlap + the current one),
-   * checked and incremented atomically.
+   * checked and incremented atomically. `take` > 1 reserves several requests at once.
    */
-  rateLimit(key: string, limit: number, windowMs: number): Promise<RateLimitResult>;
+  rateLimit(key: string, limit: number, windowMs: number, take?: number): Promise<RateLimitResult>;
   problem(): Promise<string | null>;
   close(): Promise<void>;
 }
@@ -68,13 +70,13 @@ export class MemoryCache implements Cache {
     this.entries.delete(key);
   }
 
-  async rateLimit(key: string, limit: number, windowMs: number): Promise<RateLimitResult> {
+  async rateLimit(key: string, limit: number, windowMs: number, take = 1): Promise<RateLimitResult> {
     const now = Date.now();
     const window = Math.floor(now / windowMs);
     const cur = this.counter(`${key}:${window}`, windowMs * 2);
     const prev = this.entries.get(`${key}:${window - 1}`)?.value as number | undefined;
-    const result = slidingWindow(prev ?? 0, cur.value as number, now, limit, windowMs);
-    if (result.allowed) cur.value = (cur.value as number) + 1;
+    const result = slidingWindow(prev ?? 0, cur.value as number, now, limit, windowMs, take);
+    cur.value = (cur.value as number) + result.granted;
     return result;
   }
 

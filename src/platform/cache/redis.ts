@@ -6,12 +6,14 @@ import { slidingWindow } from "./sliding-window";
 /**
  * The sliding-window counter of `slidingWindow()` as one Lua script, so that check and
  * increment are atomic across every gateway sharing this Redis.
- * KEYS[1] current window key, KEYS[2] previous window key; ARGV: limit, windowMs, nowMs.
+ * KEYS[1] current window key, KEYS[2] previous window key; ARGV: limit, windowMs, nowMs, take.
+ * Returns {granted, prev, cur} with the counts read before the increment.
  */
 const RATE_LIMIT_LUA = `
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
+local take = tonumber(ARGV[4])
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
 local windowStart = math.floor(now / window) * window
@@ -20,9 +22,10 @@ local count = math.floor(prev * weight) + cur
 if count >= limit then
   return {0, prev, cur}
 end
-redis.call('INCR', KEYS[1])
+local granted = math.min(take, limit - count)
+redis.call('INCRBY', KEYS[1], granted)
 redis.call('PEXPIRE', KEYS[1], window * 2)
-return {1, prev, cur}
+return {granted, prev, cur}
 `;
 
 export class RedisCache implements Cache {
@@ -62,14 +65,14 @@ export class RedisCache implements Cache {
     await this.redis.del(this.prefix + key);
   }
 
-  async rateLimit(key: string, limit: number, windowMs: number): Promise<RateLimitResult> {
+  async rateLimit(key: string, limit: number, windowMs: number, take = 1): Promise<RateLimitResult> {
     const now = Date.now();
     const window = Math.floor(now / windowMs);
     const k = `${this.prefix}rl:${key}`;
-    const [allowed, prev, cur] = (await (this.redis as any).agentosRateLimit(`${k}:${window}`, `${k}:${window - 1}`, limit, windowMs, now)) as number[];
-    const result = slidingWindow(prev, cur, now, limit, windowMs);
+    const [granted, prev, cur] = (await (this.redis as any).agentosRateLimit(`${k}:${window}`, `${k}:${window - 1}`, limit, windowMs, now, take)) as number[];
+    const result = slidingWindow(prev, cur, now, limit, windowMs, take);
     // The script decided; slidingWindow only derives the headers from the same inputs.
-    return { ...result, allowed: allowed === 1 };
+    return { ...result, allowed: granted > 0, granted };
   }
 
   async problem() {

@@ -1,5 +1,9 @@
-/** Sliding-window counter: the previous window weighted by its remaining overlap, plus the current one. */
-export function slidingWindow(prev: number, cur: number, now: number, limit: number, windowMs: number) {
+/**
+ * Sliding-window counter: the previous window weighted by its remaining overlap, plus the
+ * current one. `take` asks for several requests' worth at once (gateways take tokens in
+ * batches); `granted` is how many were given (0 when limited).
+ */
+export function slidingWindow(prev: number, cur: number, now: number, limit: number, windowMs: number, take = 1) {
   const windowStart = Math.floor(now / windowMs) * windowMs;
   const weight = 1 - (now - windowStart) / windowMs;
   const count = Math.floor(prev * weight) + cur;
@@ -8,7 +12,8 @@ export function slidingWindow(prev: number, cur: number, now: number, limit: num
     // Wait until enough of the previous window has slid out (or the window ends).
     const needed = count - limit + 1;
     const retryAfterMs = prev > 0 ? Math.min(windowStart + windowMs - now, Math.ceil((needed / prev) * windowMs)) : windowStart + windowMs - now;
-    return { allowed: false, limit, remaining: 0, resetAt, retryAfterMs: Math.max(1, retryAfterMs) };
+    return { allowed: false, granted: 0, limit, remaining: 0, resetAt, retryAfterMs: Math.max(1, retryAfterMs) };
   }
-  return { allowed: true, limit, remaining: Math.max(0, limit - count - 1), resetAt, retryAfterMs: 0 };
+  const granted = Math.min(take, limit - count);
+  return { allowed: true, granted, limit, remaining: Math.max(0, limit - count - granted), resetAt, retryAfterMs: 0 };
 }

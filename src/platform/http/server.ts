@@ -46,7 +46,15 @@ export function startHttpServer(opts: {
       }
       inFlight++;
       try {
-        return await requestContext.run({ requestId, traceparent, clientIp: srv.requestIP(request)?.address }, () => opts.fetch(request));
+        const context = {
+          requestId,
+          traceparent,
+          // Looked up only by the routes that need it (rate limits of unauthenticated routes).
+          get clientIp() {
+            return srv.requestIP(request)?.address;
+          },
+        };
+        return await requestContext.run(context, () => opts.fetch(request));
       } finally {
         inFlight--;
       }

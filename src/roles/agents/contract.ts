@@ -5,3 +5,10 @@ export interface AgentsContract {
   /** Removes the tool from every agent of the organization (tool deletion with ?force=true). */
   detachTool(orgId: string, toolRef: string): Promise<number>;
 }
+
+/**
+ * Gateways cache `GET /v1/agents/:id` (the agent with its core memory blocks) in-process;
+ * any role that changes an agent or its blocks invalidates this key (src/platform/edge-cache.ts).
+ */
+export const AGENT_CACHE_KIND = "agents";
+export const agentCacheKey = (orgId: string, agentId: string) => `${orgId}:${agentId}`;

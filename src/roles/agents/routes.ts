@@ -2,7 +2,10 @@
 import { Elysia, t } from "elysia";
 import type { AuthGuard } from "../../platform/http/auth-guard";
 import { errors, IdParam, PageQuery } from "../../platform/http/models";
+import type { EdgeCache } from "../../platform/edge-cache";
 import type { AppPlatform } from "../clients";
+import { agentCacheKey } from "./contract";
+import type { AgentOut } from "./model";
 import { lastEventId, runEventStream, waitForRun } from "./live";
 import {
   Agent, AgentPage, CreateAgentBody, CreateMessageBody, CreateRunBody, CreateThreadBody, EventsQuery, Message, MessagePage, Run, RunPage,
@@ -13,7 +16,7 @@ const Deleted = (object: string) => t.Object({ id: t.String(), object: t.Literal
 const idempotencyKey = (request: Request) => request.headers.get("idempotency-key");
 const IdempotencyHeader = t.Object({ "idempotency-key": t.Optional(t.String({ maxLength: 255, description: "Replays the first result of the same request for 24 h" })) });
 
-export function agentsController(p: AppPlatform, guard: AuthGuard) {
+export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: EdgeCache<AgentOut>) {
   const agentsApi = () => p.clients.agents;
   return new Elysia({ name: "agents-controller" })
     .use(guard.plugin)
@@ -30,7 +33,8 @@ export function agentsController(p: AppPlatform, guard: AuthGuard) {
     .get("/agents", ({ principal, query }) => agentsApi().listAgents(principal.orgId, query), {
       auth: true, query: PageQuery, response: { 200: AgentPage, ...errors(400, 401) }, detail: { tags: ["agents"], summary: "List agents" },
     })
-    .get("/agents/:id", ({ principal, params }) => agentsApi().getAgent(principal.orgId, params.id), {
+    // The hot read: served from the gateway's in-process cache, invalidated over the bus.
+    .get("/agents/:id", ({ principal, params }) => agentCache.get(agentCacheKey(principal.orgId, params.id), () => agentsApi().getAgent(principal.orgId, params.id)), {
       auth: true, params: IdParam, response: { 200: Agent, ...errors(401, 404) }, detail: { tags: ["agents"], summary: "Get an agent" },
     })
     .patch("/agents/:id", ({ principal, params, body }) => agentsApi().updateAgent(principal.orgId, params.id, body), {

@@ -5,6 +5,7 @@
  * executed by the worker role; this side only creates them, rings the run queue and
  * changes their state through the run store (orchestration/), like the worker does.
  */
+import { publishInvalidation } from "../../platform/edge-cache";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { agents, messages, runEvents, runSteps, runs, threads } from "../../../schema";
 import type { Bus } from "../../platform/bus";
@@ -21,7 +22,7 @@ import { leaseFree, type RunStore } from "../orchestration/store";
 import { finishRun, runPayload } from "../orchestration/transitions";
 import { ACTIVE_STATUSES, eventOut, isTerminal, runOut, stepOut, type RequiredAction, type RunRow, type RunEventOut, type RunOut, type StepOut } from "../orchestration/types";
 import type { ToolsContract } from "../tools/contract";
-import type { AgentsContract } from "./contract";
+import { AGENT_CACHE_KIND, agentCacheKey, type AgentsContract } from "./contract";
 import {
   DEFAULT_BLOCK_LIMIT, DEFAULT_CONTEXT_WINDOW, DEFAULT_MAX_STEPS,
   type AgentOut, type CreateAgentInput, type CreateMessageInput, type CreateRunInput, type MessageOut, type ThreadOut, type ToolOutputsInput, type UpdateAgentInput,
@@ -149,6 +150,7 @@ export class AgentsService implements AgentsContract {
       await emitEvent(tx, { orgId, type: "agent.updated", payload: { agent_id: id, changed: Object.keys(input) } });
       return agent;
     });
+    this.agentChanged(orgId, id);
     return agentOut(row, await this.deps.memory().listBlocks(orgId, id));
   }
 
@@ -161,6 +163,7 @@ export class AgentsService implements AgentsContract {
       if (!gone.length) throw notFound("agent", id);
       await emitEvent(tx, { orgId, type: "agent.deleted", payload: { agent_id: id } });
     });
+    this.agentChanged(orgId, id);
     return { id, object: "agent", deleted: true };
   }
 
@@ -178,7 +181,13 @@ export class AgentsService implements AgentsContract {
       .set({ tools: sql`${agents.tools} - ${toolRef}::text`, updatedAt: new Date() })
       .where(and(eq(agents.orgId, orgId), sql`${agents.tools} @> ${JSON.stringify([toolRef])}::jsonb`))
       .returning({ id: agents.id });
+    for (const r of rows) this.agentChanged(orgId, r.id);
     return rows.length;
+  }
+
+  /** Drops the agent from every gateway's read cache (after the change committed). */
+  private agentChanged(orgId: string, id: string) {
+    publishInvalidation(this.deps.bus(), AGENT_CACHE_KIND, agentCacheKey(orgId, id));
   }
 
   private async agentRow(orgId: string, id: string): Promise<AgentRow> {

@@ -1,11 +1,12 @@
 /**
  * Per-organization API rate limit at the edge. The plan's requests-per-minute come from the
  * billing role and are cached in-process for ~30 s (dropped early when billing announces a
- * plan change), so the hot path is one Map lookup plus the cache's atomic sliding window.
+ * plan change), and requests are reserved from the shared window in batches, so the hot path
+ * is two Map lookups and a Redis round trip only once per batch.
  */
 import type { Cache } from "../../platform/cache";
 import type { Principal } from "../../platform/http/auth-guard";
-import { enforceRateLimit } from "../../platform/http/rate-limit";
+import { createBatchedLimiter } from "../../platform/http/rate-limit";
 import type { Logger } from "../../platform/logging";
 import type { PlanLimits } from "../billing/contract";
 
@@ -18,6 +19,7 @@ export const RATE_WINDOW_MS = 60_000;
 
 export function createOrgRateLimiter(deps: { cache: Cache; log: Logger; getLimits(orgId: string): Promise<PlanLimits> }) {
   const limits = new Map<string, { rpm: Promise<number>; until: number }>();
+  const enforce = createBatchedLimiter(deps.cache, RATE_WINDOW_MS);
 
   function requestsPerMinute(orgId: string): Promise<number> {
     const now = Date.now();
@@ -40,7 +42,7 @@ export function createOrgRateLimiter(deps: { cache: Cache; log: Logger; getLimit
     /** The auth guard's afterAuth: X-RateLimit-* headers, or 429 with Retry-After. */
     async afterAuth(principal: Principal): Promise<Record<string, string>> {
       const rpm = await requestsPerMinute(principal.orgId);
-      return enforceRateLimit(deps.cache, `org:${principal.orgId}`, rpm, RATE_WINDOW_MS);
+      return enforce(`org:${principal.orgId}`, rpm);
     },
     forget(orgId?: string) {
       if (orgId) limits.delete(orgId);

@@ -9,7 +9,10 @@ import { Elysia } from "elysia";
 import { API_KEYS_CHANGED, createAuthGuard } from "../../platform/http/auth-guard";
 import { swaggerUi } from "../../platform/http/swagger-ui";
 import { createJwt, loadJwtSecret } from "../../platform/jwt";
+import { AGENT_CACHE_KIND } from "../agents/contract";
+import type { AgentOut } from "../agents/model";
 import { agentsController } from "../agents/routes";
+import { createEdgeCache } from "../../platform/edge-cache";
 import { authController } from "../auth/routes";
 import { PLAN_CHANGED } from "../billing/contract";
 import { billingController } from "../billing/routes";
@@ -36,7 +39,8 @@ export function buildGatewayApp(p: AppPlatform) {
   // GET /v1/ws lives on the gateway (the edge with the auth guard); events arrive over the bus (see notify/live.ts).
   const live = new LiveHub(p.bus, p.metrics.websocketConnections, p.log);
   p.websockets.push(liveEventsRoute(live, guard.authenticate));
-  const v1 = new Elysia({ prefix: "/v1" }).use(authController(p, guard)).use(agentsController(p, guard)).use(billingController(p, guard)).use(notifyController(p, guard)).use(memoryController(p, guard)).use(toolsController(p, guard));
+  const agentCache = createEdgeCache<AgentOut>(p.bus, AGENT_CACHE_KIND);
+  const v1 = new Elysia({ prefix: "/v1" }).use(authController(p, guard)).use(agentsController(p, guard, agentCache)).use(billingController(p, guard)).use(notifyController(p, guard)).use(memoryController(p, guard)).use(toolsController(p, guard));
   const app = new Elysia({ name: "gateway" })
     .use(
       openapi({
@@ -56,6 +60,7 @@ export function buildGatewayApp(p: AppPlatform) {
     unsubscribe();
     unsubscribePlans();
     live.stop();
+    agentCache.close();
   };
   return { app, guard, stop };
 }

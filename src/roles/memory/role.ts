@@ -1,4 +1,5 @@
-import type { AgentsContract } from "../agents/contract";
+import { publishInvalidation } from "../../platform/edge-cache";
+import { AGENT_CACHE_KIND, agentCacheKey, type AgentsContract } from "../agents/contract";
 import type { AppPlatform } from "../clients";
 import type { RoleModule } from "../modules";
 import { MemoryService } from "./service";
@@ -13,9 +14,13 @@ export const memoryRole: RoleModule = {
   deps: ["database", "bus"],
   description: "core memory blocks and archival memory (ranked full-text search), builtin memory tools",
   init(p) {
-    const service = new MemoryService(p.db, async (principal, agentId) => {
-      await agentsLookup(p).getAgent(principal.orgId, agentId);
-    });
+    const service = new MemoryService(
+      p.db,
+      async (principal, agentId) => {
+        await agentsLookup(p).getAgent(principal.orgId, agentId);
+      },
+      (orgId, agentId) => publishInvalidation(p.bus, AGENT_CACHE_KIND, agentCacheKey(orgId, agentId)),
+    );
     return { service };
   },
 };

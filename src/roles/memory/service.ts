@@ -75,6 +75,8 @@ export class MemoryService implements MemoryContract {
   constructor(
     private db: Db,
     private checkAgent: AgentCheck,
+    /** Called after an agent's core memory blocks changed (gateways cache them with the agent). */
+    private blocksChanged: (orgId: string, agentId: string) => void = () => {},
   ) {}
 
   // ---- contract (other roles) ------------------------------------------------------------
@@ -96,6 +98,7 @@ export class MemoryService implements MemoryContract {
         .insert(memoryBlocks)
         .values(blocks.map((b) => ({ id: newId("blk"), orgId, agentId, label: b.label, value: b.value, limit: b.limit })))
         .returning();
+      this.blocksChanged(orgId, agentId);
       return rows.map(blockOut);
     } catch (err) {
       if (isUniqueViolation(err)) throw conflict("duplicate_memory_block", "This agent already has a memory block with one of these labels.");
@@ -117,6 +120,7 @@ export class MemoryService implements MemoryContract {
       await tx.delete(memoryBlocks).where(and(eq(memoryBlocks.orgId, orgId), eq(memoryBlocks.agentId, agentId)));
       await tx.delete(archivalMemories).where(and(eq(archivalMemories.orgId, orgId), eq(archivalMemories.agentId, agentId)));
     });
+    this.blocksChanged(orgId, agentId);
   }
 
   async runBuiltinTool(orgId: string, agentId: string, name: string, args: Record<string, unknown>): Promise<unknown> {
@@ -176,7 +180,7 @@ export class MemoryService implements MemoryContract {
     await this.assertAgent(principal, agentId);
     if (!labelRe.test(label)) throw badRequest("invalid_memory_block", `The label must match ${LABEL_PATTERN}.`);
     const orgId = principal.orgId;
-    return this.db.transaction(async (tx) => {
+    const block = await this.db.transaction(async (tx) => {
       const [current] = await tx.select().from(memoryBlocks).where(this.blockWhere(orgId, agentId, label)).for("update");
       const limit = input.limit ?? current?.limit ?? DEFAULT_BLOCK_LIMIT;
       if (input.value.length > limit) throw tooLarge(label, input.value.length, limit);
@@ -195,6 +199,8 @@ export class MemoryService implements MemoryContract {
         .returning();
       return blockOut(row);
     });
+    this.blocksChanged(orgId, agentId);
+    return block;
   }
 
   async createMemory(principal: Principal, agentId: string, input: CreateMemoryInput): Promise<ArchivalMemoryOut> {
@@ -245,7 +251,7 @@ export class MemoryService implements MemoryContract {
 
   /** Read-modify-write of one block under a row lock, so concurrent tool calls do not lose edits. */
   private async editBlock(orgId: string, agentId: string, label: string, edit: (value: string) => string): Promise<BlockRow> {
-    return this.db.transaction(async (tx) => {
+    const row = await this.db.transaction(async (tx) => {
       const [current] = await tx.select().from(memoryBlocks).where(this.blockWhere(orgId, agentId, label)).for("update");
       if (!current) throw await this.unknownLabel(tx, orgId, agentId, label);
       const value = edit(current.value);
@@ -253,6 +259,8 @@ export class MemoryService implements MemoryContract {
       const [row] = await tx.update(memoryBlocks).set({ value, updatedAt: new Date() }).where(eq(memoryBlocks.id, current.id)).returning();
       return row;
     });
+    this.blocksChanged(orgId, agentId);
+    return row;
   }
 
   private async unknownLabel(tx: DbOrTx, orgId: string, agentId: string, label: string) {
