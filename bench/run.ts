@@ -1,0 +1,106 @@
+/**
+ * bun run bench <scenario> [options]      (see bench/README.md)
+ *
+ *   read        authenticated GET of one resource (GET /v1/agents/:id)
+ *   write       POST /v1/threads/:id/messages
+ *   footprint   binary and image size, idle RSS and start-up time of every role alone
+ *   profile     CPU profile of the read path (bun --cpu-prof on src/main.ts under wrk)
+ *   table       the markdown tables of bench/README.md from the latest results
+ *
+ * Options of read/write:
+ *   --modes=embedded,real    server back ends (default: both)
+ *   --connections=64,1000,10000   closed-loop settings
+ *   --rate=2000 --rate-connections=10000   the constant-rate setting (--rate=0 skips it)
+ *   --duration=30 --warmup=5 --hold=2000   seconds measured / warm-up seconds / ms of connection set-up
+ *   --no-baseline            skip the /healthz run after each setting
+ *   --quick                  --duration=5 --warmup=2 (to validate the scripts)
+ *   --path=/v1/...           read: the path to GET instead of the agent
+ *   --path=... --body='{}'   write: the path and JSON body to POST instead of the message
+ * Options of footprint: --no-image (skip the gzip/zstd image estimate, the slow part)
+ * Options of profile: --seconds=20 (load duration), --path=/v1/... (instead of the agent),
+ *   --modes=real (default) or --modes=embedded
+ * read, write and footprint write bench/results/<scenario>.json; profile writes
+ * bench/results/profile-<mode>.json and the raw profile-read-<mode>.cpuprofile.
+ */
+import { parseArgs } from "node:util";
+import { readCall, writeCall } from "./lib/fixtures";
+import type { Mode } from "./lib/target";
+import { runHttpLoad } from "./scenarios/http-load";
+
+const { values, positionals } = parseArgs({
+  args: Bun.argv.slice(2),
+  allowPositionals: true,
+  options: {
+    modes: { type: "string" },
+    connections: { type: "string", default: "64,1000,10000" },
+    rate: { type: "string", default: "2000" },
+    "rate-connections": { type: "string", default: "10000" },
+    duration: { type: "string" },
+    warmup: { type: "string" },
+    hold: { type: "string", default: "2000" },
+    baseline: { type: "boolean", default: true },
+    quick: { type: "boolean", default: false },
+    path: { type: "string" },
+    body: { type: "string" },
+    seconds: { type: "string" },
+    image: { type: "boolean", default: true },
+    help: { type: "boolean", short: "h" },
+  },
+  allowNegative: true,
+});
+
+const usage = () => {
+  const text = Bun.file(import.meta.path).text();
+  return text.then((t) => /\/\*\*([\s\S]*?)\*\//.exec(t)![1].replace(/^ \* ?/gm, "").trim());
+};
+
+const scenario = positionals[0];
+if (!scenario || values.help) {
+  console.log(await usage());
+  process.exit(values.help ? 0 : 1);
+}
+
+const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
+const num = (s: string | undefined, fallback: number) => (s === undefined ? fallback : Number(s));
+const load = {
+  modes: list(values.modes ?? "embedded,real") as Mode[],
+  connections: list(values.connections!).map(Number),
+  rate: Number(values.rate),
+  rateConnections: Number(values["rate-connections"]),
+  durationS: num(values.duration, values.quick ? 5 : 30),
+  warmupS: num(values.warmup, values.quick ? 2 : 5),
+  holdMs: Number(values.hold),
+  baseline: values.baseline!,
+};
+for (const m of load.modes) if (m !== "embedded" && m !== "real") throw new Error(`--modes: unknown mode '${m}' (embedded, real)`);
+
+switch (scenario) {
+  case "read":
+    await runHttpLoad("read", { ...load, call: (base, token) => readCall(base, token, values.path) });
+    break;
+  case "write":
+    await runHttpLoad("write", {
+      ...load,
+      call: (base, token) => writeCall(base, token, values.path ? { path: values.path, body: values.body ?? "{}" } : undefined),
+    });
+    break;
+  case "footprint": {
+    const { runFootprint } = await import("./scenarios/footprint");
+    await runFootprint({ image: values.image! });
+    break;
+  }
+  case "table": {
+    const { renderTables } = await import("./scenarios/table");
+    console.log(renderTables());
+    break;
+  }
+  case "profile": {
+    const { runProfile } = await import("./scenarios/profile");
+    await runProfile({ seconds: num(values.seconds, 20), path: values.path, mode: values.modes ? load.modes[0] : "real" });
+    break;
+  }
+  default:
+    console.error(`bench: unknown scenario '${scenario}'\n\n${await usage()}`);
+    process.exit(1);
+}
+process.exit(0);
