@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { ensureBinary, freePort } from "./support/binary";
 
 const REPO = resolve(import.meta.dir, "..");
 const BIN = join(REPO, "dist/agentos");
@@ -25,28 +26,6 @@ const hasMain = existsSync(MAIN);
 if (!hasMain) console.warn(`scratch-rootfs: skipped: ${MAIN} does not exist yet`);
 else if (!isRoot) console.warn("scratch-rootfs: chroot boot test skipped: run as root (e.g. `sudo bun test test/scratch-rootfs.test.ts`) to boot the binary in the scratch rootfs");
 else if (!haveTools) console.warn("scratch-rootfs: chroot boot test skipped: needs unshare, chroot, mount, umount, ldd");
-
-function newestMtime(path: string): number {
-  if (!existsSync(path)) return 0;
-  const st = statSync(path);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let newest = st.mtimeMs;
-  for (const entry of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, entry)));
-  return newest;
-}
-
-function needsBuild(): boolean {
-  if (!existsSync(BIN)) return true;
-  const sources = ["src", "schema", "scripts/build.ts", "package.json", "package-lock.json", "tsconfig.json"].map((p) => join(REPO, p));
-  return Math.max(...sources.map(newestMtime)) > statSync(BIN).mtimeMs;
-}
-
-async function freePort(): Promise<number> {
-  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = listener.port;
-  listener.stop(true);
-  return port;
-}
 
 function procMounted(root: string): boolean {
   const target = join(root, "proc");
@@ -65,12 +44,7 @@ let rootfs = "";
 
 describe.skipIf(!hasMain)("scratch image rootfs", () => {
   beforeAll(() => {
-    if (needsBuild()) {
-      const build = Bun.spawnSync([process.execPath, "run", "build"], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
-      if (build.exitCode !== 0) {
-        throw new Error(`bun run build failed (${build.exitCode}):\n${build.stdout.toString()}\n${build.stderr.toString()}`);
-      }
-    }
+    ensureBinary();
     workDir = mkdtempSync(join(tmpdir(), "agentos-scratch-"));
     rootfs = join(workDir, "rootfs");
     const assemble = Bun.spawnSync(["sh", SCRIPT, rootfs], {
