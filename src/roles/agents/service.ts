@@ -208,9 +208,14 @@ export class AgentsService implements AgentsContract {
   // ------------------------------------------------------------------ threads and messages
 
   async createThread(orgId: string, input: { metadata?: Record<string, unknown> }, idempotencyKey?: string | null): Promise<IdempotentResult<ThreadOut>> {
-    return withIdempotency(this.db, { orgId, key: idempotencyKey, route: "POST /v1/threads", body: input }, async () => {
-      const [row] = await this.db.insert(threads).values({ id: newId("thr"), orgId, metadata: input.metadata ?? {} }).returning();
-      return { status: 201, body: threadOut(row) };
+    return withIdempotency(this.db, { orgId, key: idempotencyKey, route: "POST /v1/threads", body: input }, async (commit) => {
+      // The stored response commits with the thread: a retry after a crash never makes a second one.
+      const body = await this.db.transaction(async (tx) => {
+        const [row] = await tx.insert(threads).values({ id: newId("thr"), orgId, metadata: input.metadata ?? {} }).returning();
+        await commit(tx, { status: 201, body: threadOut(row) });
+        return threadOut(row);
+      });
+      return { status: 201, body };
     });
   }
 
@@ -262,7 +267,7 @@ export class AgentsService implements AgentsContract {
   // ------------------------------------------------------------------ runs
 
   async createRun(orgId: string, threadId: string, input: CreateRunInput, idempotencyKey?: string | null): Promise<IdempotentResult<RunOut>> {
-    return withIdempotency(this.db, { orgId, key: idempotencyKey, route: `POST /v1/threads/${threadId}/runs`, body: input }, async () => {
+    return withIdempotency(this.db, { orgId, key: idempotencyKey, route: `POST /v1/threads/${threadId}/runs`, body: input }, async (commit) => {
       if (!isId("thr", threadId)) throw notFound("thread", threadId);
       if (!isId("agt", input.agent_id)) throw notFound("agent", input.agent_id);
       await this.deps.beforeRunCreate(orgId);
@@ -284,6 +289,8 @@ export class AgentsService implements AgentsContract {
           .returning();
         await tx.insert(runEvents).values({ runId, seq: 1, id: newId("evt"), orgId, type: "run.created", data: runOut(row) });
         await emitEvent(tx, { orgId, type: "run.created", payload: runPayload(row) });
+        // The stored response commits with the run: a retry after a crash never creates a second one.
+        await commit(tx, { status: 201, body: runOut(row) });
         return row;
       });
       await tryEnqueueRun(this.deps.bus(), this.deps.log, run);
