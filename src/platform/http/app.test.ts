@@ -113,4 +113,40 @@ describe("http platform", () => {
     expect(text).toContain('agentos_process_resident_memory_bytes{kind="rss"}');
     expect(text).toContain("agentos_event_loop_lag_seconds");
   });
+
+  test.each([
+    ["a NUL character", '{"name":"a\\u0000b","count":1}', "NUL"],
+    ["a NUL in a key", '{"name":"a","count":1,"x\\u0000":1}', "NUL"],
+    ["a lone surrogate", '{"name":"\\ud800","count":1}', "surrogate"],
+    ["deep nesting", `{"name":"a","count":1,"x":${"[".repeat(100)}${"]".repeat(100)}}`, "nesting"],
+    ["an array", "[1,2]", "JSON object"],
+    ["a number", "-7", "JSON object"],
+    ["a string", '""', "JSON object"],
+  ])("a body with %s is refused with 400 invalid_body", async (_what, body, phrase) => {
+    const { app } = makeApp();
+    const res = await send(app, "/things", json(body));
+    expect(res.status).toBe(400);
+    const payload: any = await res.json();
+    expectErrorShape(payload, "invalid_body");
+    expect(payload.error.message).toContain(phrase);
+  });
+
+  test("invalid UTF-8 → 400; a streamed body over the limit → 413; %00 in the URL → 400", async () => {
+    const { app } = makeApp();
+    const bad = await send(app, "/things", { method: "POST", headers: { "content-type": "application/json" }, body: new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x7d]) });
+    expect(bad.status).toBe(400);
+    expectErrorShape(await bad.json(), "invalid_body");
+    const stream = new ReadableStream({
+      start(c) {
+        for (let i = 0; i < 3; i++) c.enqueue(new TextEncoder().encode(`{"name":"${"x".repeat(600)}",`));
+        c.close();
+      },
+    });
+    const big = await send(app, "/things", { method: "POST", headers: { "content-type": "application/json" }, body: stream });
+    expect(big.status).toBe(413);
+    expectErrorShape(await big.json(), "payload_too_large");
+    const nul = await send(app, "/healthz?after=%00");
+    expect(nul.status).toBe(400);
+    expectErrorShape(await nul.json(), "invalid_request");
+  });
 });

@@ -4,13 +4,14 @@
  * request, Prometheus metrics, and /healthz, /readyz, /metrics. Only these cross-cutting
  * concerns are global; controllers are separate Elysia instances mounted beside them.
  */
-import { Elysia } from "elysia";
+import { Elysia, t } from "elysia";
 import { currentContext, traceIdOf } from "../context";
 import { AppError } from "../errors";
 import { newId } from "../ids";
 import type { Logger } from "../logging";
 import type { Metrics } from "../metrics";
 import { appErrorResponse, errorResponse, validationDetails } from "./errors";
+import { ErrorResponse } from "./models";
 
 export interface HttpPlatformOptions {
   log: Logger;
@@ -27,6 +28,71 @@ interface RequestInfo {
 }
 
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
+/** Deeper JSON is refused: no API body nests this far, and deep values stall jsonb handling. */
+export const MAX_JSON_DEPTH = 64;
+
+/** Reads the body up to `max` bytes (413 past it, chunked bodies included) as strict UTF-8. */
+async function readBody(request: Request, max: number): Promise<string> {
+  const reader = request.body?.getReader();
+  if (!reader) return "";
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      await reader.cancel().catch(() => {});
+      throw new AppError(413, "payload_too_large", `The body is over the limit of ${max} bytes.`);
+    }
+    chunks.push(value);
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
+  } catch {
+    throw new AppError(400, "invalid_body", "The body is not valid UTF-8.");
+  }
+}
+
+/**
+ * What PostgreSQL cannot store or should not be asked to: NUL characters and lone
+ * surrogates in strings or keys (text and jsonb reject them), and nesting past MAX_JSON_DEPTH.
+ */
+export function findUnstorable(value: unknown, depth = 0): string | null {
+  if (typeof value === "string") return value.includes("\u0000") ? "a NUL character (\\u0000)" : value.isWellFormed() ? null : "an unpaired UTF-16 surrogate";
+  if (value === null || typeof value !== "object") return null;
+  if (depth >= MAX_JSON_DEPTH) return `nesting deeper than ${MAX_JSON_DEPTH} levels`;
+  if (Array.isArray(value)) {
+    for (const v of value) {
+      const problem = findUnstorable(v, depth + 1);
+      if (problem) return problem;
+    }
+    return null;
+  }
+  for (const [k, v] of Object.entries(value)) {
+    const problem = findUnstorable(k) ?? findUnstorable(v, depth + 1);
+    if (problem) return problem;
+  }
+  return null;
+}
+
+/** Every JSON body of the API: an object, within the size limit, storable as it is. */
+async function parseJsonBody(request: Request, maxBodyBytes: number): Promise<unknown> {
+  const text = await readBody(request, maxBodyBytes);
+  if (text.trim() === "") return null;
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new AppError(400, "invalid_json", "The body is not valid JSON.");
+  }
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    throw new AppError(400, "invalid_body", "The body must be a JSON object.");
+  }
+  const problem = findUnstorable(body);
+  if (problem) throw new AppError(400, "invalid_body", `The body contains ${problem}.`);
+  return body;
+}
 const requests = new WeakMap<Request, RequestInfo>();
 
 export function requestInfo(request: Request): RequestInfo {
@@ -53,6 +119,9 @@ export function httpPlatform(opts: HttpPlatformOptions) {
   function renderError(code: string | number, error: unknown, request: Request): Response {
     const info = requestInfo(request);
     if (error instanceof AppError) return appErrorResponse(error, info.id);
+    // Elysia wraps what a parse hook throws in a ParseError: our body checks' AppErrors come back out.
+    const cause = (error as { cause?: unknown })?.cause;
+    if (code === "PARSE" && cause instanceof AppError) return appErrorResponse(cause, info.id);
     switch (code) {
       case "VALIDATION":
         return errorResponse(400, "validation_failed", "The request does not match the schema; see details.fields.", info.id, validationDetails(error as any));
@@ -74,6 +143,10 @@ export function httpPlatform(opts: HttpPlatformOptions) {
     .onRequest(({ request, set }) => {
       const info = requestInfo(request);
       set.headers["x-request-id"] = info.id;
+      if (/%00/.test(request.url)) {
+        set.status = 400;
+        return errorResponse(400, "invalid_request", "The URL contains a NUL character (%00).", info.id);
+      }
       if (!BODY_METHODS.has(request.method)) return;
       const length = Number(request.headers.get("content-length") ?? "0");
       if (length > maxBodyBytes) {
@@ -87,6 +160,7 @@ export function httpPlatform(opts: HttpPlatformOptions) {
         return errorResponse(415, "unsupported_media_type", "Send the body as JSON with `Content-Type: application/json`.", info.id);
       }
     })
+    .onParse({ as: "global" }, ({ request, contentType }) => (isJson(contentType) ? parseJsonBody(request, maxBodyBytes) : undefined))
     .onError({ as: "global" }, (ctx) => {
       // Keep set.status in step with the response so access logs and metrics see it.
       const response = renderError(ctx.code, ctx.error, ctx.request);
@@ -112,20 +186,27 @@ export function httpPlatform(opts: HttpPlatformOptions) {
         });
       }
     })
-    .get("/healthz", () => ({ status: "ok" }), { detail: { tags: ["health"], summary: "Liveness: the process is up" } })
+    .get("/healthz", () => ({ status: "ok" as const }), {
+      response: { 200: t.Object({ status: t.Literal("ok") }) },
+      detail: { tags: ["health"], summary: "Liveness: the process is up", security: [] },
+    })
     .get(
       "/readyz",
       async ({ request }) => {
         const { ready, checks } = await opts.readiness();
-        if (ready) return { status: "ready", checks };
+        if (ready) return { status: "ready" as const, checks };
         const reasons = Object.entries(checks).filter(([, v]) => v !== "ok").map(([k, v]) => `${k}: ${v}`);
-        return errorResponse(503, "not_ready", reasons.join("; "), requestInfo(request).id, { checks });
+        // A Response (not a typed body): the 503 of a health probe bypasses response validation.
+        return errorResponse(503, "not_ready", reasons.join("; "), requestInfo(request).id, { checks }) as never;
       },
-      { detail: { tags: ["health"], summary: "Readiness: backends reachable and migrations applied" } },
+      {
+        response: { 200: t.Object({ status: t.Literal("ready"), checks: t.Record(t.String(), t.String()) }), 503: ErrorResponse },
+        detail: { tags: ["health"], summary: "Readiness: backends reachable and migrations applied", security: [] },
+      },
     )
     .get(
       "/metrics",
       () => new Response(metrics.registry.render(), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } }),
-      { detail: { tags: ["health"], summary: "Prometheus metrics" } },
+      { detail: { tags: ["health"], summary: "Prometheus metrics (text exposition format)", security: [] } },
     );
 }

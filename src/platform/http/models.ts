@@ -1,10 +1,21 @@
 /** Route models shared by every controller: pagination, ids, the error shape. */
 import { t, type TSchema } from "elysia";
 
+/**
+ * `t.UnionEnum` without its built-in `default: values[0]`: Elysia fills a missing REQUIRED
+ * field with that default (`PUT /billing/plan {}` became `{plan: "free"}`). A default is kept
+ * only when the model gives one explicitly.
+ */
+export function Enum<const V extends readonly string[]>(values: V, options: { default?: V[number]; description?: string } = {}) {
+  const schema = t.UnionEnum(values as unknown as [V[number], ...V[number][]], options);
+  if (!("default" in options)) delete (schema as { default?: unknown }).default;
+  return schema;
+}
+
 export const PageQuery = t.Object({
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, default: 20, description: "Page size (1-100)" })),
   after: t.Optional(t.String({ maxLength: 64, description: "Cursor: the `next_cursor` of the previous page" })),
-  order: t.Optional(t.UnionEnum(["asc", "desc"], { default: "asc", description: "By creation time" })),
+  order: t.Optional(Enum(["asc", "desc"], { default: "asc", description: "By creation time" })),
 });
 export type PageQuery = typeof PageQuery.static;
 

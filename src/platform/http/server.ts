@@ -16,6 +16,18 @@ export interface HttpServer {
   stop(timeoutMs: number): Promise<void>;
 }
 
+/**
+ * Elysia finds the path by searching for "/" from a fixed offset (11, the length of
+ * "http://a.bc"), so a Host shorter than 4 characters (`Host: api`, a Kubernetes Service
+ * name) routes every request to 404. Such a request is re-addressed to localhost.
+ */
+export function withRoutableUrl(request: Request): Request {
+  const url = request.url;
+  const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+  if (pathStart >= 11 || pathStart < 0) return request;
+  return new Request(`http://localhost${url.slice(pathStart)}`, request);
+}
+
 export function startHttpServer(opts: {
   fetch: (request: Request) => Response | Promise<Response>;
   port: number;
@@ -28,10 +40,12 @@ export function startHttpServer(opts: {
   const server: Server<any> = Bun.serve<any>({
     port: opts.port,
     hostname: opts.hostname,
-    // A little above the API limit so the app, not Bun, answers 413 with the error shape.
-    maxRequestBodySize: opts.maxBodyBytes + 64 * 1024,
+    // Far above the API limit: the app reads bodies with its own cap and answers 413 in the
+    // error shape (chunked bodies too); Bun's own cap is only the last line of defence.
+    maxRequestBodySize: Math.max(16 * opts.maxBodyBytes, 64 * 1024 * 1024),
     idleTimeout: 120,
     async fetch(request, srv) {
+      request = withRoutableUrl(request);
       const incoming = request.headers.get("x-request-id");
       const requestId = incoming && /^[\w.:-]{1,128}$/.test(incoming) ? incoming : newId("req");
       const traceparent = request.headers.get("traceparent") ?? undefined;

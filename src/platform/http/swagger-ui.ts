@@ -19,6 +19,8 @@
  * immutable Cache-Control; the HTML page and the generated initializer are `no-cache`.
  */
 import { Elysia } from "elysia";
+import { requestInfo } from "./app";
+import { errorResponse } from "./errors";
 // Imported `with { type: "file" }`: `bun build --compile` embeds the files in the binary.
 // @ts-ignore -- no type declarations for asset imports
 import cssPath from "swagger-ui-dist/swagger-ui.css" with { type: "file" };
@@ -137,9 +139,12 @@ export function swaggerUi({ path = "/swagger", specPath = "/swagger/json", title
     )
     .get(
       `${assets}/:name`,
-      ({ params }) => {
+      ({ params, request, set }) => {
         const asset = Object.hasOwn(ASSETS, params.name) ? ASSETS[params.name] : undefined;
-        if (!asset) return new Response("Not Found", { status: 404, headers: { "content-type": "text/plain" } });
+        if (!asset) {
+          set.status = 404;
+          return errorResponse(404, "not_found", `No Swagger UI asset '${params.name}'.`, requestInfo(request).id);
+        }
         return new Response(Bun.file(asset.file), {
           headers: { "content-type": asset.type, "cache-control": IMMUTABLE },
         });

@@ -1,6 +1,6 @@
 /** Route models of the agents role (agents, threads, messages, runs): validation + OpenAPI. */
 import { t } from "elysia";
-import { Metadata, Page, Timestamp } from "../../platform/http/models";
+import { Metadata, Page, Timestamp, Enum } from "../../platform/http/models";
 
 export const DEFAULT_CONTEXT_WINDOW = 8192;
 export const DEFAULT_MAX_STEPS = 10;
@@ -55,7 +55,7 @@ export const Thread = t.Object({ id: t.String(), object: t.Literal("thread"), me
 export const ThreadPage = Page(Thread);
 
 export const CreateMessageBody = t.Object({
-  role: t.UnionEnum(["user", "assistant"], { description: "Who said it" }),
+  role: Enum(["user", "assistant"], { description: "Who said it" }),
   content: t.String({ minLength: 1, maxLength: 200_000 }),
   metadata: t.Optional(Metadata),
 });
@@ -81,14 +81,14 @@ export const CreateRunBody = t.Object({
   metadata: t.Optional(Metadata),
 });
 const Usage = t.Object({ prompt_tokens: t.Integer(), completion_tokens: t.Integer(), total_tokens: t.Integer() });
-const RunStatus = t.UnionEnum(["queued", "in_progress", "requires_action", "cancelling", "completed", "failed", "cancelled", "expired"]);
+const RunStatus = Enum(["queued", "in_progress", "requires_action", "cancelling", "completed", "failed", "cancelled", "expired"]);
 export const RequiredAction = t.Object({
   type: t.Literal("submit_tool_outputs"),
   tool_calls: t.Array(
     t.Composite([
       ToolCallView,
       t.Object({
-        action: t.UnionEnum(["output", "approval"], { description: "output: a client tool, submit its output; approval: approve or reject the call" }),
+        action: Enum(["output", "approval"], { description: "output: a client tool, submit its output; approval: approve or reject the call" }),
         tool_id: t.String(),
       }),
     ]),
@@ -119,8 +119,8 @@ export const Step = t.Object({
   id: t.String(),
   object: t.Literal("run_step"),
   run_id: t.String(),
-  kind: t.UnionEnum(["model_call", "tool_call"]),
-  status: t.UnionEnum(["in_progress", "requires_action", "approved", "completed", "failed", "cancelled"]),
+  kind: Enum(["model_call", "tool_call"]),
+  status: Enum(["in_progress", "requires_action", "approved", "completed", "failed", "cancelled"]),
   tool_call_id: t.Nullable(t.String()),
   tool_name: t.Nullable(t.String()),
   input: t.Any(),

@@ -79,13 +79,18 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
       "/threads/:id/runs",
       async ({ principal, params, body, request, set }) => {
         const r = await agentsApi().createRun(principal.orgId, params.id, body, idempotencyKey(request));
-        if (body.stream) return runEventStream(p, principal.orgId, r.body.id, 0);
+        // The stream is a Response (text/event-stream): documented as 200, not validated.
+        if (body.stream) return runEventStream(p, principal.orgId, r.body.id, 0) as never;
         set.status = r.status;
         return r.body;
       },
       {
         auth: true, params: IdParam, body: CreateRunBody, headers: IdempotencyHeader,
-        response: { 201: Run, ...errors(400, 401, 402, 404, 409) },
+        response: {
+          200: t.String({ description: "With stream: true — a text/event-stream of the run's events (id: seq, event: type, data: JSON)" }),
+          201: Run,
+          ...errors(400, 401, 402, 404, 409),
+        },
         detail: { tags: ["runs"], summary: "Start a run (status queued); with stream: true the response is a text/event-stream of its events" },
       },
     )

@@ -1,6 +1,6 @@
 /** Route models of the auth role: the single source of truth for validation and OpenAPI. */
 import { t } from "elysia";
-import { Page, Timestamp } from "../../platform/http/models";
+import { Page, Timestamp, Enum } from "../../platform/http/models";
 
 export const Email = t.String({ format: "email", maxLength: 254, description: "Email address" });
 export const Password = t.String({ minLength: 8, maxLength: 256, description: "At least 8 characters" });
@@ -29,7 +29,7 @@ export const Tokens = t.Object({
   expires_in: t.Integer({ description: "Seconds until the access token expires" }),
 });
 export const Session = t.Composite([t.Object({ user: User, organization: Organization }), Tokens]);
-export const Me = t.Object({ user: User, organization: Organization, role: t.String(), auth: t.UnionEnum(["jwt", "api_key"]) });
+export const Me = t.Object({ user: User, organization: Organization, role: t.String(), auth: Enum(["jwt", "api_key"]) });
 
 export const CreateApiKeyBody = t.Object({
   name: t.String({ minLength: 1, maxLength: 200 }),
@@ -48,7 +48,7 @@ export const ApiKeyPage = Page(ApiKey);
 
 export const AddMemberBody = t.Object({
   email: Email,
-  role: t.Optional(t.UnionEnum(["owner", "member"], { default: "member" })),
+  role: t.Optional(Enum(["owner", "member"], { default: "member" })),
 });
 export const Member = t.Object({ user_id: t.String(), email: t.String(), name: t.Nullable(t.String()), role: t.String(), created_at: Timestamp });
 export const MemberPage = Page(Member);

@@ -29,7 +29,7 @@ export function authController(p: AppPlatform, guard: AuthGuard) {
         set.status = 201;
         return p.clients.auth.signup(body);
       },
-      { body: SignupBody, response: { 201: Session, ...errors(400, 409, 429) }, detail: { tags, summary: "Create an account and its organization" } },
+      { body: SignupBody, response: { 201: Session, ...errors(400, 409, 429) }, detail: { tags, summary: "Create an account and its organization", security: [] } },
     )
     .post(
       "/auth/login",
@@ -38,7 +38,7 @@ export function authController(p: AppPlatform, guard: AuthGuard) {
         await enforceRateLimit(p.cache, `login:${body.email.toLowerCase()}`, LOGIN_ACCOUNT_LIMIT.limit, LOGIN_ACCOUNT_LIMIT.windowMs, "login attempts for this account");
         return p.clients.auth.login(body);
       },
-      { body: LoginBody, response: { 200: Session, ...errors(400, 401, 403, 429) }, detail: { tags, summary: "Log in: access and refresh tokens" } },
+      { body: LoginBody, response: { 200: Session, ...errors(400, 401, 403, 429) }, detail: { tags, summary: "Log in: access and refresh tokens", security: [] } },
     )
     .post(
       "/auth/refresh",
@@ -46,7 +46,7 @@ export function authController(p: AppPlatform, guard: AuthGuard) {
         await limitIp("refresh");
         return p.clients.auth.refresh(body);
       },
-      { body: RefreshBody, response: { 200: Session, ...errors(400, 401, 429) }, detail: { tags, summary: "Rotate the refresh token: a new pair; the old token is spent" } },
+      { body: RefreshBody, response: { 200: Session, ...errors(400, 401, 429) }, detail: { tags, summary: "Rotate the refresh token: a new pair; the old token is spent", security: [] } },
     )
     .post("/auth/logout", ({ principal, body }) => p.clients.auth.logout(principal, body ?? {}), {
       auth: true,

@@ -1,6 +1,6 @@
 /** Route models of the billing role: the single source of truth for validation and OpenAPI. */
 import { t } from "elysia";
-import { Page, Timestamp } from "../../platform/http/models";
+import { Page, Timestamp, Enum } from "../../platform/http/models";
 import { PLAN_NAMES } from "./plans";
 
 const Limits = t.Object({
@@ -10,7 +10,7 @@ const Limits = t.Object({
 });
 
 export const Plan = t.Object({
-  plan: t.UnionEnum([...PLAN_NAMES]),
+  plan: Enum([...PLAN_NAMES]),
   limits: Limits,
   period: t.Object({ start: Timestamp, end: Timestamp, description: t.Optional(t.String()) }, { description: "The current UTC calendar month; quotas reset at `end`" }),
   usage: t.Object({ runs: t.Integer(), tokens: t.Integer() }),
@@ -18,12 +18,12 @@ export const Plan = t.Object({
 });
 export type PlanOut = typeof Plan.static;
 
-export const UpdatePlanBody = t.Object({ plan: t.UnionEnum([...PLAN_NAMES], { description: "free | pro | business | enterprise" }) });
+export const UpdatePlanBody = t.Object({ plan: Enum([...PLAN_NAMES], { description: "free | pro | business | enterprise" }) });
 
 export const UsageQuery = t.Object({
   from: t.Optional(t.String({ maxLength: 40, description: "ISO date or date-time (inclusive); default: start of the current month" })),
   to: t.Optional(t.String({ maxLength: 40, description: "ISO date or date-time (exclusive); default: now" })),
-  group_by: t.Optional(t.UnionEnum(["day", "model", "agent"], { default: "day" })),
+  group_by: t.Optional(Enum(["day", "model", "agent"], { default: "day" })),
 });
 
 const UsageTotals = {
@@ -48,7 +48,7 @@ export type UsageOut = typeof Usage.static;
 export const InvoiceQuery = t.Object({
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, default: 12 })),
   after: t.Optional(t.String({ pattern: "^\\d{4}-(0[1-9]|1[0-2])$", description: "Cursor: the `period` (YYYY-MM) of the last invoice seen" })),
-  order: t.Optional(t.UnionEnum(["asc", "desc"], { default: "asc" })),
+  order: t.Optional(Enum(["asc", "desc"], { default: "asc" })),
 });
 
 export const InvoiceLine = t.Object({
@@ -66,7 +66,7 @@ export const Invoice = t.Object({
   period: t.String({ description: "YYYY-MM" }),
   period_start: Timestamp,
   period_end: Timestamp,
-  status: t.UnionEnum(["open", "closed"], { description: "open while the month is running" }),
+  status: Enum(["open", "closed"], { description: "open while the month is running" }),
   currency: t.Literal("usd"),
   runs: t.Integer(),
   line_items: t.Array(InvoiceLine),

@@ -1,6 +1,6 @@
 /** Route models of the memory role: the single source of truth for validation and OpenAPI. */
 import { t } from "elysia";
-import { Metadata, Page, Timestamp } from "../../platform/http/models";
+import { Metadata, Page, Timestamp, Enum } from "../../platform/http/models";
 
 /** Letta's default core-memory block size, in characters. */
 export const DEFAULT_BLOCK_LIMIT = 5000;
@@ -55,7 +55,7 @@ export const MemoryListQuery = t.Object({
   ),
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, default: 20, description: "Page size (1-100)" })),
   after: t.Optional(t.String({ maxLength: 64, description: "Cursor (listing without `query`): the `next_cursor` of the previous page" })),
-  order: t.Optional(t.UnionEnum(["asc", "desc"], { default: "asc", description: "Listing without `query`: by creation time" })),
+  order: t.Optional(Enum(["asc", "desc"], { default: "asc", description: "Listing without `query`: by creation time" })),
 });
 
 export const Deleted = t.Object({ id: t.String(), deleted: t.Literal(true) });

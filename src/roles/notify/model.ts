@@ -1,6 +1,6 @@
 /** Route models of the notify role: webhooks, their deliveries, the inbox. */
 import { t } from "elysia";
-import { Page, Timestamp } from "../../platform/http/models";
+import { Page, Timestamp, Enum } from "../../platform/http/models";
 
 const EventType = t.String({
   maxLength: 100,
@@ -42,7 +42,7 @@ export const Delivery = t.Object({
   webhook_id: t.String(),
   event_id: t.String(),
   event_type: t.String(),
-  status: t.UnionEnum(["pending", "succeeded", "failed"]),
+  status: Enum(["pending", "succeeded", "failed"]),
   attempts: t.Integer(),
   attempt_log: t.Array(DeliveryAttempt),
   next_attempt_at: t.Nullable(Timestamp),
@@ -55,7 +55,7 @@ export const DeliveryPage = Page(Delivery);
 export const NotificationQuery = t.Object({
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, default: 20 })),
   after: t.Optional(t.String({ maxLength: 64, description: "Cursor: the `next_cursor` of the previous page" })),
-  order: t.Optional(t.UnionEnum(["asc", "desc"], { default: "desc", description: "Within unread and read entries, by creation time (newest first by default)" })),
+  order: t.Optional(Enum(["asc", "desc"], { default: "desc", description: "Within unread and read entries, by creation time (newest first by default)" })),
   unread_only: t.Optional(t.Boolean({ default: false })),
 });
 export type NotificationQueryInput = typeof NotificationQuery.static;

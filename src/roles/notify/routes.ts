@@ -19,7 +19,7 @@ export function notifyController(p: AppPlatform, guard: AuthGuard) {
       {
         auth: true,
         body: CreateWebhookBody,
-        response: { 201: CreatedWebhook, ...errors(400, 401, 409, 429) },
+        response: { 201: CreatedWebhook, ...errors(400, 401, 409, 422, 429) },
         detail: { tags, summary: "Register a webhook (the signing secret is shown once)" },
       },
     )

@@ -7,7 +7,7 @@ import { and, asc, desc, eq, gt, isNotNull, isNull, lt, lte, or, sql, type SQL }
 import { notifications, webhookDeliveries, webhooks } from "../../../schema";
 import type { Db } from "../../platform/db";
 import { pageQuery, toPage, iso, type PageOf, type PageRequest } from "../../platform/db/pagination";
-import { badRequest, notFound } from "../../platform/errors";
+import { badRequest, notFound, unprocessable } from "../../platform/errors";
 import type { Principal } from "../../platform/http/auth-guard";
 import { withIdempotency } from "../../platform/http/idempotency";
 import { isId, newId } from "../../platform/ids";
@@ -46,6 +46,8 @@ function newSecret() {
   return `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex")}`;
 }
 
+export const MAX_WEBHOOKS_PER_ORG = 20;
+
 export class NotifyService {
   constructor(private db: Db) {}
 
@@ -58,6 +60,12 @@ export class NotifyService {
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") throw badRequest("invalid_url", "url must be an http or https URL.", { field: "url" });
     return withIdempotency(this.db, { orgId: principal.orgId, key: idempotencyKey, route: "POST /v1/webhooks", body: input }, async () => {
+      // Every event is delivered to every endpoint: a bounded fan-out keeps one organization
+      // from turning each change into thousands of deliveries (Stripe allows 16 endpoints).
+      const [{ count }] = await this.db.select({ count: sql<number>`count(*)::int` }).from(webhooks).where(eq(webhooks.orgId, principal.orgId));
+      if (count >= MAX_WEBHOOKS_PER_ORG) {
+        throw unprocessable("too_many_webhooks", `An organization can have at most ${MAX_WEBHOOKS_PER_ORG} webhooks; delete one first.`, { limit: MAX_WEBHOOKS_PER_ORG });
+      }
       const secret = newSecret();
       const [row] = await this.db
         .insert(webhooks)
