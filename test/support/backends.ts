@@ -87,10 +87,10 @@ export async function createTestDatabase(): Promise<{ url: string; name: string;
 }
 
 /** Deletes the JetStream streams of a test namespace. */
-export async function dropNatsNamespace(namespace: string) {
+export async function dropNatsNamespace(namespace: string, natsUrl = REAL_URLS.nats) {
   const { connect } = await import("@nats-io/transport-node");
   const { jetstreamManager } = await import("@nats-io/jetstream");
-  const nc = await connect({ servers: REAL_URLS.nats });
+  const nc = await connect({ servers: natsUrl, timeout: 3000 });
   try {
     const jsm = await jetstreamManager(nc);
     const prefix = `${namespace.toUpperCase()}_`;
@@ -101,10 +101,11 @@ export async function dropNatsNamespace(namespace: string) {
 }
 
 /** Deletes the Redis keys of a test namespace. */
-export async function dropRedisNamespace(namespace: string) {
+export async function dropRedisNamespace(namespace: string, redisUrl = REAL_URLS.redis) {
   const { default: Redis } = await import("ioredis");
-  const r = new Redis(REAL_URLS.redis);
+  const r = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
+    await r.connect();
     let cursor = "0";
     do {
       const [next, keys] = await r.scan(cursor, "MATCH", `${namespace}:*`, "COUNT", 500);

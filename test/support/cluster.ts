@@ -8,6 +8,8 @@
  * Also here: `startNatsServer()`, a private `nats-server -js` on a free port and its own store
  * dir, for tests that stop and restart NATS (never the shared server on 4222).
  */
+import { dropNatsNamespace, dropRedisNamespace } from "./backends";
+import { waitFor as waitForValue } from "./wait";
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -126,35 +128,6 @@ async function dropDatabase(adminUrl: string, name: string) {
   }
 }
 
-/** Deletes the namespace's JetStream streams (their consumers go with them). */
-export async function dropNatsStreams(natsUrl: string, namespace: string) {
-  const { connect } = await import("@nats-io/transport-node");
-  const { jetstreamManager } = await import("@nats-io/jetstream");
-  const nc = await connect({ servers: natsUrl, timeout: 3000 });
-  try {
-    const jsm = await jetstreamManager(nc);
-    const prefix = `${namespace.toUpperCase()}_`;
-    for await (const s of jsm.streams.list()) if (s.config.name.startsWith(prefix)) await jsm.streams.delete(s.config.name);
-  } finally {
-    await nc.close();
-  }
-}
-
-export async function dropRedisKeys(redisUrl: string, namespace: string) {
-  const { default: Redis } = await import("ioredis");
-  const r = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await r.connect();
-    let cursor = "0";
-    do {
-      const [next, keys] = await r.scan(cursor, "MATCH", `${namespace}:*`, "COUNT", 500);
-      cursor = next;
-      if (keys.length) await r.del(...keys);
-    } while (cursor !== "0");
-  } finally {
-    r.disconnect();
-  }
-}
 
 async function waitReady(m: ClusterMember, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -303,8 +276,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       await Promise.all(running.map((m) => m.proc!.exited));
       const cleanups = [
         dropDatabase(postgresUrl, databaseName),
-        stopOpts.keepNatsStreams ? Promise.resolve() : dropNatsStreams(natsUrl, namespace),
-        dropRedisKeys(redisUrl, namespace),
+        stopOpts.keepNatsStreams ? Promise.resolve() : dropNatsNamespace(namespace, natsUrl),
+        dropRedisNamespace(namespace, redisUrl),
       ];
       const results = await Promise.allSettled(cleanups);
       if (!stopOpts.keepLogs && !opts.logDir) rmSync(logDir, { recursive: true, force: true });
@@ -421,21 +394,9 @@ export async function http(base: string, method: string, path: string, o: { toke
   return { status: res.status, body, headers: res.headers };
 }
 
-/** Polls `probe` until it returns a truthy value; the error names what was awaited. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 30_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
-    await Bun.sleep(everyMs);
-  }
-}
+/** Polls `probe` until it returns a truthy value (every 100 ms, 30 s by default). */
+export const waitFor = <T>(what: string, probe: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 30_000, everyMs = 100) =>
+  waitForValue(what, probe, timeoutMs, everyMs);
 
 /** `t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, at most 5 minutes old — what SPEC asks receivers to check. */
 export function signatureValid(header: string | null, body: string, secret: string, now = Date.now()): boolean {

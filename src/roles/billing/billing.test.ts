@@ -4,6 +4,7 @@
  * per-organization rate limit — on the embedded default and on real PostgreSQL/Redis/NATS,
  * where the limit is shown to hold across two gateway processes sharing Redis.
  */
+import { waitFor } from "../../../test/support/wait";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -21,16 +22,6 @@ import { UsageLedger, usageOf } from "./ledger";
 import { costMicroCents, DEFAULT_PRICES, loadBillingSettings, toCents } from "./plans";
 
 const settings = loadBillingSettings({});
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(25);
-  }
-}
 
 function domainEvent(orgId: string, type: string, payload: Record<string, unknown>, at = new Date()): DomainEvent {
   return { id: newId("evt"), org_id: orgId, type, created_at: at.toISOString(), payload };

@@ -4,6 +4,7 @@
  * embedded default and on real PostgreSQL + Redis + NATS (there with the WebSocket served by
  * a second, gateway-only process, so events cross the bus).
  */
+import { waitFor } from "../../../test/support/wait";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,16 +24,6 @@ import { signPayload, verifySignature } from "./signature";
 process.env.AGENTOS_WEBHOOK_RETRY_BASE_MS = "100";
 process.env.AGENTOS_WEBHOOK_POLL_MS = "100";
 process.env.AGENTOS_WEBHOOK_MAX_ATTEMPTS = "3";
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(25);
-  }
-}
 
 /** A webhook receiver on loopback: verifies every signature, answers from a script of statuses. */
 function startReceiver(statuses: number[] = [200]) {
