@@ -5,6 +5,8 @@
  *   write       POST /v1/threads/:id/messages
  *   footprint   binary and image size, idle RSS and start-up time of every role alone
  *   profile     CPU profile of the read path (bun --cpu-prof on src/main.ts under wrk)
+ *   runs        1,000 concurrent two-step runs (model → http tool → model) against the fake model
+ *   ws          10,000 WebSocket clients on one gateway receiving the organization's events
  *   table       the markdown tables of bench/README.md from the latest results
  *
  * Options of read/write:
@@ -19,7 +21,12 @@
  * Options of footprint: --no-image (skip the gzip/zstd image estimate, the slow part)
  * Options of profile: --seconds=20 (load duration), --path=/v1/... (instead of the agent),
  *   --modes=real (default) or --modes=embedded
- * read, write and footprint write bench/results/<scenario>.json; profile writes
+ * Options of runs: --runs=1000 (concurrent runs) --sequential=30 (runs one at a time, for the
+ *   overhead per step) --latency=50 (fake model ms) --worker-concurrency=1000 --modes=embedded,real
+ *   --profile (worker from source under bun --cpu-prof: prints the profile, writes no results)
+ * Options of ws: --clients=10000 --client-processes=2 --events=100 (per phase)
+ *   --event-rate=2,10 (events/s, one phase each: 10,000 sockets × 10/s = 100,000 frames/s) --modes=real,embedded
+ * read, write, footprint, runs and ws write bench/results/<scenario>.json; profile writes
  * bench/results/profile-<mode>.json and the raw profile-read-<mode>.cpuprofile.
  */
 import { parseArgs } from "node:util";
@@ -44,6 +51,15 @@ const { values, positionals } = parseArgs({
     body: { type: "string" },
     seconds: { type: "string" },
     image: { type: "boolean", default: true },
+    runs: { type: "string" },
+    sequential: { type: "string" },
+    latency: { type: "string" },
+    "worker-concurrency": { type: "string" },
+    profile: { type: "boolean", default: false },
+    clients: { type: "string" },
+    "client-processes": { type: "string" },
+    events: { type: "string" },
+    "event-rate": { type: "string" },
     help: { type: "boolean", short: "h" },
   },
   allowNegative: true,
@@ -87,6 +103,30 @@ switch (scenario) {
   case "footprint": {
     const { runFootprint } = await import("./scenarios/footprint");
     await runFootprint({ image: values.image! });
+    break;
+  }
+  case "runs": {
+    const { reexecWithFetchLimit, runRuns } = await import("./scenarios/runs");
+    if (await reexecWithFetchLimit()) process.exit(process.exitCode ?? 0);
+    await runRuns({
+      modes: load.modes,
+      runs: num(values.runs, 1000),
+      sequential: num(values.sequential, 30),
+      latencyMs: num(values.latency, 50),
+      workerConcurrency: num(values["worker-concurrency"], 1000),
+      profile: values.profile!,
+    });
+    break;
+  }
+  case "ws": {
+    const { runWs } = await import("./scenarios/ws");
+    await runWs({
+      modes: values.modes ? load.modes : ["real", "embedded"],
+      clients: num(values.clients, 10_000),
+      clientProcesses: num(values["client-processes"], 2),
+      events: num(values.events, 100),
+      eventRates: list(values["event-rate"] ?? "2,10").map(Number),
+    });
     break;
   }
   case "table": {

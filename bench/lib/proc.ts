@@ -1,5 +1,5 @@
 /** Figures of a running process read from /proc (Linux): CPU time and resident memory. */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 const CLK_TCK = Number(Bun.spawnSync(["getconf", "CLK_TCK"]).stdout.toString().trim()) || 100;
 
@@ -34,3 +34,40 @@ export function loadAverage(): number[] {
 }
 
 export const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** Busy share of the whole machine (all cores, from /proc/stat) over an interval: call the returned function at the end. */
+export function machineCpuMeter(): () => { busy_percent: number; cores: number } {
+  const read = () => {
+    const lines = readFileSync("/proc/stat", "utf8").split("\n");
+    const f = lines[0].split(/\s+/).slice(1).map(Number);
+    const idle = f[3] + (f[4] ?? 0);
+    const total = f.reduce((a, b) => a + b, 0);
+    return { idle, total, cores: lines.filter((l) => /^cpu\d/.test(l)).length };
+  };
+  const a = read();
+  return () => {
+    const b = read();
+    return { busy_percent: round((100 * (1 - (b.idle - a.idle) / Math.max(1, b.total - a.total))) * a.cores, 1), cores: a.cores };
+  };
+}
+
+/** CPU seconds of every process with this command name (e.g. all PostgreSQL backends), over an interval. */
+export function commandCpuMeter(comm: string): () => { cpu_seconds: number; cpu_percent: number } {
+  const sum = () => {
+    let s = 0;
+    for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+      try {
+        if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() === comm) s += cpuSeconds(Number(pid));
+      } catch {
+        /* exited */
+      }
+    }
+    return s;
+  };
+  const start = sum();
+  const t0 = performance.now();
+  return () => {
+    const used = sum() - start;
+    return { cpu_seconds: round(used, 2), cpu_percent: round((100 * used) / ((performance.now() - t0) / 1000), 1) };
+  };
+}

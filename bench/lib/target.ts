@@ -113,6 +113,8 @@ export interface TargetOptions {
   extraArgs?: string[];
   /** Command to run instead of the compiled binary (e.g. bun --cpu-prof run src/main.ts). */
   cmd?: string[];
+  /** Extra environment of the server (e.g. AGENTOS_WORKER_CONCURRENCY); overrides the defaults below. */
+  env?: Record<string, string>;
   readyTimeoutMs?: number;
 }
 
@@ -137,7 +139,7 @@ export async function startTarget(o: TargetOptions): Promise<Target> {
   const t0 = performance.now();
   let child: ChildProcess;
   try {
-    child = await startChild(args, { cmd, env: { AGENTOS_PLAN_LIMITS: BENCH_PLAN_LIMITS, LOG_LEVEL: "warn" }, readyTimeoutMs: o.readyTimeoutMs ?? 120_000 });
+    child = await startChild(args, { cmd, env: { AGENTOS_PLAN_LIMITS: BENCH_PLAN_LIMITS, LOG_LEVEL: "warn", ...o.env }, readyTimeoutMs: o.readyTimeoutMs ?? 120_000 });
   } catch (err) {
     rmSync(dataDir, { recursive: true, force: true });
     if (ownBackends) await backends!.drop();

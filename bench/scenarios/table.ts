@@ -60,8 +60,45 @@ function footprintTable() {
   return rows.join("\n") + "\n";
 }
 
+function runsTable() {
+  const r = load("runs");
+  if (!r) return "_no runs results yet: `bun run bench runs`_\n";
+  const o = r.options;
+  const rows = [
+    `**runs** — ${machineLine(r.machine)}. Two-step agent (model → \`http\` tool on loopback → model), fake model ${o.latencyMs} ms, worker concurrency ${o.workerConcurrency}; ${o.sequential} runs one at a time, then ${o.runs} created at once.\n`,
+    "| back ends | processes | overhead per step, one run at a time: p50 (p90) ms | runs/s (1,000 at once) | run latency p50 / p95 / p99 ms | of which queued p50 ms | worker CPU | worker RSS peak MiB | other CPU (API roles / PostgreSQL / NATS / machine) | target |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const x of r.results) {
+    const c = x.concurrent;
+    const other = c.api ? `${c.api.cpu_percent}% / ${c.postgres_all_backends?.cpu_percent ?? "?"}% / ${c.nats_server?.cpu_percent ?? "?"}% / ${c.machine.busy_percent}% of ${c.machine.cores * 100}%` : `— (one process) / — / — / ${c.machine.busy_percent}% of ${c.machine.cores * 100}%`;
+    rows.push(
+      `| ${x.mode} | ${x.processes} | ${x.sequential.overhead_per_step_ms.p50} (${x.sequential.overhead_per_step_ms.p90}) | ${c.runs_per_s} | ${c.run_ms.p50} / ${c.run_ms.p95} / ${c.run_ms.p99} | ${c.queued_ms.p50} | ${c.worker.cpu_percent}% | ${c.worker.rss_peak_mib} | ${other} | — (seed: none; measured) |`,
+    );
+  }
+  return rows.join("\n") + "\n";
+}
+
+function wsTable() {
+  const r = load("ws");
+  if (!r) return "_no ws results yet: `bun run bench ws`_\n";
+  const rows = [
+    `**ws** — ${machineLine(r.machine)}. ${r.options.clients.toLocaleString("en")} WebSocket clients of one organization in ${r.options.clientProcesses} client processes; ${r.options.events} \`agent.created\` events per phase; latency = receipt − the event's commit time.\n`,
+    "| back ends | process measured | sockets open (connect time) | RSS MiB: before / 10k open / peak | events/s (frames/s) | delivered / expected | latency p50 / p95 / p99 / max ms | process CPU | machine CPU |",
+    "|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const x of r.results) {
+    for (const p of x.phases) {
+      rows.push(
+        `| ${x.mode} | ${x.gateway_process} | ${x.opened.toLocaleString("en")} (${x.connect_ms} ms) | ${x.gateway_rss_mib.before_sockets} / ${x.gateway_rss_mib.sockets_open_idle} / ${p.gateway_rss_peak_mib} | ${p.event_rate_per_s} (${p.frames_offered_per_s.toLocaleString("en")}) | ${p.frames_received_agent_created.toLocaleString("en")} / ${p.frames_expected_agent_created.toLocaleString("en")} | ${p.delivery_latency_ms.p50} / ${p.delivery_latency_ms.p95} / ${p.delivery_latency_ms.p99} / ${p.delivery_latency_ms.max} | ${p.gateway_cpu.cpu_percent}% | ${p.machine.busy_percent}% of ${p.machine.cores * 100}% |`,
+      );
+    }
+  }
+  return rows.join("\n") + "\n";
+}
+
 export function renderTables() {
-  return [httpTable("read", "read"), httpTable("write", "write"), footprintTable()].join("\n");
+  return [httpTable("read", "read"), httpTable("write", "write"), footprintTable(), runsTable(), wsTable()].join("\n");
 }
 
 if (import.meta.main) console.log(renderTables());

@@ -14,6 +14,13 @@ describe("config", () => {
     expect(parseConfig(["--port=9100", "--role", "auth,agents"], env)).toMatchObject({ port: 9100, roles: ["auth", "agents"] });
   });
 
+  test("the PostgreSQL pool size: 10 by default, DATABASE_POOL_SIZE or --database-pool-size", () => {
+    expect(parseConfig([], {}).databasePoolSize).toBe(10);
+    expect(parseConfig([], { DATABASE_POOL_SIZE: "25" }).databasePoolSize).toBe(25);
+    expect(parseConfig(["--database-pool-size=4"], { DATABASE_POOL_SIZE: "25" }).databasePoolSize).toBe(4);
+    expect(() => parseConfig(["--database-pool-size=0"], {})).toThrow("is not a positive integer");
+  });
+
   test("commands", () => {
     expect(parseConfig(["migrate"], {}).command).toBe("migrate");
     expect(parseConfig(["roles"], {}).command).toBe("roles");

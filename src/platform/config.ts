@@ -13,6 +13,8 @@ export interface Config {
   host: string;
   dataDir: string;
   databaseUrl?: string;
+  /** Connections per process to PostgreSQL (postgres.js pool); the embedded store has one. */
+  databasePoolSize: number;
   redisUrl?: string;
   natsUrl?: string;
   logLevel: LogLevel;
@@ -69,6 +71,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   host: { key: "host", env: "HOST", help: "address to listen on (default 0.0.0.0)" },
   "data-dir": { key: "dataDir", env: "AGENTOS_DATA_DIR", help: "folder of the embedded database and generated secrets (default ./data)" },
   "database-url": { key: "databaseUrl", env: "DATABASE_URL", parse: parseUrl(["postgres:", "postgresql:"]), help: "PostgreSQL URL; without it the embedded PGlite is used" },
+  "database-pool-size": { key: "databasePoolSize", env: "DATABASE_POOL_SIZE", parse: parsePositiveInt, help: "PostgreSQL connections per process (default 10)" },
   "redis-url": { key: "redisUrl", env: "REDIS_URL", parse: parseUrl(["redis:", "rediss:"]), help: "Redis URL; without it cache and rate limits are in-process" },
   "nats-url": { key: "natsUrl", env: "NATS_URL", parse: parseUrl(["nats:", "tls:", "ws:", "wss:"]), help: "NATS URL (JetStream enabled); without it the bus is in-process" },
   "log-level": {
@@ -93,6 +96,7 @@ const DEFAULTS: Omit<Config, "command"> = {
   port: 8080,
   host: "0.0.0.0",
   dataDir: "./data",
+  databasePoolSize: 10,
   logLevel: "info",
   accessTokenTtlSeconds: 900,
   refreshTokenTtlSeconds: 30 * 24 * 3600,

@@ -27,7 +27,7 @@ function cacheSuite(start: () => Promise<{ writer: TestProcess; reader: TestProc
 
   const read = async (t: TestProcess) => (await t.request("GET", `/v1/agents/${agentId}`, { token: user.token })).body;
   const eventually = async (check: () => Promise<boolean>) => {
-    for (let i = 0; i < 100 && !(await check()); i++) await Bun.sleep(20);
+    for (let i = 0; i < 250 && !(await check()); i++) await Bun.sleep(20);
     expect(await check()).toBe(true);
   };
 

@@ -6,7 +6,7 @@
 import { and, eq, inArray, type SQL } from "drizzle-orm";
 import { runSteps, runs } from "../../../schema";
 import { emitEvent } from "../../platform/outbox";
-import type { RunStore } from "./store";
+import type { EventSpec, RunSet, RunStore } from "./store";
 import { runOut, type RunRow, type RunStatus } from "./types";
 
 /** Domain-event payload of a run (notify, billing and webhooks consume it). */
@@ -40,14 +40,18 @@ export async function finishRun(
     error?: { code: string; message: string } | null;
     fence?: string;
     guard?: SQL;
-    /** Extra writes in the same transaction (e.g. the final assistant message). */
+    /** Extra writes in the same transaction (e.g. the final assistant message), before open steps are closed. */
     work?: Parameters<RunStore["mutate"]>[1]["work"];
+    /** Extra run columns and run events (before `run.<status>`) of writes folded into this transaction; their data must not depend on `work`. */
+    set?: RunSet;
+    events?: EventSpec[];
   },
 ) {
   return store.mutate(runId, {
     fence: opts.fence,
     guard: opts.guard,
     set: {
+      ...opts.set,
       status: opts.status,
       lastError: opts.error ?? null,
       completedAt: new Date(),
@@ -56,15 +60,20 @@ export async function finishRun(
       requiredAction: null,
       requiresActionSince: null,
     },
+    // The writes are independent (a step closed by `work` is set by id, whatever the order):
+    // sent at once, they cost one round trip.
+    pipelined: true,
     work: async (tx, run) => {
-      await tx
-        .update(runSteps)
-        .set({ status: "cancelled", completedAt: new Date() })
-        .where(and(eq(runSteps.runId, runId), inArray(runSteps.status, OPEN_STEP_STATUSES)));
-      await opts.work?.(tx, run);
-      await emitEvent(tx, { orgId: run.orgId, type: `run.${opts.status}`, payload: runPayload(run) });
+      await Promise.all([
+        opts.work?.(tx, run),
+        tx
+          .update(runSteps)
+          .set({ status: "cancelled", completedAt: new Date() })
+          .where(and(eq(runSteps.runId, runId), inArray(runSteps.status, OPEN_STEP_STATUSES))),
+        emitEvent(tx, { orgId: run.orgId, type: `run.${opts.status}`, payload: runPayload(run) }),
+      ]);
     },
-    events: [{ type: `run.${opts.status}`, data: (run: RunRow) => runOut(run) }],
+    events: [...(opts.events ?? []), { type: `run.${opts.status}`, data: (run: RunRow) => runOut(run) }],
   });
 }
 

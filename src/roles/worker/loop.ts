@@ -9,10 +9,14 @@
  *   last model step answered without tools                  → assistant message, completed
  *
  * Every model call and tool call is written as a step before it starts and after it ends
- * (fenced by the lease). The run's status is re-read at every step boundary, and the
- * AbortSignal (cancel, lost lease, shutdown) aborts the in-flight model request.
+ * (fenced by the lease). One transaction per step boundary: the "after" write of the call
+ * that ended commits together with the "before" write of the next one (or requires_action,
+ * or the run's end). Each of those writes updates the run row under the lease fence and
+ * returns it, so the run's status (a cancel accepted by any process) is checked at every
+ * boundary without another read; the AbortSignal (cancel, lost lease, shutdown) aborts the
+ * in-flight model request. The steps are read once per lease and kept in memory.
  */
-import { and, desc, eq, lte, sql, type Column } from "drizzle-orm";
+import { and, desc, eq, lte, sql, type Column, type SQL } from "drizzle-orm";
 import { agents, messages, runSteps, runs } from "../../../schema";
 import { newId } from "../../platform/ids";
 import type { Logger } from "../../platform/logging";
@@ -21,8 +25,9 @@ import { type ChatMessage, ModelError, type ModelProvider, type ToolCall, type T
 import { buildPrompt, ContextWindowExceededError } from "../../platform/model/prompt";
 import { emitEvent } from "../../platform/outbox";
 import type { MemoryContract } from "../memory/contract";
-import { LeaseLostError, type RunStore } from "../orchestration/store";
-import { finishRun, runPayload } from "../orchestration/transitions";
+import type { Tx } from "../../platform/db";
+import { type EventSpec, LeaseLostError, type MutateOptions, type RunSet, type RunStore } from "../orchestration/store";
+import { type FinalStatus, finishRun, runPayload } from "../orchestration/transitions";
 import { runOut, stepOut, type RequiredAction, type RunRow, type StepRow } from "../orchestration/types";
 import type { RunTool, ToolsContract } from "../tools/contract";
 
@@ -67,16 +72,44 @@ export function uniqueToolCallIds(calls: ToolCall[], used: Set<string>): ToolCal
   });
 }
 
+/**
+ * The closing write of a call that has finished (the model step's or tool step's "after"
+ * write), held back for one moment so it commits in the same transaction as the next
+ * boundary: the next call's "before" write, requires_action, or the run's end. Nothing with
+ * an effect outside this process happens in between (only reads and prompt building), so a
+ * crash in that window is the same as a crash just before the closing write: the call is
+ * in_progress and is done again on resume, as it would have been anyway.
+ */
+interface PendingClose {
+  set?: RunSet;
+  work: (tx: Tx, run: RunRow) => Promise<void>;
+  events: EventSpec[];
+}
+
+type WriteOptions<W> = Omit<MutateOptions<W>, "fence">;
+
 export class RunExecution {
   private agent!: AgentRow;
   private tools: RunTool[] = [];
+  /**
+   * The run's steps, read once when the lease is taken and then kept up to date by this
+   * execution: every write to them is fenced by our lease, so nobody else changes them
+   * while we hold it (a lost lease makes our next write fail and the execution stop).
+   */
+  private steps: StepRow[] = [];
+  /** The thread's messages up to the run's creation: fixed for the run, read once. */
+  private history: ChatMessage[] = [];
+  /** Memory blocks read together with the agent, for the first model call only. */
+  private prefetchedBlocks: Awaited<ReturnType<MemoryContract["listBlocks"]>> | null = null;
+  private pending: PendingClose | null = null;
+  /** True once this execution wrote a state that releases the run (terminal or requires_action). */
+  finished = false;
 
   constructor(
     private deps: LoopDeps,
     private run: RunRow,
     private owner: string,
     private signal: AbortSignal,
-    private abort: (reason: AbortReason) => void,
   ) {}
 
   private get store() {
@@ -84,30 +117,56 @@ export class RunExecution {
   }
 
   async execute(): Promise<void> {
-    const [agent] = await this.store.db.select().from(agents).where(and(eq(agents.id, this.run.agentId), eq(agents.orgId, this.run.orgId)));
-    if (!agent) return this.fail("agent_not_found", `The agent ${this.run.agentId} of this run was deleted.`);
-    this.agent = agent;
-    if (agent.tools.length) {
-      const { tools, missing } = await this.deps.tools().getRunTools(this.run.orgId, agent.tools);
-      if (missing.length) this.deps.log.warn("agent refers to tools that no longer exist", { run_id: this.run.id, missing });
-      this.tools = tools;
+    if (!(await this.load())) return this.fail("agent_not_found", `The agent ${this.run.agentId} of this run was deleted.`);
+    try {
+      await this.loop();
+    } catch (err) {
+      // Shutdown or an unexpected error: a finished call's result is persisted while the lease is ours.
+      // (A cancel folds it into `cancelled`; a lost lease or a halt cannot write.)
+      if (this.pending && (!this.signal.aborted || this.signal.reason === "shutdown")) await this.flushPending().catch(() => {});
+      throw err;
     }
+  }
+
+  /** Agent, tools, steps, history and memory blocks, read in two parallel rounds. */
+  private async load(): Promise<boolean> {
+    const [agentRows, steps, history] = await Promise.all([
+      this.store.db.select().from(agents).where(and(eq(agents.id, this.run.agentId), eq(agents.orgId, this.run.orgId))),
+      this.store.steps(this.run.id),
+      this.threadHistory(),
+    ]);
+    const agent = agentRows[0];
+    if (!agent) return false;
+    this.agent = agent;
+    this.steps = steps;
+    this.history = history;
+    const [runTools, blocks] = await Promise.all([
+      agent.tools.length ? this.deps.tools().getRunTools(this.run.orgId, agent.tools) : null,
+      this.deps.memory().listBlocks(this.run.orgId, agent.id),
+    ]);
+    if (runTools) {
+      if (runTools.missing.length) this.deps.log.warn("agent refers to tools that no longer exist", { run_id: this.run.id, missing: runTools.missing });
+      this.tools = runTools.tools;
+    }
+    this.prefetchedBlocks = blocks;
+    return true;
+  }
+
+  private async loop(): Promise<void> {
     for (;;) {
       this.throwIfAborted();
-      if (await this.cancelIfRequested()) return;
-      const steps = await this.store.steps(this.run.id);
-      const modelSteps = steps.filter((s) => s.kind === "model_call");
+      const modelSteps = this.steps.filter((s) => s.kind === "model_call");
       const last = modelSteps.at(-1);
       if (!last || last.status === "in_progress") {
-        if (!(await this.callModel(steps, last))) return;
+        if (!(await this.callModel(last))) return;
         continue;
       }
       if (last.status !== "completed") return this.fail("internal_error", `model step ${last.id} is ${last.status}`);
       const calls = (last.output as ModelOutput).tool_calls ?? [];
       if (calls.length === 0) return this.complete((last.output as ModelOutput).content ?? "");
-      const byCall = new Map(steps.filter((s) => s.toolCallId).map((s) => [s.toolCallId!, s]));
+      const byCall = new Map(this.steps.filter((s) => s.toolCallId).map((s) => [s.toolCallId!, s]));
       if (calls.every((c) => DONE.has(byCall.get(c.id)?.status ?? ""))) {
-        if (!(await this.callModel(steps, undefined))) return;
+        if (!(await this.callModel(undefined))) return;
         continue;
       }
       if (modelSteps.length >= this.agent.maxSteps) {
@@ -117,17 +176,59 @@ export class RunExecution {
     }
   }
 
+  // ---------------------------------------------------------------- writes
+
+  /**
+   * A fenced write of the run with the pending closing write folded in. Without a guard a
+   * null result means the lease is lost (thrown); with one, the caller decides. The step rows
+   * are built here rather than read back, so event data never waits for the writes: the
+   * statements after the run update go out together (see `pipelined`).
+   */
+  private async write(opts: WriteOptions<void>): Promise<{ run: RunRow } | null> {
+    const pending = this.pending;
+    const r = await this.store.mutate<void>(this.run.id, {
+      fence: this.owner,
+      guard: opts.guard,
+      set: pending?.set ? { ...pending.set, ...opts.set } : opts.set,
+      work: async (tx, run) => {
+        await Promise.all([pending?.work(tx, run), opts.work?.(tx, run)]);
+      },
+      events: [...(pending?.events ?? []), ...(opts.events ?? [])],
+      pipelined: true,
+    });
+    if (!r) {
+      if (!opts.guard) throw new LeaseLostError(this.run.id);
+      return null;
+    }
+    if (this.pending === pending) this.pending = null;
+    return r;
+  }
+
+  private async flushPending() {
+    if (this.pending) await this.write({});
+  }
+
+  /** Replaces a step of the in-memory list (or appends a new one). */
+  private remember(step: StepRow) {
+    const i = this.steps.findIndex((s) => s.id === step.id);
+    if (i >= 0) this.steps[i] = step;
+    else this.steps.push(step);
+  }
+
   // ---------------------------------------------------------------- model calls
 
   /** Returns false when the run stopped (cancelled, failed). */
-  private async callModel(steps: StepRow[], interrupted: StepRow | undefined): Promise<boolean> {
+  private async callModel(interrupted: StepRow | undefined): Promise<boolean> {
+    const steps = this.steps;
     if (steps.filter((s) => s.kind === "model_call" && s.status === "completed").length >= this.agent.maxSteps) {
       await this.fail("max_steps_exceeded", `max_steps (${this.agent.maxSteps}) model calls reached.`);
       return false;
     }
     const toolSpecs: ToolSpec[] = this.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } }));
-    const blocks = await this.deps.memory().listBlocks(this.run.orgId, this.agent.id);
-    const history = [...(await this.threadHistory()), ...transcript(steps)];
+    // Memory blocks may change during a run (memory tools, the API): read before every call but the first.
+    const blocks = this.prefetchedBlocks ?? (await this.deps.memory().listBlocks(this.run.orgId, this.agent.id));
+    this.prefetchedBlocks = null;
+    const history = [...this.history, ...transcript(steps)];
     let prompt;
     try {
       prompt = buildPrompt({ instructions: this.agent.instructions, memoryBlocks: blocks, history, tools: toolSpecs, contextWindow: this.agent.contextWindow });
@@ -141,15 +242,15 @@ export class RunExecution {
 
     const stepId = interrupted?.id ?? newId("stp");
     const input = { model: this.run.model, prompt_tokens: prompt.promptTokens, messages: prompt.messages.length, dropped_messages: prompt.droppedMessages };
-    const started = await this.store.fenced(this.run.id, this.owner, {
+    const created = interrupted ? undefined : newStep({ id: stepId, orgId: this.run.orgId, runId: this.run.id, kind: "model_call", input });
+    const started = await this.write({
       work: async (tx) => {
-        if (interrupted) return interrupted;
-        const [row] = await tx.insert(runSteps).values({ id: stepId, orgId: this.run.orgId, runId: this.run.id, kind: "model_call", status: "in_progress", input }).returning();
-        return row;
+        if (created) await tx.insert(runSteps).values(created);
       },
-      events: interrupted ? [] : [{ type: "step.created", data: (_r: RunRow, step: StepRow) => stepOut(step) }],
+      events: created ? [{ type: "step.created", data: stepOut(created) }] : [],
     });
-    if (started.run.status === "cancelling") return !(await this.cancel());
+    if (created) this.remember(created);
+    if (started!.run.status === "cancelling") return !(await this.cancel());
 
     const t0 = performance.now();
     const deltas = this.run.stream ? new DeltaWriter(this, stepId, this.deps.deltaFlushMs) : undefined;
@@ -178,26 +279,25 @@ export class RunExecution {
     const used = new Set(steps.filter((s) => s.toolCallId).map((s) => s.toolCallId!));
     const output: ModelOutput = { content: reply.content, tool_calls: uniqueToolCallIds(reply.tool_calls, used) };
     const u = reply.usage;
-    await this.store.fenced(this.run.id, this.owner, {
-      set: {
-        stepCount: sqlAdd(runs.stepCount, 1),
-        usage: sqlUsage(u),
-      },
+    const model = reply.model || this.run.model;
+    const done = { status: "completed", output, usage: u, completedAt: new Date() };
+    const closed: StepRow = { ...this.steps.find((s) => s.id === stepId)!, ...done };
+    // What the loop decides next sees the call as done; the row is written with that next write.
+    this.remember(closed);
+    this.pending = {
+      set: { stepCount: sqlAdd(runs.stepCount, 1), usage: sqlUsage(u) },
       work: async (tx, run) => {
-        const [step] = await tx
-          .update(runSteps)
-          .set({ status: "completed", output, usage: u, completedAt: new Date() })
-          .where(eq(runSteps.id, stepId))
-          .returning();
-        await emitEvent(tx, {
-          orgId: run.orgId,
-          type: "step.completed",
-          payload: { run_id: run.id, thread_id: run.threadId, agent_id: run.agentId, step_id: stepId, kind: "model_call", model: reply.model || run.model, usage: u },
-        });
-        return step;
+        await Promise.all([
+          tx.update(runSteps).set(done).where(eq(runSteps.id, stepId)),
+          emitEvent(tx, {
+            orgId: run.orgId,
+            type: "step.completed",
+            payload: { run_id: run.id, thread_id: run.threadId, agent_id: run.agentId, step_id: stepId, kind: "model_call", model, usage: u },
+          }),
+        ]);
       },
-      events: [{ type: "step.completed", data: (_r: RunRow, step: StepRow) => stepOut(step) }],
-    });
+      events: [{ type: "step.completed", data: stepOut(closed) }],
+    };
     return true;
   }
 
@@ -256,29 +356,23 @@ export class RunExecution {
     const stepId = existing?.id ?? newId("stp");
     // An interrupted call (in_progress, its worker died) runs again: at-least-once for it, never for completed ones.
     const fresh = !existing || existing.status === "approved";
-    const started = await this.store.fenced(this.run.id, this.owner, {
+    const started: StepRow = existing
+      ? { ...existing, status: "in_progress" }
+      : newStep({ id: stepId, orgId: this.run.orgId, runId: this.run.id, kind: "tool_call", toolCallId: call.id, toolName: call.function.name, input: { tool_id: tool?.id ?? null, arguments: call.function.arguments } });
+    const r = await this.write({
       work: async (tx) => {
-        if (existing) {
-          const [row] = await tx.update(runSteps).set({ status: "in_progress" }).where(eq(runSteps.id, stepId)).returning();
-          return row;
-        }
-        const [row] = await tx
-          .insert(runSteps)
-          .values({
-            id: stepId, orgId: this.run.orgId, runId: this.run.id, kind: "tool_call", status: "in_progress",
-            toolCallId: call.id, toolName: call.function.name, input: { tool_id: tool?.id ?? null, arguments: call.function.arguments },
-          })
-          .returning();
-        return row;
+        if (existing) await tx.update(runSteps).set({ status: "in_progress" }).where(eq(runSteps.id, stepId));
+        else await tx.insert(runSteps).values(started);
       },
       events: fresh
         ? [
-            { type: "step.created", data: (_r: RunRow, step: StepRow) => stepOut(step) },
+            { type: "step.created", data: stepOut(started) },
             { type: "tool_call.created", data: { step_id: stepId, tool_call_id: call.id, name: call.function.name, arguments: call.function.arguments } },
           ]
         : [],
     });
-    if (started.run.status === "cancelling") return !(await this.cancel());
+    this.remember(started);
+    if (r!.run.status === "cancelling") return !(await this.cancel());
     this.throwIfAborted();
 
     const t0 = performance.now();
@@ -290,72 +384,105 @@ export class RunExecution {
       : { ok: false as const, error: { code: "unknown_tool", message: `No tool named '${call.function.name}' is available to this agent.` } };
     const durationMs = Math.round(performance.now() - t0);
     this.deps.metrics.runStepDuration.observe(durationMs / 1000, { kind: "tool" });
+    // A tool may have changed memory blocks: the next model call reads them again.
+    this.prefetchedBlocks = null;
 
-    await this.store.fenced(this.run.id, this.owner, {
+    const done = result.ok
+      ? { status: "completed", output: (result.output ?? null) as object, error: null, completedAt: new Date() }
+      : { status: "failed", output: null, error: result.error, completedAt: new Date() };
+    const closed: StepRow = { ...started, ...done };
+    this.remember(closed);
+    this.pending = {
       work: async (tx, run) => {
-        const [step] = await tx
-          .update(runSteps)
-          .set(result.ok
-            ? { status: "completed", output: (result.output ?? null) as object, error: null, completedAt: new Date() }
-            : { status: "failed", output: null, error: result.error, completedAt: new Date() })
-          .where(eq(runSteps.id, stepId))
-          .returning();
-        await emitEvent(tx, {
-          orgId: run.orgId,
-          type: "tool_call.completed",
-          payload: { run_id: run.id, agent_id: run.agentId, step_id: stepId, tool_call_id: call.id, tool_id: tool?.id ?? null, name: call.function.name, kind: tool?.kind ?? null, ok: result.ok, duration_ms: durationMs },
-        });
-        return step;
+        await Promise.all([
+          tx.update(runSteps).set(done).where(eq(runSteps.id, stepId)),
+          emitEvent(tx, {
+            orgId: run.orgId,
+            type: "tool_call.completed",
+            payload: { run_id: run.id, agent_id: run.agentId, step_id: stepId, tool_call_id: call.id, tool_id: tool?.id ?? null, name: call.function.name, kind: tool?.kind ?? null, ok: result.ok, duration_ms: durationMs },
+          }),
+        ]);
       },
       events: [
-        { type: "step.completed", data: (_r: RunRow, step: StepRow) => stepOut(step) },
-        { type: "tool_call.completed", data: (_r: RunRow, step: StepRow) => ({ step_id: stepId, tool_call_id: call.id, name: call.function.name, ok: result.ok, output: step.output, error: step.error }) },
+        { type: "step.completed", data: stepOut(closed) },
+        { type: "tool_call.completed", data: { step_id: stepId, tool_call_id: call.id, name: call.function.name, ok: result.ok, output: closed.output, error: closed.error } },
       ],
-    });
+    };
     return true;
   }
 
   private async requireAction(pending: RequiredAction["tool_calls"]) {
     const required: RequiredAction = { type: "submit_tool_outputs", tool_calls: pending };
-    await this.store.fenced(this.run.id, this.owner, {
+    const r = await this.write({
+      // A cancel accepted meanwhile wins over pausing.
+      guard: eq(runs.status, "in_progress"),
       set: { status: "requires_action", requiredAction: required, requiresActionSince: new Date(), leaseOwner: null, leaseExpiresAt: null },
       work: async (tx, run) => {
-        await tx
-          .insert(runSteps)
-          .values(pending.map((c) => ({
-            id: newId("stp"), orgId: run.orgId, runId: run.id, kind: "tool_call", status: "requires_action",
-            toolCallId: c.id, toolName: c.function.name, input: { tool_id: c.tool_id, arguments: c.function.arguments, action: c.action },
-          })))
-          .onConflictDoNothing();
-        await emitEvent(tx, { orgId: run.orgId, type: "run.requires_action", payload: { ...runPayload(run), required_action: required } });
+        await Promise.all([
+          tx
+            .insert(runSteps)
+            .values(pending.map((c) => ({
+              id: newId("stp"), orgId: run.orgId, runId: run.id, kind: "tool_call", status: "requires_action",
+              toolCallId: c.id, toolName: c.function.name, input: { tool_id: c.tool_id, arguments: c.function.arguments, action: c.action },
+            })))
+            .onConflictDoNothing(),
+          emitEvent(tx, { orgId: run.orgId, type: "run.requires_action", payload: { ...runPayload(run), required_action: required } }),
+        ]);
       },
       events: [
         ...pending.map((c) => ({ type: "tool_call.created" as const, data: { tool_call_id: c.id, name: c.function.name, arguments: c.function.arguments, action: c.action } })),
         { type: "run.requires_action", data: (run: RunRow) => runOut(run) },
       ],
     });
+    if (!r) {
+      if (!(await this.cancel())) throw new LeaseLostError(this.run.id);
+      return;
+    }
+    this.finished = true;
     this.deps.metrics.runs.inc({ status: "requires_action" });
   }
 
   // ---------------------------------------------------------------- endings
 
-  private async complete(content: string) {
+  /** finishRun, fenced by our lease, with the pending closing write folded in. */
+  private async finish(status: FinalStatus, opts: { error?: { code: string; message: string }; guard?: SQL; work?: (tx: Tx, run: RunRow) => Promise<void> } = {}) {
+    const pending = this.pending;
     const r = await finishRun(this.store, this.run.id, {
-      status: "completed",
+      status,
+      error: opts.error,
       fence: this.owner,
+      guard: opts.guard,
+      set: pending?.set,
+      events: pending?.events,
+      work: async (tx, run) => {
+        await Promise.all([pending?.work(tx, run), opts.work?.(tx, run)]);
+      },
+    });
+    if (r) {
+      if (this.pending === pending) this.pending = null;
+      this.finished = true;
+    }
+    return r;
+  }
+
+  private async complete(content: string) {
+    const r = await this.finish("completed", {
+      // A cancel accepted during the last call wins: the run ends cancelled, not completed.
+      guard: eq(runs.status, "in_progress"),
       work: async (tx, run) => {
         await tx.insert(messages).values({ id: newId("msg"), orgId: run.orgId, threadId: run.threadId, role: "assistant", content, runId: run.id });
       },
     });
-    if (!r) throw new LeaseLostError(this.run.id);
+    if (!r) {
+      if (!(await this.cancel())) throw new LeaseLostError(this.run.id);
+      return;
+    }
     this.deps.metrics.runs.inc({ status: "completed" });
   }
 
   async fail(code: string, message: string, extra?: { stepId?: string; status?: number; attempts?: number }) {
-    const r = await finishRun(this.store, this.run.id, {
-      status: "failed",
+    const r = await this.finish("failed", {
       error: { code, message },
-      fence: this.owner,
       work: async (tx) => {
         if (extra?.stepId) {
           await tx.update(runSteps).set({ status: "failed", error: { code, message, http_status: extra.status ?? null, attempts: extra.attempts ?? null }, completedAt: new Date() })
@@ -369,7 +496,7 @@ export class RunExecution {
 
   /** Finishes an accepted cancel. True when this worker wrote `cancelled`. */
   async cancel(): Promise<boolean> {
-    const r = await finishRun(this.store, this.run.id, { status: "cancelled", fence: this.owner });
+    const r = await this.finish("cancelled");
     if (r) this.deps.metrics.runs.inc({ status: "cancelled" });
     return r !== null;
   }
@@ -377,18 +504,11 @@ export class RunExecution {
   private throwIfAborted() {
     if (this.signal.aborted) throw new DOMException(`run aborted: ${String(this.signal.reason)}`, "AbortError");
   }
+}
 
-  /** The mandatory check at every step boundary: a cancel accepted by any process stops the run here. */
-  private async cancelIfRequested(): Promise<boolean> {
-    const [row] = await this.store.db.select({ status: runs.status, leaseOwner: runs.leaseOwner }).from(runs).where(eq(runs.id, this.run.id));
-    if (!row || row.leaseOwner !== this.owner) {
-      this.abort("lease_lost");
-      return true;
-    }
-    if (row.status !== "cancelling") return false;
-    await this.cancel();
-    return true;
-  }
+/** A new step row, built here so that its events need not read it back. */
+function newStep(s: Pick<StepRow, "id" | "orgId" | "runId" | "kind" | "input"> & Partial<StepRow>): StepRow {
+  return { status: "in_progress", toolCallId: null, toolName: null, output: null, usage: null, error: null, createdAt: new Date(), completedAt: null, ...s };
 }
 
 /** Coalesces streamed text into one persisted message.delta event per interval. */

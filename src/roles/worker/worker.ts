@@ -54,6 +54,15 @@ export class RunWorker {
   }
 
   async start() {
+    // Bun's fetch keeps at most 256 requests in flight (BUN_CONFIG_MAX_HTTP_REQUESTS, read at
+    // start-up): beyond that, model and tool calls of concurrent runs queue inside the runtime.
+    const fetchLimit = Number(process.env.BUN_CONFIG_MAX_HTTP_REQUESTS) || 256;
+    if (this.settings.workerConcurrency > fetchLimit) {
+      this.p.log.warn("worker concurrency exceeds the runtime's concurrent HTTP request limit; set BUN_CONFIG_MAX_HTTP_REQUESTS", {
+        worker_concurrency: this.settings.workerConcurrency,
+        max_http_requests: fetchLimit,
+      });
+    }
     await this.p.bus.ensureStream(RUNS_STREAM);
     if (this.p.database.kind === "pglite") await releaseAllLeases(this.store);
     this.unsubscribe = await this.p.bus.consume<RunDoorbell>(RUNS_STREAM.name, (job) => this.handle(job), {
@@ -141,7 +150,6 @@ export class RunWorker {
       run,
       this.owner,
       controller.signal,
-      abort,
     );
     try {
       if (run.status === "cancelling") await execution.cancel();
@@ -153,7 +161,7 @@ export class RunWorker {
       clearInterval(renewer);
       stopCancelWatch();
       // A run that is still ours and not finished (e.g. shutdown) is handed back at once.
-      if (controller.signal.reason !== "halt") await this.releaseIfUnfinished(run.id);
+      if (controller.signal.reason !== "halt" && !execution.finished) await this.releaseIfUnfinished(run.id);
     }
   }
 

@@ -1,0 +1,345 @@
+/**
+ * runs: run orchestration under load. A two-step agent (model → one `http` tool call answered
+ * by a loopback server → model) against the fake model (test/support/fake-model.ts) answering
+ * after `latency` ms, on the compiled binary:
+ *
+ *   - real: `--role=gateway,auth,agents,memory,tools,billing,notify` in one process and
+ *     `--role=worker` alone in another (its CPU and RSS are the worker's), on the real
+ *     PostgreSQL/NATS/Redis (fresh database and namespace);
+ *   - embedded: `--role=all` in one process (PGlite, in-process bus).
+ *
+ * Phases, per mode:
+ *   1. sequential: `sequential` runs one after the other (nothing else running): the
+ *      orchestration overhead per step = (run time − model time) / 3 steps, where run time is
+ *      the server's created_at → completed_at and model time = 2 × latency.
+ *   2. concurrent: `runs` runs created at once (one thread each, threads made beforehand),
+ *      every one awaited with GET /v1/runs/:id/wait: runs/s over first created_at → last
+ *      completed_at, run time p50/p95/p99, the part of it spent queued (created_at →
+ *      started_at), overhead per step at p50, and the worker's CPU and RSS meanwhile.
+ *
+ * The fake model and the tool server live in this (client) process, not in the server's.
+ * Bun's fetch runs at most 256 requests at once unless BUN_CONFIG_MAX_HTTP_REQUESTS says
+ * otherwise: this script re-executes itself with it raised (1,000 waits in flight), and the
+ * worker gets it too (1,000 model calls in flight).
+ */
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { startFakeModel, type FakeModel } from "../../test/support/fake-model";
+import { startToolServer, type ToolServer } from "../../src/roles/worker/testkit";
+import { machineInfo } from "../lib/machine";
+import { commandCpuMeter, cpuMeter, machineCpuMeter, memoryMiB, round } from "../lib/proc";
+import { printTable, writeResults } from "../lib/results";
+import { createRealBackends, REPO, startTarget, type Mode, type Target } from "../lib/target";
+import { analyse } from "./profile";
+
+export const RUN_PLAN_LIMITS = JSON.stringify({ free: { runs_per_month: 100_000_000, tokens_per_month: 100_000_000_000, requests_per_minute: 1_000_000_000 } });
+const FETCH_LIMIT = "8192";
+const STEPS = 3;
+
+export interface RunsOptions {
+  modes: Mode[];
+  runs: number;
+  sequential: number;
+  latencyMs: number;
+  workerConcurrency: number;
+  /** Run the worker from source under `bun --cpu-prof` (real mode) / the whole server (embedded). */
+  profile: boolean;
+}
+
+/** Re-runs this command with Bun's fetch limit raised; true when the caller should stop. */
+export async function reexecWithFetchLimit(): Promise<boolean> {
+  if (process.env.BUN_CONFIG_MAX_HTTP_REQUESTS) return false;
+  const child = Bun.spawn([process.execPath, ...process.argv.slice(1)], {
+    env: { ...process.env, BUN_CONFIG_MAX_HTTP_REQUESTS: FETCH_LIMIT },
+    stdio: ["inherit", "inherit", "inherit"],
+  });
+  process.exitCode = await child.exited;
+  return true;
+}
+
+interface Client {
+  url: string;
+  token: string;
+  req(method: string, path: string, body?: unknown): Promise<any>;
+}
+
+async function client(url: string): Promise<Client> {
+  const req = async (method: string, path: string, body?: unknown, token?: string) => {
+    const headers: Record<string, string> = {};
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const res = await fetch(url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    if (res.status >= 300) throw new Error(`${method} ${path} → ${res.status} ${text.slice(0, 300)}`);
+    return text ? JSON.parse(text) : null;
+  };
+  const email = `bench-runs-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}@example.com`;
+  const signup = await req("POST", "/v1/auth/signup", { email, password: "correct horse battery staple" });
+  const token = signup.access_token as string;
+  return { url, token, req: (m, p, b) => req(m, p, b, token) };
+}
+
+interface Timed {
+  id: string;
+  status: string;
+  total_ms: number;
+  queued_ms: number;
+  created: number;
+  completed: number;
+}
+
+function timing(run: any): Timed {
+  const created = Date.parse(run.created_at);
+  const completed = Date.parse(run.completed_at ?? run.updated_at);
+  const started = Date.parse(run.started_at ?? run.created_at);
+  return { id: run.id, status: run.status, total_ms: completed - created, queued_ms: started - created, created, completed };
+}
+
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
+const sortNum = (xs: number[]) => [...xs].sort((a, b) => a - b);
+
+async function oneRun(c: Client, agentId: string, threadId?: string): Promise<Timed> {
+  const thread = threadId ?? (await c.req("POST", "/v1/threads", {})).id;
+  const run = await c.req("POST", `/v1/threads/${thread}/runs`, { agent_id: agentId, input: "What does the probe say?" });
+  for (;;) {
+    const done = await c.req("GET", `/v1/runs/${run.id}/wait?timeout_s=60`);
+    if (done.status === "completed") return timing(done);
+    if (["failed", "cancelled", "expired", "requires_action"].includes(done.status)) throw new Error(`run ${run.id} ended ${done.status}: ${JSON.stringify(done.last_error)}`);
+  }
+}
+
+/** Samples RSS every 100 ms: the peak while the load runs (VmHWM would include start-up). */
+function rssSampler(pid: number) {
+  let peak = 0;
+  const timer = setInterval(() => {
+    try {
+      peak = Math.max(peak, memoryMiB(pid).rss);
+    } catch {
+      /* exited */
+    }
+  }, 100);
+  return () => {
+    clearInterval(timer);
+    return { peak_mib: peak, end_mib: memoryMiB(pid).rss };
+  };
+}
+
+/** Sum and count of the worker's step-duration histogram per kind (its /metrics). */
+async function stepTimes(url: string): Promise<Record<string, { sum: number; count: number }>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out: Record<string, { sum: number; count: number }> = {};
+  for (const m of text.matchAll(/^agentos_run_step_duration_seconds_(sum|count)\{kind="(\w+)"\} ([\d.e+-]+)$/gm)) {
+    const entry = (out[m[2]] ??= { sum: 0, count: 0 });
+    entry[m[1] as "sum" | "count"] = Number(m[3]);
+  }
+  return out;
+}
+
+/** Mean ms per call of each kind between two readings. */
+function meanStepMs(before: Awaited<ReturnType<typeof stepTimes>>, after: Awaited<ReturnType<typeof stepTimes>>, kind: string) {
+  const a = after[kind];
+  const b = before[kind] ?? { sum: 0, count: 0 };
+  if (!a || a.count === b.count) return null;
+  return round((1000 * (a.sum - b.sum)) / (a.count - b.count), 1);
+}
+
+/** CPU of this (client) process: the fake model, the tool server and the waits. */
+function selfCpu() {
+  const start = process.cpuUsage();
+  const t0 = performance.now();
+  return () => {
+    const u = process.cpuUsage(start);
+    const s = (u.user + u.system) / 1e6;
+    return { cpu_seconds: round(s, 2), cpu_percent: round((100 * s) / ((performance.now() - t0) / 1000), 1) };
+  };
+}
+
+async function inBatches<T>(n: number, width: number, fn: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = new Array(n);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(width, n) }, async () => {
+    while (next < n) {
+      const i = next++;
+      out[i] = await fn(i);
+    }
+  }));
+  return out;
+}
+
+interface Servers {
+  api: Target;
+  worker: Target;
+  profileDir?: string;
+  stop(): Promise<void>;
+}
+
+async function startServers(mode: Mode, fake: FakeModel, o: RunsOptions): Promise<Servers> {
+  const env = {
+    AGENTOS_PLAN_LIMITS: RUN_PLAN_LIMITS,
+    AGENTOS_WORKER_CONCURRENCY: String(o.workerConcurrency),
+    BUN_CONFIG_MAX_HTTP_REQUESTS: FETCH_LIMIT,
+    // Passed through for experiments (default 10 per process).
+    ...(process.env.DATABASE_POOL_SIZE ? { DATABASE_POOL_SIZE: process.env.DATABASE_POOL_SIZE } : {}),
+  };
+  const extraArgs = [`--model-base-url=${fake.url}`];
+  const profileDir = o.profile ? mkdtempSync(join(tmpdir(), "agentos-runs-prof-")) : undefined;
+  const profCmd = profileDir ? [process.execPath, "--cpu-prof", `--cpu-prof-dir=${profileDir}`, "run", join(REPO, "src/main.ts")] : undefined;
+  if (mode === "embedded") {
+    const all = await startTarget({ mode, roles: "all", env, extraArgs, cmd: profCmd });
+    return { api: all, worker: all, profileDir, stop: () => all.stop() };
+  }
+  const backends = await createRealBackends();
+  try {
+    const api = await startTarget({ mode, roles: "gateway,auth,agents,memory,tools,billing,notify", backends, env, extraArgs });
+    const worker = await startTarget({ mode, roles: "worker", backends, env, extraArgs, cmd: profCmd }).catch(async (err) => {
+      await api.stop();
+      throw err;
+    });
+    return {
+      api,
+      worker,
+      profileDir,
+      async stop() {
+        await worker.stop();
+        await api.stop();
+        await backends.drop();
+      },
+    };
+  } catch (err) {
+    await backends.drop();
+    throw err;
+  }
+}
+
+async function measureMode(mode: Mode, o: RunsOptions) {
+  const fake = await startFakeModel();
+  const tools: ToolServer = startToolServer();
+  // Step 1 asks for the tool, step 3 (after the tool result) answers: two model calls, one tool call.
+  fake.setDefault((req) => (req.body?.messages?.at(-1)?.role === "tool" ? { content: "The probe answered.", delayMs: o.latencyMs } : { tool_calls: [{ name: "probe", arguments: { q: "status" } }], delayMs: o.latencyMs }));
+  const servers = await startServers(mode, fake, o);
+  const split = servers.api !== servers.worker;
+  console.log(`\n== runs, ${mode}: ${split ? `API roles pid ${servers.api.pid} + worker pid ${servers.worker.pid}` : `--role=all pid ${servers.api.pid}`}, worker concurrency ${o.workerConcurrency}, model latency ${o.latencyMs} ms`);
+  try {
+    const c = await client(servers.api.url);
+    const tool = await c.req("POST", "/v1/tools", { name: "probe", description: "Reports the probe status.", kind: "http", config: { url: tools.url }, parameters: { type: "object", properties: { q: { type: "string" } } } });
+    const agent = await c.req("POST", "/v1/agents", { name: "bench-runs", model: "fake-model", instructions: "You call the probe tool, then answer.", tools: [tool.id] });
+
+    for (let i = 0; i < 5; i++) await oneRun(c, agent.id); // warm-up: JIT, tokenizer, pools
+
+    // 1. Sequential: the overhead of one run alone.
+    const seqSteps = await stepTimes(servers.worker.url);
+    const seq: Timed[] = [];
+    for (let i = 0; i < o.sequential; i++) seq.push(await oneRun(c, agent.id));
+    const seqStepsAfter = await stepTimes(servers.worker.url);
+    const seqTotal = sortNum(seq.map((r) => r.total_ms));
+    const modelMs = 2 * o.latencyMs;
+    const overhead = (ms: number) => round((ms - modelMs) / STEPS, 1);
+    const sequential = {
+      runs: o.sequential,
+      run_ms: { p50: pct(seqTotal, 0.5), p90: pct(seqTotal, 0.9), min: seqTotal[0] },
+      overhead_per_step_ms: { p50: overhead(pct(seqTotal, 0.5)), p90: overhead(pct(seqTotal, 0.9)), min: overhead(seqTotal[0]) },
+      queued_ms_p50: pct(sortNum(seq.map((r) => r.queued_ms)), 0.5),
+      /** What the worker measured around each call (HTTP to the fake model / the tool included). */
+      model_call_ms_mean: meanStepMs(seqSteps, seqStepsAfter, "model"),
+      tool_call_ms_mean: meanStepMs(seqSteps, seqStepsAfter, "tool"),
+    };
+    console.log(`sequential: ${o.sequential} runs, run p50 ${sequential.run_ms.p50} ms → overhead per step p50 ${sequential.overhead_per_step_ms.p50} ms (p90 ${sequential.overhead_per_step_ms.p90}, min ${sequential.overhead_per_step_ms.min}); model call ${sequential.model_call_ms_mean} ms, tool call ${sequential.tool_call_ms_mean} ms as the worker timed them`);
+
+    // 2. Concurrent: all runs created at once.
+    const threads = await inBatches(o.runs, 32, async () => (await c.req("POST", "/v1/threads", {})).id as string);
+    await Bun.sleep(1000);
+    const modelCallsBefore = fake.requests.length;
+    const toolCallsBefore = tools.calls.length;
+    const workerCpu = cpuMeter(servers.worker.pid);
+    const apiCpu = split ? cpuMeter(servers.api.pid) : null;
+    const workerRss = rssSampler(servers.worker.pid);
+    const apiRss = split ? rssSampler(servers.api.pid) : null;
+    const clientCpu = selfCpu();
+    const machineCpu = machineCpuMeter();
+    const postgresCpu = mode === "real" ? commandCpuMeter("postgres") : null;
+    const natsCpu = mode === "real" ? commandCpuMeter("nats-server") : null;
+    const loadSteps = await stepTimes(servers.worker.url);
+    const t0 = performance.now();
+    const results = await Promise.all(threads.map((th) => oneRun(c, agent.id, th)));
+    const wallS = (performance.now() - t0) / 1000;
+    const cpu = workerCpu();
+    const rss = workerRss();
+    const apiCpuUse = apiCpu?.();
+    const apiRssUse = apiRss?.();
+    const clientCpuUse = clientCpu();
+    const machineUse = machineCpu();
+    const postgresUse = postgresCpu?.();
+    const natsUse = natsCpu?.();
+    const loadStepsAfter = await stepTimes(servers.worker.url);
+    const modelMean = meanStepMs(loadSteps, loadStepsAfter, "model");
+    const totals = sortNum(results.map((r) => r.total_ms));
+    const queued = sortNum(results.map((r) => r.queued_ms));
+    const spanS = (Math.max(...results.map((r) => r.completed)) - Math.min(...results.map((r) => r.created))) / 1000;
+    const concurrent = {
+      runs: o.runs,
+      completed: results.filter((r) => r.status === "completed").length,
+      model_calls: fake.requests.length - modelCallsBefore,
+      tool_calls: tools.calls.length - toolCallsBefore,
+      span_s: round(spanS, 2),
+      client_wall_s: round(wallS, 2),
+      runs_per_s: round(o.runs / spanS, 1),
+      run_ms: { p50: pct(totals, 0.5), p95: pct(totals, 0.95), p99: pct(totals, 0.99), max: totals.at(-1) },
+      queued_ms: { p50: pct(queued, 0.5), p95: pct(queued, 0.95), p99: pct(queued, 0.99) },
+      overhead_per_step_ms_p50: overhead(pct(totals, 0.5)),
+      model_call_ms_mean: modelMean,
+      tool_call_ms_mean: meanStepMs(loadSteps, loadStepsAfter, "tool"),
+      /** Run time p50 minus the two model calls as the worker timed them, per step. */
+      overhead_per_step_ms_p50_measured_model: modelMean === null ? null : round((pct(totals, 0.5) - 2 * modelMean) / STEPS, 1),
+      executing_ms_p50: pct(sortNum(results.map((r) => r.total_ms - r.queued_ms)), 0.5),
+      worker: { ...cpu, rss_peak_mib: rss.peak_mib, rss_end_mib: rss.end_mib },
+      api: apiCpuUse ? { ...apiCpuUse, rss_peak_mib: apiRssUse!.peak_mib, rss_end_mib: apiRssUse!.end_mib } : null,
+      client: clientCpuUse,
+      postgres_all_backends: postgresUse ?? null,
+      nats_server: natsUse ?? null,
+      /** The whole machine (every process, incl. anything else running), in % of one core. */
+      machine: machineUse,
+    };
+    console.log(`concurrent: ${o.runs} runs in ${concurrent.span_s} s = ${concurrent.runs_per_s} runs/s; run ms p50/p95/p99 ${concurrent.run_ms.p50}/${concurrent.run_ms.p95}/${concurrent.run_ms.p99} (queued p50 ${concurrent.queued_ms.p50}); model call mean ${modelMean} ms as the worker saw it; ${split ? "worker" : "server"} CPU ${cpu.cpu_percent}%, RSS peak ${rss.peak_mib} MiB${apiCpuUse ? `; API roles CPU ${apiCpuUse.cpu_percent}%` : ""}; client CPU ${clientCpuUse.cpu_percent}%${postgresUse ? `; PostgreSQL ${postgresUse.cpu_percent}%, NATS ${natsUse!.cpu_percent}%` : ""}; machine ${machineUse.busy_percent}% of ${machineUse.cores * 100}%`);
+    return { mode, processes: split ? "API roles + worker (2 processes)" : "--role=all (1 process)", sequential, concurrent, worker_start_ms: servers.worker.startMs };
+  } catch (err) {
+    console.error(`server output (last lines):\n${servers.worker.tail()}`);
+    throw err;
+  } finally {
+    await servers.stop();
+    fake.stop();
+    tools.stop();
+    if (servers.profileDir) reportProfile(servers.profileDir, mode);
+  }
+}
+
+function reportProfile(dir: string, mode: Mode) {
+  const files = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"));
+  if (!files.length) return console.log(`no .cpuprofile in ${dir}`);
+  const file = join(dir, files[0]);
+  const a = analyse(JSON.parse(readFileSync(file, "utf8")));
+  console.log(`\nCPU profile (${mode}, ${relative(REPO, file) || file}): busy ${a.busy_ms} ms`);
+  printTable(a.by_origin.slice(0, 12));
+  printTable(a.top_inclusive_agentos.slice(0, 25));
+  printTable(a.top_self.slice(0, 20));
+}
+
+export async function runRuns(o: RunsOptions) {
+  const machine = machineInfo();
+  const results = [];
+  for (const mode of o.modes) results.push(await measureMode(mode, o));
+  printTable(results.map((r) => ({
+    mode: r.mode,
+    "seq overhead/step p50 ms": r.sequential.overhead_per_step_ms.p50,
+    runs: r.concurrent.runs,
+    "runs/s": r.concurrent.runs_per_s,
+    "run p50/p95/p99 ms": `${r.concurrent.run_ms.p50}/${r.concurrent.run_ms.p95}/${r.concurrent.run_ms.p99}`,
+    "queued p50 ms": r.concurrent.queued_ms.p50,
+    "overhead/step p50 ms (load)": r.concurrent.overhead_per_step_ms_p50,
+    "worker CPU %": r.concurrent.worker.cpu_percent,
+    "worker RSS peak MiB": r.concurrent.worker.rss_peak_mib,
+  })));
+  if (o.profile) return; // a profiled server is slower: its figures are not the results
+  const file = writeResults("runs", { scenario: "runs", machine, options: o, results });
+  console.log(`\nwritten: ${file}`);
+}
