@@ -4,6 +4,7 @@
  * shutdown turns /readyz to 503 at once, drains in-flight requests, then stops modules in
  * reverse order, all bounded by the shutdown timeout.
  */
+import { cors } from "@elysiajs/cors";
 import { Elysia } from "elysia";
 import type { Config } from "./platform/config";
 import { FatalError } from "./platform/errors";
@@ -89,7 +90,10 @@ export async function startProcess(config: Config, log: Logger = createLogger(co
 
   // normalize: "typebox" — the default normalisation coerces a string or array sent for a `t.Record`
   // field into an object ({"0":"n",…}); TypeBox normalisation rejects it instead.
-  let app = new Elysia({ name: "agentos", normalize: "typebox" }).use(httpPlatform({ log, metrics, maxBodyBytes: config.maxBodyBytes, readiness }));
+  let app = new Elysia({ name: "agentos", normalize: "typebox" })
+    .use(httpPlatform({ log, metrics, maxBodyBytes: config.maxBodyBytes, readiness }))
+    // Browsers call the API with bearer tokens, not cookies: credentials stay off.
+    .use(cors({ origin: config.corsOrigins.includes("*") ? true : config.corsOrigins, credentials: false, maxAge: 600, exposeHeaders: ["x-request-id", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after"] }));
   for (const controller of p.controllers) app = app.use(controller as Elysia);
   app.compile();
 

@@ -27,6 +27,8 @@ export interface Config {
   namespace: string;
   shutdownTimeoutMs: number;
   maxBodyBytes: number;
+  /** Origins browsers may call the API from: `*` or a comma list. */
+  corsOrigins: string[];
 }
 
 interface FlagSpec {
@@ -88,6 +90,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   "model-base-url": { key: "modelBaseUrl", env: "MODEL_BASE_URL", parse: parseUrl(["http:", "https:"]), help: "OpenAI-compatible API base URL (default https://api.openai.com/v1)" },
   "model-api-key": { key: "modelApiKey", env: "MODEL_API_KEY", help: "API key sent to the model server" },
   namespace: { key: "namespace", env: "AGENTOS_NAMESPACE", help: "NATS subject/stream and Redis key prefix (default agentos)" },
+  "cors-origins": { key: "corsOrigins", env: "AGENTOS_CORS_ORIGINS", parse: (v) => v.split(",").map((o) => o.trim()).filter(Boolean), help: "origins allowed by CORS: * or a comma list (default *)" },
   "shutdown-timeout": { key: "shutdownTimeoutMs", env: "AGENTOS_SHUTDOWN_TIMEOUT_MS", parse: parsePositiveInt, help: "graceful drain bound in ms (default 25000)" },
 };
 
@@ -104,6 +107,7 @@ const DEFAULTS: Omit<Config, "command"> = {
   namespace: "agentos",
   shutdownTimeoutMs: 25_000,
   maxBodyBytes: 1024 * 1024,
+  corsOrigins: ["*"],
 };
 
 const COMMANDS = ["serve", "migrate", "roles"] as const;

@@ -9,7 +9,7 @@ import { publishInvalidation } from "../../platform/edge-cache";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { agents, messages, runEvents, runSteps, runs, threads } from "../../../schema";
 import type { Bus } from "../../platform/bus";
-import type { Db } from "../../platform/db";
+import { rowsOf, type Db } from "../../platform/db";
 import { pageQuery, toPage, type PageOf, type PageRequest } from "../../platform/db/pagination";
 import { badRequest, conflict, notFound, unprocessable } from "../../platform/errors";
 import { withIdempotency, type IdempotentResult } from "../../platform/http/idempotency";
@@ -47,6 +47,32 @@ export interface AgentsDeps {
 }
 
 const threadOut = (t: ThreadRow): ThreadOut => ({ id: t.id, object: "thread", metadata: t.metadata, created_at: t.createdAt.toISOString(), updated_at: t.updatedAt.toISOString() });
+interface RawMessage {
+  id: string;
+  org_id: string;
+  thread_id: string;
+  role: string;
+  content: string | null;
+  tool_calls: unknown;
+  tool_call_id: string | null;
+  run_id: string | null;
+  metadata: unknown;
+  created_at: Date | string;
+}
+const parsedJson = (v: unknown) => (typeof v === "string" ? JSON.parse(v) : v);
+const fromRawMessage = (r: RawMessage): MessageRow => ({
+  id: r.id,
+  orgId: r.org_id,
+  threadId: r.thread_id,
+  role: r.role,
+  content: r.content,
+  toolCalls: parsedJson(r.tool_calls) as unknown[] | null,
+  toolCallId: r.tool_call_id,
+  runId: r.run_id,
+  metadata: parsedJson(r.metadata) as Record<string, unknown>,
+  createdAt: new Date(r.created_at),
+});
+
 const messageOut = (m: MessageRow): MessageOut => ({
   id: m.id,
   object: "message",
@@ -241,12 +267,18 @@ export class AgentsService implements AgentsContract {
 
   async createMessage(orgId: string, threadId: string, input: CreateMessageInput, idempotencyKey?: string | null): Promise<IdempotentResult<MessageOut>> {
     return withIdempotency(this.db, { orgId, key: idempotencyKey, route: `POST /v1/threads/${threadId}/messages`, body: input }, async () => {
-      await this.threadRow(orgId, threadId);
-      const [row] = await this.db
-        .insert(messages)
-        .values({ id: newId("msg"), orgId, threadId, role: input.role, content: input.content, metadata: input.metadata ?? {} })
-        .returning();
-      return { status: 201, body: messageOut(row) };
+      if (!isId("thr", threadId)) throw notFound("thread", threadId);
+      // One statement: the insert happens only if the thread exists in this organization
+      // (a separate check would cost a second round trip on the hottest write).
+      const inserted = rowsOf<RawMessage>(
+        await this.db.execute(sql`
+          insert into messages (id, org_id, thread_id, role, content, metadata)
+          select ${newId("msg")}, ${orgId}, t.id, ${input.role}, ${input.content}, ${JSON.stringify(input.metadata ?? {})}::jsonb
+          from threads t where t.id = ${threadId} and t.org_id = ${orgId}
+          returning id, org_id, thread_id, role, content, tool_calls, tool_call_id, run_id, metadata, created_at`),
+      );
+      if (inserted.length === 0) throw notFound("thread", threadId);
+      return { status: 201, body: messageOut(fromRawMessage(inserted[0])) };
     });
   }
 
