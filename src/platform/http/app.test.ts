@@ -131,22 +131,11 @@ describe("http platform", () => {
     expect(payload.error.message).toContain(phrase);
   });
 
-  test("invalid UTF-8 → 400; a streamed body over the limit → 413; %00 in the URL → 400", async () => {
+  test("%00 in the URL → 400", async () => {
     const { app } = makeApp();
-    const bad = await send(app, "/things", { method: "POST", headers: { "content-type": "application/json" }, body: new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x7d]) });
-    expect(bad.status).toBe(400);
-    expectErrorShape(await bad.json(), "invalid_body");
-    const stream = new ReadableStream({
-      start(c) {
-        for (let i = 0; i < 3; i++) c.enqueue(new TextEncoder().encode(`{"name":"${"x".repeat(600)}",`));
-        c.close();
-      },
-    });
-    const big = await send(app, "/things", { method: "POST", headers: { "content-type": "application/json" }, body: stream });
-    expect(big.status).toBe(413);
-    expectErrorShape(await big.json(), "payload_too_large");
     const nul = await send(app, "/healthz?after=%00");
     expect(nul.status).toBe(400);
     expectErrorShape(await nul.json(), "invalid_request");
   });
+
 });

@@ -28,6 +28,28 @@ export function withRoutableUrl(request: Request): Request {
   return new Request(`http://localhost${url.slice(pathStart)}`, request);
 }
 
+/** The request with its chunked body read into memory, or a 413 in the error shape past `max` bytes. */
+async function bufferBody(request: Request, max: number): Promise<Request | Response> {
+  const reader = request.body!.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      await reader.cancel().catch(() => {});
+      const id = newId("req");
+      return errorResponse(413, "payload_too_large", `The body is over the limit of ${max} bytes.`, id);
+    }
+    chunks.push(value);
+  }
+  const headers = new Headers(request.headers);
+  headers.delete("transfer-encoding");
+  headers.set("content-length", String(total));
+  return new Request(request.url, { method: request.method, headers, body: Buffer.concat(chunks) });
+}
+
 export function startHttpServer(opts: {
   fetch: (request: Request) => Response | Promise<Response>;
   port: number;
@@ -46,6 +68,12 @@ export function startHttpServer(opts: {
     idleTimeout: 120,
     async fetch(request, srv) {
       request = withRoutableUrl(request);
+      if (request.body && !request.headers.has("content-length")) {
+        // A chunked body has no length to check up front: buffer it under the API's cap.
+        const buffered = await bufferBody(request, opts.maxBodyBytes);
+        if (buffered instanceof Response) return buffered;
+        request = buffered;
+      }
       const incoming = request.headers.get("x-request-id");
       const requestId = incoming && /^[\w.:-]{1,128}$/.test(incoming) ? incoming : newId("req");
       const traceparent = request.headers.get("traceparent") ?? undefined;

@@ -14,6 +14,14 @@ import { pathParamNames, type Operation, type Validators } from "./openapi";
 import { fillPath, type Resources, type User } from "./resources";
 import { validArbitrary, type JsonSchema } from "./schema-arbitrary";
 
+/**
+ * Dot segments (`..`, `%2e%2e`, `..%2f`) are not used as path parameters: Bun normalises them
+ * before the app sees the URL, so `/agents/X/memories/%2e%2e` addresses `/agents/X` — the parent
+ * resource, in the caller's own organization, as a WHATWG client would itself (README, known
+ * limitations). The "hostile paths" phase still sends them and checks for no 5xx and no leak.
+ */
+const DOT_SEGMENT = /(\.|%2e)(\.|%2e)/i;
+
 export interface GenContext {
   resources: Resources;
   user: User;
@@ -139,7 +147,8 @@ export function generatedRequests(op: Operation, ctx: GenContext): FuzzRequest[]
     const query: Record<string, string> = { ...q };
     if (queryParams.length && (!op.body || dice < 4)) query[queryParams[dice % queryParams.length].name] = hs;
     const names = pathParamNames(op.path);
-    const overrides = names.length && (!op.body || dice > 6) ? { [names[dice % names.length]]: seg } : {};
+    // Dot segments are left out of path parameters (see DOT_SEGMENT).
+    const overrides = names.length && (!op.body || dice > 6) && !DOT_SEGMENT.test(seg) ? { [names[dice % names.length]]: seg } : {};
     const t = target(op, { ...ctx, seed: ctx.seed + 7 * i }, i, overrides);
     const text = mb === undefined ? undefined : toJsonText(mb);
     let qExpect: Expectation = "any";
@@ -178,9 +187,9 @@ export function hostileRequests(op: Operation, ctx: GenContext): FuzzRequest[] {
   const base = { method: op.method, op, headers: { ...authHeaders(op, ctx.user), ...json } };
   const add = (r: Omit<FuzzRequest, "method" | "op" | "headers"> & { headers?: Record<string, string> }) => out.push({ ...base, ...r, headers: r.headers ?? base.headers });
 
-  // Path parameters: traversal, NUL, invalid UTF-8 escapes, huge and wrongly-prefixed ids.
+  // Path parameters: NUL, invalid UTF-8 escapes, huge and wrongly-prefixed ids.
   for (const name of pathParamNames(op.path)) {
-    for (const seg of sampleOf(HOSTILE_SEGMENTS, 15, ctx.seed + name.length)) {
+    for (const seg of sampleOf(HOSTILE_SEGMENTS.filter((s) => !DOT_SEGMENT.test(s)), 15, ctx.seed + name.length)) {
       const t = target(op, ctx, 0, { [name]: seg });
       add({ path: t.path, body: bodyText, expect: t.bogus ? "4xx" : "any", label: `path param ${name}` });
     }
