@@ -1,9 +1,7 @@
 import type { AppPlatform } from "../clients";
-import type { MemoryContract } from "../memory/contract";
 import type { RoleModule } from "../modules";
 import { RUNS_STREAM } from "../orchestration/queue";
 import { RunStore } from "../orchestration/store";
-import type { ToolsContract } from "../tools/contract";
 import { AgentsService } from "./service";
 
 export function createAgentsService(p: AppPlatform) {
@@ -12,8 +10,8 @@ export function createAgentsService(p: AppPlatform) {
     store: new RunStore(p.db, () => p.bus),
     bus: () => p.bus,
     log: p.log,
-    memory: () => (p.clients as unknown as { memory: MemoryContract }).memory,
-    tools: () => (p.clients as unknown as { tools: ToolsContract }).tools,
+    memory: () => p.clients.memory,
+    tools: () => p.clients.tools,
     // Quota hook: the billing role wires `p.clients.billing.assertRunAllowed` here.
     beforeRunCreate: (orgId) => p.clients.billing.assertRunAllowed(orgId),
   });

@@ -1,13 +1,8 @@
 import { publishInvalidation } from "../../platform/edge-cache";
-import { AGENT_CACHE_KIND, agentCacheKey, type AgentsContract } from "../agents/contract";
+import { AGENT_CACHE_KIND, agentCacheKey } from "../agents/contract";
 import type { AppPlatform } from "../clients";
 import type { RoleModule } from "../modules";
 import { MemoryService } from "./service";
-
-/** The part of the agents role the memory role relies on: agent lookup scoped to an organization (404 otherwise). */
-type AgentsLookup = AgentsContract & { getAgent(orgId: string, id: string): Promise<{ id: string }> };
-
-export const agentsLookup = (p: AppPlatform) => (p.clients as unknown as { agents: AgentsLookup }).agents;
 
 export const memoryRole: RoleModule = {
   name: "memory",
@@ -17,7 +12,7 @@ export const memoryRole: RoleModule = {
     const service = new MemoryService(
       p.db,
       async (principal, agentId) => {
-        await agentsLookup(p).getAgent(principal.orgId, agentId);
+        await p.clients.agents.getAgent(principal.orgId, agentId); // 404 outside the organization
       },
       (orgId, agentId) => publishInvalidation(p.bus, AGENT_CACHE_KIND, agentCacheKey(orgId, agentId)),
     );

@@ -1,6 +1,6 @@
 import type { AppPlatform } from "../clients";
 import type { RoleModule } from "../modules";
-import { ToolsService, type AgentsClient } from "./service";
+import { ToolsService } from "./service";
 
 export const toolsRole: RoleModule = {
   name: "tools",
@@ -14,7 +14,7 @@ export const toolsRole: RoleModule = {
       // Tool subjects are used as they are: keep users off AgentOS's own subjects (RPC, runs, events) and NATS internals.
       reservedSubjects: [...new Set([p.config.namespace, "agentos", "_INBOX", "$JS", "$SYS", "$KV", "$O"])],
       memory: () => p.clients.memory,
-      agents: () => (p.clients as unknown as { agents: AgentsClient }).agents,
+      agents: () => p.clients.agents,
     });
     return { service };
   },

@@ -12,13 +12,11 @@ import type { DurableJob, JobOutcome, Unsubscribe } from "../../platform/bus";
 import { AppError } from "../../platform/errors";
 import { createOpenAIProvider, isAbortError, type ModelProvider } from "../../platform/model/openai";
 import type { AppPlatform } from "../clients";
-import type { MemoryContract } from "../memory/contract";
 import { runCancelSubject, RUNS_STREAM, RUNS_SUBJECT, WORKER_DURABLE, type RunDoorbell } from "../orchestration/queue";
 import { releaseAllLeases, startReconciler } from "../orchestration/reconciler";
 import { runSettings, type RunSettings } from "../orchestration/settings";
 import { LeaseLostError, RunStore } from "../orchestration/store";
 import { isTerminal } from "../orchestration/types";
-import type { ToolsContract } from "../tools/contract";
 import { type AbortReason, RunExecution } from "./loop";
 
 /** Another role unavailable (split deployment): retry the run later, up to this many attempts. */
@@ -143,8 +141,8 @@ export class RunWorker {
         log: this.p.log,
         metrics: this.p.metrics,
         model: this.model,
-        memory: () => (this.p.clients as unknown as { memory: MemoryContract }).memory,
-        tools: () => (this.p.clients as unknown as { tools: ToolsContract }).tools,
+        memory: () => this.p.clients.memory,
+        tools: () => this.p.clients.tools,
         deltaFlushMs: this.settings.deltaFlushMs,
       },
       run,
