@@ -36,6 +36,14 @@ export function validateRoles(config: Config) {
       `--role=${config.roles.join(",")} runs part of AgentOS, so the parts must share PostgreSQL and NATS: set DATABASE_URL and NATS_URL (the embedded defaults serve only --role=all)`,
     );
   }
+  if (split && !config.internalKey) {
+    throw new FatalError(
+      `--role=${config.roles.join(",")} calls the other roles over NATS, sealed with a key every process shares: set AGENTOS_INTERNAL_KEY (at least 32 bytes, e.g. \`openssl rand -base64 48\`)`,
+    );
+  }
+  if (config.natsUrl && config.toolsSubjectPrefix.split(".")[0] === config.namespace) {
+    throw new FatalError(`--tools-subject-prefix=${config.toolsSubjectPrefix} lies under the namespace '${config.namespace}': tool workers must never reach AgentOS's own subjects`);
+  }
 }
 
 export async function startProcess(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningProcess> {
@@ -52,7 +60,7 @@ export async function startProcess(config: Config, log: Logger = createLogger(co
     controllers: [],
     websockets: [],
   } as unknown as AppPlatform;
-  p.clients = createClients(local, () => p.bus);
+  p.clients = createClients(local, () => p.bus, () => p.rpcSeal);
 
   const manager = new ModuleManager(moduleGraph);
   const started = new Set<string>();

@@ -3,6 +3,7 @@
  * throws a stack trace at the user: every problem is a FatalError with one line.
  */
 import { FatalError } from "./errors";
+import { MIN_INTERNAL_KEY_BYTES } from "./rpc-seal";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -17,6 +18,21 @@ export interface Config {
   databasePoolSize: number;
   redisUrl?: string;
   natsUrl?: string;
+  /** NATS credentials and TLS (credentials in NATS_URL work too; flags win over the URL). */
+  natsUser?: string;
+  natsPassword?: string;
+  natsToken?: string;
+  /** A NATS `.creds` file (JWT + nkey seed) or an nkey seed file. */
+  natsCredsFile?: string;
+  natsNkeyFile?: string;
+  /** CA bundle that signed the NATS server's certificate (turns TLS on), and a client certificate for mTLS. */
+  natsCaFile?: string;
+  natsCertFile?: string;
+  natsKeyFile?: string;
+  /** Seals RPC between processes (HMAC-SHA256 signature + encryption); required for split roles. */
+  internalKey?: string;
+  /** Subjects `nats` tools may use: customer tool workers live under it, never under the namespace. */
+  toolsSubjectPrefix: string;
   logLevel: LogLevel;
   jwtSecret?: string;
   accessTokenTtlSeconds: number;
@@ -39,6 +55,20 @@ interface FlagSpec {
 }
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"];
+
+function parseInternalKey(value: string, flag: string): string {
+  if (Buffer.byteLength(value, "utf8") < MIN_INTERNAL_KEY_BYTES) {
+    throw new FatalError(`${flag}: the internal key must be at least ${MIN_INTERNAL_KEY_BYTES} bytes (e.g. \`openssl rand -base64 48\`)`);
+  }
+  return value;
+}
+
+/** `tools.` or `acme.tools.`: plain subject tokens ending in a dot, nothing NATS or AgentOS reserves. */
+function parseSubjectPrefix(value: string, flag: string): string {
+  if (!/^([A-Za-z0-9_-]+\.)+$/.test(value)) throw new FatalError(`${flag}: '${value}' is not a subject prefix (dot-separated tokens ending in '.', e.g. tools.)`);
+  if (/^(_INBOX|\$)/i.test(value)) throw new FatalError(`${flag}: '${value}' lies under a NATS system prefix`);
+  return value;
+}
 
 function parsePort(value: string, flag: string): number {
   const n = Number(value);
@@ -76,6 +106,16 @@ export const FLAGS: Record<string, FlagSpec> = {
   "database-pool-size": { key: "databasePoolSize", env: "DATABASE_POOL_SIZE", parse: parsePositiveInt, help: "PostgreSQL connections per process (default 10)" },
   "redis-url": { key: "redisUrl", env: "REDIS_URL", parse: parseUrl(["redis:", "rediss:"]), help: "Redis URL; without it cache and rate limits are in-process" },
   "nats-url": { key: "natsUrl", env: "NATS_URL", parse: parseUrl(["nats:", "tls:", "ws:", "wss:"]), help: "NATS URL (JetStream enabled); without it the bus is in-process" },
+  "nats-user": { key: "natsUser", env: "NATS_USER", help: "NATS user (or put user:password in NATS_URL)" },
+  "nats-password": { key: "natsPassword", env: "NATS_PASSWORD", help: "NATS password" },
+  "nats-token": { key: "natsToken", env: "NATS_TOKEN", help: "NATS token (or put it in NATS_URL as nats://TOKEN@host)" },
+  "nats-creds": { key: "natsCredsFile", env: "NATS_CREDS", help: "NATS .creds file (JWT + nkey seed, decentralised auth)" },
+  "nats-nkey": { key: "natsNkeyFile", env: "NATS_NKEY", help: "file holding a NATS nkey seed (SU…)" },
+  "nats-ca": { key: "natsCaFile", env: "NATS_CA", help: "CA bundle of the NATS server's certificate; turns TLS on (also tls:// URLs)" },
+  "nats-cert": { key: "natsCertFile", env: "NATS_CERT", help: "client certificate for NATS mutual TLS" },
+  "nats-key": { key: "natsKeyFile", env: "NATS_KEY", help: "client key for NATS mutual TLS" },
+  "internal-key": { key: "internalKey", env: "AGENTOS_INTERNAL_KEY", parse: parseInternalKey, help: "secret (>= 32 bytes) sealing RPC between processes; required for split roles" },
+  "tools-subject-prefix": { key: "toolsSubjectPrefix", env: "AGENTOS_TOOLS_SUBJECT_PREFIX", parse: parseSubjectPrefix, help: "subject prefix nats tools must use (default tools.)" },
   "log-level": {
     key: "logLevel", env: "LOG_LEVEL",
     parse: (v, flag) => {
@@ -105,6 +145,7 @@ const DEFAULTS: Omit<Config, "command"> = {
   refreshTokenTtlSeconds: 30 * 24 * 3600,
   modelBaseUrl: "https://api.openai.com/v1",
   namespace: "agentos",
+  toolsSubjectPrefix: "tools.",
   shutdownTimeoutMs: 25_000,
   maxBodyBytes: 1024 * 1024,
   corsOrigins: ["*"],

@@ -9,6 +9,7 @@ import type { Config } from "./config";
 import type { Database, Db } from "./db";
 import type { Logger } from "./logging";
 import type { Metrics } from "./metrics";
+import type { RpcSeal } from "./rpc-seal";
 
 export interface Platform<Clients = Record<string, object>> {
   config: Config;
@@ -19,6 +20,8 @@ export interface Platform<Clients = Record<string, object>> {
   db: Db;
   cache: Cache;
   bus: Bus;
+  /** Seals RPC between processes; set when the internal key is configured (always for split roles). */
+  rpcSeal?: RpcSeal;
   clients: Clients;
   /** Services of the roles that run in this process, by role name (the direct-call side of the clients). */
   local: Map<string, object>;

@@ -9,6 +9,7 @@ import { openDatabase } from "../platform/db";
 import { EVENTS_STREAM, startOutboxRelay } from "../platform/outbox";
 import { ModuleGraph, type ModuleDef, type Service } from "../platform/lifecycle";
 import { serveRpc } from "../platform/rpc";
+import { RpcSeal } from "../platform/rpc-seal";
 import type { AppPlatform } from "./clients";
 import { agentsRole } from "./agents/role";
 import { authRole } from "./auth/role";
@@ -24,6 +25,8 @@ export interface RoleModule {
   name: string;
   deps: string[];
   description: string;
+  /** The methods of `service` its contract declares: the only ones served over the bus. */
+  rpc?: readonly string[];
   init(p: AppPlatform): Promise<RoleInstance> | RoleInstance;
 }
 export interface RoleInstance extends Service {
@@ -64,8 +67,19 @@ const backends: ModuleDef<AppPlatform>[] = [
         namespace: p.config.namespace,
         log: p.log,
         name: `agentos-${p.config.roles.join("+")}`,
+        auth: {
+          user: p.config.natsUser,
+          password: p.config.natsPassword,
+          token: p.config.natsToken,
+          credsFile: p.config.natsCredsFile,
+          nkeyFile: p.config.natsNkeyFile,
+          caFile: p.config.natsCaFile,
+          certFile: p.config.natsCertFile,
+          keyFile: p.config.natsKeyFile,
+        },
         onMessage: (direction) => p.metrics.natsMessages.inc({ direction }),
       });
+      if (p.config.internalKey) p.rpcSeal = new RpcSeal(p.config.internalKey);
       return { stop: () => p.bus.close() };
     },
   },
@@ -94,8 +108,18 @@ function roleDef(role: RoleModule): ModuleDef<AppPlatform> {
       return {
         async start() {
           await instance.start?.();
-          // Split deployments reach this role over NATS request/reply (queue group = role).
-          if (instance.service && p.bus.kind === "nats") unserve = serveRpc(p.bus, role.name, instance.service, p.log);
+          // Split deployments reach this role over NATS request/reply (queue group = role),
+          // sealed with the internal key; without one (--role=all) nothing is served.
+          if (instance.service && role.rpc && p.bus.kind === "nats" && p.rpcSeal) {
+            unserve = serveRpc(p.bus, {
+              role: role.name,
+              service: instance.service,
+              methods: role.rpc,
+              seal: p.rpcSeal,
+              log: p.log,
+              onRefused: (reason) => p.metrics.rpcRefused.inc({ role: role.name, reason }),
+            });
+          }
         },
         async stop() {
           unserve?.();

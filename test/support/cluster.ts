@@ -16,6 +16,7 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { REAL_URLS } from "./backends";
 import { ensureBinary, freePort, REPO } from "./binary";
+import { TEST_INTERNAL_KEY } from "./harness";
 
 /** The members, in start order after the first (which applies the migrations alone). */
 export const CLUSTER_LAYOUT: { name: string; role: string }[] = [
@@ -186,6 +187,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     HOME: process.env.HOME ?? "/tmp",
     JWT_SECRET: jwtSecret,
+    AGENTOS_INTERNAL_KEY: TEST_INTERNAL_KEY,
     ...(opts.modelApiKey ? { MODEL_API_KEY: opts.modelApiKey } : {}),
     ...opts.env,
   };
@@ -313,8 +315,11 @@ export interface NatsServer {
   destroy(): Promise<void>;
 }
 
-/** `nats-server -js -p <free port> -sd <temp dir>` (with a monitor port for its /healthz). */
-export async function startNatsServer(opts: { bin?: string; readyTimeoutMs?: number } = {}): Promise<NatsServer> {
+/**
+ * `nats-server -js -p <free port> -sd <temp dir>` (with a monitor port for its /healthz);
+ * `config` adds `-c <file>` (users, permissions, TLS) and `env` its environment.
+ */
+export async function startNatsServer(opts: { bin?: string; readyTimeoutMs?: number; config?: string; env?: Record<string, string>; scheme?: string } = {}): Promise<NatsServer> {
   const bin = opts.bin ?? "nats-server";
   if (!Bun.which(bin)) throw new Error(`${bin} is not on PATH: install nats-server (Debian: apt-get install nats-server) to restart NATS in fault tests`);
   const port = await freePort();
@@ -325,7 +330,10 @@ export async function startNatsServer(opts: { bin?: string; readyTimeoutMs?: num
   const start = async () => {
     const fd = openSync(logFile, "a");
     try {
-      proc = Bun.spawn([bin, "-js", "-a", "127.0.0.1", "-p", String(port), "-m", String(monitor), "-sd", join(storeDir, "js")], {
+      // A config file names its own store dir (nats-server refuses it twice).
+      const config = opts.config ? ["-c", opts.config] : ["-sd", join(storeDir, "js")];
+      proc = Bun.spawn([bin, ...config, "-js", "-a", "127.0.0.1", "-p", String(port), "-m", String(monitor)], {
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...opts.env },
         stdin: "ignore",
         stdout: fd,
         stderr: fd,
@@ -351,7 +359,7 @@ export async function startNatsServer(opts: { bin?: string; readyTimeoutMs?: num
   };
   await start();
   return {
-    url: `nats://127.0.0.1:${port}`,
+    url: `${opts.scheme ?? "nats"}://127.0.0.1:${port}`,
     port,
     storeDir,
     pid: () => (proc as Bun.Subprocess | null)?.pid ?? null,

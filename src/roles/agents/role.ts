@@ -1,3 +1,4 @@
+import { AGENTS_RPC } from "./contract";
 import type { AppPlatform } from "../clients";
 import type { RoleModule } from "../modules";
 import { RUNS_STREAM } from "../orchestration/queue";
@@ -19,6 +20,7 @@ export function createAgentsService(p: AppPlatform) {
 
 export const agentsRole: RoleModule = {
   name: "agents",
+  rpc: AGENTS_RPC,
   deps: ["database", "bus", "cache", "outbox"],
   description: "agent orchestration: agents, threads, messages, runs (create, cancel, tool outputs, events)",
   init(p) {

@@ -1,3 +1,4 @@
+import { AUTH_RPC } from "./contract";
 import { API_KEYS_CHANGED } from "../../platform/http/auth-guard";
 import { createJwt, loadJwtSecret } from "../../platform/jwt";
 import type { RoleModule } from "../modules";
@@ -5,6 +6,7 @@ import { AuthService } from "./service";
 
 export const authRole: RoleModule = {
   name: "auth",
+  rpc: AUTH_RPC,
   deps: ["database", "cache", "bus"],
   description: "accounts, sessions (JWT + rotating refresh tokens), API keys, organization members",
   init(p) {

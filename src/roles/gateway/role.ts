@@ -4,6 +4,7 @@
  * document and Swagger UI. Controllers call roles through typed clients, so the gateway runs
  * the same code whether the roles are in this process or behind NATS.
  */
+import { sha256Hex } from "../../platform/hash";
 import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { API_KEYS_CHANGED, createAuthGuard } from "../../platform/http/auth-guard";
@@ -31,7 +32,7 @@ export function buildGatewayApp(p: AppPlatform) {
   const guard = createAuthGuard({
     jwt,
     seed: crypto.randomUUID(),
-    resolveApiKey: (key) => p.clients.auth.resolveApiKey(key),
+    resolveApiKey: (key) => p.clients.auth.resolveApiKey(sha256Hex(key)),
     afterAuth: (principal) => rateLimiter.afterAuth(principal),
   });
   const unsubscribe = p.bus.subscribe(p.bus.subject(API_KEYS_CHANGED), () => guard.forgetApiKeys());

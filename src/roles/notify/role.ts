@@ -1,3 +1,4 @@
+import { NOTIFY_RPC } from "./contract";
 import type { JobOutcome, Unsubscribe } from "../../platform/bus";
 import { EMBEDDED_REPLAY_WINDOW_MS, EVENTS_STREAM, relayedSince, type DomainEvent } from "../../platform/outbox";
 import type { RoleModule } from "../modules";
@@ -6,6 +7,7 @@ import { EventIntake, NotifyService } from "./service";
 
 export const notifyRole: RoleModule = {
   name: "notify",
+  rpc: NOTIFY_RPC,
   deps: ["database", "bus"],
   description: "webhooks (signed, retried, persisted deliveries) and the in-app inbox; the /v1/ws fan-out is served by gateways",
   init(p) {
