@@ -199,3 +199,62 @@ await describeReal("the internal bus", () => {
     }
   });
 });
+
+/** A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl. */
+function makeCertificates(dir: string) {
+  const sh = (cmd: string) => {
+    const r = Bun.spawnSync(["sh", "-c", cmd], { cwd: dir, stdout: "pipe", stderr: "pipe" });
+    if (r.exitCode !== 0) throw new Error(`${cmd}: ${r.stderr}`);
+  };
+  sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=agentos-test-ca");
+  for (const [name, ext] of [["server", "subjectAltName=IP:127.0.0.1"], ["client", "extendedKeyUsage=clientAuth"]]) {
+    sh(`openssl req -newkey rsa:2048 -nodes -keyout ${name}.key -out ${name}.csr -subj /CN=${name}`);
+    sh(`printf '%s\\n' '${ext}' > ${name}.ext && openssl x509 -req -in ${name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out ${name}.pem -days 2 -extfile ${name}.ext`);
+  }
+  return { ca: join(dir, "ca.pem"), cert: join(dir, "client.pem"), key: join(dir, "client.key") };
+}
+
+await describeReal("NATS over mutual TLS", () => {
+  let nats: NatsServer;
+  let dir: string;
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let certs: ReturnType<typeof makeCertificates>;
+  const namespace = uniqueName("tls");
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "agentos-tls-"));
+    certs = makeCertificates(dir);
+    const conf = join(dir, "tls.conf");
+    writeFileSync(conf, `jetstream { store_dir: ${JSON.stringify(join(dir, "js"))} }\ntls { cert_file: "${dir}/server.pem", key_file: "${dir}/server.key", ca_file: "${certs.ca}", verify: true }\n`);
+    nats = await startNatsServer({ config: conf, scheme: "tls" });
+    database = await createTestDatabase();
+  }, 60_000);
+
+  afterAll(async () => {
+    await nats?.destroy();
+    await database?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const args = () => ["serve", `--database-url=${database.url}`, `--namespace=${namespace}`, `--jwt-secret=${TEST_JWT_SECRET}`, `--internal-key=${TEST_INTERNAL_KEY}`];
+
+  test("with the CA and a client certificate AgentOS connects over tls://", async () => {
+    const child = await startChild([...args(), `--nats-ca=${certs.ca}`, `--nats-cert=${certs.cert}`, `--nats-key=${certs.key}`], { env: { NATS_URL: nats.url } });
+    try {
+      const ready = await (await fetch(`${child.url}/readyz`)).json();
+      expect(ready).toMatchObject({ status: "ready", checks: { bus: "ok" } });
+    } finally {
+      await child.stop();
+    }
+  }, 60_000);
+
+  test("without the CA, or without the client certificate, start-up ends with one line", () => {
+    for (const extra of [[], [`--nats-ca=${certs.ca}`]]) {
+      const r = Bun.spawnSync([join(REPO, "dist/agentos"), ...args(), "--port=0", ...extra], { env: { PATH: process.env.PATH ?? "", NATS_URL: nats.url }, stdout: "pipe", stderr: "pipe", timeout: 30_000 });
+      const stderr = r.stderr.toString().trim();
+      expect([extra, r.exitCode === 0]).toEqual([extra, false]);
+      expect(stderr.split("\n")).toHaveLength(1);
+      expect(stderr).toMatch(/cannot reach NATS at tls:\/\/127\.0\.0\.1/);
+    }
+  }, 60_000);
+});
