@@ -80,7 +80,10 @@ async function answer(parse: () => ToolRequest): Promise<ToolReply> {
   }
 }
 
-const nc = await connect({ servers: process.env.NATS_URL ?? "nats://127.0.0.1:4222", name: "weather-tool-worker" });
+// The NATS client ignores credentials in a URL: pass them as options.
+const url = new URL(process.env.NATS_URL ?? "nats://127.0.0.1:4222");
+const auth = url.password ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : url.username ? { token: decodeURIComponent(url.username) } : {};
+const nc = await connect({ servers: `${url.protocol}//${url.host}`, ...auth, name: "weather-tool-worker" });
 nc.subscribe(SUBJECT, {
   queue: "tool-workers",
   callback: (err, msg) => {

@@ -13,7 +13,7 @@
  * - a nats tool aimed at an internal subject is refused at registration.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -26,26 +26,14 @@ import { NOTIFY_RPC } from "../src/roles/notify/contract";
 import { TOOLS_RPC } from "../src/roles/tools/contract";
 import { REAL_URLS, createTestDatabase, describeReal, dropRedisNamespace, uniqueName } from "./support/backends";
 import { REPO, startChild, type ChildProcess } from "./support/binary";
-import { http, startNatsServer, type NatsServer } from "./support/cluster";
+import { http, startLockedNats, startNatsServer, type LockedNats, type NatsServer } from "./support/cluster";
 import { TEST_INTERNAL_KEY, TEST_JWT_SECRET } from "./support/harness";
 import { waitFor } from "./support/wait";
 
-const PLATFORM_PASSWORD = "platform-pw-0123456789";
-const TOOL_PASSWORD = "tool-pw-0123456789";
 const SURFACES: Record<string, readonly string[]> = { auth: AUTH_RPC, agents: AGENTS_RPC, billing: BILLING_RPC, memory: MEMORY_RPC, notify: NOTIFY_RPC, tools: TOOLS_RPC };
 /** Methods a reflection-based server answered: private helpers and Object.prototype. */
 const UNDECLARED = ["issueSession", "constructor", "toString", "hasOwnProperty", "__proto__", "translate"];
 const dec = new TextDecoder();
-
-/** The shipped configuration with this test's namespace in place of `agentos`. */
-function renderConfig(dir: string, namespace: string): string {
-  const shipped = readFileSync(join(REPO, "deploy/nats/agentos.conf"), "utf8");
-  const conf = shipped.replaceAll('"agentos.>"', `"${namespace}.>"`).replace('"/var/lib/nats"', JSON.stringify(join(dir, "js")));
-  expect(conf).not.toBe(shipped);
-  const path = join(dir, "agentos.conf");
-  writeFileSync(path, conf);
-  return path;
-}
 
 /** Resolves to the error NATS reported for the subscription, or null if none came in time. */
 async function subscriptionError(nc: NatsConnection, subject: string): Promise<Error | null> {
@@ -57,25 +45,24 @@ async function subscriptionError(nc: NatsConnection, subject: string): Promise<E
 
 await describeReal("the internal bus", () => {
   let nats: NatsServer;
-  let dir: string;
+  let locked: LockedNats;
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
   let gateway: ChildProcess;
   let backend: ChildProcess;
   let platformUser: NatsConnection;
   let toolUser: NatsConnection;
   const namespace = uniqueName("sec");
-  const natsUrl = () => `nats://agentos:${PLATFORM_PASSWORD}@127.0.0.1:${nats.port}`;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "agentos-bus-"));
-    nats = await startNatsServer({ config: renderConfig(dir, namespace), env: { AGENTOS_NATS_PASSWORD: PLATFORM_PASSWORD, TOOL_WORKER_NATS_PASSWORD: TOOL_PASSWORD } });
+    locked = await startLockedNats(namespace);
+    nats = locked.server;
     database = await createTestDatabase();
     const common = [`--database-url=${database.url}`, `--redis-url=${REAL_URLS.redis}`, `--namespace=${namespace}`, `--jwt-secret=${TEST_JWT_SECRET}`];
-    const env = { NATS_URL: natsUrl(), AGENTOS_INTERNAL_KEY: TEST_INTERNAL_KEY };
+    const env = { NATS_URL: locked.platformUrl, AGENTOS_INTERNAL_KEY: TEST_INTERNAL_KEY };
     backend = await startChild(["serve", "--role=auth,agents,memory,tools,billing,notify,worker", ...common], { env });
     gateway = await startChild(["serve", "--role=gateway", ...common], { env });
-    platformUser = await connect({ servers: `127.0.0.1:${nats.port}`, user: "agentos", pass: PLATFORM_PASSWORD });
-    toolUser = await connect({ servers: `127.0.0.1:${nats.port}`, user: "tool-worker", pass: TOOL_PASSWORD });
+    platformUser = await connect({ servers: `127.0.0.1:${nats.port}`, user: "agentos", pass: locked.passwords.platform });
+    toolUser = await connect({ servers: `127.0.0.1:${nats.port}`, user: "tool-worker", pass: locked.passwords.toolWorker });
   }, 120_000);
 
   afterAll(async () => {
@@ -84,7 +71,6 @@ await describeReal("the internal bus", () => {
     await nats?.destroy();
     await database?.drop();
     await dropRedisNamespace(namespace);
-    rmSync(dir, { recursive: true, force: true });
   });
 
   test("AgentOS connects with the credentials in NATS_URL; a wrong password is refused with one line", async () => {
@@ -108,7 +94,7 @@ await describeReal("the internal bus", () => {
     }
     // A publish on an rpc subject never reaches a listener there.
     const seen: string[] = [];
-    const spy = platformUser.subscribe(`${namespace}.rpc.billing.>`, { callback: (_e, m) => seen.push(m.subject) });
+    const spy = platformUser.subscribe(`${namespace}.rpc.billing.>`, { callback: (_e, m) => void seen.push(m.subject) });
     await platformUser.flush();
     toolUser.publish(`${namespace}.rpc.billing.updatePlan`, JSON.stringify({ args: [] }));
     await expect(toolUser.request(`${namespace}.rpc.auth.me`, "{}", { timeout: 1000 })).rejects.toThrow();
@@ -137,6 +123,18 @@ await describeReal("the internal bus", () => {
       const invoked = await http(gateway.url, "POST", `/v1/tools/${tool.body.id}/invoke`, { token: session.access_token, body: { arguments: { city: "Lyon" } } });
       expect(invoked.status).toBe(200);
       expect(invoked.body).toMatchObject({ ok: true, output: { city: "Lyon", sky: "clear" } });
+      // The shipped example worker, connecting as the tool-worker user with the credentials in its URL.
+      const exampleSubject = `tools.${uniqueName("example")}`;
+      const example = Bun.spawn([process.execPath, "examples/nats-tool-worker.ts"], { cwd: REPO, env: { PATH: process.env.PATH ?? "", NATS_URL: locked.toolWorkerUrl, TOOL_SUBJECT: exampleSubject }, stdout: "pipe", stderr: "pipe" });
+      try {
+        const { value } = await example.stdout.getReader().read();
+        expect(dec.decode(value)).toContain(`answering ${exampleSubject}`);
+        const exampleTool = await http(gateway.url, "POST", "/v1/tools", { token: session.access_token, body: { name: "example_weather", kind: "nats", config: { subject: exampleSubject } } });
+        const answered = await http(gateway.url, "POST", `/v1/tools/${exampleTool.body.id}/invoke`, { token: session.access_token, body: { arguments: { city: "Oslo" } } });
+        expect(answered.body).toMatchObject({ ok: true, output: { city: "Oslo", conditions: "sunny" } });
+      } finally {
+        example.kill();
+      }
       for (const internal of [`${namespace}.rpc.auth.me`, `${namespace}.runs`, "otherns.rpc.auth.login", "_INBOX.x"]) {
         const refused = await http(gateway.url, "POST", "/v1/tools", { token: session.access_token, body: { name: uniqueName("bad"), kind: "nats", config: { subject: internal } } });
         expect([internal, refused.status, refused.body.error.code]).toEqual([internal, 400, "invalid_tool_config"]);
@@ -179,7 +177,7 @@ await describeReal("the internal bus", () => {
 
   test("passwords, API keys and tokens never cross the bus in clear", async () => {
     const captured: string[] = [];
-    const taps = [`${namespace}.rpc.>`, "_INBOX.>"].map((s) => platformUser.subscribe(s, { callback: (_e, m) => captured.push(dec.decode(m.data)) }));
+    const taps = [`${namespace}.rpc.>`, "_INBOX.>"].map((s) => platformUser.subscribe(s, { callback: (_e, m) => void captured.push(dec.decode(m.data)) }));
     await platformUser.flush();
     try {
       const email = `${uniqueName("c")}@example.com`;

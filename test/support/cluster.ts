@@ -10,7 +10,7 @@
  */
 import { dropNatsNamespace, dropRedisNamespace } from "./backends";
 import { waitFor as waitForValue } from "./wait";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
@@ -40,6 +40,8 @@ export interface ClusterOptions {
   natsUrl?: string;
   redisUrl?: string;
   jwtSecret?: string;
+  /** Seals RPC between the members (default: the test suite's key). */
+  internalKey?: string;
   namespace?: string;
   /** Extra environment for every member (tunables such as AGENTOS_RUN_LEASE_MS). */
   env?: Record<string, string>;
@@ -187,7 +189,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     HOME: process.env.HOME ?? "/tmp",
     JWT_SECRET: jwtSecret,
-    AGENTOS_INTERNAL_KEY: TEST_INTERNAL_KEY,
+    AGENTOS_INTERNAL_KEY: opts.internalKey ?? TEST_INTERNAL_KEY,
     ...(opts.modelApiKey ? { MODEL_API_KEY: opts.modelApiKey } : {}),
     ...opts.env,
   };
@@ -370,6 +372,39 @@ export async function startNatsServer(opts: { bin?: string; readyTimeoutMs?: num
       await stop("SIGKILL");
       rmSync(storeDir, { recursive: true, force: true });
     },
+  };
+}
+
+/** A private nats-server running the shipped least-privilege configuration (deploy/nats/agentos.conf). */
+export interface LockedNats {
+  server: NatsServer;
+  /** The platform user's URL (credentials in it), for NATS_URL. */
+  platformUrl: string;
+  /** The tool-worker user's URL, for customer tool workers. */
+  toolWorkerUrl: string;
+  passwords: { platform: string; toolWorker: string };
+}
+
+/** deploy/nats/agentos.conf with `namespace` in place of `agentos`, on a free port with a temp store. */
+export async function startLockedNats(namespace: string): Promise<LockedNats> {
+  const dir = mkdtempSync(join(tmpdir(), "agentos-natsconf-"));
+  const shipped = readFileSync(join(REPO, "deploy/nats/agentos.conf"), "utf8");
+  const conf = shipped.replaceAll('"agentos.>"', `"${namespace}.>"`).replace('"/var/lib/nats"', JSON.stringify(join(dir, "js")));
+  if (conf === shipped) throw new Error("deploy/nats/agentos.conf no longer names the agentos namespace or its store dir");
+  writeFileSync(join(dir, "agentos.conf"), conf);
+  const random = () => Buffer.from(crypto.getRandomValues(new Uint8Array(18))).toString("base64url");
+  const passwords = { platform: random(), toolWorker: random() };
+  const server = await startNatsServer({ config: join(dir, "agentos.conf"), env: { AGENTOS_NATS_PASSWORD: passwords.platform, TOOL_WORKER_NATS_PASSWORD: passwords.toolWorker } });
+  const destroy = server.destroy;
+  server.destroy = async () => {
+    await destroy();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return {
+    server,
+    platformUrl: `nats://agentos:${passwords.platform}@127.0.0.1:${server.port}`,
+    toolWorkerUrl: `nats://tool-worker:${passwords.toolWorker}@127.0.0.1:${server.port}`,
+    passwords,
   };
 }
 
