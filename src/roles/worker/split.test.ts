@@ -105,7 +105,9 @@ await describeReal("split mode", () => {
         expect(calls.length).toBeGreaterThanOrEqual(1);
         const completedAt = new Date(s.completed_at).getTime();
         expect(calls.filter((c) => c.at > completedAt + 5)).toHaveLength(0);
-        if (calls.length > 1) expect(calls[0].at).toBeLessThan(killedAt);
+        // The tool server stamps a call when it handles it, which on a loaded machine can be a
+        // little after the killed worker sent it: allow that lag, not a later first call.
+        if (calls.length > 1) expect(calls[0].at).toBeLessThan(killedAt + 500);
       }
       // Events of every run are contiguous 1..n.
       const gaps = await sql`select run_id, count(*)::int as n, max(seq) as max from run_events group by run_id`;
