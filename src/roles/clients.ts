@@ -43,3 +43,15 @@ export function createClients(local: Map<string, object>, bus: () => Bus, seal: 
     },
   });
 }
+
+/** The clients a role declared in the module table (`uses`); any other throws at once. */
+export function scopeClients(clients: Clients, role: string, uses: readonly (keyof Clients)[]): Clients {
+  return new Proxy(clients, {
+    get(target, name: string) {
+      if (!uses.includes(name as keyof Clients)) {
+        throw new Error(`role ${role} calls p.clients.${name} but does not declare it: add "${name}" to its \`uses\` in the module table`);
+      }
+      return target[name as keyof Clients];
+    },
+  });
+}

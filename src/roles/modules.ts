@@ -10,7 +10,7 @@ import { EVENTS_STREAM, startOutboxRelay } from "../platform/outbox";
 import { ModuleGraph, type ModuleDef, type Service } from "../platform/lifecycle";
 import { serveRpc } from "../platform/rpc";
 import { RpcSeal } from "../platform/rpc-seal";
-import type { AppPlatform } from "./clients";
+import { scopeClients, type AppPlatform, type Clients } from "./clients";
 import { agentsRole } from "./agents/role";
 import { authRole } from "./auth/role";
 import { billingRole } from "./billing/role";
@@ -27,6 +27,11 @@ export interface RoleModule {
   description: string;
   /** The methods of `service` its contract declares: the only ones served over the bus. */
   rpc?: readonly string[];
+  /**
+   * The roles it calls through `p.clients` (in-process or over RPC). Calls may form cycles
+   * (they are not start-order dependencies); a client the role does not declare throws.
+   */
+  uses: (keyof Clients)[];
   init(p: AppPlatform): Promise<RoleInstance> | RoleInstance;
 }
 export interface RoleInstance extends Service {
@@ -99,10 +104,13 @@ function roleDef(role: RoleModule): ModuleDef<AppPlatform> {
   return {
     name: role.name,
     deps: role.deps,
+    uses: role.uses,
     description: role.description,
     role: true,
     async init(p) {
-      const instance = await role.init(p);
+      // The role sees the whole platform (live, through the prototype) but only its declared clients.
+      const scoped: AppPlatform = Object.create(p, { clients: { value: scopeClients(p.clients, role.name, role.uses) } });
+      const instance = await role.init(scoped);
       let unserve: (() => void) | undefined;
       if (instance.service) p.local.set(role.name, instance.service);
       return {

@@ -22,6 +22,7 @@ export const agentsRole: RoleModule = {
   name: "agents",
   rpc: AGENTS_RPC,
   deps: ["database", "bus", "cache", "outbox"],
+  uses: ["memory", "tools", "billing"],
   description: "agent orchestration: agents, threads, messages, runs (create, cancel, tool outputs, events)",
   init(p) {
     const service = createAgentsService(p);

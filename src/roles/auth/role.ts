@@ -8,6 +8,7 @@ export const authRole: RoleModule = {
   name: "auth",
   rpc: AUTH_RPC,
   deps: ["database", "cache", "bus"],
+  uses: [],
   description: "accounts, sessions (JWT + rotating refresh tokens), API keys, organization members",
   init(p) {
     const jwt = createJwt(loadJwtSecret(p.config, p.log), p.config.accessTokenTtlSeconds);

@@ -10,6 +10,7 @@ export const billingRole: RoleModule = {
   name: "billing",
   rpc: BILLING_RPC,
   deps: ["database", "bus", "outbox"],
+  uses: [],
   description: "plans, quotas, the usage ledger (from events) and monthly statements",
   init(p) {
     const settings = loadBillingSettings();

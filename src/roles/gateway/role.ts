@@ -69,6 +69,7 @@ export function buildGatewayApp(p: AppPlatform) {
 export const gatewayRole: RoleModule = {
   name: "gateway",
   deps: ["database", "cache", "bus"],
+  uses: ["auth", "agents", "billing", "memory", "notify", "tools"],
   description: "the public HTTP edge: /v1 API, auth guard, rate limits, Swagger UI",
   init(p) {
     const gateway = buildGatewayApp(p);

@@ -9,6 +9,7 @@ export const memoryRole: RoleModule = {
   name: "memory",
   rpc: MEMORY_RPC,
   deps: ["database", "bus"],
+  uses: ["agents"],
   description: "core memory blocks and archival memory (ranked full-text search), builtin memory tools",
   init(p) {
     const service = new MemoryService(

@@ -9,6 +9,7 @@ export const notifyRole: RoleModule = {
   name: "notify",
   rpc: NOTIFY_RPC,
   deps: ["database", "bus"],
+  uses: [],
   description: "webhooks (signed, retried, persisted deliveries) and the in-app inbox; the /v1/ws fan-out is served by gateways",
   init(p) {
     const dispatcher = new WebhookDispatcher(p.db, dispatcherSettings(), p.log);

@@ -7,6 +7,7 @@ export const toolsRole: RoleModule = {
   name: "tools",
   rpc: TOOLS_RPC,
   deps: ["database", "bus"],
+  uses: ["memory", "agents"],
   description: "tool registry (http, nats, client; builtin memory tools) and tool execution for runs",
   init(p: AppPlatform) {
     const service = new ToolsService({
