@@ -6,6 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { ARCHITECTURE_MD, renderArchitecture } from "../../scripts/architecture";
 import { scopeClients, type Clients } from "./clients";
 import { ROLE_MODULES } from "./modules";
 
@@ -40,6 +41,11 @@ describe("the module table's role calls", () => {
   test("uses names only roles that serve a contract", () => {
     const serving = ROLE_MODULES.filter((r) => r.rpc).map((r) => r.name);
     for (const role of ROLE_MODULES) for (const used of role.uses) expect(serving).toContain(used);
+  });
+
+  test("ARCHITECTURE.md's module graph is the table's (bun run scripts/architecture.ts rewrites it)", () => {
+    const current = readFileSync(ARCHITECTURE_MD, "utf8");
+    expect(renderArchitecture(current)).toBe(current);
   });
 
   test("an undeclared client throws naming the role and the fix", () => {
