@@ -33,6 +33,14 @@ export interface Config {
   internalKey?: string;
   /** Subjects `nats` tools may use: customer tool workers live under it, never under the namespace. */
   toolsSubjectPrefix: string;
+  /** OpenTelemetry (the standard OTEL_* variables): spans are exported only with an endpoint. */
+  otlpEndpoint?: string;
+  otlpTracesEndpoint?: string;
+  otlpHeaders?: string;
+  /** Default `agentos-<roles>`, so a split trace shows which process did what. */
+  otelServiceName?: string;
+  otelTracesSampler: string;
+  otelTracesSamplerArg?: string;
   logLevel: LogLevel;
   jwtSecret?: string;
   accessTokenTtlSeconds: number;
@@ -60,6 +68,13 @@ function parseInternalKey(value: string, flag: string): string {
   if (Buffer.byteLength(value, "utf8") < MIN_INTERNAL_KEY_BYTES) {
     throw new FatalError(`${flag}: the internal key must be at least ${MIN_INTERNAL_KEY_BYTES} bytes (e.g. \`openssl rand -base64 48\`)`);
   }
+  return value;
+}
+
+const SAMPLERS = ["always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"];
+
+function parseSampler(value: string, flag: string): string {
+  if (!SAMPLERS.includes(value)) throw new FatalError(`${flag}: '${value}' is not one of ${SAMPLERS.join(", ")}`);
   return value;
 }
 
@@ -116,6 +131,12 @@ export const FLAGS: Record<string, FlagSpec> = {
   "nats-key": { key: "natsKeyFile", env: "NATS_KEY", help: "client key for NATS mutual TLS" },
   "internal-key": { key: "internalKey", env: "AGENTOS_INTERNAL_KEY", parse: parseInternalKey, help: "secret (>= 32 bytes) sealing RPC between processes; required for split roles" },
   "tools-subject-prefix": { key: "toolsSubjectPrefix", env: "AGENTOS_TOOLS_SUBJECT_PREFIX", parse: parseSubjectPrefix, help: "subject prefix nats tools must use (default tools.)" },
+  "otlp-endpoint": { key: "otlpEndpoint", env: "OTEL_EXPORTER_OTLP_ENDPOINT", parse: parseUrl(["http:", "https:"]), help: "OTLP/HTTP collector base URL: export trace spans (<url>/v1/traces)" },
+  "otlp-traces-endpoint": { key: "otlpTracesEndpoint", env: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", parse: parseUrl(["http:", "https:"]), help: "full OTLP/HTTP traces URL (wins over --otlp-endpoint)" },
+  "otlp-headers": { key: "otlpHeaders", env: "OTEL_EXPORTER_OTLP_HEADERS", help: "headers sent to the collector: k=v,k2=v2" },
+  "otel-service-name": { key: "otelServiceName", env: "OTEL_SERVICE_NAME", help: "service.name of the spans (default agentos-<roles>)" },
+  "otel-traces-sampler": { key: "otelTracesSampler", env: "OTEL_TRACES_SAMPLER", parse: parseSampler, help: "always_on | always_off | traceidratio | parentbased_* (default parentbased_always_on)" },
+  "otel-traces-sampler-arg": { key: "otelTracesSamplerArg", env: "OTEL_TRACES_SAMPLER_ARG", help: "the ratio (0-1) of traceidratio samplers" },
   "log-level": {
     key: "logLevel", env: "LOG_LEVEL",
     parse: (v, flag) => {
@@ -146,6 +167,7 @@ const DEFAULTS: Omit<Config, "command"> = {
   modelBaseUrl: "https://api.openai.com/v1",
   namespace: "agentos",
   toolsSubjectPrefix: "tools.",
+  otelTracesSampler: "parentbased_always_on",
   shutdownTimeoutMs: 25_000,
   maxBodyBytes: 1024 * 1024,
   corsOrigins: ["*"],

@@ -13,6 +13,7 @@ import { currentContext, requestContext } from "./context";
 import { AppError } from "./errors";
 import type { Logger } from "./logging";
 import { RpcRefused, RpcSeal, type RefusalReason } from "./rpc-seal";
+import { NO_TRACING, type Tracing } from "./tracing";
 
 type RpcReply = { ok: true; result: unknown } | { ok: false; error: ReturnType<AppError["toJSON"]> };
 /** What an unsealed refusal looks like: the only reply a caller without the key gets. */
@@ -27,6 +28,7 @@ export interface RpcServeOptions {
   log: Logger;
   /** Counts refused requests by reason (metric agentos_rpc_refused_total). */
   onRefused?: (reason: string) => void;
+  tracing?: Tracing;
 }
 
 const refusal = (reason: Refusal["refused"], message: string): Refusal => ({
@@ -37,6 +39,7 @@ const refusal = (reason: Refusal["refused"], message: string): Refusal => ({
 
 export function serveRpc(bus: Bus, opts: RpcServeOptions) {
   const { role, service, seal, log } = opts;
+  const tracing = opts.tracing ?? NO_TRACING;
   const served = new Set(opts.methods);
   return bus.reply<unknown, unknown>(bus.subject(`rpc.${role}.*`), async (msg) => {
     const method = msg.subject.slice(msg.subject.lastIndexOf(".") + 1);
@@ -54,7 +57,8 @@ export function serveRpc(bus: Bus, opts: RpcServeOptions) {
       opts.onRefused?.("unknown_method");
       return seal.seal(replyTo, refusal("unknown_method", `${role} serves no method ${method} over RPC.`));
     }
-    const ctx = { requestId: msg.headers["x-request-id"] ?? "rpc", traceparent: msg.headers.traceparent };
+    const span = tracing.enabled ? tracing.start(`rpc ${role}.${method}`, { parent: msg.headers.traceparent ?? null, kind: "server", attributes: { "rpc.system": "agentos", "rpc.service": role, "rpc.method": method } }) : undefined;
+    const ctx = { requestId: msg.headers["x-request-id"] ?? "rpc", traceparent: span?.traceparent ?? msg.headers.traceparent };
     const fn = (service as Record<string, (...a: unknown[]) => Promise<unknown>>)[method];
     let reply: RpcReply;
     try {
@@ -66,31 +70,42 @@ export function serveRpc(bus: Bus, opts: RpcServeOptions) {
         log.error("rpc method failed", { role, method, error: err, request_id: ctx.requestId });
         reply = { ok: false, error: new AppError(500, "internal_error", `${role}.${method} failed`).toJSON() };
       }
+      if (span && (!(err instanceof AppError) || err.status >= 500)) span.fail(err);
     }
+    span?.end();
     return seal.seal(replyTo, reply);
   }, { queue: role });
 }
 
-export function rpcClient<S extends object>(bus: Bus, role: string, seal: RpcSeal, timeoutMs = 15_000): S {
+export function rpcClient<S extends object>(bus: Bus, role: string, seal: RpcSeal, tracing: Tracing = NO_TRACING, timeoutMs = 15_000): S {
   return new Proxy({} as S, {
     get(_target, method) {
       if (typeof method !== "string" || method === "then") return undefined;
       return async (...args: unknown[]) => {
         const ctx = currentContext();
+        const span = tracing.enabled ? tracing.start(`rpc ${role}.${method}`, { kind: "client", attributes: { "rpc.system": "agentos", "rpc.service": role, "rpc.method": method } }) : undefined;
         const headers: Headers = {};
         if (ctx?.requestId) headers["x-request-id"] = ctx.requestId;
-        if (ctx?.traceparent) headers.traceparent = ctx.traceparent;
+        const traceparent = span?.traceparent ?? ctx?.traceparent;
+        if (traceparent) headers.traceparent = traceparent;
         const subject = bus.subject(`rpc.${role}.${method}`);
         const sealed = seal.seal(subject, { args });
-        let raw: unknown;
         try {
-          raw = await bus.request<unknown>(subject, sealed, { timeoutMs, headers });
+          let raw: unknown;
+          try {
+            raw = await bus.request<unknown>(subject, sealed, { timeoutMs, headers });
+          } catch (err) {
+            if (err instanceof NoRespondersError) throw new AppError(503, "service_unavailable", `The ${role} service is not running. Start a process with --role=${role}.`);
+            if (err instanceof BusTimeoutError) throw new AppError(504, "upstream_timeout", `The ${role} service did not answer in time.`);
+            throw err;
+          }
+          return unwrapReply(seal, RpcSeal.replySubject(subject, sealed.nonce), role, raw);
         } catch (err) {
-          if (err instanceof NoRespondersError) throw new AppError(503, "service_unavailable", `The ${role} service is not running. Start a process with --role=${role}.`);
-          if (err instanceof BusTimeoutError) throw new AppError(504, "upstream_timeout", `The ${role} service did not answer in time.`);
+          if (span && (!(err instanceof AppError) || err.status >= 500)) span.fail(err);
           throw err;
+        } finally {
+          span?.end();
         }
-        return unwrapReply(seal, RpcSeal.replySubject(subject, sealed.nonce), role, raw);
       };
     },
   });

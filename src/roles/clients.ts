@@ -7,6 +7,7 @@ import type { Platform } from "../platform/platform";
 import { AppError } from "../platform/errors";
 import { rpcClient } from "../platform/rpc";
 import type { RpcSeal } from "../platform/rpc-seal";
+import type { Tracing } from "../platform/tracing";
 import type { AgentsClient } from "./agents/contract";
 import type { AuthClient } from "./auth/contract";
 import type { BillingClient } from "./billing/contract";
@@ -26,7 +27,7 @@ export interface Clients {
 
 export type AppPlatform = Platform<Clients>;
 
-export function createClients(local: Map<string, object>, bus: () => Bus, seal: () => RpcSeal | undefined): Clients {
+export function createClients(local: Map<string, object>, bus: () => Bus, seal: () => RpcSeal | undefined, tracing?: Tracing): Clients {
   const remote = new Map<string, object>();
   return new Proxy({} as Clients, {
     get(_t, role: string) {
@@ -36,7 +37,7 @@ export function createClients(local: Map<string, object>, bus: () => Bus, seal: 
       if (!client) {
         const key = seal();
         if (!key) throw new AppError(503, "service_unavailable", `The ${role} role does not run in this process and no internal key is set to reach it over NATS (AGENTOS_INTERNAL_KEY).`);
-        client = rpcClient(bus(), role, key);
+        client = rpcClient(bus(), role, key, tracing);
         remote.set(role, client);
       }
       return client;

@@ -94,7 +94,7 @@ const backends: ModuleDef<AppPlatform>[] = [
     description: "transactional outbox relay: committed domain events → EVENTS stream + live fan-out",
     async init(p) {
       await p.bus.ensureStream(EVENTS_STREAM);
-      const relay = startOutboxRelay(p.db, p.bus, p.log);
+      const relay = startOutboxRelay(p.db, p.bus, p.log, 250, p.tracing);
       return { stop: () => relay.stop() };
     },
   },
@@ -126,6 +126,7 @@ function roleDef(role: RoleModule): ModuleDef<AppPlatform> {
               seal: p.rpcSeal,
               log: p.log,
               onRefused: (reason) => p.metrics.rpcRefused.inc({ role: role.name, reason }),
+              tracing: p.tracing,
             });
           }
         },

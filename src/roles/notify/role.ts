@@ -29,7 +29,9 @@ export const notifyRole: RoleModule = {
             const event = job.data;
             if (!event || typeof event.id !== "string" || typeof event.org_id !== "string" || typeof event.type !== "string") return "term";
             try {
-              await intake.intake(event);
+              if (p.tracing.enabled) {
+                await p.tracing.inSpan(`notify intake ${event.type}`, { parent: job.headers.traceparent ?? null, kind: "consumer", attributes: { "agentos.event_id": event.id } }, () => intake.intake(event));
+              } else await intake.intake(event);
               return "ack";
             } catch (err) {
               p.log.warn("notify: event intake failed; will retry", { event_id: event.id, error: err });
