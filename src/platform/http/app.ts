@@ -11,7 +11,7 @@ import { AppError } from "../errors";
 import { newId } from "../ids";
 import type { Logger } from "../logging";
 import type { Metrics } from "../metrics";
-import { notFoundPath, validationError, type InputContract } from "./contract";
+import { paramsError, validationError, type InputContract } from "./contract";
 import { appErrorResponse, errorResponse } from "./errors";
 import { duplicateKeyIn } from "./json-keys";
 import { ErrorResponse } from "./models";
@@ -131,17 +131,16 @@ interface ElysiaValidationError {
 /**
  * Elysia's validation failures (query types, headers, path parameters; bodies of routes
  * outside the contract) described from the validator's own errors, never from Elysia's
- * message (which formats the value). A malformed path parameter is an id of the wrong shape:
- * 404 (SPEC §4).
+ * message (which formats the value). A malformed id in the path is a 404 (SPEC §4).
  */
 function validationResponse(error: ElysiaValidationError, request: Request, requestId: string): Response {
-  if (error.type === "params") return appErrorResponse(notFoundPath(request.url), requestId);
   const errors: ValueError[] = [];
   try {
     for (const e of error.validator?.Errors?.(error.value) ?? []) if (errors.push(e) >= 200) break;
   } catch {
     /* no details rather than no answer */
   }
+  if (error.type === "params") return appErrorResponse(paramsError(errors, request.url), requestId);
   return appErrorResponse(validationError(errors, error.type ?? "body"), requestId);
 }
 

@@ -109,7 +109,7 @@ export function createInputContract() {
     if (q === -1 && !hasJsonBody) return;
     const contract = routes.get(`${method} ${route}`);
     if (!contract) return;
-    if (hasJsonBody && contract.params && !contract.params.Check(params)) throw notFoundPath(url);
+    if (hasJsonBody && contract.params && !contract.params.Check(params)) throw paramsError(contract.params.Errors(params), url);
     if (q !== -1) checkQuery(contract, url.slice(q + 1));
     if (hasJsonBody && contract.body) checkBody(contract, body);
   }
@@ -118,7 +118,24 @@ export function createInputContract() {
 }
 export type InputContract = ReturnType<typeof createInputContract>;
 
-export function notFoundPath(url: string): AppError {
+/** Ids (`id`, `memory_id` …) name what to find: a malformed one is a 404; other path values (a block label) are input, a 400. */
+const isIdParam = (name: string) => name === "id" || name.endsWith("_id");
+
+export function paramsError(errors: Iterable<ValueError>, url: string): AppError {
+  const list = [...take(errors, 50)];
+  if (list.some((e) => isIdParam(fieldOf(e.path)))) return notFoundPath(url);
+  return validationError(list, "params");
+}
+
+function* take<T>(items: Iterable<T>, n: number): Iterable<T> {
+  if (n <= 0) return;
+  for (const item of items) {
+    yield item;
+    if (--n <= 0) return;
+  }
+}
+
+function notFoundPath(url: string): AppError {
   let path = url;
   try {
     path = new URL(url).pathname;
