@@ -109,7 +109,7 @@ export function createInputContract() {
     if (q === -1 && !hasJsonBody) return;
     const contract = routes.get(`${method} ${route}`);
     if (!contract) return;
-    if (hasJsonBody && contract.params && !contract.params.Check(params)) throw paramsError(contract.params.Errors(params), url);
+    if (contract.params && !contract.params.Check(params)) throw paramsError(contract.params.Errors(params), url);
     if (q !== -1) checkQuery(contract, url.slice(q + 1));
     if (hasJsonBody && contract.body) checkBody(contract, body);
   }

@@ -6,11 +6,11 @@
  * has keys has none.
  */
 
-/** Keys of every object in a parsed JSON value (stops counting past `limit`). */
-function countKeys(value: unknown, limit: number): number {
+/** Keys of every object in a parsed JSON value. */
+function countKeys(value: unknown): number {
   let count = 0;
   const stack: unknown[] = [value];
-  while (stack.length && count <= limit) {
+  while (stack.length) {
     const v = stack.pop();
     if (v === null || typeof v !== "object") continue;
     if (Array.isArray(v)) {
@@ -26,10 +26,11 @@ function countKeys(value: unknown, limit: number): number {
   return count;
 }
 
-function countColons(text: string): number {
+/** Whether `text` has more than `n` colons (stops counting there). */
+function moreColonsThan(text: string, n: number): boolean {
   let count = 0;
-  for (let i = text.indexOf(":"); i !== -1; i = text.indexOf(":", i + 1)) count++;
-  return count;
+  for (let i = text.indexOf(":"); i !== -1; i = text.indexOf(":", i + 1)) if (++count > n) return true;
+  return false;
 }
 
 /** The index of the quote that closes the string opening at `start`. */
@@ -83,7 +84,6 @@ export function findDuplicateKey(text: string): string | null {
 /** Like findDuplicateKey, but skips the scan when counting proves there is no duplicate. */
 export function duplicateKeyIn(text: string, parsed: unknown): string | null {
   if (parsed === null || typeof parsed !== "object") return null;
-  const colons = countColons(text);
-  if (colons === 0 || countKeys(parsed, colons) >= colons) return null;
+  if (!moreColonsThan(text, countKeys(parsed))) return null;
   return findDuplicateKey(text);
 }
