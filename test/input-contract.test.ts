@@ -197,6 +197,10 @@ function contractSuite(start: () => Promise<{ child: ChildProcess; cleanup(): Pr
       expect(list.status).toBe(400);
       expect(list.body.error.code).toBe("unknown_parameter");
     }
+    // A route that takes no body: whatever is sent is unknown.
+    const cancel = await send(t, "POST", `/v1/runs/run_${"0".repeat(26)}/cancel`, JSON.stringify({ reason: "x" }));
+    expect(cancel.status).toBe(400);
+    expect(cancel.body.error.details.unknown).toEqual([{ name: "reason", path: "reason" }]);
     // The right names still work.
     const ok = await send(t, "POST", "/v1/agents", JSON.stringify({ name: "a", model: "m", max_steps: 3, memory_blocks: [{ label: "persona", value: "v", limit: 50 }] }));
     expect(ok.status).toBe(201);

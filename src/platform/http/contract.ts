@@ -111,7 +111,7 @@ export function createInputContract() {
     if (!contract) return;
     if (contract.params && !contract.params.Check(params)) throw paramsError(contract.params.Errors(params), url);
     if (q !== -1) checkQuery(contract, url.slice(q + 1));
-    if (hasJsonBody && contract.body) checkBody(contract, body);
+    if (hasJsonBody) checkBody(contract, body);
   }
 
   return { adopt, check, has: (method: string, route: string) => routes.has(`${method} ${route}`) };
@@ -154,7 +154,13 @@ function checkQuery(contract: RouteContract, search: string) {
 }
 
 function checkBody(contract: RouteContract, body: unknown) {
-  if (!contract.body!.Check(body)) throw validationError(contract.body!.Errors(body), "body");
+  if (!contract.body) {
+    // A route that takes no body: every field sent is unknown (an empty object is fine).
+    const names = body && typeof body === "object" ? Object.keys(body) : [];
+    if (names.length) throw unknownParameters(names.map((name) => ({ name, path: name })), "body");
+    return;
+  }
+  if (!contract.body.Check(body)) throw validationError(contract.body.Errors(body), "body");
   const record = body as Record<string, unknown>;
   for (const b of contract.bounded) {
     const value = record?.[b.key];

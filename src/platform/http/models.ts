@@ -36,8 +36,8 @@ export const ErrorResponse = t.Object(
   { description: "Error" },
 );
 
-/** Response schemas for the error statuses a route can answer. */
-export const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorResponse]));
+/** Response schemas for the error statuses a route can answer; 400 always (unknown query parameters). */
+export const errors = (...statuses: number[]) => Object.fromEntries([...new Set([400, ...statuses])].sort().map((s) => [s, ErrorResponse]));
 
 /** An id of one type (`agt_…`), as a path parameter: any other shape is a 404 (SPEC §4). */
 export const IdOf = (prefix: IdPrefix, description?: string) =>
