@@ -77,7 +77,7 @@ function genContext(user: User, seed: number, runs = RUNS): GenContext {
 function assertClean(oracle: Oracle, phase: string) {
   stats[phase] = oracle.sent;
   const statuses = [...oracle.byStatus.entries()].sort(([a], [b]) => a - b).map(([s, n]) => `${s}:${n}`).join(" ");
-  console.log(`fuzz[${phase}] seeds=${SEEDS.join(",")} sent=${oracle.sent} statuses ${statuses}`);
+  console.log(`fuzz[${phase}] seeds=${SEEDS.join(",")} sent=${oracle.sent} (${oracle.coded} with an exact error code) statuses ${statuses}`);
   if (oracle.undocumented.size) {
     console.log(`fuzz[${phase}] undocumented non-2xx statuses (not failed): ${[...oracle.undocumented].map(([k, s]) => `${k} → ${[...s].join(",")}`).join("; ")}`);
   }

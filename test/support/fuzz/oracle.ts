@@ -81,6 +81,8 @@ export class Oracle {
   /** Non-2xx statuses an operation answered without documenting them (reported, not failed). */
   readonly undocumented = new Map<string, Set<number>>();
   sent = 0;
+  /** Requests whose reply must also carry a given error code (unknown_parameter …). */
+  coded = 0;
   readonly byStatus = new Map<number, number>();
 
   constructor(
@@ -123,6 +125,7 @@ export class Oracle {
   private async sendOnce(r: FuzzRequest): Promise<Reply | null> {
     let res: Response;
     this.sent++;
+    if (r.expectCode) this.coded++;
     try {
       res = await fetch(this.baseUrl + r.path, {
         method: r.method,
