@@ -114,7 +114,7 @@ export function createInputContract() {
     if (hasJsonBody) checkBody(contract, body);
   }
 
-  return { adopt, check, has: (method: string, route: string) => routes.has(`${method} ${route}`) };
+  return { adopt, check };
 }
 export type InputContract = ReturnType<typeof createInputContract>;
 
