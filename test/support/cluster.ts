@@ -324,8 +324,8 @@ export interface NatsServer {
 export async function startNatsServer(opts: { bin?: string; readyTimeoutMs?: number; config?: string; env?: Record<string, string>; scheme?: string } = {}): Promise<NatsServer> {
   const bin = opts.bin ?? "nats-server";
   if (!Bun.which(bin)) throw new Error(`${bin} is not on PATH: install nats-server (Debian: apt-get install nats-server) to restart NATS in fault tests`);
-  const port = await freePort();
-  const monitor = await freePort();
+  let port = await freePort();
+  let monitor = await freePort();
   const storeDir = mkdtempSync(join(tmpdir(), "agentos-nats-"));
   const logFile = join(storeDir, "nats.log");
   let proc: Bun.Subprocess | null = null;
@@ -359,7 +359,17 @@ export async function startNatsServer(opts: { bin?: string; readyTimeoutMs?: num
     p.kill(signal);
     await p.exited;
   };
-  await start();
+  // A free port can be taken by another process between the probe and the bind: pick again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await start();
+      break;
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use/i.test(String(err))) throw err;
+      port = await freePort();
+      monitor = await freePort();
+    }
+  }
   return {
     url: `${opts.scheme ?? "nats"}://127.0.0.1:${port}`,
     port,
