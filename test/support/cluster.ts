@@ -185,6 +185,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     HOME: process.env.HOME ?? "/tmp",
+    AGENTOS_ALLOW_PRIVATE_TARGETS: "true", // test tool servers listen on loopback
     JWT_SECRET: jwtSecret,
     ...(opts.modelApiKey ? { MODEL_API_KEY: opts.modelApiKey } : {}),
     ...opts.env,

@@ -13,6 +13,7 @@ export const toolsRole: RoleModule = {
       log: p.log,
       // Tool subjects are used as they are: keep users off AgentOS's own subjects (RPC, runs, events) and NATS internals.
       reservedSubjects: [...new Set([p.config.namespace, "agentos", "_INBOX", "$JS", "$SYS", "$KV", "$O"])],
+      outbound: { allowPrivate: p.config.allowPrivateTargets },
       memory: () => p.clients.memory,
       agents: () => p.clients.agents,
     });
