@@ -7,7 +7,7 @@
  * the embedded default, and on the real backends.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -186,4 +186,50 @@ describe("SSRF guard in-process, embedded default", () => {
 });
 await describeReal("SSRF guard in-process", () => {
   describe("refused", () => refusedSuite(() => inProcessTarget(false, true)));
+});
+
+describe("https targets on the compiled binary: connected by checked address, certificate checked against the name", () => {
+  let dir = "";
+  let server: ReturnType<typeof Bun.serve>;
+  let t: Target;
+  let user: Awaited<ReturnType<ApiClient["signup"]>>;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "agentos-tls-"));
+    const made = Bun.spawnSync(
+      ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+      { stdout: "pipe", stderr: "pipe" },
+    );
+    if (made.exitCode !== 0) throw new Error(`openssl failed: ${made.stderr.toString()}`);
+    server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: { cert: readFileSync(join(dir, "cert.pem"), "utf8"), key: readFileSync(join(dir, "key.pem"), "utf8") },
+      fetch: (req) => Response.json({ host: req.headers.get("host") }),
+    });
+    const dataDir = join(dir, "data");
+    const child = await startChild(["serve", `--data-dir=${dataDir}`, "--allow-private-targets"], { env: { NODE_EXTRA_CA_CERTS: join(dir, "cert.pem") } });
+    t = { api: apiClient(child.url), stop: async () => void (await child.stop()) };
+    user = await t.api.signup();
+  }, 120_000);
+  afterAll(async () => {
+    await t?.stop();
+    server?.stop(true);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const invoke = async (url: string) => {
+    const tool = await t.api.call("POST", "/v1/tools", { token: user.token, body: { name: uniqueName("tls"), kind: "http", config: { url }, parameters: params } });
+    expect(tool.status).toBe(201);
+    return (await t.api.call("POST", `/v1/tools/${tool.body.id}/invoke`, { token: user.token, body: { arguments: {} } })).body;
+  };
+
+  test("https://localhost works: SNI and the certificate use the name, Host is the name", async () => {
+    expect(await invoke(`https://localhost:${server.port}/`)).toEqual(expect.objectContaining({ ok: true, output: { host: `localhost:${server.port}` } }));
+  });
+
+  test("the same server by IP fails the certificate check (verification is not switched off by pinning)", async () => {
+    const res = await invoke(`https://127.0.0.1:${server.port}/`);
+    expect(res.ok).toBe(false);
+    expect(res.error.code).toBe("target_unreachable");
+  });
 });

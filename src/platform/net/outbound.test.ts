@@ -226,3 +226,16 @@ describe("guarded fetch", () => {
     expect(res.response.status).toBe(307);
   });
 });
+
+describe("the allow-private-targets setting", () => {
+  test("off by default; on with the env twin or the bare flag; bad values refused", async () => {
+    const { parseConfig } = await import("../config");
+    expect(parseConfig([], {}).allowPrivateTargets).toBe(false);
+    expect(parseConfig([], { AGENTOS_ALLOW_PRIVATE_TARGETS: "true" }).allowPrivateTargets).toBe(true);
+    expect(parseConfig([], { AGENTOS_ALLOW_PRIVATE_TARGETS: "false" }).allowPrivateTargets).toBe(false);
+    expect(parseConfig(["--allow-private-targets"], {}).allowPrivateTargets).toBe(true);
+    expect(parseConfig(["--allow-private-targets", "serve"], {})).toMatchObject({ allowPrivateTargets: true, command: "serve" });
+    expect(parseConfig(["--allow-private-targets=false"], { AGENTOS_ALLOW_PRIVATE_TARGETS: "true" }).allowPrivateTargets).toBe(false);
+    expect(() => parseConfig([], { AGENTOS_ALLOW_PRIVATE_TARGETS: "maybe" })).toThrow("AGENTOS_ALLOW_PRIVATE_TARGETS: 'maybe' is not true or false");
+  });
+});
