@@ -3,6 +3,7 @@
  * `tools.weather`. Any process in any language that can talk to NATS can be a worker.
  *
  *   NATS_URL=nats://127.0.0.1:4222 bun examples/nats-tool-worker.ts
+ *   NATS_URL=nats://tool-worker:PASSWORD@127.0.0.1:4222 bun examples/nats-tool-worker.ts   # deploy/nats/agentos.conf
  *
  * Register the tool once (AgentOS must run with the same NATS_URL: the embedded in-process
  * bus cannot reach external workers):
@@ -14,8 +15,11 @@
  *
  * Message contract (core NATS request/reply, UTF-8 JSON bodies):
  *   - Subject: the tool's `config.subject`, used exactly as registered (NOT prefixed with the
- *     AgentOS namespace). Subjects under `agentos.`, the configured namespace, `_INBOX` and `$`
- *     are refused at registration. Wildcards are not allowed in the registered subject.
+ *     AgentOS namespace). It must lie under the tools prefix (`tools.` unless the deployment
+ *     sets AGENTOS_TOOLS_SUBJECT_PREFIX); any other subject is refused at registration.
+ *     Wildcards are not allowed in the registered subject. With deploy/nats/agentos.conf the
+ *     worker connects as the `tool-worker` user, which may subscribe only to `tools.>` and
+ *     publish only replies: it never sees AgentOS's own traffic.
  *   - Request:  {"tool": "<tool name>", "arguments": {…}, "run_id": "run_…" | null,
  *                "tool_call_id": "<the model's call id>" | "manual_<uuid>"}
  *     `arguments` were already validated by AgentOS against the tool's JSON Schema.
@@ -76,7 +80,10 @@ async function answer(parse: () => ToolRequest): Promise<ToolReply> {
   }
 }
 
-const nc = await connect({ servers: process.env.NATS_URL ?? "nats://127.0.0.1:4222", name: "weather-tool-worker" });
+// The NATS client ignores credentials in a URL: pass them as options.
+const url = new URL(process.env.NATS_URL ?? "nats://127.0.0.1:4222");
+const auth = url.password ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : url.username ? { token: decodeURIComponent(url.username) } : {};
+const nc = await connect({ servers: `${url.protocol}//${url.host}`, ...auth, name: "weather-tool-worker" });
 nc.subscribe(SUBJECT, {
   queue: "tool-workers",
   callback: (err, msg) => {

@@ -73,6 +73,8 @@ export const runs = pgTable(
     cancelRequestedAt: tstz("cancel_requested_at"),
     requiresActionSince: tstz("requires_action_since"),
     metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
+    /** W3C traceparent of the request that created the run: workers continue its trace. */
+    traceparent: text("traceparent"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
     startedAt: tstz("started_at"),

@@ -10,11 +10,15 @@
  *                              [--postgres-url=URL] [--redis-url=URL] [--nats-url=URL | --own-nats]
  *                              [--log-level=warn] [--log-dir=DIR]
  *
- * --fake-model answers every model call with the test suite's scripted fake (a canned reply);
- * --own-nats starts a private nats-server -js on a free port instead of using --nats-url.
+ * --fake-model answers every model call with the test suite's scripted fake (a canned reply).
+ * NATS: by default (or --own-nats) a private nats-server on a free port running the shipped
+ * least-privilege configuration deploy/nats/agentos.conf (AgentOS as the `agentos` user, a
+ * `tool-worker` user for customer tool workers, whose URL is printed); --nats-url=URL uses
+ * that server as it is instead. RPC between the members is sealed with a fresh internal key.
  */
-import { startCluster, startNatsServer, type NatsServer } from "../test/support/cluster";
+import { startCluster, startLockedNats, type LockedNats } from "../test/support/cluster";
 import { startFakeModel, type FakeModel } from "../test/support/fake-model";
+import { redactUrl } from "../src/platform/config";
 
 const USAGE = "usage: bun run scripts/cluster.ts [--model-base-url=URL] [--model-api-key=KEY] [--fake-model] [--postgres-url=URL] [--redis-url=URL] [--nats-url=URL | --own-nats] [--log-level=debug|info|warn|error] [--log-dir=DIR]";
 const VALUED = ["model-base-url", "model-api-key", "postgres-url", "redis-url", "nats-url", "log-level", "log-dir"] as const;
@@ -46,12 +50,13 @@ async function main() {
     process.exit(2);
   }
   let fake: FakeModel | undefined;
-  let nats: NatsServer | undefined;
+  let nats: LockedNats | undefined;
   if (flags.has("fake-model")) {
     fake = await startFakeModel();
     fake.setDefault({ content: "Hello from the fake model." });
   }
-  if (flags.has("own-nats")) nats = await startNatsServer();
+  const namespace = `cl${Date.now().toString(36)}`;
+  if (!values["nats-url"] && !process.env.AGENTOS_TEST_NATS_URL) nats = await startLockedNats(namespace);
   const modelBaseUrl = fake?.url ?? values["model-base-url"] ?? process.env.MODEL_BASE_URL ?? "https://api.openai.com/v1";
 
   const t0 = performance.now();
@@ -61,19 +66,22 @@ async function main() {
     modelApiKey: values["model-api-key"] ?? process.env.MODEL_API_KEY,
     postgresUrl: values["postgres-url"] ?? process.env.AGENTOS_TEST_DATABASE_URL,
     redisUrl: values["redis-url"] ?? process.env.AGENTOS_TEST_REDIS_URL,
-    natsUrl: nats?.url ?? values["nats-url"] ?? process.env.AGENTOS_TEST_NATS_URL,
+    natsUrl: nats?.platformUrl ?? values["nats-url"] ?? process.env.AGENTOS_TEST_NATS_URL,
+    namespace,
+    internalKey: Buffer.from(crypto.getRandomValues(new Uint8Array(48))).toString("base64"),
     logLevel: (values["log-level"] as "warn" | undefined) ?? "warn",
     logDir: values["log-dir"],
   }).catch(async (err) => {
     console.error(`cluster failed to start: ${(err as Error).message}`);
     fake?.stop();
-    await nats?.destroy();
+    await nats?.server.destroy();
     process.exit(1);
   });
 
   console.log(`ready in ${Math.round(performance.now() - t0)} ms`);
   console.log(`database  ${cluster.databaseName}  (${cluster.databaseUrl})`);
-  console.log(`nats      ${cluster.natsUrl}  namespace ${cluster.namespace}${nats ? `  (private nats-server pid ${nats.pid()}, store ${nats.storeDir})` : ""}`);
+  console.log(`nats      ${redactUrl(cluster.natsUrl)}  namespace ${cluster.namespace}${nats ? `  (private nats-server pid ${nats.server.pid()}, deploy/nats/agentos.conf, store ${nats.server.storeDir})` : ""}`);
+  if (nats) console.log(`tools     NATS_URL=${nats.toolWorkerUrl} bun examples/nats-tool-worker.ts   (the tool-worker user: tools.> only)`);
   console.log(`redis     ${cluster.redisUrl}  keys ${cluster.namespace}:*`);
   console.log(`model     ${modelBaseUrl}${fake ? "  (fake)" : ""}`);
   console.log(`logs      ${cluster.logDir}`);
@@ -91,7 +99,7 @@ async function main() {
     console.log(`\n${signal}: stopping ${cluster.members.length} processes (SIGTERM)…`);
     await cluster.stop({ keepNatsStreams: nats !== undefined });
     fake?.stop();
-    await nats?.destroy();
+    await nats?.server.destroy();
     console.log(`stopped; dropped database ${cluster.databaseName} and namespace ${cluster.namespace}`);
     process.exit(0);
   };

@@ -30,7 +30,8 @@ async function migrate(config: Config) {
 function listRoles() {
   for (const def of moduleGraph.roles()) {
     const deps = def.deps.length ? def.deps.join(", ") : "-";
-    process.stdout.write(`${def.name.padEnd(10)} needs: ${deps.padEnd(40)} ${def.description}\n`);
+    const calls = def.uses?.length ? def.uses.join(", ") : "-";
+    process.stdout.write(`${def.name.padEnd(10)} needs: ${deps.padEnd(32)} calls: ${calls.padEnd(40)} ${def.description}\n`);
   }
 }
 

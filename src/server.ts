@@ -13,6 +13,8 @@ import { startHttpServer } from "./platform/http/server";
 import { ModuleManager } from "./platform/lifecycle";
 import { createLogger, type Logger } from "./platform/logging";
 import { createMetrics } from "./platform/metrics";
+import { openTracing } from "./platform/tracing";
+import { VERSION } from "./version";
 import { pendingMigrations } from "./platform/db/migrate";
 import { createClients, type AppPlatform } from "./roles/clients";
 import { moduleGraph, ROLE_NAMES } from "./roles/modules";
@@ -36,23 +38,41 @@ export function validateRoles(config: Config) {
       `--role=${config.roles.join(",")} runs part of AgentOS, so the parts must share PostgreSQL and NATS: set DATABASE_URL and NATS_URL (the embedded defaults serve only --role=all)`,
     );
   }
+  if (split && !config.internalKey) {
+    throw new FatalError(
+      `--role=${config.roles.join(",")} calls the other roles over NATS, sealed with a key every process shares: set AGENTOS_INTERNAL_KEY (at least 32 bytes, e.g. \`openssl rand -base64 48\`)`,
+    );
+  }
+  if (config.natsUrl && config.toolsSubjectPrefix.split(".")[0] === config.namespace) {
+    throw new FatalError(`--tools-subject-prefix=${config.toolsSubjectPrefix} lies under the namespace '${config.namespace}': tool workers must never reach AgentOS's own subjects`);
+  }
 }
 
 export async function startProcess(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningProcess> {
   validateRoles(config);
   const metrics = createMetrics();
   const local = new Map<string, object>();
+  const tracing = await openTracing({
+    endpoint: config.otlpEndpoint,
+    tracesEndpoint: config.otlpTracesEndpoint,
+    headers: config.otlpHeaders,
+    serviceName: config.otelServiceName ?? `agentos-${config.roles.join("+")}`,
+    sampler: config.otelTracesSampler,
+    samplerArg: config.otelTracesSamplerArg,
+    attributes: { "agentos.roles": config.roles.join(","), "service.version": VERSION },
+  }, log);
   const p = {
     config,
     log,
     metrics,
+    tracing,
     local,
     draining: false,
     health: new Map(),
     controllers: [],
     websockets: [],
   } as unknown as AppPlatform;
-  p.clients = createClients(local, () => p.bus);
+  p.clients = createClients(local, () => p.bus, () => p.rpcSeal, tracing);
 
   const manager = new ModuleManager(moduleGraph);
   const started = new Set<string>();
@@ -91,7 +111,7 @@ export async function startProcess(config: Config, log: Logger = createLogger(co
   // normalize: "typebox" — the default normalisation coerces a string or array sent for a `t.Record`
   // field into an object ({"0":"n",…}); TypeBox normalisation rejects it instead.
   let app = new Elysia({ name: "agentos", normalize: "typebox" })
-    .use(httpPlatform({ log, metrics, maxBodyBytes: config.maxBodyBytes, readiness }))
+    .use(httpPlatform({ log, metrics, tracing, maxBodyBytes: config.maxBodyBytes, readiness }))
     // Browsers call the API with bearer tokens, not cookies: credentials stay off.
     .use(cors({ origin: config.corsOrigins.includes("*") ? true : config.corsOrigins, credentials: false, maxAge: 600, exposeHeaders: ["x-request-id", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after"] }));
   for (const controller of p.controllers) app = app.use(controller as Elysia);
@@ -112,6 +132,7 @@ export async function startProcess(config: Config, log: Logger = createLogger(co
         Bun.sleep(Math.max(0, deadline - Date.now())).then(() => log.warn("shutdown timeout reached; exiting anyway")),
       ]);
       metrics.stop();
+      await Promise.race([tracing.shutdown(), Bun.sleep(Math.max(0, deadline - Date.now()))]);
       log.info("stopped", { reason });
     })());
 

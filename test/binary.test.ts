@@ -64,6 +64,10 @@ describe("compiled binary: CLI", () => {
     expectOneLine(run(["--port=abc"]), /--port: 'abc' is not a port number/);
     expectOneLine(run(["--frobnicate"]), /unknown flag '--frobnicate'/);
     expectOneLine(run(["--role=gateway"]), /set DATABASE_URL and NATS_URL/);
+    const split = { DATABASE_URL: "postgres://postgres@127.0.0.1:5432/postgres", NATS_URL: "nats://127.0.0.1:4222" };
+    expectOneLine(run(["--role=gateway"], split), /set AGENTOS_INTERNAL_KEY \(at least 32 bytes/);
+    expectOneLine(run(["--role=gateway"], { ...split, AGENTOS_INTERNAL_KEY: "too-short" }), /AGENTOS_INTERNAL_KEY: the internal key must be at least 32 bytes/);
+    expectOneLine(run(["--role=gateway", "--tools-subject-prefix=_INBOX."], split), /NATS system prefix/);
     const dir = mkdtempSync(join(tmpdir(), "agentos-bin-"));
     try {
       const started = Date.now();

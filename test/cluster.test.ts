@@ -9,12 +9,19 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { describeReal } from "./support/backends";
 import { CLUSTER_LAYOUT, http, readRunEvents, startCluster, startSignedToolServer, startWebhookReceiver, TERMINAL_RUN_EVENTS, waitFor, type Cluster, type SignedToolServer, type WebhookReceiver } from "./support/cluster";
 import { startFakeModel, type FakeModel } from "./support/fake-model";
+import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "./support/otlp";
+
+/** The trace the journey's run request starts (as a caller's own tracer would send it). */
+const CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN = "00f067aa0ba902b7";
 
 await describeReal("split-role cluster", () => {
   let cluster: Cluster;
   let fake: FakeModel;
   let tool: SignedToolServer;
   let hooks: WebhookReceiver;
+  let otlp: OtlpReceiver;
+  let journeyRunId = "";
   let turn = 0;
   /** Requests alternate between gateway #1 and gateway #2. */
   const gw = () => cluster.member(turn++ % 2 === 0 ? "gateway#1" : "gateway#2").url;
@@ -23,9 +30,10 @@ await describeReal("split-role cluster", () => {
     fake = await startFakeModel();
     tool = startSignedToolServer();
     hooks = startWebhookReceiver();
+    otlp = startOtlpReceiver();
     cluster = await startCluster({
       modelBaseUrl: fake.url,
-      env: { AGENTOS_WEBHOOK_RETRY_BASE_MS: "200", AGENTOS_WEBHOOK_POLL_MS: "100", AGENTOS_MODEL_BACKOFF_MS: "10" },
+      env: { AGENTOS_WEBHOOK_RETRY_BASE_MS: "200", AGENTOS_WEBHOOK_POLL_MS: "100", AGENTOS_MODEL_BACKOFF_MS: "10", OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url },
     });
   }, 180_000);
 
@@ -34,6 +42,7 @@ await describeReal("split-role cluster", () => {
     fake?.stop();
     tool?.stop();
     hooks?.stop();
+    otlp?.stop();
   }, 60_000);
 
   test("ten processes of one binary, one role each, all ready", async () => {
@@ -86,12 +95,17 @@ await describeReal("split-role cluster", () => {
     const thread = await http(gw(), "POST", "/v1/threads", { token, body: {} });
     expect(thread.status).toBe(201);
     const runBody = { agent_id: agent.body.id, input: "What is the weather in Paris?" };
-    const created = await http(cluster.member("gateway#1").url, "POST", `/v1/threads/${thread.body.id}/runs`, { token, body: runBody, headers: { "idempotency-key": "cluster-run-1" } });
+    const created = await http(cluster.member("gateway#1").url, "POST", `/v1/threads/${thread.body.id}/runs`, {
+      token,
+      body: runBody,
+      headers: { "idempotency-key": "cluster-run-1", traceparent: `00-${CALLER_TRACE}-${CALLER_SPAN}-01` },
+    });
     expect(created.status).toBe(201);
     // The same Idempotency-Key on the other gateway replays the same run.
     const replay = await http(cluster.member("gateway#2").url, "POST", `/v1/threads/${thread.body.id}/runs`, { token, body: runBody, headers: { "idempotency-key": "cluster-run-1" } });
     expect([replay.status, replay.body.id]).toEqual([201, created.body.id]);
     const runId: string = created.body.id;
+    journeyRunId = runId;
 
     const done = await http(gw(), "GET", `/v1/runs/${runId}/wait?timeout_s=60`, { token, timeoutMs: 70_000 });
     expect(done.status).toBe(200);
@@ -142,4 +156,55 @@ await describeReal("split-role cluster", () => {
     const again = await http(gw(), "GET", "/v1/billing/usage", { token });
     expect(again.body.totals).toEqual(usage.totals);
   }, 180_000);
+
+  test("one trace shows the run end to end across the split roles (OTLP)", async () => {
+    expect(journeyRunId).not.toBe("");
+    const find = (spans: ReceivedSpan[], service: string, name: string | RegExp) =>
+      spans.find((s) => s.service === service && (typeof name === "string" ? s.name === name : name.test(s.name)));
+    // Both model calls and the tool call have been exported by the worker and tools processes.
+    const spans = await waitFor("the run's spans at the collector", () => {
+      const t = otlp.trace(CALLER_TRACE);
+      const done = t.filter((s) => s.service === "agentos-worker" && s.name.startsWith("chat ")).length >= 2 && find(t, "agentos-tools", "rpc tools.execute");
+      return done ? t : null;
+    }, 30_000);
+    const byId = new Map(spans.map((s) => [s.spanId, s]));
+    const parentOf = (s: ReceivedSpan | undefined) => (s?.parentSpanId ? byId.get(s.parentSpanId) : undefined);
+
+    const request = find(spans, "agentos-gateway", "POST /v1/threads/:id/runs");
+    expect(request?.parentSpanId).toBe(CALLER_SPAN);
+    expect(request?.attributes).toMatchObject({ "http.route": "/v1/threads/:id/runs", "http.response.status_code": 201 });
+    const createClient = find(spans, "agentos-gateway", "rpc agents.createRun");
+    expect(parentOf(createClient)).toBe(request);
+    const createServer = find(spans, "agentos-agents", "rpc agents.createRun");
+    expect(parentOf(createServer)).toBe(createClient);
+    // The worker continues the trace from the run row.
+    const run = find(spans, "agentos-worker", "run");
+    expect(run?.attributes).toMatchObject({ "agentos.run_id": journeyRunId });
+    expect(parentOf(run)).toBe(createServer);
+    const chats = spans.filter((s) => s.service === "agentos-worker" && s.name === "chat fake-model");
+    expect(chats).toHaveLength(2);
+    for (const chat of chats) expect(parentOf(chat)).toBe(run);
+    expect(chats.map((c) => c.attributes["gen_ai.usage.input_tokens"]).sort()).toEqual([11, 13]);
+    const toolSpan = find(spans, "agentos-worker", "tool lookup");
+    expect(parentOf(toolSpan)).toBe(run);
+    expect(toolSpan?.attributes).toMatchObject({ "agentos.tool.kind": "http", "agentos.tool.outcome": "ok" });
+    const executeClient = find(spans, "agentos-worker", "rpc tools.execute");
+    expect(parentOf(executeClient)).toBe(toolSpan);
+    expect(parentOf(find(spans, "agentos-tools", "rpc tools.execute"))).toBe(executeClient);
+    // Domain events relayed from the run's writes, and their intake by notify, join the trace.
+    const relay = await waitFor("a relayed event and its intake", () => {
+      const t = otlp.trace(CALLER_TRACE);
+      const r = t.find((s) => s.name === "outbox relay run.completed");
+      return r && t.some((s) => s.service === "agentos-notify" && s.name === "notify intake run.completed" && s.parentSpanId === r.spanId) ? r : null;
+    }, 30_000);
+    expect(relay.kind).toBe(4); // PRODUCER
+    // Every span of the trace hangs off the caller's span: one tree, no orphan.
+    const all = otlp.trace(CALLER_TRACE);
+    const ids = new Map(all.map((s) => [s.spanId, s]));
+    for (const s of all) {
+      let top = s;
+      while (top.parentSpanId && ids.has(top.parentSpanId)) top = ids.get(top.parentSpanId)!;
+      expect([s.service, s.name, top.parentSpanId]).toEqual([s.service, s.name, CALLER_SPAN]);
+    }
+  }, 60_000);
 });

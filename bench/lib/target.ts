@@ -22,6 +22,7 @@ export const FD_LIMIT = (() => {
   return hard === "unlimited" ? 65536 : Math.min(65536, Number(hard) || 1024);
 })();
 export const BENCH_JWT_SECRET = "bench-secret-that-is-long-enough-0123456789abcdef";
+export const BENCH_INTERNAL_KEY = "bench-internal-key-that-is-long-enough-0123456789abcdef";
 /** The free plan's API rate limit would turn a load test into a 429 test: raised for benches. */
 export const BENCH_PLAN_LIMITS = JSON.stringify({ free: { requests_per_minute: 1_000_000_000 } });
 
@@ -129,6 +130,7 @@ export async function startTarget(o: TargetOptions): Promise<Target> {
     `--role=${o.roles ?? "all"}`,
     `--data-dir=${dataDir}`,
     `--jwt-secret=${BENCH_JWT_SECRET}`,
+    `--internal-key=${BENCH_INTERNAL_KEY}`,
     "--access-token-ttl=7200",
     "--log-level=warn",
     ...(o.mode === "real" ? backends!.args : []),

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { machineInfo } from "../lib/machine";
 import { memoryMiB, round } from "../lib/proc";
 import { printTable, writeResults } from "../lib/results";
-import { BENCH_JWT_SECRET, REPO, benchBinary, createRealBackends, onCleanup } from "../lib/target";
+import { BENCH_INTERNAL_KEY, BENCH_JWT_SECRET, REPO, benchBinary, createRealBackends, onCleanup } from "../lib/target";
 import { freePort } from "../../test/support/binary";
 
 const IDLE_SETTLE_MS = 5_000;
@@ -59,7 +59,7 @@ interface Boot {
 async function boot(binary: string, args: string[], opts: { bare?: boolean } = {}): Promise<Boot> {
   const port = await freePort();
   const t0 = performance.now();
-  const argv = opts.bare ? [binary, `--port=${port}`] : [binary, "serve", ...args, `--port=${port}`, "--host=127.0.0.1", `--jwt-secret=${BENCH_JWT_SECRET}`, "--log-level=warn"];
+  const argv = opts.bare ? [binary, `--port=${port}`] : [binary, "serve", ...args, `--port=${port}`, "--host=127.0.0.1", `--jwt-secret=${BENCH_JWT_SECRET}`, `--internal-key=${BENCH_INTERNAL_KEY}`, "--log-level=warn"];
   const proc = Bun.spawn(argv, {
     cwd: REPO,
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp" },

@@ -3,6 +3,7 @@
  * throws a stack trace at the user: every problem is a FatalError with one line.
  */
 import { FatalError } from "./errors";
+import { MIN_INTERNAL_KEY_BYTES } from "./rpc-seal";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -17,6 +18,29 @@ export interface Config {
   databasePoolSize: number;
   redisUrl?: string;
   natsUrl?: string;
+  /** NATS credentials and TLS (credentials in NATS_URL work too; flags win over the URL). */
+  natsUser?: string;
+  natsPassword?: string;
+  natsToken?: string;
+  /** A NATS `.creds` file (JWT + nkey seed) or an nkey seed file. */
+  natsCredsFile?: string;
+  natsNkeyFile?: string;
+  /** CA bundle that signed the NATS server's certificate (turns TLS on), and a client certificate for mTLS. */
+  natsCaFile?: string;
+  natsCertFile?: string;
+  natsKeyFile?: string;
+  /** Seals RPC between processes (HMAC-SHA256 signature + encryption); required for split roles. */
+  internalKey?: string;
+  /** Subjects `nats` tools may use: customer tool workers live under it, never under the namespace. */
+  toolsSubjectPrefix: string;
+  /** OpenTelemetry (the standard OTEL_* variables): spans are exported only with an endpoint. */
+  otlpEndpoint?: string;
+  otlpTracesEndpoint?: string;
+  otlpHeaders?: string;
+  /** Default `agentos-<roles>`, so a split trace shows which process did what. */
+  otelServiceName?: string;
+  otelTracesSampler: string;
+  otelTracesSamplerArg?: string;
   logLevel: LogLevel;
   jwtSecret?: string;
   accessTokenTtlSeconds: number;
@@ -46,6 +70,27 @@ interface FlagSpec {
 }
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"];
+
+function parseInternalKey(value: string, flag: string): string {
+  if (Buffer.byteLength(value, "utf8") < MIN_INTERNAL_KEY_BYTES) {
+    throw new FatalError(`${flag}: the internal key must be at least ${MIN_INTERNAL_KEY_BYTES} bytes (e.g. \`openssl rand -base64 48\`)`);
+  }
+  return value;
+}
+
+const SAMPLERS = ["always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"];
+
+function parseSampler(value: string, flag: string): string {
+  if (!SAMPLERS.includes(value)) throw new FatalError(`${flag}: '${value}' is not one of ${SAMPLERS.join(", ")}`);
+  return value;
+}
+
+/** `tools.` or `acme.tools.`: plain subject tokens ending in a dot, nothing NATS or AgentOS reserves. */
+function parseSubjectPrefix(value: string, flag: string): string {
+  if (!/^([A-Za-z0-9_-]+\.)+$/.test(value)) throw new FatalError(`${flag}: '${value}' is not a subject prefix (dot-separated tokens ending in '.', e.g. tools.)`);
+  if (/^(_INBOX|\$)/i.test(value)) throw new FatalError(`${flag}: '${value}' lies under a NATS system prefix`);
+  return value;
+}
 
 function parsePort(value: string, flag: string): number {
   const n = Number(value);
@@ -89,6 +134,22 @@ export const FLAGS: Record<string, FlagSpec> = {
   "database-pool-size": { key: "databasePoolSize", env: "DATABASE_POOL_SIZE", parse: parsePositiveInt, help: "PostgreSQL connections per process (default 10)" },
   "redis-url": { key: "redisUrl", env: "REDIS_URL", parse: parseUrl(["redis:", "rediss:"]), help: "Redis URL; without it cache and rate limits are in-process" },
   "nats-url": { key: "natsUrl", env: "NATS_URL", parse: parseUrl(["nats:", "tls:", "ws:", "wss:"]), help: "NATS URL (JetStream enabled); without it the bus is in-process" },
+  "nats-user": { key: "natsUser", env: "NATS_USER", help: "NATS user (or put user:password in NATS_URL)" },
+  "nats-password": { key: "natsPassword", env: "NATS_PASSWORD", help: "NATS password" },
+  "nats-token": { key: "natsToken", env: "NATS_TOKEN", help: "NATS token (or put it in NATS_URL as nats://TOKEN@host)" },
+  "nats-creds": { key: "natsCredsFile", env: "NATS_CREDS", help: "NATS .creds file (JWT + nkey seed, decentralised auth)" },
+  "nats-nkey": { key: "natsNkeyFile", env: "NATS_NKEY", help: "file holding a NATS nkey seed (SU…)" },
+  "nats-ca": { key: "natsCaFile", env: "NATS_CA", help: "CA bundle of the NATS server's certificate; turns TLS on (also tls:// URLs)" },
+  "nats-cert": { key: "natsCertFile", env: "NATS_CERT", help: "client certificate for NATS mutual TLS" },
+  "nats-key": { key: "natsKeyFile", env: "NATS_KEY", help: "client key for NATS mutual TLS" },
+  "internal-key": { key: "internalKey", env: "AGENTOS_INTERNAL_KEY", parse: parseInternalKey, help: "secret (>= 32 bytes) sealing RPC between processes; required for split roles" },
+  "tools-subject-prefix": { key: "toolsSubjectPrefix", env: "AGENTOS_TOOLS_SUBJECT_PREFIX", parse: parseSubjectPrefix, help: "subject prefix nats tools must use (default tools.)" },
+  "otlp-endpoint": { key: "otlpEndpoint", env: "OTEL_EXPORTER_OTLP_ENDPOINT", parse: parseUrl(["http:", "https:"]), help: "OTLP/HTTP collector base URL: export trace spans (<url>/v1/traces)" },
+  "otlp-traces-endpoint": { key: "otlpTracesEndpoint", env: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", parse: parseUrl(["http:", "https:"]), help: "full OTLP/HTTP traces URL (wins over --otlp-endpoint)" },
+  "otlp-headers": { key: "otlpHeaders", env: "OTEL_EXPORTER_OTLP_HEADERS", help: "headers sent to the collector: k=v,k2=v2" },
+  "otel-service-name": { key: "otelServiceName", env: "OTEL_SERVICE_NAME", help: "service.name of the spans (default agentos-<roles>)" },
+  "otel-traces-sampler": { key: "otelTracesSampler", env: "OTEL_TRACES_SAMPLER", parse: parseSampler, help: "always_on | always_off | traceidratio | parentbased_* (default parentbased_always_on)" },
+  "otel-traces-sampler-arg": { key: "otelTracesSamplerArg", env: "OTEL_TRACES_SAMPLER_ARG", help: "the ratio (0-1) of traceidratio samplers" },
   "log-level": {
     key: "logLevel", env: "LOG_LEVEL",
     parse: (v, flag) => {
@@ -122,6 +183,8 @@ const DEFAULTS: Omit<Config, "command"> = {
   refreshTokenTtlSeconds: 30 * 24 * 3600,
   modelBaseUrl: "https://api.openai.com/v1",
   namespace: "agentos",
+  toolsSubjectPrefix: "tools.",
+  otelTracesSampler: "parentbased_always_on",
   shutdownTimeoutMs: 25_000,
   maxBodyBytes: 1024 * 1024,
   corsOrigins: ["*"],

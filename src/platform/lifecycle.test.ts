@@ -20,7 +20,7 @@ describe("module graph", () => {
     expect(() => new ModuleGraph([{ name: "a", deps: ["nope"], description: "" }])).toThrow("unknown nope");
   });
 
-  test("init runs once per module, starts in order, stops in reverse", async () => {
+  test("every module inits before any starts (local services exist before anything calls them), then starts in order, stops in reverse", async () => {
     const events: string[] = [];
     const mod = (name: string, deps: string[]) => ({
       name, deps, description: "",
@@ -33,7 +33,24 @@ describe("module graph", () => {
     const m = new ModuleManager(g);
     await m.start(["a", "b"], {});
     await m.stop(() => {});
-    expect(events).toEqual(["init db", "start db", "init a", "start a", "init b", "start b", "stop b", "stop a", "stop db"]);
+    expect(events).toEqual(["init db", "init a", "init b", "start db", "start a", "start b", "stop b", "stop a", "stop db"]);
+  });
+
+  test("a failed start stops every module that was initialised, in reverse", async () => {
+    const events: string[] = [];
+    const mod = (name: string, deps: string[], fail = false) => ({
+      name, deps, description: "",
+      init: () => ({
+        start: () => {
+          if (fail) throw new Error(`${name} failed`);
+        },
+        stop: () => void events.push(`stop ${name}`),
+      }),
+    });
+    const m = new ModuleManager(new ModuleGraph([mod("db", []), mod("a", ["db"], true), mod("b", ["a"])]));
+    await expect(m.start(["b"], {})).rejects.toThrow("a failed");
+    await m.stop(() => {});
+    expect(events).toEqual(["stop b", "stop a", "stop db"]);
   });
 
   test("the real table has no cycle and `all` covers every role", () => {

@@ -1,7 +1,9 @@
 /**
  * Modules in the style of dskit: ONE table of modules and their dependencies; a target
- * pulls in its transitive dependencies, cycles are rejected, each module's init runs once
- * in topological order and returns a service; stops run in reverse order.
+ * pulls in its transitive dependencies, cycles are rejected. Start has two phases: every
+ * module's init runs once in topological order (registering what others will call), then
+ * every service starts in the same order (consuming queues, serving RPC); stops run in
+ * reverse start order.
  */
 export interface Service {
   start?(): Promise<void> | void;
@@ -12,6 +14,8 @@ export interface Service {
 export interface ModuleDef<C> {
   name: string;
   deps: string[];
+  /** Other modules it calls at run time (documentation and client scoping; not start order). */
+  uses?: string[];
   description: string;
   /** Selectable with --role (the platform's backends are modules too, but internal). */
   role?: boolean;
@@ -62,10 +66,12 @@ export class ModuleManager<C> {
 
   async start(targets: string[], ctx: C, onStarted?: (name: string) => void): Promise<void> {
     for (const name of this.graph.order(targets)) {
-      const def = this.graph.get(name)!;
-      const service = (await def.init?.(ctx)) ?? {};
-      await service.start?.();
+      const service = (await this.graph.get(name)!.init?.(ctx)) ?? {};
+      // Stopped (in reverse) on shutdown or failure even if its start never ran: init may hold resources.
       this.started.push({ name, service });
+    }
+    for (const { name, service } of [...this.started]) {
+      await service.start?.();
       onStarted?.(name);
     }
   }

@@ -142,6 +142,7 @@ export function createMetrics() {
     httpDuration: registry.histogram("agentos_http_request_duration_seconds", "HTTP request duration by route, method and status"),
     httpRequests: registry.counter("agentos_http_requests_total", "HTTP requests by route, method and status"),
     natsMessages: registry.counter("agentos_nats_messages_total", "Bus messages by direction and kind"),
+    rpcRefused: registry.counter("agentos_rpc_refused_total", "RPC requests refused by the serving role: unsigned, bad_signature, stale, replayed, malformed, unknown_method"),
     websocketConnections: registry.gauge("agentos_websocket_connections", "Open WebSocket connections"),
     runs: registry.counter("agentos_runs_total", "Runs that reached a status, by status"),
     runStepDuration: registry.histogram("agentos_run_step_duration_seconds", "Run step duration by kind (model, tool)"),

@@ -6,6 +6,7 @@
  * so several relays can run and a crash between publish and mark only re-publishes — which
  * the broker's dedupe window and the consumers' event-id uniqueness absorb.
  */
+import { NO_TRACING, type Tracing } from "./tracing";
 import { sql } from "drizzle-orm";
 import { outboxEvents } from "../../schema";
 import type { Bus } from "./bus";
@@ -45,7 +46,7 @@ interface OutboxRow {
 }
 
 /** Publishes one batch; returns how many rows it relayed. */
-export async function relayOnce(db: Db, bus: Bus, batch = 200): Promise<number> {
+export async function relayOnce(db: Db, bus: Bus, batch = 200, tracing: Tracing = NO_TRACING): Promise<number> {
   return db.transaction(async (tx) => {
     const rows = rowsOf<OutboxRow>(
       await tx.execute(sql`select id, org_id, type, payload, traceparent, created_at from outbox_events
@@ -60,10 +61,15 @@ export async function relayOnce(db: Db, bus: Bus, batch = 200): Promise<number> 
         created_at: new Date(row.created_at).toISOString(),
         payload: typeof row.payload === "string" ? JSON.parse(row.payload) : row.payload,
       };
+      // A producer span per traced event: consumers (ledger, webhooks) continue from it.
+      const span = tracing.enabled && row.traceparent
+        ? tracing.start(`outbox relay ${row.type}`, { parent: row.traceparent, kind: "producer", attributes: { "messaging.system": "nats", "messaging.destination.name": `events.${row.type}`, "agentos.event_id": row.id } })
+        : undefined;
+      const traceparent = span?.traceparent ?? row.traceparent;
       await bus.publishDurable(EVENTS_STREAM.name, bus.subject(`events.${row.type}`), event, {
         msgId: row.id,
-        headers: row.traceparent ? { traceparent: row.traceparent } : {},
-      });
+        headers: traceparent ? { traceparent } : {},
+      }).finally(() => span?.end());
       // Live fan-out to gateways (WebSocket clients of the organization).
       bus.publish(bus.subject(`live.${row.org_id}`), event);
     }
@@ -84,7 +90,7 @@ const POKED_WINDOW_MS = 200;
  * process — the event's transaction commits a few ms later (not visible before), so live
  * clients (WebSocket) and webhooks get it within ~10 ms instead of up to `intervalMs`.
  */
-export function startOutboxRelay(db: Db, bus: Bus, log: Logger, intervalMs = 250) {
+export function startOutboxRelay(db: Db, bus: Bus, log: Logger, intervalMs = 250, tracing: Tracing = NO_TRACING) {
   let stopped = false;
   let wake: (() => void) | null = null;
   let pokedAt = -Infinity;
@@ -105,7 +111,7 @@ export function startOutboxRelay(db: Db, bus: Bus, log: Logger, intervalMs = 250
     while (!stopped) {
       try {
         const written = pokes;
-        const n = await relayOnce(db, bus);
+        const n = await relayOnce(db, bus, 200, tracing);
         // Rows of other processes count too: an approximation that only shortens the fast polling.
         covered = Math.min(written, covered + n);
         if (n > 0) continue;

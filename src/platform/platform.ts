@@ -9,16 +9,22 @@ import type { Config } from "./config";
 import type { Database, Db } from "./db";
 import type { Logger } from "./logging";
 import type { Metrics } from "./metrics";
+import type { RpcSeal } from "./rpc-seal";
+import type { Tracing } from "./tracing";
 
 export interface Platform<Clients = Record<string, object>> {
   config: Config;
   log: Logger;
   metrics: Metrics;
+  /** Spans over OTLP, or NO_TRACING (check `enabled` on hot paths). */
+  tracing: Tracing;
   /** Set once the `database` module has started; roles that declare it can rely on it. */
   database: Database;
   db: Db;
   cache: Cache;
   bus: Bus;
+  /** Seals RPC between processes; set when the internal key is configured (always for split roles). */
+  rpcSeal?: RpcSeal;
   clients: Clients;
   /** Services of the roles that run in this process, by role name (the direct-call side of the clients). */
   local: Map<string, object>;

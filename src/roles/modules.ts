@@ -9,7 +9,8 @@ import { openDatabase } from "../platform/db";
 import { EVENTS_STREAM, startOutboxRelay } from "../platform/outbox";
 import { ModuleGraph, type ModuleDef, type Service } from "../platform/lifecycle";
 import { serveRpc } from "../platform/rpc";
-import type { AppPlatform } from "./clients";
+import { RpcSeal } from "../platform/rpc-seal";
+import { scopeClients, type AppPlatform, type Clients } from "./clients";
 import { agentsRole } from "./agents/role";
 import { authRole } from "./auth/role";
 import { billingRole } from "./billing/role";
@@ -24,6 +25,13 @@ export interface RoleModule {
   name: string;
   deps: string[];
   description: string;
+  /** The methods of `service` its contract declares: the only ones served over the bus. */
+  rpc?: readonly string[];
+  /**
+   * The roles it calls through `p.clients` (in-process or over RPC). Calls may form cycles
+   * (they are not start-order dependencies); a client the role does not declare throws.
+   */
+  uses: (keyof Clients)[];
   init(p: AppPlatform): Promise<RoleInstance> | RoleInstance;
 }
 export interface RoleInstance extends Service {
@@ -64,8 +72,19 @@ const backends: ModuleDef<AppPlatform>[] = [
         namespace: p.config.namespace,
         log: p.log,
         name: `agentos-${p.config.roles.join("+")}`,
+        auth: {
+          user: p.config.natsUser,
+          password: p.config.natsPassword,
+          token: p.config.natsToken,
+          credsFile: p.config.natsCredsFile,
+          nkeyFile: p.config.natsNkeyFile,
+          caFile: p.config.natsCaFile,
+          certFile: p.config.natsCertFile,
+          keyFile: p.config.natsKeyFile,
+        },
         onMessage: (direction) => p.metrics.natsMessages.inc({ direction }),
       });
+      if (p.config.internalKey) p.rpcSeal = new RpcSeal(p.config.internalKey);
       return { stop: () => p.bus.close() };
     },
   },
@@ -75,7 +94,7 @@ const backends: ModuleDef<AppPlatform>[] = [
     description: "transactional outbox relay: committed domain events → EVENTS stream + live fan-out",
     async init(p) {
       await p.bus.ensureStream(EVENTS_STREAM);
-      const relay = startOutboxRelay(p.db, p.bus, p.log);
+      const relay = startOutboxRelay(p.db, p.bus, p.log, 250, p.tracing);
       return { stop: () => relay.stop() };
     },
   },
@@ -85,17 +104,31 @@ function roleDef(role: RoleModule): ModuleDef<AppPlatform> {
   return {
     name: role.name,
     deps: role.deps,
+    uses: role.uses,
     description: role.description,
     role: true,
     async init(p) {
-      const instance = await role.init(p);
+      // The role sees the whole platform (live, through the prototype) but only its declared clients.
+      const scoped: AppPlatform = Object.create(p, { clients: { value: scopeClients(p.clients, role.name, role.uses) } });
+      const instance = await role.init(scoped);
       let unserve: (() => void) | undefined;
       if (instance.service) p.local.set(role.name, instance.service);
       return {
         async start() {
           await instance.start?.();
-          // Split deployments reach this role over NATS request/reply (queue group = role).
-          if (instance.service && p.bus.kind === "nats") unserve = serveRpc(p.bus, role.name, instance.service, p.log);
+          // Split deployments reach this role over NATS request/reply (queue group = role),
+          // sealed with the internal key; without one (--role=all) nothing is served.
+          if (instance.service && role.rpc && p.bus.kind === "nats" && p.rpcSeal) {
+            unserve = serveRpc(p.bus, {
+              role: role.name,
+              service: instance.service,
+              methods: role.rpc,
+              seal: p.rpcSeal,
+              log: p.log,
+              onRefused: (reason) => p.metrics.rpcRefused.inc({ role: role.name, reason }),
+              tracing: p.tracing,
+            });
+          }
         },
         async stop() {
           unserve?.();

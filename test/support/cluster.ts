@@ -10,12 +10,13 @@
  */
 import { dropNatsNamespace, dropRedisNamespace } from "./backends";
 import { waitFor as waitForValue } from "./wait";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { REAL_URLS } from "./backends";
 import { ensureBinary, freePort, REPO } from "./binary";
+import { TEST_INTERNAL_KEY } from "./harness";
 
 /** The members, in start order after the first (which applies the migrations alone). */
 export const CLUSTER_LAYOUT: { name: string; role: string }[] = [
@@ -39,6 +40,8 @@ export interface ClusterOptions {
   natsUrl?: string;
   redisUrl?: string;
   jwtSecret?: string;
+  /** Seals RPC between the members (default: the test suite's key). */
+  internalKey?: string;
   namespace?: string;
   /** Extra environment for every member (tunables such as AGENTOS_RUN_LEASE_MS). */
   env?: Record<string, string>;
@@ -187,6 +190,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     HOME: process.env.HOME ?? "/tmp",
     AGENTOS_ALLOW_PRIVATE_TARGETS: "true", // test tool servers listen on loopback
     JWT_SECRET: jwtSecret,
+    AGENTOS_INTERNAL_KEY: opts.internalKey ?? TEST_INTERNAL_KEY,
     ...(opts.modelApiKey ? { MODEL_API_KEY: opts.modelApiKey } : {}),
     ...opts.env,
   };
@@ -314,8 +318,11 @@ export interface NatsServer {
   destroy(): Promise<void>;
 }
 
-/** `nats-server -js -p <free port> -sd <temp dir>` (with a monitor port for its /healthz). */
-export async function startNatsServer(opts: { bin?: string; readyTimeoutMs?: number } = {}): Promise<NatsServer> {
+/**
+ * `nats-server -js -p <free port> -sd <temp dir>` (with a monitor port for its /healthz);
+ * `config` adds `-c <file>` (users, permissions, TLS) and `env` its environment.
+ */
+export async function startNatsServer(opts: { bin?: string; readyTimeoutMs?: number; config?: string; env?: Record<string, string>; scheme?: string } = {}): Promise<NatsServer> {
   const bin = opts.bin ?? "nats-server";
   if (!Bun.which(bin)) throw new Error(`${bin} is not on PATH: install nats-server (Debian: apt-get install nats-server) to restart NATS in fault tests`);
   const port = await freePort();
@@ -326,7 +333,10 @@ export async function startNatsServer(opts: { bin?: string; readyTimeoutMs?: num
   const start = async () => {
     const fd = openSync(logFile, "a");
     try {
-      proc = Bun.spawn([bin, "-js", "-a", "127.0.0.1", "-p", String(port), "-m", String(monitor), "-sd", join(storeDir, "js")], {
+      // A config file names its own store dir (nats-server refuses it twice).
+      const config = opts.config ? ["-c", opts.config] : ["-sd", join(storeDir, "js")];
+      proc = Bun.spawn([bin, ...config, "-js", "-a", "127.0.0.1", "-p", String(port), "-m", String(monitor)], {
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...opts.env },
         stdin: "ignore",
         stdout: fd,
         stderr: fd,
@@ -352,7 +362,7 @@ export async function startNatsServer(opts: { bin?: string; readyTimeoutMs?: num
   };
   await start();
   return {
-    url: `nats://127.0.0.1:${port}`,
+    url: `${opts.scheme ?? "nats"}://127.0.0.1:${port}`,
     port,
     storeDir,
     pid: () => (proc as Bun.Subprocess | null)?.pid ?? null,
@@ -363,6 +373,39 @@ export async function startNatsServer(opts: { bin?: string; readyTimeoutMs?: num
       await stop("SIGKILL");
       rmSync(storeDir, { recursive: true, force: true });
     },
+  };
+}
+
+/** A private nats-server running the shipped least-privilege configuration (deploy/nats/agentos.conf). */
+export interface LockedNats {
+  server: NatsServer;
+  /** The platform user's URL (credentials in it), for NATS_URL. */
+  platformUrl: string;
+  /** The tool-worker user's URL, for customer tool workers. */
+  toolWorkerUrl: string;
+  passwords: { platform: string; toolWorker: string };
+}
+
+/** deploy/nats/agentos.conf with `namespace` in place of `agentos`, on a free port with a temp store. */
+export async function startLockedNats(namespace: string): Promise<LockedNats> {
+  const dir = mkdtempSync(join(tmpdir(), "agentos-natsconf-"));
+  const shipped = readFileSync(join(REPO, "deploy/nats/agentos.conf"), "utf8");
+  const conf = shipped.replaceAll('"agentos.>"', `"${namespace}.>"`).replace('"/var/lib/nats"', JSON.stringify(join(dir, "js")));
+  if (conf === shipped) throw new Error("deploy/nats/agentos.conf no longer names the agentos namespace or its store dir");
+  writeFileSync(join(dir, "agentos.conf"), conf);
+  const random = () => Buffer.from(crypto.getRandomValues(new Uint8Array(18))).toString("base64url");
+  const passwords = { platform: random(), toolWorker: random() };
+  const server = await startNatsServer({ config: join(dir, "agentos.conf"), env: { AGENTOS_NATS_PASSWORD: passwords.platform, TOOL_WORKER_NATS_PASSWORD: passwords.toolWorker } });
+  const destroy = server.destroy;
+  server.destroy = async () => {
+    await destroy();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return {
+    server,
+    platformUrl: `nats://agentos:${passwords.platform}@127.0.0.1:${server.port}`,
+    toolWorkerUrl: `nats://tool-worker:${passwords.toolWorker}@127.0.0.1:${server.port}`,
+    passwords,
   };
 }
 

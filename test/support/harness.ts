@@ -12,6 +12,8 @@ import { startProcess, type RunningProcess } from "../../src/server";
 import { REAL_URLS, createTestDatabase, dropNatsNamespace, dropRedisNamespace, uniqueName } from "./backends";
 
 export const TEST_JWT_SECRET = "test-secret-that-is-long-enough-0123456789";
+/** Seals RPC between the processes of a test deployment (split roles need it). */
+export const TEST_INTERNAL_KEY = "test-internal-key-that-is-long-enough-0123456789";
 
 export interface TestProcess {
   url: string;
@@ -61,7 +63,7 @@ export async function startTestProcess(opts: StartOptions = {}): Promise<TestPro
     shutdownTimeoutMs: 5000,
     // Test tool servers and webhook receivers listen on loopback; SSRF tests turn this off.
     allowPrivateTargets: true,
-    ...(opts.real ? { databaseUrl, redisUrl: REAL_URLS.redis, natsUrl: REAL_URLS.nats, jwtSecret: TEST_JWT_SECRET } : {}),
+    ...(opts.real ? { databaseUrl, redisUrl: REAL_URLS.redis, natsUrl: REAL_URLS.nats, jwtSecret: TEST_JWT_SECRET, internalKey: TEST_INTERNAL_KEY } : {}),
     ...opts.config,
   };
   const running = await startProcess(config, silentLogger);

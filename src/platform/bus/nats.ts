@@ -3,7 +3,11 @@
  * durable streams (explicit ack, in-progress heartbeats, bounded redelivery, Nats-Msg-Id
  * dedupe). Payloads are JSON.
  */
-import { connect, headers as natsHeaders, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { readFileSync } from "node:fs";
+import {
+  connect, credsAuthenticator, headers as natsHeaders, nkeyAuthenticator,
+  type ConnectionOptions, type MsgHdrs, type NatsConnection, type Subscription,
+} from "@nats-io/transport-node";
 import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { FatalError } from "../errors";
 import type { Logger } from "../logging";
@@ -35,6 +39,52 @@ function fromNatsHeaders(h?: MsgHdrs): Headers {
   return out;
 }
 
+/** Credentials and TLS for the NATS connection; each also settable in the URL where NATS allows it. */
+export interface NatsAuth {
+  user?: string;
+  password?: string;
+  token?: string;
+  credsFile?: string;
+  nkeyFile?: string;
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+}
+
+function readSecretFile(path: string, what: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new FatalError(`cannot read the NATS ${what} file ${path}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Connection options from a NATS URL and flags. The client library ignores credentials in
+ * the URL, so `nats://user:pass@host` and `nats://token@host` are taken apart here (a flag
+ * wins); the server list handed over carries no secret. `tls://` or a CA file turn TLS on.
+ */
+export function natsConnectionOptions(url: string, auth: NatsAuth = {}): Pick<ConnectionOptions, "servers" | "user" | "pass" | "token" | "authenticator" | "tls"> {
+  const parsed = new URL(url);
+  const fromUrl = { user: decodeURIComponent(parsed.username), pass: decodeURIComponent(parsed.password) };
+  parsed.username = "";
+  parsed.password = "";
+  const opts: ReturnType<typeof natsConnectionOptions> = { servers: parsed.toString().replace(/\/$/, "") };
+  const user = auth.user ?? (fromUrl.pass ? fromUrl.user : undefined);
+  const pass = auth.password ?? (fromUrl.pass || undefined);
+  const token = auth.token ?? (!fromUrl.pass && fromUrl.user ? fromUrl.user : undefined);
+  if (user !== undefined) {
+    opts.user = user;
+    opts.pass = pass;
+  } else if (token !== undefined) opts.token = token;
+  if (auth.credsFile) opts.authenticator = credsAuthenticator(readSecretFile(auth.credsFile, "creds"));
+  else if (auth.nkeyFile) opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(new TextDecoder().decode(readSecretFile(auth.nkeyFile, "nkey seed")).trim()));
+  if (parsed.protocol === "tls:" || auth.caFile || auth.certFile) {
+    opts.tls = { ...(auth.caFile ? { caFile: auth.caFile } : {}), ...(auth.certFile ? { certFile: auth.certFile, keyFile: auth.keyFile } : {}) };
+  }
+  return opts;
+}
+
 export class NatsBus implements Bus {
   readonly kind = "nats";
   private js: JetStreamClient;
@@ -46,19 +96,20 @@ export class NatsBus implements Bus {
     void this.watchStatus();
   }
 
-  static async connect(url: string, opts: { namespace: string; log: Logger; name: string; onMessage?: (dir: string) => void }): Promise<NatsBus> {
+  static async connect(url: string, opts: { namespace: string; log: Logger; name: string; auth?: NatsAuth; onMessage?: (dir: string) => void }): Promise<NatsBus> {
+    const connection = natsConnectionOptions(url, opts.auth);
     let nc: NatsConnection;
     try {
-      nc = await connect({ servers: url, name: opts.name, timeout: 5000, maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: false });
+      nc = await connect({ ...connection, name: opts.name, timeout: 5000, maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: false });
     } catch (err) {
-      throw new FatalError(`cannot reach NATS at ${url}: ${(err as Error).message}`);
+      throw new FatalError(`cannot reach NATS at ${connection.servers}: ${(err as Error).message}`);
     }
     let jsm: JetStreamManager;
     try {
       jsm = await jetstreamManager(nc, { timeout: 5000 });
     } catch (err) {
       await nc.close().catch(() => {});
-      throw new FatalError(`NATS at ${url} has no JetStream (start nats-server with -js): ${(err as Error).message}`);
+      throw new FatalError(`NATS at ${connection.servers} has no JetStream (start nats-server with -js): ${(err as Error).message}`);
     }
     return new NatsBus(nc, jsm, opts.namespace, opts.log, opts.onMessage);
   }

@@ -10,6 +10,7 @@ import { AppError } from "../errors";
 import { newId } from "../ids";
 import type { Logger } from "../logging";
 import type { Metrics } from "../metrics";
+import { NO_TRACING, type SpanHandle, type Tracing } from "../tracing";
 import { appErrorResponse, errorResponse, validationDetails } from "./errors";
 import { ErrorResponse } from "./models";
 
@@ -17,6 +18,8 @@ export interface HttpPlatformOptions {
   log: Logger;
   metrics: Metrics;
   maxBodyBytes: number;
+  /** A server span per API request (not for health and metrics probes). */
+  tracing?: Tracing;
   /** Null when ready, otherwise the reasons (for /readyz). */
   readiness: () => Promise<{ ready: boolean; checks: Record<string, string> }>;
 }
@@ -25,6 +28,7 @@ interface RequestInfo {
   id: string;
   start: number;
   traceparent?: string;
+  span?: SpanHandle;
 }
 
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
@@ -85,8 +89,23 @@ function isJson(contentType: string | null) {
   return type === "application/json" || (type.startsWith("application/") && type.endsWith("+json"));
 }
 
+/** The request's server span; children (RPC, outbox rows, runs) see it as the context's traceparent. */
+function startRequestSpan(tracing: Tracing, request: Request, info: RequestInfo) {
+  const url = new URL(request.url);
+  if (!url.pathname.startsWith("/v1")) return;
+  info.span = tracing.start(`${request.method} ${url.pathname}`, {
+    parent: info.traceparent ?? null,
+    kind: "server",
+    attributes: { "http.request.method": request.method, "url.path": url.pathname, "agentos.request_id": info.id },
+  });
+  info.traceparent = info.span.traceparent;
+  const ctx = currentContext();
+  if (ctx) ctx.traceparent = info.span.traceparent;
+}
+
 export function httpPlatform(opts: HttpPlatformOptions) {
   const { log, metrics, maxBodyBytes } = opts;
+  const tracing = opts.tracing ?? NO_TRACING;
 
   function renderError(code: string | number, error: unknown, request: Request): Response {
     const info = requestInfo(request);
@@ -112,6 +131,7 @@ export function httpPlatform(opts: HttpPlatformOptions) {
     .onRequest(({ request, set }) => {
       const info = requestInfo(request);
       set.headers["x-request-id"] = info.id;
+      if (tracing.enabled) startRequestSpan(tracing, request, info);
       if (/%00/.test(request.url)) {
         set.status = 400;
         return errorResponse(400, "invalid_request", "The URL contains a NUL character (%00).", info.id);
@@ -145,6 +165,12 @@ export function httpPlatform(opts: HttpPlatformOptions) {
       const labels = { route: route || "unmatched", method: request.method, status };
       metrics.httpDuration.observe(seconds, labels);
       metrics.httpRequests.inc(labels);
+      if (info.span) {
+        info.span.rename(`${request.method} ${route || "unmatched"}`);
+        info.span.set({ "http.route": route || "unmatched", "http.response.status_code": status });
+        if (status >= 500) info.span.fail(new Error(`HTTP ${status}`));
+        info.span.end();
+      }
       if (log.level === "debug" || log.level === "info") {
         log.info("request", {
           method: request.method,

@@ -1,3 +1,4 @@
+import type { AgentsService } from "./service";
 /** What other roles may call on the agents role (through `p.clients.agents`), besides its HTTP API. */
 export interface AgentsContract {
   /** Agents of the organization whose `tools` list references the tool (tool deletion → 409). */
@@ -12,3 +13,31 @@ export interface AgentsContract {
  */
 export const AGENT_CACHE_KIND = "agents";
 export const agentCacheKey = (orgId: string, agentId: string) => `${orgId}:${agentId}`;
+
+/**
+ * The agents role's RPC surface: what gateways and other roles may call through
+ * `p.clients.agents`. Over the bus nothing else is served (src/platform/rpc.ts).
+ */
+export const AGENTS_RPC = [
+  "createAgent",
+  "listAgents",
+  "getAgent",
+  "updateAgent",
+  "deleteAgent",
+  "createThread",
+  "listThreads",
+  "getThread",
+  "deleteThread",
+  "createMessage",
+  "listMessages",
+  "createRun",
+  "getRun",
+  "listRuns",
+  "listSteps",
+  "runEvents",
+  "cancelRun",
+  "submitToolOutputs",
+  "agentsUsingTool",
+  "detachTool",
+] as const satisfies readonly (keyof AgentsService)[];
+export type AgentsClient = Pick<AgentsService, (typeof AGENTS_RPC)[number]>;

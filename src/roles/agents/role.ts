@@ -1,3 +1,4 @@
+import { AGENTS_RPC } from "./contract";
 import type { AppPlatform } from "../clients";
 import type { RoleModule } from "../modules";
 import { RUNS_STREAM } from "../orchestration/queue";
@@ -19,7 +20,9 @@ export function createAgentsService(p: AppPlatform) {
 
 export const agentsRole: RoleModule = {
   name: "agents",
+  rpc: AGENTS_RPC,
   deps: ["database", "bus", "cache", "outbox"],
+  uses: ["memory", "tools", "billing"],
   description: "agent orchestration: agents, threads, messages, runs (create, cancel, tool outputs, events)",
   init(p) {
     const service = createAgentsService(p);

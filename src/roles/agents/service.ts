@@ -9,6 +9,7 @@ import { publishInvalidation } from "../../platform/edge-cache";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { agents, messages, runEvents, runSteps, runs, threads } from "../../../schema";
 import type { Bus } from "../../platform/bus";
+import { currentContext } from "../../platform/context";
 import { rowsOf, type Db } from "../../platform/db";
 import { pageQuery, toPage, type PageOf, type PageRequest } from "../../platform/db/pagination";
 import { badRequest, conflict, notFound, unprocessable } from "../../platform/errors";
@@ -317,7 +318,7 @@ export class AgentsService implements AgentsContract {
         }
         const [row] = await tx
           .insert(runs)
-          .values({ id: runId, orgId, threadId, agentId: agent.id, model: agent.model, status: "queued", stream: input.stream ?? false, metadata: input.metadata ?? {}, nextSeq: 2 })
+          .values({ id: runId, orgId, threadId, agentId: agent.id, model: agent.model, status: "queued", stream: input.stream ?? false, metadata: input.metadata ?? {}, nextSeq: 2, traceparent: currentContext()?.traceparent ?? null })
           .returning();
         await tx.insert(runEvents).values({ runId, seq: 1, id: newId("evt"), orgId, type: "run.created", data: runOut(row) });
         await emitEvent(tx, { orgId, type: "run.created", payload: runPayload(row) });

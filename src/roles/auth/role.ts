@@ -1,3 +1,4 @@
+import { AUTH_RPC } from "./contract";
 import { API_KEYS_CHANGED, type ApiKeysChanged } from "../../platform/http/auth-guard";
 import { createJwt, loadJwtSecret } from "../../platform/jwt";
 import type { RoleModule } from "../modules";
@@ -5,7 +6,9 @@ import { AuthService } from "./service";
 
 export const authRole: RoleModule = {
   name: "auth",
+  rpc: AUTH_RPC,
   deps: ["database", "cache", "bus"],
+  uses: [],
   description: "accounts, sessions (JWT + rotating refresh tokens), API keys, organization members",
   init(p) {
     const jwt = createJwt(loadJwtSecret(p.config, p.log), p.config.accessTokenTtlSeconds);

@@ -10,6 +10,7 @@ import { pageQuery, toPage, iso, type PageOf, type PageRequest } from "../../pla
 import { AppError, conflict, forbidden, notFound, unauthorized } from "../../platform/errors";
 import { API_KEY_PREFIX, type MemberRole, type Principal } from "../../platform/http/auth-guard";
 import { isId, newId } from "../../platform/ids";
+import { sha256Hex } from "../../platform/hash";
 import type { Jwt } from "../../platform/jwt";
 import type { ApiKeyOut, CreatedApiKeyOut, LoginInput, MeOut, MemberOut, SessionOut, SignupInput } from "./model";
 
@@ -18,7 +19,6 @@ type OrgRow = typeof organizations.$inferSelect;
 
 const ARGON2 = { algorithm: "argon2id", memoryCost: 19456, timeCost: 2 } as const; // OWASP's minimum
 
-export const sha256 = (value: string) => new Bun.CryptoHasher("sha256").update(value).digest("hex");
 const randomToken = (bytes = 32) => Buffer.from(crypto.getRandomValues(new Uint8Array(bytes))).toString("base64url");
 
 const userOut = (u: UserRow) => ({ id: u.id, email: u.email, name: u.name, created_at: u.createdAt.toISOString() });
@@ -91,7 +91,7 @@ export class AuthService {
       familyId,
       userId,
       orgId,
-      tokenHash: sha256(refresh),
+      tokenHash: sha256Hex(refresh),
       expiresAt: new Date(Date.now() + this.refreshTtlSeconds * 1000),
     });
     const access = await this.jwt.sign({ sub: userId, org: orgId, role });
@@ -104,7 +104,7 @@ export class AuthService {
    * same login) is revoked.
    */
   async refresh(input: { refresh_token: string }): Promise<SessionOut> {
-    const hash = sha256(input.refresh_token);
+    const hash = sha256Hex(input.refresh_token);
     type Outcome = { error: "invalid" | "revoked" | "reused" | "expired" } | { row: typeof refreshTokens.$inferSelect; error?: undefined };
     const outcome: Outcome = await this.db.transaction(async (tx): Promise<Outcome> => {
       const [row] = await tx.select().from(refreshTokens).where(eq(refreshTokens.tokenHash, hash)).for("update");
@@ -140,7 +140,7 @@ export class AuthService {
     const now = new Date();
     let where = and(eq(refreshTokens.userId, principal.userId), eq(refreshTokens.orgId, principal.orgId), isNull(refreshTokens.revokedAt));
     if (input.refresh_token) {
-      const [row] = await this.db.select().from(refreshTokens).where(and(eq(refreshTokens.tokenHash, sha256(input.refresh_token)), eq(refreshTokens.userId, principal.userId)));
+      const [row] = await this.db.select().from(refreshTokens).where(and(eq(refreshTokens.tokenHash, sha256Hex(input.refresh_token)), eq(refreshTokens.userId, principal.userId)));
       if (!row) return { revoked: 0 };
       where = and(where, eq(refreshTokens.familyId, row.familyId));
     }
@@ -165,7 +165,7 @@ export class AuthService {
         userId: principal.userId,
         name: input.name,
         prefix: key.slice(0, API_KEY_PREFIX.length + 6),
-        keyHash: sha256(key),
+        keyHash: sha256Hex(key),
         expiresAt: input.expires_in_days ? new Date(Date.now() + input.expires_in_days * 86_400_000) : null,
       })
       .returning();
@@ -193,13 +193,16 @@ export class AuthService {
     return { id, deleted: true };
   }
 
-  /** The principal an API key stands for, or null; called by gateways on a cache miss. */
-  async resolveApiKey(key: string): Promise<Principal | null> {
+  /**
+   * The principal an API key stands for, or null; called by gateways on a cache miss with the
+   * key's SHA-256 (the raw key never leaves the gateway that received it).
+   */
+  async resolveApiKey(keyHash: string): Promise<Principal | null> {
     const [row] = await this.db
       .select({ key: apiKeys, role: memberships.role })
       .from(apiKeys)
       .innerJoin(memberships, and(eq(memberships.orgId, apiKeys.orgId), eq(memberships.userId, apiKeys.userId)))
-      .where(eq(apiKeys.keyHash, sha256(key)));
+      .where(eq(apiKeys.keyHash, keyHash));
     if (!row) return null;
     if (row.key.expiresAt && row.key.expiresAt.getTime() <= Date.now()) return null;
     await this.db.update(apiKeys).set({ lastUsedAt: new Date() }).where(eq(apiKeys.id, row.key.id));

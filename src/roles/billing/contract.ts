@@ -1,3 +1,4 @@
+import type { BillingService } from "./service";
 /** What other roles may call on the billing role (through `p.clients.billing`). */
 export interface PlanLimits {
   plan: string;
@@ -15,3 +16,17 @@ export interface BillingContract {
 
 /** Bus subject (relative) announcing a plan change `{org_id}`: every gateway drops its cached limits. */
 export const PLAN_CHANGED = "cache.billing.plan_changed";
+
+/**
+ * The billing role's RPC surface: what gateways and other roles may call through
+ * `p.clients.billing`. Over the bus nothing else is served (src/platform/rpc.ts).
+ */
+export const BILLING_RPC = [
+  "getLimits",
+  "assertRunAllowed",
+  "getPlan",
+  "updatePlan",
+  "usage",
+  "invoices",
+] as const satisfies readonly (keyof BillingService)[];
+export type BillingClient = Pick<BillingService, (typeof BILLING_RPC)[number]>;

@@ -1,3 +1,4 @@
+import { BILLING_RPC } from "./contract";
 import type { Unsubscribe } from "../../platform/bus";
 import type { RoleModule } from "../modules";
 import { PLAN_CHANGED } from "./contract";
@@ -7,7 +8,9 @@ import { BillingService } from "./service";
 
 export const billingRole: RoleModule = {
   name: "billing",
+  rpc: BILLING_RPC,
   deps: ["database", "bus", "outbox"],
+  uses: [],
   description: "plans, quotas, the usage ledger (from events) and monthly statements",
   init(p) {
     const settings = loadBillingSettings();

@@ -4,6 +4,7 @@
  * document and Swagger UI. Controllers call roles through typed clients, so the gateway runs
  * the same code whether the roles are in this process or behind NATS.
  */
+import { sha256Hex } from "../../platform/hash";
 import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { API_KEYS_CHANGED, createAuthGuard, type ApiKeysChanged } from "../../platform/http/auth-guard";
@@ -31,7 +32,7 @@ export function buildGatewayApp(p: AppPlatform) {
   const guard = createAuthGuard({
     jwt,
     seed: crypto.randomUUID(),
-    resolveApiKey: (key) => p.clients.auth.resolveApiKey(key),
+    resolveApiKey: (key) => p.clients.auth.resolveApiKey(sha256Hex(key)),
     afterAuth: (principal) => rateLimiter.afterAuth(principal),
   });
   // GET /v1/ws lives on the gateway (the edge with the auth guard); events arrive over the bus (see notify/live.ts).
@@ -71,6 +72,7 @@ export function buildGatewayApp(p: AppPlatform) {
 export const gatewayRole: RoleModule = {
   name: "gateway",
   deps: ["database", "cache", "bus"],
+  uses: ["auth", "agents", "billing", "memory", "notify", "tools"],
   description: "the public HTTP edge: /v1 API, auth guard, rate limits, Swagger UI",
   init(p) {
     const gateway = buildGatewayApp(p);

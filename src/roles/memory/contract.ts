@@ -1,3 +1,4 @@
+import type { MemoryService } from "./service";
 /**
  * What other roles may call on the memory role (through `p.clients.memory`). Implemented by
  * MemoryService; a direct call in-process, NATS request/reply when split. JSON in, JSON out.
@@ -95,3 +96,22 @@ export const BUILTIN_MEMORY_TOOL_DEFS: Record<BuiltinMemoryTool, { description: 
     },
   },
 };
+
+/**
+ * The memory role's RPC surface: what gateways and other roles may call through
+ * `p.clients.memory`. Over the bus nothing else is served (src/platform/rpc.ts).
+ */
+export const MEMORY_RPC = [
+  "createBlocks",
+  "listBlocks",
+  "deleteAgentMemory",
+  "runBuiltinTool",
+  "listBlocksPage",
+  "getBlock",
+  "putBlock",
+  "createMemory",
+  "listMemories",
+  "getMemory",
+  "deleteMemory",
+] as const satisfies readonly (keyof MemoryService)[];
+export type MemoryClient = Pick<MemoryService, (typeof MEMORY_RPC)[number]>;

@@ -1,3 +1,4 @@
+import { MEMORY_RPC } from "./contract";
 import { publishInvalidation } from "../../platform/edge-cache";
 import { AGENT_CACHE_KIND, agentCacheKey } from "../agents/contract";
 import type { AppPlatform } from "../clients";
@@ -6,7 +7,9 @@ import { MemoryService } from "./service";
 
 export const memoryRole: RoleModule = {
   name: "memory",
+  rpc: MEMORY_RPC,
   deps: ["database", "bus"],
+  uses: ["agents"],
   description: "core memory blocks and archival memory (ranked full-text search), builtin memory tools",
   init(p) {
     const service = new MemoryService(

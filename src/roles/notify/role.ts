@@ -1,3 +1,4 @@
+import { NOTIFY_RPC } from "./contract";
 import type { JobOutcome, Unsubscribe } from "../../platform/bus";
 import { EMBEDDED_REPLAY_WINDOW_MS, EVENTS_STREAM, relayedSince, type DomainEvent } from "../../platform/outbox";
 import type { RoleModule } from "../modules";
@@ -6,7 +7,9 @@ import { EventIntake, NotifyService } from "./service";
 
 export const notifyRole: RoleModule = {
   name: "notify",
+  rpc: NOTIFY_RPC,
   deps: ["database", "bus"],
+  uses: [],
   description: "webhooks (signed, retried, persisted deliveries) and the in-app inbox; the /v1/ws fan-out is served by gateways",
   init(p) {
     const outbound = { allowPrivate: p.config.allowPrivateTargets };
@@ -27,7 +30,9 @@ export const notifyRole: RoleModule = {
             const event = job.data;
             if (!event || typeof event.id !== "string" || typeof event.org_id !== "string" || typeof event.type !== "string") return "term";
             try {
-              await intake.intake(event);
+              if (p.tracing.enabled) {
+                await p.tracing.inSpan(`notify intake ${event.type}`, { parent: job.headers.traceparent ?? null, kind: "consumer", attributes: { "agentos.event_id": event.id } }, () => intake.intake(event));
+              } else await intake.intake(event);
               return "ack";
             } catch (err) {
               p.log.warn("notify: event intake failed; will retry", { event_id: event.id, error: err });

@@ -1,3 +1,4 @@
+import type { ToolsService } from "./service";
 /**
  * What other roles may call on the tools role (through `p.clients.tools`): the run loop asks
  * for the tools of an agent and executes tool calls here. JSON in, JSON out.
@@ -44,3 +45,20 @@ export interface ToolsContract {
    */
   execute(call: ToolCallRequest): Promise<ToolCallResult>;
 }
+
+/**
+ * The tools role's RPC surface: what gateways and other roles may call through
+ * `p.clients.tools`. Over the bus nothing else is served (src/platform/rpc.ts).
+ */
+export const TOOLS_RPC = [
+  "getRunTools",
+  "execute",
+  "createTool",
+  "listTools",
+  "listBuiltins",
+  "getTool",
+  "updateTool",
+  "deleteTool",
+  "invokeTool",
+] as const satisfies readonly (keyof ToolsService)[];
+export type ToolsClient = Pick<ToolsService, (typeof TOOLS_RPC)[number]>;

@@ -32,7 +32,8 @@ export interface ToolsDeps {
   bus: Bus;
   log: Logger;
   /** Subject prefixes nats tools may not use (AgentOS's own namespace). */
-  reservedSubjects: string[];
+  /** Subjects nats tools may use (config.toolsSubjectPrefix). */
+  toolsSubjectPrefix: string;
   /** The SSRF guard's policy for http tools. */
   outbound: OutboundPolicy;
   memory: () => MemoryContract;
@@ -171,7 +172,7 @@ export class ToolsService implements ToolsContract {
           arguments: args,
           run_id: runId,
           tool_call_id: call.tool_call_id,
-        });
+        }, this.deps.toolsSubjectPrefix);
       case "client":
         return fail("client_tool", `${name} is a client tool: its output is submitted by the caller (POST /v1/runs/:id/tool_outputs), not executed by AgentOS.`);
       default:
@@ -339,7 +340,7 @@ export class ToolsService implements ToolsContract {
       return config.headers === undefined ? { url: config.url } : { url: config.url, headers: config.headers };
     }
     if (kind === "nats") {
-      const problem = checkToolSubject(config.subject, this.deps.reservedSubjects);
+      const problem = checkToolSubject(config.subject, this.deps.toolsSubjectPrefix);
       if (problem) throw badRequest("invalid_tool_config", problem);
       return { subject: config.subject };
     }

@@ -120,7 +120,7 @@ function toolsSuite(start: () => Promise<TestProcess>, real: boolean) {
   let server: ReturnType<typeof startToolServer>;
   const secrets = new Map<string, string>();
   let nc: NatsConnection | undefined;
-  const subjectBase = `tooltest.${uniqueName("s")}`;
+  const subjectBase = `tools.test.${uniqueName("s")}`;
 
   const as = (u: TestUser) => ({
     post: (path: string, body?: unknown, headers?: Record<string, string>) => t.request("POST", path, { token: u.token, body, headers }),
@@ -220,8 +220,12 @@ function toolsSuite(start: () => Promise<TestProcess>, real: boolean) {
         [{ kind: "http", config: { url: "http://example.com/", headers: { "x-a": "one\r\ntwo" } } }, "invalid_tool_config", /single-line/],
         [{ kind: "http", config: { uri: "http://example.com/" } }, "invalid_tool_config", /Unknown config key/],
         [{ kind: "nats", config: { subject: "tools.*" } }, "invalid_tool_config", /wildcards/],
-        [{ kind: "nats", config: { subject: "agentos.rpc.memory.runBuiltinTool" } }, "invalid_tool_config", /AgentOS's own/],
-        [{ kind: "nats", config: { subject: `${t.config.namespace}.runs` } }, "invalid_tool_config", /AgentOS's own/],
+        [{ kind: "nats", config: { subject: "agentos.rpc.memory.runBuiltinTool" } }, "invalid_tool_config", /tools prefix 'tools\.'/],
+        [{ kind: "nats", config: { subject: `${t.config.namespace}.runs` } }, "invalid_tool_config", /tools prefix/],
+        [{ kind: "nats", config: { subject: `${t.config.namespace}.rpc.auth.me` } }, "invalid_tool_config", /tools prefix/],
+        [{ kind: "nats", config: { subject: "otherns.rpc.auth.login" } }, "invalid_tool_config", /tools prefix/],
+        [{ kind: "nats", config: { subject: "_INBOX.abc" } }, "invalid_tool_config", /tools prefix/],
+        [{ kind: "nats", config: { subject: "tools" } }, "invalid_tool_config", /tools prefix/],
         [{ kind: "nats", config: { subject: "$JS.API.STREAM.LIST" } }, "invalid_tool_config", /NATS subject/],
         [{ kind: "client", config: { url: "http://example.com" } }, "invalid_tool_config", /allowed: none/],
       ];

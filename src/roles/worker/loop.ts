@@ -24,6 +24,7 @@ import type { Metrics } from "../../platform/metrics";
 import { type ChatMessage, ModelError, type ModelProvider, type ToolCall, type ToolSpec } from "../../platform/model/openai";
 import { buildPrompt, ContextWindowExceededError } from "../../platform/model/prompt";
 import { emitEvent } from "../../platform/outbox";
+import type { Tracing } from "../../platform/tracing";
 import type { MemoryContract } from "../memory/contract";
 import type { Tx } from "../../platform/db";
 import { type EventSpec, LeaseLostError, type MutateOptions, type RunSet, type RunStore } from "../orchestration/store";
@@ -41,6 +42,7 @@ export interface LoopDeps {
   memory: () => MemoryContract;
   tools: () => ToolsContract;
   deltaFlushMs: number;
+  tracing: Tracing;
 }
 
 type AgentRow = typeof agents.$inferSelect;
@@ -254,6 +256,11 @@ export class RunExecution {
 
     const t0 = performance.now();
     const deltas = this.run.stream ? new DeltaWriter(this, stepId, this.deps.deltaFlushMs) : undefined;
+    const { tracing } = this.deps;
+    const span = tracing.enabled
+      ? tracing.start(`chat ${this.run.model}`, { kind: "client", attributes: { "gen_ai.operation.name": "chat", "gen_ai.request.model": this.run.model, "agentos.step_id": stepId, "agentos.prompt_tokens_estimated": prompt.promptTokens } })
+      : undefined;
+    let firstDelta = 0;
     let reply;
     try {
       reply = await this.deps.model.complete({
@@ -262,10 +269,23 @@ export class RunExecution {
         tools: toolSpecs.length ? toolSpecs : undefined,
         stream: this.run.stream,
         signal: this.signal,
-        onDelta: deltas ? (text) => deltas.push(text) : undefined,
+        onDelta: deltas
+          ? (text) => {
+              firstDelta ||= performance.now();
+              deltas.push(text);
+            }
+          : undefined,
       });
       await deltas?.close();
+      span?.set({
+        "gen_ai.response.model": reply.model || this.run.model,
+        "gen_ai.usage.input_tokens": reply.usage.prompt_tokens,
+        "gen_ai.usage.output_tokens": reply.usage.completion_tokens,
+        "agentos.tool_calls": reply.tool_calls.length,
+        ...(firstDelta ? { "agentos.time_to_first_token_ms": Math.round(firstDelta - t0) } : {}),
+      });
     } catch (err) {
+      span?.fail(err);
       await deltas?.close().catch(() => {});
       if (err instanceof ModelError) {
         await this.fail(err.code, err.message, { stepId, status: err.status, attempts: err.attempts });
@@ -273,6 +293,7 @@ export class RunExecution {
       }
       throw err;
     } finally {
+      span?.end();
       this.deps.metrics.runStepDuration.observe((performance.now() - t0) / 1000, { kind: "model" });
     }
 
@@ -376,12 +397,20 @@ export class RunExecution {
     this.throwIfAborted();
 
     const t0 = performance.now();
-    const result = tool
-      ? await abortable(
-          this.deps.tools().execute({ org_id: this.run.orgId, agent_id: this.run.agentId, run_id: this.run.id, tool_call_id: call.id, tool_id: tool.id, arguments: call.function.arguments }),
-          this.signal,
-        )
-      : { ok: false as const, error: { code: "unknown_tool", message: `No tool named '${call.function.name}' is available to this agent.` } };
+    const execute = () =>
+      tool
+        ? abortable(
+            this.deps.tools().execute({ org_id: this.run.orgId, agent_id: this.run.agentId, run_id: this.run.id, tool_call_id: call.id, tool_id: tool.id, arguments: call.function.arguments }),
+            this.signal,
+          )
+        : Promise.resolve({ ok: false as const, error: { code: "unknown_tool", message: `No tool named '${call.function.name}' is available to this agent.` } });
+    const result = this.deps.tracing.enabled
+      ? await this.deps.tracing.inSpan(`tool ${call.function.name}`, { kind: "internal", attributes: { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.function.name, "agentos.tool.kind": tool?.kind ?? "unknown", "agentos.step_id": stepId } }, async (span) => {
+          const r = await execute();
+          span.set({ "agentos.tool.outcome": r.ok ? "ok" : r.error.code });
+          return r;
+        })
+      : await execute();
     const durationMs = Math.round(performance.now() - t0);
     this.deps.metrics.runStepDuration.observe(durationMs / 1000, { kind: "tool" });
     // A tool may have changed memory blocks: the next model call reads them again.

@@ -4,13 +4,17 @@ import { RunWorker } from "./worker";
 export const workerRole: RoleModule = {
   name: "worker",
   deps: ["database", "bus", "cache", "outbox"],
+  uses: ["memory", "tools"],
   description: "executes runs taken from the run queue: prompt, model calls, tool calls, streaming, cancel, resume",
   init(p) {
     const worker = new RunWorker(p);
-    workers.set(p, worker);
+    workers.set(p.local, worker);
     return { start: () => worker.start(), stop: () => worker.stop() };
   },
 };
 
-/** The worker of a platform (tests and benchmarks reach it to simulate a crash). */
+/**
+ * The worker of a process, keyed by its `platform.local` registry (one per process, shared
+ * by the per-role views of the platform); tests reach it to simulate a crash.
+ */
 export const workers = new WeakMap<object, RunWorker>();

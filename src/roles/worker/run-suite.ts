@@ -399,7 +399,7 @@ export function defineRunSuite(name: string, start: (modelBaseUrl: string) => Pr
       const run = await api.run(thread.id, { agent_id: agent.id, input: "crash me" });
       await fake.waitForRequests(2, 10_000);
       const p = t.process.platform;
-      const first = workers.get(p)!;
+      const first = workers.get(p.local)!;
       await first.halt(); // like kill -9: no writes, the lease stays until it expires
       expect(tools.calls).toHaveLength(1);
       const replacement = new RunWorker(p);
@@ -417,7 +417,7 @@ export function defineRunSuite(name: string, start: (modelBaseUrl: string) => Pr
         expect(events.filter((e) => e.event === "run.completed")).toHaveLength(1);
         expect(events.filter((e) => e.event === "run.in_progress")).toHaveLength(1);
       } finally {
-        workers.set(p, replacement);
+        workers.set(p.local, replacement);
       }
     });
   });

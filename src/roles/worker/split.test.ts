@@ -10,7 +10,7 @@ import postgres from "postgres";
 import { createTestDatabase, describeReal, dropNatsNamespace, REAL_URLS, uniqueName } from "../../../test/support/backends";
 import { startChild, type ChildProcess } from "../../../test/support/binary";
 import { startFakeModel, type FakeModel } from "../../../test/support/fake-model";
-import { TEST_JWT_SECRET } from "../../../test/support/harness";
+import { TEST_INTERNAL_KEY, TEST_JWT_SECRET } from "../../../test/support/harness";
 import { TEST_RUN_ENV } from "./run-suite";
 import { runApi, startToolServer, type ToolServer } from "./testkit";
 
@@ -28,7 +28,7 @@ await describeReal("split mode", () => {
 
   const start = (role: string) =>
     startChild(
-      ["serve", `--role=${role}`, `--database-url=${db.url}`, `--nats-url=${REAL_URLS.nats}`, `--redis-url=${REAL_URLS.redis}`, `--namespace=${namespace}`, `--jwt-secret=${TEST_JWT_SECRET}`, `--model-base-url=${fake.url}`],
+      ["serve", `--role=${role}`, `--database-url=${db.url}`, `--nats-url=${REAL_URLS.nats}`, `--redis-url=${REAL_URLS.redis}`, `--namespace=${namespace}`, `--jwt-secret=${TEST_JWT_SECRET}`, `--internal-key=${TEST_INTERNAL_KEY}`, `--model-base-url=${fake.url}`],
       { cmd: [process.execPath, "run", "src/main.ts"], env: { ...TEST_RUN_ENV, LOG_LEVEL: "error" } },
     ).then((c) => {
       children.push(c);
@@ -105,7 +105,9 @@ await describeReal("split mode", () => {
         expect(calls.length).toBeGreaterThanOrEqual(1);
         const completedAt = new Date(s.completed_at).getTime();
         expect(calls.filter((c) => c.at > completedAt + 5)).toHaveLength(0);
-        if (calls.length > 1) expect(calls[0].at).toBeLessThan(killedAt);
+        // The tool server stamps a call when it handles it, which on a loaded machine can be a
+        // little after the killed worker sent it: allow that lag, not a later first call.
+        if (calls.length > 1) expect(calls[0].at).toBeLessThan(killedAt + 500);
       }
       // Events of every run are contiguous 1..n.
       const gaps = await sql`select run_id, count(*)::int as n, max(seq) as max from run_events group by run_id`;

@@ -144,6 +144,7 @@ export class RunWorker {
         memory: () => this.p.clients.memory,
         tools: () => this.p.clients.tools,
         deltaFlushMs: this.settings.deltaFlushMs,
+        tracing: this.p.tracing,
       },
       run,
       this.owner,
@@ -151,7 +152,11 @@ export class RunWorker {
     );
     try {
       if (run.status === "cancelling") await execution.cancel();
-      else await execution.execute();
+      else if (this.p.tracing.enabled) {
+        // One span per execution attempt, a child of the request that created the run.
+        const attributes = { "agentos.run_id": run.id, "agentos.agent_id": run.agentId, "agentos.attempt": run.attempts };
+        await this.p.tracing.inSpan("run", { parent: run.traceparent ?? null, kind: "consumer", attributes }, () => execution.execute());
+      } else await execution.execute();
       return "ack";
     } catch (err) {
       return await this.afterFailure(err, run.id, run.attempts, controller.signal, execution);

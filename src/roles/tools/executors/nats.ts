@@ -18,19 +18,27 @@ export interface NatsCall {
 
 const fail = (code: string, message: string): ToolCallResult => ({ ok: false, error: { code, message } });
 
-/** A NATS subject a tool may use: dot-separated tokens, no wildcards, nothing internal. */
-export function checkToolSubject(raw: unknown, reservedPrefixes: string[]): string | null {
+/**
+ * A NATS subject a tool may use: dot-separated tokens, no wildcards, and under the tools
+ * prefix (default `tools.`), the only subject space customer tool workers are given; so no
+ * tool can aim at AgentOS's own subjects (RPC, runs, events), another deployment's, or NATS
+ * internals. Checked at registration and again before every call (the prefix may change).
+ */
+export function checkToolSubject(raw: unknown, prefix: string): string | null {
   if (typeof raw !== "string" || raw.length === 0) return "`config.subject` is required for nats tools.";
   if (raw.length > 256) return "`config.subject` is longer than 256 characters.";
   if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(raw)) {
     return `\`config.subject\` '${raw.slice(0, 100)}' is not a plain NATS subject (dot-separated tokens of letters, digits, _ or -; no wildcards or spaces).`;
   }
-  const reserved = reservedPrefixes.find((p) => raw === p || raw.startsWith(`${p}.`));
-  if (reserved) return `\`config.subject\` must not start with '${reserved}.': that namespace is AgentOS's own.`;
+  if (!raw.startsWith(prefix) || raw.length === prefix.length) {
+    return `\`config.subject\` must lie under the tools prefix '${prefix}' (e.g. '${prefix}weather'): tool workers may use no other subjects, and AgentOS's own are never reachable from a tool.`;
+  }
   return null;
 }
 
-export async function executeNats(bus: Bus, call: NatsCall): Promise<ToolCallResult> {
+export async function executeNats(bus: Bus, call: NatsCall, prefix: string): Promise<ToolCallResult> {
+  const problem = checkToolSubject(call.subject, prefix);
+  if (problem) return fail("subject_not_allowed", problem);
   let reply: unknown;
   try {
     reply = await bus.request(call.subject, { tool: call.tool, arguments: call.arguments, run_id: call.run_id, tool_call_id: call.tool_call_id }, { timeoutMs: call.timeoutMs });
