@@ -125,6 +125,11 @@ await describeReal("split-role cluster", () => {
     expect(messages.body.data.map((m: any) => [m.role, m.content])).toEqual([["user", "What is the weather in Paris?"], ["assistant", "It is sunny in Paris."]]);
     const steps = await http(gw(), "GET", `/v1/runs/${runId}/steps`, { token });
     expect(steps.body.data.map((s: any) => `${s.kind}:${s.status}`)).toEqual(["model_call:completed", "tool_call:completed", "model_call:completed"]);
+    // The run's timeline through the other gateway: the agents role prices it through billing.
+    const trace = await http(gw(), "GET", `/v1/runs/${runId}/trace`, { token });
+    expect(trace.status).toBe(200);
+    expect(trace.body.steps.map((s: any) => `${s.kind}:${s.name}`)).toEqual(["model_call:fake-model", "tool_call:lookup", "model_call:fake-model"]);
+    expect(trace.body.cost_cents).toBeCloseTo((24 * 100 + 12 * 300) / 1e6, 9);
     const { events } = await readRunEvents(gw(), token, runId);
     expect(events.map((e) => e.id)).toEqual(events.map((_, i) => i + 1));
     expect(events.filter((e) => TERMINAL_RUN_EVENTS.includes(e.event)).map((e) => e.event)).toEqual(["run.completed"]);

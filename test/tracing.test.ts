@@ -12,7 +12,7 @@ import { TEST_JWT_SECRET } from "./support/harness";
 
 await describeReal("tracing with an unreachable collector", () => {
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
-  let blackhole: ReturnType<typeof Bun.listen>;
+  let blackhole: Bun.TCPSocketListener<undefined>;
   const children: ChildProcess[] = [];
 
   beforeAll(async () => {

@@ -35,6 +35,7 @@ export const AGENTS_RPC = [
   "listRuns",
   "listSteps",
   "runEvents",
+  "runTrace",
   "cancelRun",
   "submitToolOutputs",
   "agentsUsingTool",

@@ -15,6 +15,7 @@ export function createAgentsService(p: AppPlatform) {
     tools: () => p.clients.tools,
     // Quota hook: the billing role wires `p.clients.billing.assertRunAllowed` here.
     beforeRunCreate: (orgId) => p.clients.billing.assertRunAllowed(orgId),
+    costOf: (items) => p.clients.billing.modelCosts(items),
   });
 }
 

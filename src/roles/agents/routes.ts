@@ -1,4 +1,5 @@
 /** The agents controller: /v1/agents, /v1/threads (+ messages, runs), /v1/runs. */
+import { RunTrace } from "./trace";
 import { Elysia, t } from "elysia";
 import type { AuthGuard } from "../../platform/http/auth-guard";
 import { errors, IdParam, PageQuery } from "../../platform/http/models";
@@ -99,6 +100,10 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
     })
     .get("/runs/:id", ({ principal, params }) => agentsApi().getRun(principal.orgId, params.id), {
       auth: true, params: IdParam, response: { 200: Run, ...errors(401, 404) }, detail: { tags: ["runs"], summary: "Get a run" },
+    })
+    .get("/runs/:id/trace", ({ principal, params }) => agentsApi().runTrace(principal.orgId, params.id), {
+      auth: true, params: IdParam, response: { 200: RunTrace, ...errors(401, 404) },
+      detail: { tags: ["runs"], summary: "The run's timeline: queue wait, every model and tool call with latency, tokens and cost, time in requires_action" },
     })
     .get("/runs/:id/steps", ({ principal, params, query }) => agentsApi().listSteps(principal.orgId, params.id, query), {
       auth: true, params: IdParam, query: PageQuery, response: { 200: StepPage, ...errors(400, 401, 404) }, detail: { tags: ["runs"], summary: "List the steps (model and tool calls) of a run" },

@@ -6,7 +6,7 @@
  * changes their state through the run store (orchestration/), like the worker does.
  */
 import { publishInvalidation } from "../../platform/edge-cache";
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import { agents, messages, runEvents, runSteps, runs, threads } from "../../../schema";
 import type { Bus } from "../../platform/bus";
 import { currentContext } from "../../platform/context";
@@ -24,6 +24,7 @@ import { finishRun, runPayload } from "../orchestration/transitions";
 import { ACTIVE_STATUSES, eventOut, isTerminal, runOut, stepOut, type RequiredAction, type RunRow, type RunEventOut, type RunOut, type StepOut } from "../orchestration/types";
 import type { ToolsContract } from "../tools/contract";
 import { AGENT_CACHE_KIND, agentCacheKey, type AgentsContract } from "./contract";
+import { buildRunTrace, TIMELINE_EVENTS, type CostOf, type RunTraceOut } from "./trace";
 import {
   DEFAULT_BLOCK_LIMIT, DEFAULT_CONTEXT_WINDOW, DEFAULT_MAX_STEPS,
   type AgentOut, type CreateAgentInput, type CreateMessageInput, type CreateRunInput, type MessageOut, type ThreadOut, type ToolOutputsInput, type UpdateAgentInput,
@@ -45,6 +46,8 @@ export interface AgentsDeps {
    * `assertRunAllowed` here; it throws AppError 402 `quota_exceeded` to refuse the run.
    */
   beforeRunCreate: (orgId: string) => Promise<void>;
+  /** Prices model calls for run timelines (the billing role's prices). */
+  costOf: CostOf;
 }
 
 const threadOut = (t: ThreadRow): ThreadOut => ({ id: t.id, object: "thread", metadata: t.metadata, created_at: t.createdAt.toISOString(), updated_at: t.updatedAt.toISOString() });
@@ -347,6 +350,16 @@ export class AgentsService implements AgentsContract {
     const q = pageQuery(runSteps.id, page, and(eq(runSteps.runId, runId), eq(runSteps.orgId, orgId)));
     const rows = await this.db.select().from(runSteps).where(q.where).orderBy(q.orderBy).limit(q.limit);
     return toPage(rows, q.pageSize, stepOut);
+  }
+
+  /** Where a run's time and money went: queue, each step, waiting for the caller (GET /v1/runs/:id/trace). */
+  async runTrace(orgId: string, runId: string): Promise<RunTraceOut> {
+    const run = await this.runRow(orgId, runId);
+    const [steps, events] = await Promise.all([
+      this.db.select().from(runSteps).where(and(eq(runSteps.runId, runId), eq(runSteps.orgId, orgId))).orderBy(asc(runSteps.id)),
+      this.db.select().from(runEvents).where(and(eq(runEvents.runId, runId), inArray(runEvents.type, TIMELINE_EVENTS))).orderBy(asc(runEvents.seq)),
+    ]);
+    return buildRunTrace(run, steps, events, this.deps.costOf);
   }
 
   /** Events with seq > after (for SSE replay) and the run's current status. */

@@ -24,6 +24,7 @@ export const PLAN_CHANGED = "cache.billing.plan_changed";
 export const BILLING_RPC = [
   "getLimits",
   "assertRunAllowed",
+  "modelCosts",
   "getPlan",
   "updatePlan",
   "usage",

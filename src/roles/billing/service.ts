@@ -53,6 +53,11 @@ export class BillingService implements BillingContract {
     }
   }
 
+  /** What model calls cost at this deployment's prices, in (fractional) cents, in order. */
+  async modelCosts(items: { model: string; prompt_tokens: number; completion_tokens: number }[]): Promise<number[]> {
+    return items.map((i) => costMicroCents(priceOf(this.settings.prices, i.model), i.prompt_tokens, i.completion_tokens) / 1_000_000);
+  }
+
   async getPlan(principal: Principal): Promise<PlanOut> {
     const plan = await planOf(this.db, principal.orgId);
     const month = monthOf(new Date());

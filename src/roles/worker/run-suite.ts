@@ -132,6 +132,42 @@ export function defineRunSuite(name: string, start: (modelBaseUrl: string) => Pr
       expect([again.status, again.body.error.code]).toEqual([409, "run_not_requires_action"]);
     });
 
+    test("the run's timeline: queue wait, each call's latency, tokens and cost, time spent in requires_action", async () => {
+      fake.reset();
+      const client = await api.tool({ name: "ask_human", kind: "client", parameters: { type: "object", properties: {} } });
+      const agent = await api.agent({ tools: [client.id] });
+      const thread = await api.thread();
+      fake.script(
+        { tool_calls: [{ name: "ask_human", arguments: {}, id: "h1" }], usage: { prompt_tokens: 1000, completion_tokens: 200 }, delayMs: 150 },
+        { content: "Thanks.", usage: { prompt_tokens: 2000, completion_tokens: 100 } },
+      );
+      const run = await api.run(thread.id, { agent_id: agent.id, input: "Ask me." });
+      expect((await api.wait(run.id)).status).toBe("requires_action");
+      const waiting = await api.ok("GET", `/v1/runs/${run.id}/trace`);
+      expect(waiting.requires_action).toHaveLength(1);
+      expect(waiting.requires_action[0].to).toBeNull();
+      await Bun.sleep(300);
+      await api.ok("POST", `/v1/runs/${run.id}/tool_outputs`, { tool_outputs: [{ tool_call_id: "h1", output: "yes" }] });
+      expect((await api.wait(run.id)).status).toBe("completed");
+
+      const trace = await api.ok("GET", `/v1/runs/${run.id}/trace`);
+      expect(trace).toMatchObject({ object: "run.trace", run_id: run.id, status: "completed", attempts: 2, usage: { prompt_tokens: 3000, completion_tokens: 300, total_tokens: 3300 } });
+      expect(trace.steps.map((s: any) => `${s.kind}:${s.name}:${s.status}`)).toEqual(["model_call:fake-model:completed", "tool_call:ask_human:completed", "model_call:fake-model:completed"]);
+      const [first, , last] = trace.steps;
+      expect(first.duration_ms).toBeGreaterThanOrEqual(140);
+      // The default price: 100 cents per 1M input tokens, 300 per 1M output tokens.
+      expect(first.cost_cents).toBeCloseTo((1000 * 100 + 200 * 300) / 1e6, 9);
+      expect(last.cost_cents).toBeCloseTo((2000 * 100 + 100 * 300) / 1e6, 9);
+      expect(trace.cost_cents).toBeCloseTo(first.cost_cents + last.cost_cents, 9);
+      expect(trace.steps[1].cost_cents).toBeNull();
+      expect(trace.requires_action).toHaveLength(1);
+      expect(trace.requires_action[0].to).not.toBeNull();
+      expect(trace.requires_action_ms).toBeGreaterThanOrEqual(290);
+      expect(trace.queued_ms).toBeGreaterThanOrEqual(0);
+      expect(trace.total_ms).toBeGreaterThanOrEqual(trace.requires_action_ms + first.duration_ms);
+      expect((await api.call("GET", "/v1/runs/run_doesnotexist/trace")).status).toBe(404);
+    });
+
     test("approval tools: approved calls run, rejected calls become an error result for the model", async () => {
       fake.reset();
       tools.calls.length = 0;
