@@ -9,6 +9,7 @@ import { Elysia } from "elysia";
 import type { Config } from "./platform/config";
 import { FatalError } from "./platform/errors";
 import { httpPlatform } from "./platform/http/app";
+import { createInputContract } from "./platform/http/contract";
 import { startHttpServer } from "./platform/http/server";
 import { ModuleManager } from "./platform/lifecycle";
 import { createLogger, type Logger } from "./platform/logging";
@@ -110,11 +111,14 @@ export async function startProcess(config: Config, log: Logger = createLogger(co
 
   // normalize: "typebox" — the default normalisation coerces a string or array sent for a `t.Record`
   // field into an object ({"0":"n",…}); TypeBox normalisation rejects it instead.
+  const contract = createInputContract();
   let app = new Elysia({ name: "agentos", normalize: "typebox" })
-    .use(httpPlatform({ log, metrics, tracing, maxBodyBytes: config.maxBodyBytes, readiness }))
+    .use(httpPlatform({ log, metrics, tracing, maxBodyBytes: config.maxBodyBytes, readiness, contract }))
     // Browsers call the API with bearer tokens, not cookies: credentials stay off.
     .use(cors({ origin: config.corsOrigins.includes("*") ? true : config.corsOrigins, credentials: false, maxAge: 600, exposeHeaders: ["x-request-id", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after"] }));
   for (const controller of p.controllers) app = app.use(controller as Elysia);
+  // Before compiling and before the OpenAPI document is first read: it closes the API's body schemas.
+  contract.adopt(app.routes, { prefix: "/v1/" });
   app.compile();
 
   const http = startHttpServer({ fetch: app.fetch, port: config.port, hostname: config.host, maxBodyBytes: config.maxBodyBytes, websockets: p.websockets });

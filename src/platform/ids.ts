@@ -4,7 +4,9 @@
  * monotonic within one process so ids created in the same millisecond still sort.
  */
 const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-const BODY = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+/** The 26 Crockford base32 characters after the prefix (also the path parameters' pattern). */
+export const ID_BODY_PATTERN = "[0-9A-HJKMNP-TV-Z]{26}";
+const BODY = new RegExp(`^${ID_BODY_PATTERN}$`);
 
 export const ID_PREFIXES = [
   "usr", "org", "key", "agt", "thr", "msg", "run", "stp", "tool", "mem", "evt", "whk", "ntf", "rtk", "dlv", "req", "blk", "use",

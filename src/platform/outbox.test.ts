@@ -14,6 +14,7 @@ import { MemoryBus, type Headers } from "./bus";
 import { openDatabase, rowsOf, type Database, type Db } from "./db";
 import { silentLogger } from "./logging";
 import { EVENTS_STREAM, emitEvent, relayOnce, startOutboxRelay, type DomainEvent } from "./outbox";
+import type { EventType } from "./event-types";
 
 /** A MemoryBus that records every durable publish (before the broker's msgId dedupe). */
 class RecordingBus extends MemoryBus {
@@ -43,7 +44,7 @@ async function unpublished(db: Db): Promise<number> {
 
 async function emitMany(db: Db, n: number, orgId = "org_test") {
   const ids: string[] = [];
-  for (let i = 0; i < n; i++) ids.push(await emitEvent(db, { orgId, type: "test.happened", payload: { i } }));
+  for (let i = 0; i < n; i++) ids.push(await emitEvent(db, { orgId, type: "test.happened" as EventType, payload: { i } }));
   return ids;
 }
 
@@ -78,7 +79,7 @@ function relaySuite(open: () => Promise<{ database: Database; second: () => Prom
   test("an event emitted in a rolled-back transaction is never published", async () => {
     const bus = await freshBus();
     await db.transaction(async (tx) => {
-      await emitEvent(tx, { orgId: "org_a", type: "never.happened", payload: {} });
+      await emitEvent(tx, { orgId: "org_a", type: "never.happened" as EventType, payload: {} });
       tx.rollback();
     }).catch(() => {});
     expect(await relayOnce(db, bus)).toBe(0);
@@ -147,13 +148,13 @@ function relaySuite(open: () => Promise<{ database: Database; second: () => Prom
       const hold = new Promise<void>((r) => (releaseEarly = r));
       let earlyId = "";
       const early = db.transaction(async (tx) => {
-        earlyId = await emitEvent(tx, { orgId: "org_a", type: "test.early", payload: {} });
+        earlyId = await emitEvent(tx, { orgId: "org_a", type: "test.early" as EventType, payload: {} });
         await hold; // committed only after the later event was relayed
       });
       while (!earlyId) await Bun.sleep(5);
       const other = await env.second();
       try {
-        const lateId = await emitEvent(other.db, { orgId: "org_a", type: "test.late", payload: {} });
+        const lateId = await emitEvent(other.db, { orgId: "org_a", type: "test.late" as EventType, payload: {} });
         expect(earlyId < lateId).toBe(true);
         expect(await relayOnce(other.db, bus)).toBe(1);
         expect(bus.durable.map((d) => d.msgId)).toEqual([lateId]);

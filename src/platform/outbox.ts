@@ -15,6 +15,7 @@ import type { DbOrTx, Db } from "./db";
 import { rowsOf } from "./db/rows";
 import { newId } from "./ids";
 import type { Logger } from "./logging";
+import type { EventType } from "./event-types";
 
 export const EVENTS_STREAM = { name: "EVENTS", subjects: ["events.>"], kind: "log" as const };
 
@@ -29,7 +30,7 @@ export interface DomainEvent<P = Record<string, unknown>> {
 /** The relays of this process: told when an event is written, so they look again soon. */
 const localRelays = new Set<() => void>();
 
-export async function emitEvent(tx: DbOrTx, event: { orgId: string; type: string; payload: Record<string, unknown> }): Promise<string> {
+export async function emitEvent(tx: DbOrTx, event: { orgId: string; type: EventType; payload: Record<string, unknown> }): Promise<string> {
   const id = newId("evt");
   await tx.insert(outboxEvents).values({ id, orgId: event.orgId, type: event.type, payload: event.payload, traceparent: currentContext()?.traceparent ?? null });
   for (const poke of localRelays) poke();

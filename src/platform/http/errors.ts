@@ -15,33 +15,3 @@ export function errorResponse(status: number, code: string, message: string, req
 export function appErrorResponse(err: AppError, requestId: string) {
   return errorResponse(err.status, err.code, err.message, requestId, err.details, err.headers);
 }
-
-interface ValidationIssue {
-  path?: string;
-  message?: string;
-  summary?: string;
-  value?: unknown;
-}
-
-/** Elysia/TypeBox validation errors → the failing fields, without echoing huge values back. */
-export function validationDetails(error: { all?: ValidationIssue[]; type?: string }) {
-  const issues = (() => {
-    try {
-      return error.all ?? [];
-    } catch {
-      return [];
-    }
-  })();
-  const seen = new Set<string>();
-  const fields: { field: string; message: string }[] = [];
-  for (const issue of issues) {
-    const field = (issue.path ?? "").replace(/^\//, "").replace(/\//g, ".") || "(root)";
-    const message = issue.summary ?? issue.message ?? "is invalid";
-    const key = `${field}:${message}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    fields.push({ field, message });
-    if (fields.length >= 20) break;
-  }
-  return { in: error.type ?? "body", fields };
-}

@@ -1,5 +1,7 @@
 /** Route models shared by every controller: pagination, ids, the error shape. */
 import { t, type TSchema } from "elysia";
+import { ID_BODY_PATTERN, type IdPrefix } from "../ids";
+import { MAX_BYTES, MAX_KEY_LENGTH } from "./contract";
 
 /**
  * `t.UnionEnum` without its built-in `default: values[0]`: Elysia fills a missing REQUIRED
@@ -34,9 +36,23 @@ export const ErrorResponse = t.Object(
   { description: "Error" },
 );
 
-/** Response schemas for the error statuses a route can answer. */
-export const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorResponse]));
+/** Response schemas for the error statuses a route can answer; 400 always (unknown query parameters). */
+export const errors = (...statuses: number[]) => Object.fromEntries([...new Set([400, ...statuses])].sort().map((s) => [s, ErrorResponse]));
 
-export const IdParam = t.Object({ id: t.String({ maxLength: 64 }) });
-export const Metadata = t.Record(t.String({ maxLength: 64 }), t.Any(), { description: "Free-form key/value pairs", default: {} });
+/** An id of one type (`agt_…`), as a path parameter: any other shape is a 404 (SPEC §4). */
+export const IdOf = (prefix: IdPrefix, description?: string) =>
+  t.String({ pattern: `^${prefix}_${ID_BODY_PATTERN}$`, ...(description ? { description } : {}) });
+export const IdParam = (prefix: IdPrefix, description?: string) => t.Object({ id: IdOf(prefix, description) });
+
+export const METADATA_MAX_KEYS = 50;
+export const METADATA_MAX_KEY_LENGTH = 64;
+export const METADATA_MAX_BYTES = 16 * 1024;
+/** Free-form, but bounded: at most 50 keys of at most 64 characters, 16 KiB as JSON. */
+export const Metadata = t.Record(t.String({ maxLength: METADATA_MAX_KEY_LENGTH }), t.Any(), {
+  description: `Free-form key/value pairs: at most ${METADATA_MAX_KEYS} keys of at most ${METADATA_MAX_KEY_LENGTH} characters, ${METADATA_MAX_BYTES / 1024} KiB as JSON`,
+  default: {},
+  maxProperties: METADATA_MAX_KEYS,
+  [MAX_KEY_LENGTH]: METADATA_MAX_KEY_LENGTH,
+  [MAX_BYTES]: METADATA_MAX_BYTES,
+});
 export const Timestamp = t.String({ format: "date-time" });

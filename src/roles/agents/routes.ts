@@ -13,6 +13,9 @@ import {
   StepPage, Thread, ThreadPage, ToolOutputsBody, UpdateAgentBody, WaitQuery,
 } from "./model";
 
+const AgentIdParam = IdParam("agt", "Agent id (agt_…)");
+const ThreadIdParam = IdParam("thr", "Thread id (thr_…)");
+const RunIdParam = IdParam("run", "Run id (run_…)");
 const Deleted = (object: string) => t.Object({ id: t.String(), object: t.Literal(object), deleted: t.Literal(true) });
 const idempotencyKey = (request: Request) => request.headers.get("idempotency-key");
 const IdempotencyHeader = t.Object({ "idempotency-key": t.Optional(t.String({ maxLength: 255, description: "Replays the first result of the same request for 24 h" })) });
@@ -36,13 +39,13 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
     })
     // The hot read: served from the gateway's in-process cache, invalidated over the bus.
     .get("/agents/:id", ({ principal, params }) => agentCache.get(agentCacheKey(principal.orgId, params.id), () => agentsApi().getAgent(principal.orgId, params.id)), {
-      auth: true, params: IdParam, response: { 200: Agent, ...errors(401, 404) }, detail: { tags: ["agents"], summary: "Get an agent" },
+      auth: true, params: AgentIdParam, response: { 200: Agent, ...errors(401, 404) }, detail: { tags: ["agents"], summary: "Get an agent" },
     })
     .patch("/agents/:id", ({ principal, params, body }) => agentsApi().updateAgent(principal.orgId, params.id, body), {
-      auth: true, params: IdParam, body: UpdateAgentBody, response: { 200: Agent, ...errors(400, 401, 404, 422) }, detail: { tags: ["agents"], summary: "Update an agent" },
+      auth: true, params: AgentIdParam, body: UpdateAgentBody, response: { 200: Agent, ...errors(400, 401, 404, 422) }, detail: { tags: ["agents"], summary: "Update an agent" },
     })
     .delete("/agents/:id", ({ principal, params }) => agentsApi().deleteAgent(principal.orgId, params.id), {
-      auth: true, params: IdParam, response: { 200: Deleted("agent"), ...errors(401, 404) }, detail: { tags: ["agents"], summary: "Delete an agent and its memory" },
+      auth: true, params: AgentIdParam, response: { 200: Deleted("agent"), ...errors(401, 404) }, detail: { tags: ["agents"], summary: "Delete an agent and its memory" },
     })
     // ------------------------------------------------------------- threads and messages
     .post(
@@ -58,10 +61,10 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
       auth: true, query: PageQuery, response: { 200: ThreadPage, ...errors(400, 401) }, detail: { tags: ["threads"], summary: "List threads" },
     })
     .get("/threads/:id", ({ principal, params }) => agentsApi().getThread(principal.orgId, params.id), {
-      auth: true, params: IdParam, response: { 200: Thread, ...errors(401, 404) }, detail: { tags: ["threads"], summary: "Get a thread" },
+      auth: true, params: ThreadIdParam, response: { 200: Thread, ...errors(401, 404) }, detail: { tags: ["threads"], summary: "Get a thread" },
     })
     .delete("/threads/:id", ({ principal, params }) => agentsApi().deleteThread(principal.orgId, params.id), {
-      auth: true, params: IdParam, response: { 200: Deleted("thread"), ...errors(401, 404) }, detail: { tags: ["threads"], summary: "Delete a thread with its messages and runs" },
+      auth: true, params: ThreadIdParam, response: { 200: Deleted("thread"), ...errors(401, 404) }, detail: { tags: ["threads"], summary: "Delete a thread with its messages and runs" },
     })
     .post(
       "/threads/:id/messages",
@@ -70,10 +73,10 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
         set.status = r.status;
         return r.body;
       },
-      { auth: true, params: IdParam, body: CreateMessageBody, headers: IdempotencyHeader, response: { 201: Message, ...errors(400, 401, 404, 409) }, detail: { tags: ["threads"], summary: "Append a message" } },
+      { auth: true, params: ThreadIdParam, body: CreateMessageBody, headers: IdempotencyHeader, response: { 201: Message, ...errors(400, 401, 404, 409) }, detail: { tags: ["threads"], summary: "Append a message" } },
     )
     .get("/threads/:id/messages", ({ principal, params, query }) => agentsApi().listMessages(principal.orgId, params.id, query), {
-      auth: true, params: IdParam, query: PageQuery, response: { 200: MessagePage, ...errors(400, 401, 404) }, detail: { tags: ["threads"], summary: "List messages" },
+      auth: true, params: ThreadIdParam, query: PageQuery, response: { 200: MessagePage, ...errors(400, 401, 404) }, detail: { tags: ["threads"], summary: "List messages" },
     })
     // ------------------------------------------------------------- runs
     .post(
@@ -86,7 +89,7 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
         return r.body;
       },
       {
-        auth: true, params: IdParam, body: CreateRunBody, headers: IdempotencyHeader,
+        auth: true, params: ThreadIdParam, body: CreateRunBody, headers: IdempotencyHeader,
         response: {
           200: t.String({ description: "With stream: true — a text/event-stream of the run's events (id: seq, event: type, data: JSON)" }),
           201: Run,
@@ -96,24 +99,24 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
       },
     )
     .get("/threads/:id/runs", ({ principal, params, query }) => agentsApi().listRuns(principal.orgId, params.id, query), {
-      auth: true, params: IdParam, query: PageQuery, response: { 200: RunPage, ...errors(400, 401, 404) }, detail: { tags: ["runs"], summary: "List the runs of a thread" },
+      auth: true, params: ThreadIdParam, query: PageQuery, response: { 200: RunPage, ...errors(400, 401, 404) }, detail: { tags: ["runs"], summary: "List the runs of a thread" },
     })
     .get("/runs/:id", ({ principal, params }) => agentsApi().getRun(principal.orgId, params.id), {
-      auth: true, params: IdParam, response: { 200: Run, ...errors(401, 404) }, detail: { tags: ["runs"], summary: "Get a run" },
+      auth: true, params: RunIdParam, response: { 200: Run, ...errors(401, 404) }, detail: { tags: ["runs"], summary: "Get a run" },
     })
     .get("/runs/:id/trace", ({ principal, params }) => agentsApi().runTrace(principal.orgId, params.id), {
-      auth: true, params: IdParam, response: { 200: RunTrace, ...errors(401, 404) },
+      auth: true, params: RunIdParam, response: { 200: RunTrace, ...errors(401, 404) },
       detail: { tags: ["runs"], summary: "The run's timeline: queue wait, every model and tool call with latency, tokens and cost, time in requires_action" },
     })
     .get("/runs/:id/steps", ({ principal, params, query }) => agentsApi().listSteps(principal.orgId, params.id, query), {
-      auth: true, params: IdParam, query: PageQuery, response: { 200: StepPage, ...errors(400, 401, 404) }, detail: { tags: ["runs"], summary: "List the steps (model and tool calls) of a run" },
+      auth: true, params: RunIdParam, query: PageQuery, response: { 200: StepPage, ...errors(400, 401, 404) }, detail: { tags: ["runs"], summary: "List the steps (model and tool calls) of a run" },
     })
     .get(
       "/runs/:id/events",
       ({ principal, params, query, request }) =>
         runEventStream(p, principal.orgId, params.id, query.after ?? lastEventId(request.headers.get("last-event-id")) ?? 0),
       {
-        auth: true, params: IdParam, query: EventsQuery,
+        auth: true, params: RunIdParam, query: EventsQuery,
         detail: {
           tags: ["runs"],
           summary: "Server-Sent Events of a run: replays events after `after` (or Last-Event-ID), then follows live; ends after the terminal event",
@@ -122,14 +125,14 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
       },
     )
     .get("/runs/:id/wait", ({ principal, params, query }) => waitForRun(p, principal.orgId, params.id, query.timeout_s ?? 30), {
-      auth: true, params: IdParam, query: WaitQuery, response: { 200: Run, ...errors(400, 401, 404) },
+      auth: true, params: RunIdParam, query: WaitQuery, response: { 200: Run, ...errors(400, 401, 404) },
       detail: { tags: ["runs"], summary: "Wait (up to timeout_s, max 60) until the run is terminal or requires_action" },
     })
     .post("/runs/:id/cancel", ({ principal, params }) => agentsApi().cancelRun(principal.orgId, params.id), {
-      auth: true, params: IdParam, response: { 200: Run, ...errors(401, 404, 409) }, detail: { tags: ["runs"], summary: "Cancel a run: no further model or tool call starts" },
+      auth: true, params: RunIdParam, response: { 200: Run, ...errors(401, 404, 409) }, detail: { tags: ["runs"], summary: "Cancel a run: no further model or tool call starts" },
     })
     .post("/runs/:id/tool_outputs", ({ principal, params, body }) => agentsApi().submitToolOutputs(principal.orgId, params.id, body), {
-      auth: true, params: IdParam, body: ToolOutputsBody, response: { 200: Run, ...errors(400, 401, 404, 409) },
+      auth: true, params: RunIdParam, body: ToolOutputsBody, response: { 200: Run, ...errors(400, 401, 404, 409) },
       detail: { tags: ["runs"], summary: "Submit client tool outputs and approvals; the run resumes" },
     });
 }

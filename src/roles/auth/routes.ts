@@ -106,7 +106,7 @@ export function authController(p: AppPlatform, guard: AuthGuard) {
     })
     .delete("/api-keys/:id", ({ principal, params }) => p.clients.auth.deleteApiKey(principal, params.id), {
       auth: true,
-      params: IdParam,
+      params: IdParam("key", "API key id (key_…)"),
       detail: { tags: ["api-keys"], summary: "Delete an API key" },
     })
     .get("/organization/members", ({ principal, query }) => p.clients.auth.listMembers(principal, query), {

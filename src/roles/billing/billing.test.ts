@@ -232,7 +232,7 @@ function billingSuite(start: () => Promise<TestProcess>) {
     await awayFromWindowEdge();
     let last: Awaited<ReturnType<TestProcess["request"]>> | undefined;
     for (let i = 0; i < 60; i++) {
-      last = await t.request("GET", i % 2 ? "/v1/billing/plan" : "/v1/webhooks/whk_nope/deliveries", { token: u.token });
+      last = await t.request("GET", i % 2 ? "/v1/billing/plan" : `/v1/webhooks/whk_${"0".repeat(26)}/deliveries`, { token: u.token });
       expect(last.status).toBe(i % 2 ? 200 : 404);
       expect(last.headers.get("x-ratelimit-limit")).toBe("60");
       expect(last.headers.get("x-ratelimit-remaining")).toBe(String(59 - i));

@@ -1,6 +1,6 @@
 /** Route models of the memory role: the single source of truth for validation and OpenAPI. */
 import { t } from "elysia";
-import { Metadata, Page, Timestamp, Enum } from "../../platform/http/models";
+import { IdOf, Metadata, Page, Timestamp, Enum } from "../../platform/http/models";
 
 /** Letta's default core-memory block size, in characters. */
 export const DEFAULT_BLOCK_LIMIT = 5000;
@@ -11,9 +11,10 @@ export const LABEL_PATTERN = "^[A-Za-z0-9_.-]{1,64}$";
 export const BlockLabel = t.String({ pattern: LABEL_PATTERN, description: "Block label (letters, digits, _ . -), e.g. `persona` or `human`" });
 export const BlockLimit = t.Integer({ minimum: 1, maximum: MAX_BLOCK_LIMIT, description: "Maximum characters of the value" });
 
-export const AgentIdParam = t.Object({ id: t.String({ maxLength: 64, description: "Agent id (agt_…)" }) });
-export const BlockParams = t.Object({ id: t.String({ maxLength: 64 }), label: BlockLabel });
-export const MemoryParams = t.Object({ id: t.String({ maxLength: 64 }), memory_id: t.String({ maxLength: 64 }) });
+const AgentId = IdOf("agt", "Agent id (agt_…)");
+export const AgentIdParam = t.Object({ id: AgentId });
+export const BlockParams = t.Object({ id: AgentId, label: BlockLabel });
+export const MemoryParams = t.Object({ id: AgentId, memory_id: IdOf("mem", "Archival memory id (mem_…)") });
 
 export const MemoryBlock = t.Object({
   id: t.String(),

@@ -1,11 +1,10 @@
 /** Route models of the notify role: webhooks, their deliveries, the inbox. */
 import { t } from "elysia";
+import { EVENT_TYPE_PATTERNS } from "../../platform/event-types";
 import { Page, Timestamp, Enum } from "../../platform/http/models";
 
-const EventType = t.String({
-  maxLength: 100,
-  pattern: "^(\\*|[a-z_]+(\\.[a-z_]+)*(\\.\\*)?)$",
-  description: "An event type (run.completed), a prefix pattern (run.*) or * for every event",
+const EventType = Enum(EVENT_TYPE_PATTERNS as [string, ...string[]], {
+  description: "An event type (run.completed), a family (run.*) or * for every event",
 });
 
 export const CreateWebhookBody = t.Object({

@@ -5,6 +5,8 @@ import { errors, IdParam, PageQuery } from "../../platform/http/models";
 import type { AppPlatform } from "../clients";
 import { CreatedWebhook, CreateWebhookBody, DeliveryPage, Notification, NotificationPage, NotificationQuery, WebhookPage } from "./model";
 
+const WebhookIdParam = IdParam("whk", "Webhook id (whk_…)");
+
 export function notifyController(p: AppPlatform, guard: AuthGuard) {
   const tags = ["webhooks"];
   return new Elysia()
@@ -31,12 +33,12 @@ export function notifyController(p: AppPlatform, guard: AuthGuard) {
     })
     .delete("/webhooks/:id", ({ principal, params }) => p.clients.notify.deleteWebhook(principal, params.id), {
       auth: true,
-      params: IdParam,
+      params: WebhookIdParam,
       detail: { tags, summary: "Delete a webhook (pending deliveries are dropped)" },
     })
     .get("/webhooks/:id/deliveries", ({ principal, params, query }) => p.clients.notify.listDeliveries(principal, params.id, query), {
       auth: true,
-      params: IdParam,
+      params: WebhookIdParam,
       query: PageQuery,
       response: { 200: DeliveryPage, ...errors(400, 401, 404, 429) },
       detail: { tags, summary: "Delivery log: attempts, status codes, latency" },
@@ -49,7 +51,7 @@ export function notifyController(p: AppPlatform, guard: AuthGuard) {
     })
     .post("/notifications/:id/read", ({ principal, params }) => p.clients.notify.markRead(principal, params.id), {
       auth: true,
-      params: IdParam,
+      params: IdParam("ntf", "Inbox entry id (ntf_…)"),
       response: { 200: Notification, ...errors(401, 404, 429) },
       detail: { tags: ["notifications"], summary: "Mark an inbox entry read" },
     });

@@ -68,7 +68,31 @@ export const HOSTILE_STRINGS: string[] = [
   "*",
   "%",
   "_",
+  // Pathological regular expressions, as data (tool parameter patterns, names, messages).
+  "^(a+)+$",
+  "(a|aa)+$",
+  "(.*a){25}",
+  "^([a-zA-Z0-9]+\\s?)*$",
+  "a".repeat(40) + "!",
 ];
+
+/** Keys that name Object.prototype members: they must be plain data everywhere. */
+export const PROTOTYPE_KEYS = ["toString", "valueOf", "__proto__", "constructor", "hasOwnProperty", "toJSON", "isPrototypeOf"];
+
+/** Objects JavaScript cannot turn into a string, or that shadow prototype members. */
+export const PROTOTYPE_LIKE_VALUES: unknown[] = [
+  { toString: false },
+  [{ toString: false }],
+  { valueOf: 1 },
+  { toString: false, valueOf: false },
+  { hasOwnProperty: 0 },
+  { toJSON: 1 },
+  withKey({}, "__proto__", {}),
+  { constructor: {} },
+];
+
+/** A JSON Schema whose pattern backtracks exponentially on "aaaa…!" (data here; the engine is bounded elsewhere). */
+export const PATHOLOGICAL_SCHEMA = { type: "object", properties: { q: { type: "string", pattern: "^(a+)+$" } } };
 
 /** Numbers that break naive code: written raw so 1e400 stays 1e400 on the wire. */
 export const HOSTILE_NUMBERS: Raw[] = [
@@ -78,12 +102,17 @@ export const HOSTILE_NUMBERS: Raw[] = [
 
 export const HOSTILE_VALUES: unknown[] = [
   null, true, false, 0, -1, [], {}, [null], { "": "" }, ["a", 1, null], { __proto__: { polluted: true } }, { constructor: { prototype: { x: 1 } } },
-  "NaN", ...HOSTILE_NUMBERS,
+  "NaN", ...HOSTILE_NUMBERS, ...PROTOTYPE_LIKE_VALUES, PATHOLOGICAL_SCHEMA,
 ];
+
+/** Long runs of one character without a space (tokenizers, regexes and indexes choke on them). */
+export const longUnbrokenString = (): fc.Arbitrary<string> =>
+  fc.tuple(fc.constantFrom("a", "x", "9", "é", "😀", "-", "_"), fc.integer({ min: 500, max: 4000 })).map(([c, n]) => c.repeat(n));
 
 export const hostileString = (): fc.Arbitrary<string> =>
   fc.oneof(
     fc.constantFrom(...HOSTILE_STRINGS),
+    longUnbrokenString(),
     fc.string({ unit: "binary", maxLength: 64 }),
     fc.string({ unit: "grapheme", maxLength: 64 }),
   );
@@ -108,9 +137,13 @@ export function mutateBody(body: unknown, schema: JsonSchema | undefined): fc.Ar
   ];
   if (objectBody) {
     options.push(fc.tuple(fc.string({ minLength: 1, maxLength: 20 }), hostileValue()).map(([k, v]) => withKey(objectBody, k, v)));
-    options.push(fc.tuple(fc.constantFrom("__proto__", "constructor", "id", "org_id", "organization_id", "created_at"), hostileValue()).map(([k, v]) => withKey(objectBody, k, v)));
+    options.push(fc.tuple(fc.constantFrom(...PROTOTYPE_KEYS, "id", "org_id", "organization_id", "created_at"), hostileValue()).map(([k, v]) => withKey(objectBody, k, v)));
     if (keys.length) {
       options.push(fc.tuple(fc.constantFrom(...keys), hostileValue()).map(([k, v]) => withKey(objectBody, k, v)));
+      options.push(fc.tuple(fc.constantFrom(...keys), fc.constantFrom(...PROTOTYPE_LIKE_VALUES)).map(([k, v]) => withKey(objectBody, k, v)));
+      // A misspelt field (a letter dropped): the unknown-field case that users actually hit.
+      const misspellable = keys.filter((k) => k.length > 2);
+      if (misspellable.length) options.push(fc.constantFrom(...misspellable).map((k) => withKey(objectBody, k.slice(0, -1), objectBody[k] ?? 1)));
       options.push(fc.tuple(fc.constantFrom(...keys), fc.constantFrom(...HOSTILE_NUMBERS)).map(([k, v]) => withKey(objectBody, k, v)));
       options.push(fc.tuple(fc.constantFrom(...keys), fc.constantFrom(...HOSTILE_STRINGS)).map(([k, v]) => withKey(objectBody, k, v)));
     }

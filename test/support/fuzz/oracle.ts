@@ -11,7 +11,7 @@
 import { appendFileSync } from "node:fs";
 import { ERROR_SHAPE, type Operation, type Validators } from "./openapi";
 
-export type Expectation = "any" | "4xx" | "2xx" | "401" | "404" | "413" | "415";
+export type Expectation = "any" | "4xx" | "2xx" | "400" | "401" | "404" | "413" | "415";
 
 export interface FuzzRequest {
   method: string;
@@ -21,6 +21,8 @@ export interface FuzzRequest {
   body?: string | Uint8Array | ReadableStream<Uint8Array>;
   op?: Operation;
   expect: Expectation;
+  /** The error code the reply must carry as well (e.g. unknown_parameter). */
+  expectCode?: string;
   /** What generated it, for the report. */
   label: string;
 }
@@ -39,6 +41,8 @@ export interface Finding {
   code?: string;
   count: number;
   examples: { request: string; reply: string }[];
+  /** The smallest request behind it (for FUZZ_SAVE). */
+  first?: FuzzRequest;
 }
 
 const MAX_EXAMPLES = 3;
@@ -77,6 +81,8 @@ export class Oracle {
   /** Non-2xx statuses an operation answered without documenting them (reported, not failed). */
   readonly undocumented = new Map<string, Set<number>>();
   sent = 0;
+  /** Requests whose reply must also carry a given error code (unknown_parameter …). */
+  coded = 0;
   readonly byStatus = new Map<number, number>();
 
   constructor(
@@ -95,6 +101,7 @@ export class Oracle {
     f.examples.push(example);
     f.examples.sort((a, b) => a.request.length - b.request.length);
     f.examples.length = Math.min(f.examples.length, MAX_EXAMPLES);
+    if (!f.first || describeRequest(r).length < describeRequest(f.first).length) f.first = r;
   }
 
   /** Requests in flight and since when (for the slow-request log). */
@@ -118,6 +125,7 @@ export class Oracle {
   private async sendOnce(r: FuzzRequest): Promise<Reply | null> {
     let res: Response;
     this.sent++;
+    if (r.expectCode) this.coded++;
     try {
       res = await fetch(this.baseUrl + r.path, {
         method: r.method,
@@ -166,7 +174,8 @@ export class Oracle {
     if (expected === "any") return;
     const met =
       expected === "4xx" ? status >= 400 && status < 500 : expected === "2xx" ? ok : status === Number(expected);
-    if (!met) this.record(`expected ${expected}`, r, status, text, code);
+    if (!met) this.record(`expected ${expected}${r.expectCode ? ` ${r.expectCode}` : ""}`, r, status, text, code);
+    else if (r.expectCode && code !== r.expectCode) this.record(`expected ${expected} ${r.expectCode}`, r, status, text, code);
   }
 
   private checkDocumented(r: FuzzRequest, reply: Reply) {

@@ -6,13 +6,14 @@
  */
 import fc from "fast-check";
 import {
-  CONTENT_TYPES, HOSTILE_NUMBERS, HOSTILE_SEGMENTS, HOSTILE_STRINGS, IDEMPOTENCY_KEYS, Raw, deepValueText, hostileAuthorizations, hostileString,
+  CONTENT_TYPES, HOSTILE_NUMBERS, HOSTILE_SEGMENTS, HOSTILE_STRINGS, IDEMPOTENCY_KEYS, PROTOTYPE_KEYS, PROTOTYPE_LIKE_VALUES, Raw, deepValueText, hostileAuthorizations, hostileString,
   malformedBodies, mutateBody, toJsonText, withKey,
 } from "./hostile";
 import type { Expectation, FuzzRequest } from "./oracle";
 import { pathParamNames, type Operation, type Validators } from "./openapi";
 import { fillPath, type Resources, type User } from "./resources";
 import { validArbitrary, type JsonSchema } from "./schema-arbitrary";
+import { findUnstorable } from "../../../src/platform/http/app";
 
 /**
  * Dot segments (`..`, `%2e%2e`, `..%2f`) are not used as path parameters: Bun normalises them
@@ -41,26 +42,70 @@ function authHeaders(op: Operation, user: User): Record<string, string> {
 
 /** ajv's verdict on what the server will parse: 4xx when the documented schema rejects it. */
 export function expectForBody(op: Operation, validators: Validators, text: string | Uint8Array | undefined): Expectation {
-  if (!op.body) return "any";
-  if (text === undefined || (typeof text === "string" && text === "")) return op.bodyRequired ? "4xx" : "any";
+  return bodyVerdict(op, validators, text).expect;
+}
+
+/**
+ * The expectation for a body and, where the contract fixes it, the error code: a body that
+ * is not a storable object → invalid_body; one with a field its (closed) schema does not
+ * define → unknown_parameter.
+ */
+export function bodyVerdict(op: Operation, validators: Validators, text: string | Uint8Array | undefined): { expect: Expectation; code?: string } {
+  if (!op.body) return { expect: "any" };
+  if (text === undefined || (typeof text === "string" && text === "")) return { expect: op.bodyRequired ? "4xx" : "any" };
   let parsed: unknown;
   try {
     // As the server reads it: UTF-8 decoded (invalid bytes → U+FFFD), a leading BOM dropped.
     parsed = JSON.parse((typeof text === "string" ? text : new TextDecoder().decode(text)).replace(/^\ufeff/, ""));
   } catch {
-    return "4xx";
+    return { expect: "4xx" };
   }
-  return validators.errors(op.body, parsed) ? "4xx" : "any";
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed) || findUnstorable(parsed)) return { expect: "4xx", ...(parsed === null ? {} : { code: "invalid_body" }) };
+  if (hasUnknownField(op.body, parsed)) return { expect: "400", code: "unknown_parameter" };
+  return { expect: validators.errors(op.body, parsed) ? "4xx" : "any" };
+}
+
+/** A field that a closed object schema (additionalProperties: false) does not define, at any depth. */
+export function hasUnknownField(schema: JsonSchema | undefined, value: unknown): boolean {
+  if (!schema || value === null || typeof value !== "object") return false;
+  if (Array.isArray(value)) return schema.type === "array" && !!schema.items && value.some((v) => hasUnknownField(schema.items, v));
+  if (schema.type !== "object" || !schema.properties) return false;
+  for (const [key, v] of Object.entries(value)) {
+    if (!Object.hasOwn(schema.properties, key)) {
+      if (schema.additionalProperties === false) return true;
+      continue;
+    }
+    if (hasUnknownField(schema.properties[key], v)) return true;
+  }
+  return false;
+}
+
+/** The error code is expected only where the contract answers (the API, a URL without NUL). */
+function exactFor(op: Operation, path: string, verdict: { expect: Expectation; expectCode?: string }) {
+  return op.path.startsWith("/v1/") && !path.includes("%00") ? verdict : { expect: worst(verdict.expect) };
+}
+
+/** Combines the expectations of path, query and body into the one the reply must meet. */
+function combined(bogusPath: boolean, query: { expect: Expectation; code?: string }, body: { expect: Expectation; code?: string }): { expect: Expectation; expectCode?: string } {
+  const expect = worst(bogusPath ? "4xx" : "any", query.expect, body.expect);
+  // The checks run in this order: path (404), body storable (invalid_body), query names, body fields.
+  if (bogusPath) return { expect };
+  if (body.code === "invalid_body") return { expect: "400", expectCode: "invalid_body" };
+  if (query.code) return { expect: "400", expectCode: query.code };
+  if (query.expect === "4xx") return { expect };
+  return body.code ? { expect: "400", expectCode: body.code } : { expect };
 }
 
 function queryExpect(op: Operation, coercing: Validators, values: Record<string, string>): Expectation {
   const params = op.params.filter((p) => p.in === "query");
+  // The API (/v1) refuses query parameters it does not declare; health and docs ignore them.
+  if (op.path.startsWith("/v1/") && Object.keys(values).some((name) => !params.some((p) => p.name === name))) return "4xx";
   if (!params.length) return "any";
   const schema = { type: "object", properties: Object.fromEntries(params.map((p) => [p.name, p.schema])), required: params.filter((p) => p.required).map((p) => p.name) };
   return coercing.errors(schema, { ...values }) ? "4xx" : "any";
 }
 
-const worst = (...e: Expectation[]): Expectation => (e.includes("4xx") ? "4xx" : "any");
+const worst = (...e: Expectation[]): Expectation => (e.some((x) => x === "4xx" || x === "400") ? "4xx" : "any");
 
 interface Target {
   path: string;
@@ -138,7 +183,7 @@ export function generatedRequests(op: Operation, ctx: GenContext): FuzzRequest[]
       headers: { ...authHeaders(op, ctx.user), ...(text !== undefined ? { "content-type": "application/json" } : {}) },
       body: text,
       op,
-      expect: worst(t.bogus ? "4xx" : "any", queryExpect(op, ctx.coercing, query), expectForBody(op, ctx.validators, text)),
+      ...exactFor(op, t.path, combined(t.bogus, { expect: queryExpect(op, ctx.coercing, query) }, bodyVerdict(op, ctx.validators, text))),
       label: "generated",
     });
   });
@@ -146,6 +191,10 @@ export function generatedRequests(op: Operation, ctx: GenContext): FuzzRequest[]
   mutations.forEach(({ q, mb, dice, seg, hs }, i) => {
     const query: Record<string, string> = { ...q };
     if (queryParams.length && (!op.body || dice < 4)) query[queryParams[dice % queryParams.length].name] = hs;
+    // An unknown (or misspelt) query parameter, on any operation.
+    const unknownQuery = dice === 5 ? `zz_${hs.slice(0, 8)}` : dice === 6 && queryParams.length ? `${queryParams[0].name}s` : undefined;
+    if (unknownQuery && !queryParams.some((p) => p.name === unknownQuery)) query[unknownQuery] = "1";
+    const queryUnknown = !!unknownQuery && !queryParams.some((p) => p.name === unknownQuery) && op.path.startsWith("/v1/");
     const names = pathParamNames(op.path);
     // Dot segments are left out of path parameters (see DOT_SEGMENT).
     const overrides = names.length && (!op.body || dice > 6) && !DOT_SEGMENT.test(seg) ? { [names[dice % names.length]]: seg } : {};
@@ -157,14 +206,18 @@ export function generatedRequests(op: Operation, ctx: GenContext): FuzzRequest[]
     } catch {
       qExpect = "any";
     }
+    const path = t.path + queryString(query);
+    // The contract covers the API; a hostile path segment or a NUL in the URL is answered before it.
+    const exact = op.path.startsWith("/v1/") && !Object.keys(overrides).length && !path.includes("%00");
+    const verdict = combined(t.bogus, queryUnknown ? { expect: "400", code: "unknown_parameter" } : { expect: qExpect }, bodyVerdict(op, ctx.validators, text));
     out.push({
       method: op.method,
-      path: t.path + queryString(query),
+      path,
       headers: { ...authHeaders(op, ctx.user), ...(text !== undefined ? { "content-type": "application/json" } : {}) },
       body: text,
       op,
-      expect: worst(t.bogus ? "4xx" : "any", qExpect, expectForBody(op, ctx.validators, text)),
-      label: "mutated",
+      ...(exact ? verdict : { expect: worst(verdict.expect) }),
+      label: queryUnknown ? "mutated, unknown query parameter" : "mutated",
     });
   });
   return out;
@@ -231,7 +284,9 @@ export function hostileRequests(op: Operation, ctx: GenContext): FuzzRequest[] {
     const headers: Record<string, string> = { ...authHeaders(op, ctx.user) };
     if (ct !== null) headers["content-type"] = ct;
     const jsonish = ct !== null && /^application\/(json|[\w.+-]*\+json)\s*(;|$)/i.test(ct.trim());
-    add({ path: good.path, headers, body: ct === null ? new TextEncoder().encode(bodyText) : bodyText, expect: jsonish ? "any" : "4xx", label: `content-type ${ct}` });
+    // JSON is UTF-8: any other declared charset is refused.
+    const foreign = jsonish && /;\s*charset\s*=/i.test(ct!) && !/;\s*charset\s*=\s*"?utf-?8"?\s*(;|$)/i.test(ct!);
+    add({ path: good.path, headers, body: ct === null ? new TextEncoder().encode(bodyText) : bodyText, expect: foreign ? "415" : jsonish ? "any" : "4xx", label: `content-type ${ct}` });
   }
 
   // Hostile values in every documented property.
@@ -250,9 +305,16 @@ export function hostileRequests(op: Operation, ctx: GenContext): FuzzRequest[] {
     }
   }
   // Unknown fields, prototype keys.
-  for (const key of ["__proto__", "constructor", "unknown_field", "id", "org_id", "created_at"]) {
+  for (const key of [...PROTOTYPE_KEYS, "unknown_field", "id", "org_id", "created_at"]) {
     const text = toJsonText(withKey(objectBody, key, { polluted: true }));
-    add({ path: good.path, body: text, expect: expectForBody(op, ctx.validators, text), label: `extra field ${key}` });
+    add({ path: good.path, body: text, ...exactFor(op, good.path, combined(good.bogus, { expect: "any" }, bodyVerdict(op, ctx.validators, text))), label: `extra field ${key}` });
+  }
+  // Prototype-like values where the body wants a string (they once crashed the error formatter).
+  for (const [key] of Object.entries<JsonSchema>(op.body.properties ?? {}).filter(([, s]) => s.type === "string")) {
+    for (const v of PROTOTYPE_LIKE_VALUES) {
+      const text = toJsonText(withKey(objectBody, key, v));
+      add({ path: good.path, body: text, ...exactFor(op, good.path, combined(good.bogus, { expect: "any" }, bodyVerdict(op, ctx.validators, text))), label: `prototype-like value in ${key}` });
+    }
   }
 
   // Sizes: just under the limit (whatever the status, never a crash), over it (413), over it
