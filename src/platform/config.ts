@@ -53,6 +53,11 @@ export interface Config {
   maxBodyBytes: number;
   /** Origins browsers may call the API from: `*` or a comma list. */
   corsOrigins: string[];
+  /**
+   * Let http tools and webhooks reach loopback, private, link-local and metadata addresses.
+   * Off by default: on, any tenant can make the server call its internal network (SSRF).
+   */
+  allowPrivateTargets: boolean;
 }
 
 interface FlagSpec {
@@ -60,6 +65,8 @@ interface FlagSpec {
   env?: string;
   parse?: (value: string, flag: string) => unknown;
   help: string;
+  /** A bare `--flag` means true (`--flag=false` still works). */
+  boolean?: true;
 }
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"];
@@ -95,6 +102,12 @@ function parsePositiveInt(value: string, flag: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n <= 0) throw new FatalError(`${flag}: '${value}' is not a positive integer`);
   return n;
+}
+
+function parseBoolean(value: string, flag: string): boolean {
+  if (/^(true|1|yes|on)$/i.test(value)) return true;
+  if (/^(false|0|no|off)$/i.test(value)) return false;
+  throw new FatalError(`${flag}: '${value}' is not true or false`);
 }
 
 function parseUrl(schemes: string[]) {
@@ -152,6 +165,10 @@ export const FLAGS: Record<string, FlagSpec> = {
   "model-api-key": { key: "modelApiKey", env: "MODEL_API_KEY", help: "API key sent to the model server" },
   namespace: { key: "namespace", env: "AGENTOS_NAMESPACE", help: "NATS subject/stream and Redis key prefix (default agentos)" },
   "cors-origins": { key: "corsOrigins", env: "AGENTOS_CORS_ORIGINS", parse: (v) => v.split(",").map((o) => o.trim()).filter(Boolean), help: "origins allowed by CORS: * or a comma list (default *)" },
+  "allow-private-targets": {
+    key: "allowPrivateTargets", env: "AGENTOS_ALLOW_PRIVATE_TARGETS", parse: parseBoolean, boolean: true,
+    help: "let http tools and webhooks call loopback/private/metadata addresses (development only: SSRF risk; default false)",
+  },
   "shutdown-timeout": { key: "shutdownTimeoutMs", env: "AGENTOS_SHUTDOWN_TIMEOUT_MS", parse: parsePositiveInt, help: "graceful drain bound in ms (default 25000)" },
 };
 
@@ -171,6 +188,7 @@ const DEFAULTS: Omit<Config, "command"> = {
   shutdownTimeoutMs: 25_000,
   maxBodyBytes: 1024 * 1024,
   corsOrigins: ["*"],
+  allowPrivateTargets: false,
 };
 
 const COMMANDS = ["serve", "migrate", "roles"] as const;
@@ -202,6 +220,7 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
     const spec = match ? FLAGS[match[1]] : undefined;
     if (!match || !spec) throw new FatalError(`unknown flag '${arg.split("=")[0]}' (see --help)`);
     let value = match[2];
+    if (value === undefined && spec.boolean) value = "true";
     if (value === undefined) {
       value = argv[i + 1];
       if (value === undefined || value.startsWith("--")) throw new FatalError(`--${match[1]} needs a value`);

@@ -54,7 +54,8 @@ export async function startChild(args: string[], opts: { env?: Record<string, st
   const cmd = opts.cmd ?? [ensureBinary()];
   const proc = Bun.spawn([...cmd, ...args, `--port=${port}`, "--host=127.0.0.1"], {
     cwd: REPO,
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", LOG_LEVEL: "warn", ...opts.env },
+    // Test tool servers and webhook receivers listen on loopback: allowed unless a test says "false".
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", LOG_LEVEL: "warn", AGENTOS_ALLOW_PRIVATE_TARGETS: "true", ...opts.env },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",

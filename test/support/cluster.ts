@@ -188,6 +188,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     HOME: process.env.HOME ?? "/tmp",
+    AGENTOS_ALLOW_PRIVATE_TARGETS: "true", // test tool servers listen on loopback
     JWT_SECRET: jwtSecret,
     AGENTOS_INTERNAL_KEY: opts.internalKey ?? TEST_INTERNAL_KEY,
     ...(opts.modelApiKey ? { MODEL_API_KEY: opts.modelApiKey } : {}),

@@ -61,6 +61,8 @@ export async function startTestProcess(opts: StartOptions = {}): Promise<TestPro
     namespace,
     logLevel: "error",
     shutdownTimeoutMs: 5000,
+    // Test tool servers and webhook receivers listen on loopback; SSRF tests turn this off.
+    allowPrivateTargets: true,
     ...(opts.real ? { databaseUrl, redisUrl: REAL_URLS.redis, natsUrl: REAL_URLS.nats, jwtSecret: TEST_JWT_SECRET, internalKey: TEST_INTERNAL_KEY } : {}),
     ...opts.config,
   };

@@ -16,11 +16,17 @@ export interface Principal {
   role: MemberRole;
   via: "jwt" | "api_key";
   keyId?: string;
+  /** Unix seconds at which the credential stops being valid (JWT exp, API key expiry); absent = no expiry. */
+  expiresAt?: number;
 }
 
 export const API_KEY_PREFIX = "aos_";
 /** Bus subject (relative) announcing a deleted API key: every gateway drops its cached keys. */
 export const API_KEYS_CHANGED = "cache.apikeys.changed";
+/** The announcement's payload: which key went (gateways also close its WebSockets). */
+export interface ApiKeysChanged {
+  key_id?: string;
+}
 
 export interface AuthGuardDeps {
   jwt: Jwt;
@@ -74,7 +80,7 @@ export function createAuthGuard(deps: AuthGuardDeps): AuthGuard {
     }
     const claims = await deps.jwt.verify(token);
     if (!claims) throw unauthorized("The access token is invalid or expired; log in again or refresh it.");
-    const principal: Principal = { userId: claims.sub, orgId: claims.org, role: claims.role as MemberRole, via: "jwt" };
+    const principal: Principal = { userId: claims.sub, orgId: claims.org, role: claims.role as MemberRole, via: "jwt", expiresAt: claims.exp };
     if (jwtCache.size >= MAX_CACHED) jwtCache.clear();
     jwtCache.set(token, { principal, exp: claims.exp });
     return principal;

@@ -1,6 +1,7 @@
 /** The auth controller: /v1/auth/*, /v1/api-keys, /v1/organization/members. */
 import { Elysia } from "elysia";
 import { currentContext } from "../../platform/context";
+import { AppError } from "../../platform/errors";
 import type { AuthGuard } from "../../platform/http/auth-guard";
 import { withIdempotency } from "../../platform/http/idempotency";
 import { errors, IdParam, PageQuery } from "../../platform/http/models";
@@ -10,15 +11,43 @@ import {
   AddMemberBody, ApiKeyPage, CreateApiKeyBody, CreatedApiKey, LoginBody, LogoutBody, Me, Member, MemberPage, RefreshBody, Session, SignupBody,
 } from "./model";
 
-/** Unauthenticated routes are limited per client IP; login also per account (credential stuffing). */
+/** Unauthenticated routes are limited per client IP. */
 const IP_LIMIT = { limit: 60, windowMs: 60_000 };
-const LOGIN_ACCOUNT_LIMIT = { limit: 10, windowMs: 5 * 60_000 };
+/**
+ * Password guessing: failed logins are counted per account AND client address; past the limit
+ * that address is refused for that account for the window. Only failures count, and only
+ * from the same address, so a stranger hammering an account cannot lock its owner out.
+ */
+export const LOGIN_FAILURE_LIMIT = { limit: 10, windowMs: 5 * 60_000 };
+
+function loginFailureLocked(retryAfterMs: number): AppError {
+  const retryAfter = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
+  return new AppError(429, "rate_limited", `Too many failed logins for this account from this address; retry after ${retryAfter} s.`, { limit: LOGIN_FAILURE_LIMIT.limit, window_seconds: LOGIN_FAILURE_LIMIT.windowMs / 1000 }, { "retry-after": retryAfter });
+}
 
 export function authController(p: AppPlatform, guard: AuthGuard) {
-  const limitIp = (route: string) => {
-    const ip = currentContext()?.clientIp ?? "unknown";
-    return enforceRateLimit(p.cache, `ip:${route}:${ip}`, IP_LIMIT.limit, IP_LIMIT.windowMs, "attempts from this address");
-  };
+  const clientIp = () => currentContext()?.clientIp ?? "unknown";
+  const limitIp = (route: string) => enforceRateLimit(p.cache, `ip:${route}:${clientIp()}`, IP_LIMIT.limit, IP_LIMIT.windowMs, "attempts from this address");
+
+  /** Login with the failure limit: refused while locked; a wrong password counts, and the last allowed one locks. */
+  async function loginCountingFailures(body: { email: string; password: string; organization_id?: string }) {
+    const who = `${body.email.toLowerCase()}|${clientIp()}`;
+    const lockKey = `login-lock:${who}`;
+    const lockedUntil = await p.cache.get<number>(lockKey);
+    if (lockedUntil && lockedUntil > Date.now()) throw loginFailureLocked(lockedUntil - Date.now());
+    try {
+      return await p.clients.auth.login(body);
+    } catch (err) {
+      if (err instanceof AppError && err.code === "invalid_credentials") {
+        // Counted atomically in the shared store; the lock is what later attempts check first.
+        const counted = await p.cache.rateLimit(`login-failures:${who}`, LOGIN_FAILURE_LIMIT.limit, LOGIN_FAILURE_LIMIT.windowMs);
+        if (!counted.allowed || counted.remaining === 0) {
+          await p.cache.set(lockKey, Date.now() + LOGIN_FAILURE_LIMIT.windowMs, LOGIN_FAILURE_LIMIT.windowMs);
+        }
+      }
+      throw err;
+    }
+  }
   const tags = ["auth"];
   return new Elysia({ name: "auth-controller" })
     .use(guard.plugin)
@@ -35,8 +64,7 @@ export function authController(p: AppPlatform, guard: AuthGuard) {
       "/auth/login",
       async ({ body }) => {
         await limitIp("login");
-        await enforceRateLimit(p.cache, `login:${body.email.toLowerCase()}`, LOGIN_ACCOUNT_LIMIT.limit, LOGIN_ACCOUNT_LIMIT.windowMs, "login attempts for this account");
-        return p.clients.auth.login(body);
+        return loginCountingFailures(body);
       },
       { body: LoginBody, response: { 200: Session, ...errors(400, 401, 403, 429) }, detail: { tags, summary: "Log in: access and refresh tokens", security: [] } },
     )

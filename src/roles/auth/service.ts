@@ -45,7 +45,8 @@ export class AuthService {
     private db: Db,
     private jwt: Jwt,
     private refreshTtlSeconds: number,
-    private onApiKeyDeleted: () => void = () => {},
+    /** Announces a deleted key: gateways drop cached keys and close its WebSockets. */
+    private onApiKeyDeleted: (keyId: string) => void = () => {},
   ) {}
 
   async signup(input: SignupInput): Promise<SessionOut> {
@@ -177,11 +178,18 @@ export class AuthService {
     return toPage(rows, q.pageSize, apiKeyOut);
   }
 
+  /** Owners may delete any key of the organization; members only their own. */
   async deleteApiKey(principal: Principal, id: string): Promise<{ id: string; deleted: true }> {
     if (!isId("key", id)) throw notFound("API key", id);
-    const deleted = await this.db.delete(apiKeys).where(and(eq(apiKeys.id, id), eq(apiKeys.orgId, principal.orgId))).returning({ id: apiKeys.id });
-    if (!deleted.length) throw notFound("API key", id);
-    this.onApiKeyDeleted();
+    const inOrg = and(eq(apiKeys.id, id), eq(apiKeys.orgId, principal.orgId));
+    const mayDelete = principal.role === "owner" ? inOrg : and(inOrg, eq(apiKeys.userId, principal.userId));
+    const deleted = await this.db.delete(apiKeys).where(mayDelete).returning({ id: apiKeys.id });
+    if (!deleted.length) {
+      const [exists] = await this.db.select({ id: apiKeys.id }).from(apiKeys).where(inOrg);
+      if (exists) throw forbidden("Only an owner of the organization can delete another member's API key.");
+      throw notFound("API key", id);
+    }
+    this.onApiKeyDeleted(id);
     return { id, deleted: true };
   }
 
@@ -198,7 +206,14 @@ export class AuthService {
     if (!row) return null;
     if (row.key.expiresAt && row.key.expiresAt.getTime() <= Date.now()) return null;
     await this.db.update(apiKeys).set({ lastUsedAt: new Date() }).where(eq(apiKeys.id, row.key.id));
-    return { userId: row.key.userId, orgId: row.key.orgId, role: row.role as MemberRole, via: "api_key", keyId: row.key.id };
+    return {
+      userId: row.key.userId,
+      orgId: row.key.orgId,
+      role: row.role as MemberRole,
+      via: "api_key",
+      keyId: row.key.id,
+      ...(row.key.expiresAt ? { expiresAt: Math.floor(row.key.expiresAt.getTime() / 1000) } : {}),
+    };
   }
 
   async listMembers(principal: Principal, page: PageRequest): Promise<PageOf<MemberOut>> {

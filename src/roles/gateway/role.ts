@@ -7,7 +7,7 @@
 import { sha256Hex } from "../../platform/hash";
 import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
-import { API_KEYS_CHANGED, createAuthGuard } from "../../platform/http/auth-guard";
+import { API_KEYS_CHANGED, createAuthGuard, type ApiKeysChanged } from "../../platform/http/auth-guard";
 import { swaggerUi } from "../../platform/http/swagger-ui";
 import { createJwt, loadJwtSecret } from "../../platform/jwt";
 import { AGENT_CACHE_KIND } from "../agents/contract";
@@ -35,10 +35,13 @@ export function buildGatewayApp(p: AppPlatform) {
     resolveApiKey: (key) => p.clients.auth.resolveApiKey(sha256Hex(key)),
     afterAuth: (principal) => rateLimiter.afterAuth(principal),
   });
-  const unsubscribe = p.bus.subscribe(p.bus.subject(API_KEYS_CHANGED), () => guard.forgetApiKeys());
-  const unsubscribePlans = p.bus.subscribe<{ org_id?: string }>(p.bus.subject(PLAN_CHANGED), (m) => rateLimiter.forget(m.data?.org_id));
   // GET /v1/ws lives on the gateway (the edge with the auth guard); events arrive over the bus (see notify/live.ts).
   const live = new LiveHub(p.bus, p.metrics.websocketConnections, p.log);
+  const unsubscribe = p.bus.subscribe<ApiKeysChanged>(p.bus.subject(API_KEYS_CHANGED), (m) => {
+    guard.forgetApiKeys();
+    if (typeof m.data?.key_id === "string") live.keyDeleted(m.data.key_id);
+  });
+  const unsubscribePlans = p.bus.subscribe<{ org_id?: string }>(p.bus.subject(PLAN_CHANGED), (m) => rateLimiter.forget(m.data?.org_id));
   p.websockets.push(liveEventsRoute(live, guard.authenticate));
   const agentCache = createEdgeCache<AgentOut>(p.bus, AGENT_CACHE_KIND);
   const v1 = new Elysia({ prefix: "/v1" }).use(authController(p, guard)).use(agentsController(p, guard, agentCache)).use(billingController(p, guard)).use(notifyController(p, guard)).use(memoryController(p, guard)).use(toolsController(p, guard));

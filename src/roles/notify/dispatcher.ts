@@ -5,6 +5,9 @@
  * transaction, then records the attempt — fenced on the attempt number, so a dispatcher whose
  * lease ran out cannot overwrite the newer attempt. A crash mid-POST only means the lease
  * expires and the event is sent again (at least once; receivers dedupe by X-AgentOS-Event-Id).
+ * Each POST goes through the SSRF guard (platform/net/outbound): internal addresses are
+ * refused at every attempt (DNS may change), redirects are not followed (a 3xx is a failed
+ * attempt), and the attempt log says only `target_refused` / `target_unreachable`.
  */
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { webhookDeliveries, webhooks } from "../../../schema";
@@ -12,6 +15,7 @@ import type { DeliveryAttempt } from "../../../schema/notify";
 import type { Db } from "../../platform/db";
 import { rowsOf } from "../../platform/db/rows";
 import type { Logger } from "../../platform/logging";
+import { OutboundError, outboundFetch, type OutboundPolicy } from "../../platform/net/outbound";
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, signPayload } from "./signature";
 
 export interface DispatcherSettings {
@@ -65,7 +69,7 @@ export class WebhookDispatcher {
   private timers = new Set<ReturnType<typeof setTimeout>>();
   private inflight = new Set<Promise<void>>();
 
-  constructor(private db: Db, private settings: DispatcherSettings, private log: Logger) {}
+  constructor(private db: Db, private settings: DispatcherSettings, private log: Logger, private outbound: OutboundPolicy) {}
 
   start() {
     this.loop = this.run();
@@ -138,26 +142,32 @@ export class WebhookDispatcher {
     const started = performance.now();
     const attempt: DeliveryAttempt = { at: new Date().toISOString(), status_code: null, latency_ms: 0, error: null };
     try {
-      const res = await fetch(hook.url, {
-        method: "POST",
-        body,
-        redirect: "manual",
-        signal: AbortSignal.timeout(this.settings.timeoutMs),
-        headers: {
-          "content-type": "application/json",
-          "user-agent": "AgentOS-Webhooks/1",
-          [SIGNATURE_HEADER]: signPayload(hook.secret, body),
-          [EVENT_ID_HEADER]: row.event_id,
-          "x-agentos-event-type": row.event_type,
-          "x-agentos-delivery-id": row.id,
+      const { response: res } = await outboundFetch(
+        hook.url,
+        {
+          method: "POST",
+          body,
+          signal: AbortSignal.timeout(this.settings.timeoutMs),
+          headers: {
+            "content-type": "application/json",
+            "user-agent": "AgentOS-Webhooks/1",
+            [SIGNATURE_HEADER]: signPayload(hook.secret, body),
+            [EVENT_ID_HEADER]: row.event_id,
+            "x-agentos-event-type": row.event_type,
+            "x-agentos-delivery-id": row.id,
+          },
         },
-      });
+        this.outbound,
+      );
       attempt.status_code = res.status;
       await res.body?.cancel().catch(() => {});
       if (res.status < 200 || res.status >= 300) attempt.error = `receiver answered ${res.status}`;
     } catch (err) {
       const e = err as Error;
-      attempt.error = e.name === "TimeoutError" ? `no answer within ${this.settings.timeoutMs} ms` : e.message.slice(0, 300);
+      if (e.name === "TimeoutError") attempt.error = `no answer within ${this.settings.timeoutMs} ms`;
+      else if (err instanceof OutboundError) attempt.error = `${err.code}: ${err.message}`;
+      else attempt.error = "target_unreachable: the connection failed or closed before a reply.";
+      if (!(err instanceof OutboundError && err.code === "target_refused")) this.log.debug("webhook attempt failed", { delivery_id: row.id, error: err instanceof OutboundError ? err.detail : err });
     }
     attempt.latency_ms = Math.round(performance.now() - started);
     await this.record(row, attempt);

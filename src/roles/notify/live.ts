@@ -8,6 +8,10 @@
  * DomainEvent}` per event, `{"type":"pong"}` for a `ping` (text or `{"type":"ping"}`);
  * protocol-level pings come from the server too. A client whose unsent buffer passes
  * MAX_BUFFERED_BYTES is closed (1013) rather than letting memory grow.
+ *
+ * A socket lives no longer than the credential it was opened with: it is closed with 4001
+ * when its access token (or API key) expires, and when its API key is deleted (the auth
+ * role's API_KEYS_CHANGED announcement names the key). Clients reconnect with a fresh token.
  */
 import type { ServerWebSocket } from "bun";
 import type { Bus, Unsubscribe } from "../../platform/bus";
@@ -24,10 +28,20 @@ import type { WebSocketRoute } from "../../platform/platform";
 export const LIVE_PATH = "/v1/ws";
 export const MAX_BUFFERED_BYTES = 256 * 1024;
 export const SLOW_CLIENT_CLOSE_CODE = 1013;
+/** Application close code (4000-4999) for "your credential is no longer valid", like HTTP 401. */
+export const CREDENTIALS_GONE_CLOSE_CODE = 4001;
+/** Deleted keys remembered this long, for sockets whose upgrade raced the deletion. */
+const REVOKED_MEMORY_MS = 60_000;
+/** setTimeout's ceiling (~24.8 days): longer expiries are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface LiveSocketData {
   orgId: string;
   userId: string;
+  /** The API key the socket was opened with, if any. */
+  keyId?: string;
+  /** Unix seconds at which the socket's credential expires, if it does. */
+  expiresAt?: number;
 }
 
 /** The part of Bun's ServerWebSocket the hub uses (tests pass fakes). */
@@ -35,11 +49,17 @@ export type LiveSocket = Pick<ServerWebSocket<LiveSocketData>, "data" | "send" |
 
 export class LiveHub {
   private orgs = new Map<string, { sockets: Set<LiveSocket>; unsubscribe: Unsubscribe }>();
+  private expiryTimers = new Map<LiveSocket, ReturnType<typeof setTimeout>>();
+  private revokedKeys = new Map<string, number>();
 
   constructor(private bus: Bus, private gauge: Gauge, private log: Logger, private maxBuffered = MAX_BUFFERED_BYTES) {}
 
   add(ws: LiveSocket) {
     const orgId = ws.data.orgId;
+    if (ws.data.keyId && this.revokedKeys.has(ws.data.keyId)) {
+      ws.close(CREDENTIALS_GONE_CLOSE_CODE, "API key deleted");
+      return;
+    }
     let entry = this.orgs.get(orgId);
     if (!entry) {
       const sockets = new Set<LiveSocket>();
@@ -49,10 +69,41 @@ export class LiveHub {
     }
     entry.sockets.add(ws);
     this.gauge.inc();
+    this.armExpiry(ws);
     this.send(ws, JSON.stringify({ type: "connected", organization_id: orgId }));
   }
 
+  private armExpiry(ws: LiveSocket) {
+    if (ws.data.expiresAt === undefined) return;
+    const left = ws.data.expiresAt * 1000 - Date.now();
+    if (left <= 0) {
+      this.closeForCredentials(ws, ws.data.keyId ? "API key expired" : "access token expired");
+      return;
+    }
+    this.expiryTimers.set(ws, setTimeout(() => this.armExpiry(ws), Math.min(left, MAX_TIMER_MS)));
+  }
+
+  private closeForCredentials(ws: LiveSocket, reason: string) {
+    this.remove(ws);
+    ws.close(CREDENTIALS_GONE_CLOSE_CODE, reason);
+  }
+
+  /** An API key was deleted: its sockets are closed (and late upgrades with it refused for a while). */
+  keyDeleted(keyId: string) {
+    const now = Date.now();
+    for (const [id, at] of this.revokedKeys) if (now - at > REVOKED_MEMORY_MS) this.revokedKeys.delete(id);
+    this.revokedKeys.set(keyId, now);
+    for (const entry of [...this.orgs.values()]) {
+      for (const ws of [...entry.sockets]) if (ws.data.keyId === keyId) this.closeForCredentials(ws, "API key deleted");
+    }
+  }
+
   remove(ws: LiveSocket) {
+    const timer = this.expiryTimers.get(ws);
+    if (timer) {
+      clearTimeout(timer);
+      this.expiryTimers.delete(ws);
+    }
     const entry = this.orgs.get(ws.data.orgId);
     if (!entry?.sockets.delete(ws)) return;
     this.gauge.dec();
@@ -98,6 +149,8 @@ export class LiveHub {
   }
 
   stop() {
+    for (const timer of this.expiryTimers.values()) clearTimeout(timer);
+    this.expiryTimers.clear();
     for (const entry of this.orgs.values()) {
       entry.unsubscribe();
       for (const ws of entry.sockets) {
@@ -118,7 +171,7 @@ export function liveEventsRoute(hub: LiveHub, authenticate: (header: string | nu
       const header = request.headers.get("authorization") ?? (token ? `Bearer ${token}` : null);
       try {
         const principal = await authenticate(header);
-        return { orgId: principal.orgId, userId: principal.userId } satisfies LiveSocketData;
+        return { orgId: principal.orgId, userId: principal.userId, keyId: principal.keyId, expiresAt: principal.expiresAt } satisfies LiveSocketData;
       } catch (err) {
         const requestId = currentContext()?.requestId ?? newId("req");
         if (err instanceof AppError) return errorResponse(err.status, err.code, err.message, requestId, err.details, err.headers);

@@ -12,11 +12,12 @@ export const notifyRole: RoleModule = {
   uses: [],
   description: "webhooks (signed, retried, persisted deliveries) and the in-app inbox; the /v1/ws fan-out is served by gateways",
   init(p) {
-    const dispatcher = new WebhookDispatcher(p.db, dispatcherSettings(), p.log);
+    const outbound = { allowPrivate: p.config.allowPrivateTargets };
+    const dispatcher = new WebhookDispatcher(p.db, dispatcherSettings(), p.log, outbound);
     const intake = new EventIntake(p.db, () => dispatcher.poke());
     let stopConsumer: Unsubscribe | undefined;
     return {
-      service: new NotifyService(p.db),
+      service: new NotifyService(p.db, outbound),
       async start() {
         await p.bus.ensureStream(EVENTS_STREAM);
         if (p.bus.kind === "memory") {

@@ -11,6 +11,7 @@ import { badRequest, notFound, unprocessable } from "../../platform/errors";
 import type { Principal } from "../../platform/http/auth-guard";
 import { withIdempotency } from "../../platform/http/idempotency";
 import { isId, newId } from "../../platform/ids";
+import { literalTargetProblem, type OutboundPolicy } from "../../platform/net/outbound";
 import type { DomainEvent } from "../../platform/outbox";
 import { inboxEntryFor, webhookWants } from "./inbox";
 import type { CreatedWebhookOut, CreateWebhookInput, DeliveryOut, NotificationOut, NotificationQueryInput, WebhookOut } from "./model";
@@ -49,7 +50,7 @@ function newSecret() {
 export const MAX_WEBHOOKS_PER_ORG = 20;
 
 export class NotifyService {
-  constructor(private db: Db) {}
+  constructor(private db: Db, private outbound: OutboundPolicy) {}
 
   async createWebhook(principal: Principal, input: CreateWebhookInput, idempotencyKey: string | null = null): Promise<{ status: number; body: CreatedWebhookOut }> {
     let url: URL;
@@ -59,6 +60,8 @@ export class NotifyService {
       throw badRequest("invalid_url", "url is not a valid URL.", { field: "url" });
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") throw badRequest("invalid_url", "url must be an http or https URL.", { field: "url" });
+    const refused = literalTargetProblem(url, this.outbound);
+    if (refused) throw badRequest("invalid_url", `url is refused: ${refused}`, { field: "url" });
     return withIdempotency(this.db, { orgId: principal.orgId, key: idempotencyKey, route: "POST /v1/webhooks", body: input }, async () => {
       // Every event is delivered to every endpoint: a bounded fan-out keeps one organization
       // from turning each change into thousands of deliveries (Stripe allows 16 endpoints).

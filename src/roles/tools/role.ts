@@ -15,6 +15,7 @@ export const toolsRole: RoleModule = {
       bus: p.bus,
       log: p.log,
       toolsSubjectPrefix: p.config.toolsSubjectPrefix,
+      outbound: { allowPrivate: p.config.allowPrivateTargets },
       memory: () => p.clients.memory,
       agents: () => p.clients.agents,
     });

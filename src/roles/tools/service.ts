@@ -13,6 +13,7 @@ import { AppError, badRequest, conflict, notFound } from "../../platform/errors"
 import type { Principal } from "../../platform/http/auth-guard";
 import { isId, newId } from "../../platform/ids";
 import type { Logger } from "../../platform/logging";
+import type { OutboundPolicy } from "../../platform/net/outbound";
 import type { AgentsContract } from "../agents/contract";
 import { BUILTIN_MEMORY_TOOL_DEFS, BUILTIN_MEMORY_TOOLS, isBuiltinMemoryTool, type MemoryContract } from "../memory/contract";
 import type { RunTool, ToolCallRequest, ToolCallResult, ToolsContract } from "./contract";
@@ -33,6 +34,8 @@ export interface ToolsDeps {
   /** Subject prefixes nats tools may not use (AgentOS's own namespace). */
   /** Subjects nats tools may use (config.toolsSubjectPrefix). */
   toolsSubjectPrefix: string;
+  /** The SSRF guard's policy for http tools. */
+  outbound: OutboundPolicy;
   memory: () => MemoryContract;
   agents: () => AgentsClient;
 }
@@ -157,6 +160,8 @@ export class ToolsService implements ToolsContract {
         return executeHttp(
           { name, url: config.url, headers: config.headers, secret: tool.signingSecret, timeoutMs: tool.timeoutMs },
           { arguments: args, run_id: runId, tool_call_id: call.tool_call_id },
+          this.deps.outbound,
+          (detail) => this.deps.log.debug("http tool unreachable", { tool_id: tool.id, error: detail }),
         );
       }
       case "nats":
@@ -330,7 +335,7 @@ export class ToolsService implements ToolsContract {
       throw badRequest("invalid_tool_config", `Unknown config key(s) for a ${kind} tool: ${unknown.join(", ")} (allowed: ${allowed.join(", ") || "none"}).`);
     }
     if (kind === "http") {
-      const problem = checkToolUrl(config.url) ?? checkHeaders(config.headers);
+      const problem = checkToolUrl(config.url, this.deps.outbound) ?? checkHeaders(config.headers);
       if (problem) throw badRequest("invalid_tool_config", problem);
       return config.headers === undefined ? { url: config.url } : { url: config.url, headers: config.headers };
     }

@@ -390,7 +390,7 @@ function toolsSuite(start: () => Promise<TestProcess>, real: boolean) {
       expect(await execute(here.id, '{"city":"Nice"}')).toMatchObject({ ok: true, output: { city: "Nice" } });
 
       const closed = await register(alice, { name: uniqueName("down"), kind: "http", config: { url: "http://127.0.0.1:1/" } });
-      expect((await execute(closed.id, "{}")).error?.code).toBe("tool_unreachable");
+      expect((await execute(closed.id, "{}")).error?.code).toBe("target_unreachable");
     });
 
     test("nats: a responder on the tool's own subject (not namespaced) answers {output} or {error}", async () => {

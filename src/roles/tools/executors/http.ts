@@ -3,14 +3,23 @@
  * webhooks (`X-AgentOS-Signature: t=<unix>,v1=<hex hmac-sha256(secret, "t.body")>`). The
  * whole exchange (connect, headers, body) is bounded by the tool's timeout and the reply by
  * a size cap read as a stream; redirects are followed only to the same origin (307/308, so
- * the signed POST is replayed unchanged), never to another host.
+ * the signed POST is replayed unchanged), never to another host. Every hop goes through the
+ * SSRF guard (platform/net/outbound): internal addresses are refused unless allowed, and a
+ * failure never says more than "unreachable".
  */
+import { literalTargetProblem, OutboundError, outboundFetch, type OutboundPolicy, type RedirectRule } from "../../../platform/net/outbound";
 import { VERSION } from "../../../version";
 import type { ToolCallResult } from "../contract";
 
 export const MAX_RESPONSE_BYTES = 1024 * 1024;
 const MAX_REDIRECTS = 3;
-const ERROR_EXCERPT_CHARS = 500;
+/** What of a non-2xx reply the model and the caller see: the error message, bounded. */
+const ERROR_EXCERPT_CHARS = 200;
+
+const SAME_ORIGIN_307_308: RedirectRule = {
+  max: MAX_REDIRECTS,
+  allow: (status, from, to) => (status === 307 || status === 308) && to.origin === from.origin,
+};
 
 export interface HttpToolTarget {
   name: string;
@@ -59,8 +68,8 @@ async function readCapped(res: Response, cap: number): Promise<string> {
   return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
-/** Only http(s) URLs with a host; no credentials in the URL (they would leak into logs). */
-export function checkToolUrl(raw: unknown): string | null {
+/** Only http(s) URLs with a host; no credentials in the URL (they would leak into logs); no internal IP literal. */
+export function checkToolUrl(raw: unknown, policy: OutboundPolicy): string | null {
   if (typeof raw !== "string" || raw.length === 0) return "`config.url` is required for http tools.";
   if (raw.length > 2048) return "`config.url` is longer than 2048 characters.";
   let url: URL;
@@ -72,51 +81,49 @@ export function checkToolUrl(raw: unknown): string | null {
   if (url.protocol !== "http:" && url.protocol !== "https:") return `\`config.url\` must be http or https, not '${url.protocol}'.`;
   if (!url.hostname) return "`config.url` has no host.";
   if (url.username || url.password) return "`config.url` must not contain credentials; put them in `config.headers`.";
-  return null;
+  const refused = literalTargetProblem(url, policy);
+  return refused ? `\`config.url\` is refused: ${refused}` : null;
 }
 
-export async function executeHttp(target: HttpToolTarget, call: HttpCall): Promise<ToolCallResult> {
+export async function executeHttp(target: HttpToolTarget, call: HttpCall, policy: OutboundPolicy, onUnreachable?: (detail: unknown) => void): Promise<ToolCallResult> {
   const body = JSON.stringify({ tool: target.name, arguments: call.arguments, run_id: call.run_id, tool_call_id: call.tool_call_id });
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), target.timeoutMs);
-  const origin = new URL(target.url).origin;
-  let url = target.url;
+  const headers = {
+    ...(target.headers ?? {}),
+    "content-type": "application/json",
+    "user-agent": `AgentOS/${VERSION}`,
+    "x-agentos-signature": sign(target.secret, body),
+    "x-agentos-tool-call-id": call.tool_call_id,
+  };
   try {
-    for (let hop = 0; ; hop++) {
-      const res = await fetch(url, {
-        method: "POST",
-        body,
-        redirect: "manual",
-        signal: controller.signal,
-        headers: {
-          ...(target.headers ?? {}),
-          "content-type": "application/json",
-          "user-agent": `AgentOS/${VERSION}`,
-          "x-agentos-signature": sign(target.secret, body),
-          "x-agentos-tool-call-id": call.tool_call_id,
-        },
-      });
-      if (res.status >= 300 && res.status < 400) {
-        await res.body?.cancel().catch(() => {});
-        const location = res.headers.get("location");
-        const next = location ? new URL(location, url) : null;
-        if (!next || next.origin !== origin || (res.status !== 307 && res.status !== 308) || hop >= MAX_REDIRECTS) {
-          return fail(
-            "tool_redirect_refused",
-            `The tool server answered ${res.status}${next ? ` to ${next.origin}${next.pathname}` : ""}; AgentOS follows only 307/308 redirects to the same host (at most ${MAX_REDIRECTS}). Point config.url at the final address.`,
-          );
-        }
-        url = next.toString();
-        continue;
+    const { response: res, url } = await outboundFetch(target.url, { method: "POST", body, headers, signal: controller.signal }, policy, SAME_ORIGIN_307_308);
+    if (res.status >= 300 && res.status < 400) {
+      const location = res.headers.get("location");
+      let next: URL | null = null;
+      try {
+        next = location ? new URL(location, url) : null;
+      } catch {
+        /* no usable Location */
       }
-      const text = await readCapped(res, MAX_RESPONSE_BYTES);
-      if (res.status < 200 || res.status >= 300) return fail("tool_http_error", `The tool server answered HTTP ${res.status}: ${errorExcerpt(text)}`);
-      return { ok: true, output: parseOutput(text) };
+      return fail(
+        "tool_redirect_refused",
+        `The tool server answered ${res.status}${next ? ` to ${next.origin}${next.pathname}` : ""}; AgentOS follows only 307/308 redirects to the same host (at most ${MAX_REDIRECTS}). Point config.url at the final address.`,
+      );
     }
+    const text = await readCapped(res, MAX_RESPONSE_BYTES);
+    if (res.status < 200 || res.status >= 300) return fail("tool_http_error", `The tool server answered HTTP ${res.status}: ${errorExcerpt(text)}`);
+    return { ok: true, output: parseOutput(text) };
   } catch (err) {
     if (err instanceof TooLarge) return fail("tool_response_too_large", `The tool's reply is larger than ${MAX_RESPONSE_BYTES} bytes.`);
     if (controller.signal.aborted) return fail("tool_timeout", `The tool did not answer within ${target.timeoutMs} ms.`);
-    return fail("tool_unreachable", `Calling the tool failed: ${(err as Error).message}`);
+    if (err instanceof OutboundError) {
+      if (err.code === "target_unreachable") onUnreachable?.(err.detail);
+      return fail(err.code, err.message);
+    }
+    // Failed while reading the reply (reset mid-body): the same words as any other failure.
+    onUnreachable?.(err);
+    return fail("target_unreachable", `Could not reach ${new URL(target.url).host}: the connection failed or closed before a reply.`);
   } finally {
     clearTimeout(timer);
   }
@@ -136,9 +143,10 @@ function errorExcerpt(text: string): string {
   try {
     const j = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown };
     const m = typeof j.error === "string" ? j.error : (j.error?.message ?? j.message);
-    if (typeof m === "string") return m.slice(0, ERROR_EXCERPT_CHARS);
+    if (typeof m === "string") return m.length > ERROR_EXCERPT_CHARS ? `${m.slice(0, ERROR_EXCERPT_CHARS)}…` : m;
   } catch {
     /* not JSON */
   }
-  return text.slice(0, ERROR_EXCERPT_CHARS) || "(empty body)";
+  if (text.length === 0) return "(empty body)";
+  return text.length > ERROR_EXCERPT_CHARS ? `${text.slice(0, ERROR_EXCERPT_CHARS)}…` : text;
 }
