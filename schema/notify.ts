@@ -34,6 +34,8 @@ export const webhookDeliveries = pgTable(
     attempts: integer("attempts").notNull().default(0),
     attemptLog: jsonb("attempt_log").$type<DeliveryAttempt[]>().notNull().default([]),
     nextAttemptAt: tstz("next_attempt_at"),
+    /** W3C traceparent of the event's intake: every attempt is a span of the event's trace. */
+    traceparent: text("traceparent"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
     deliveredAt: tstz("delivered_at"),

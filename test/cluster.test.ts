@@ -203,6 +203,12 @@ await describeReal("split-role cluster", () => {
       return r && t.some((s) => s.service === "agentos-notify" && s.name === "notify intake run.completed" && s.parentSpanId === r.spanId) ? r : null;
     }, 30_000);
     expect(relay.kind).toBe(4); // PRODUCER
+    // The webhook delivery of run.completed is a span of the same trace, child of the intake.
+    await waitFor("the webhook delivery span", () => {
+      const t = otlp.trace(CALLER_TRACE);
+      const intake = t.find((s) => s.name === "notify intake run.completed");
+      return t.find((s) => s.service === "agentos-notify" && s.name === "webhook deliver run.completed" && s.parentSpanId === intake?.spanId && s.attributes["http.response.status_code"] === 200);
+    }, 30_000);
     // Every span of the trace hangs off the caller's span: one tree, no orphan.
     const all = otlp.trace(CALLER_TRACE);
     const ids = new Map(all.map((s) => [s.spanId, s]));

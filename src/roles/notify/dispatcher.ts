@@ -9,6 +9,7 @@
  * refused at every attempt (DNS may change), redirects are not followed (a 3xx is a failed
  * attempt), and the attempt log says only `target_refused` / `target_unreachable`.
  */
+import { NO_TRACING, type Tracing } from "../../platform/tracing";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { webhookDeliveries, webhooks } from "../../../schema";
 import type { DeliveryAttempt } from "../../../schema/notify";
@@ -60,6 +61,7 @@ interface Claimed {
   event_type: string;
   payload: unknown;
   attempts: number;
+  traceparent: string | null;
 }
 
 export class WebhookDispatcher {
@@ -69,7 +71,7 @@ export class WebhookDispatcher {
   private timers = new Set<ReturnType<typeof setTimeout>>();
   private inflight = new Set<Promise<void>>();
 
-  constructor(private db: Db, private settings: DispatcherSettings, private log: Logger, private outbound: OutboundPolicy) {}
+  constructor(private db: Db, private settings: DispatcherSettings, private log: Logger, private outbound: OutboundPolicy, private tracing: Tracing = NO_TRACING) {}
 
   start() {
     this.loop = this.run();
@@ -118,7 +120,7 @@ export class WebhookDispatcher {
           where status = 'pending' and next_attempt_at <= now()
           order by next_attempt_at limit ${this.settings.batch}
           for update skip locked)
-        returning id, webhook_id, event_id, event_type, payload, attempts`),
+        returning id, webhook_id, event_id, event_type, payload, attempts, traceparent`),
     );
     if (rows.length === 0) return 0;
     const hooks = await this.db
@@ -141,6 +143,9 @@ export class WebhookDispatcher {
     const body = JSON.stringify(payload);
     const started = performance.now();
     const attempt: DeliveryAttempt = { at: new Date().toISOString(), status_code: null, latency_ms: 0, error: null };
+    const span = this.tracing.enabled && row.traceparent
+      ? this.tracing.start(`webhook deliver ${row.event_type}`, { parent: row.traceparent, kind: "client", attributes: { "agentos.delivery_id": row.id, "agentos.event_id": row.event_id, "agentos.attempt": row.attempts } })
+      : undefined;
     try {
       const { response: res } = await outboundFetch(
         hook.url,
@@ -155,6 +160,8 @@ export class WebhookDispatcher {
             [EVENT_ID_HEADER]: row.event_id,
             "x-agentos-event-type": row.event_type,
             "x-agentos-delivery-id": row.id,
+            // The receiver may continue the trace (W3C trace context).
+            ...(span?.traceparent ?? row.traceparent ? { traceparent: (span?.traceparent ?? row.traceparent)! } : {}),
           },
         },
         this.outbound,
@@ -170,6 +177,11 @@ export class WebhookDispatcher {
       if (!(err instanceof OutboundError && err.code === "target_refused")) this.log.debug("webhook attempt failed", { delivery_id: row.id, error: err instanceof OutboundError ? err.detail : err });
     }
     attempt.latency_ms = Math.round(performance.now() - started);
+    if (span) {
+      span.set({ "http.response.status_code": attempt.status_code ?? 0 });
+      if (attempt.error) span.fail(new Error(attempt.error));
+      span.end();
+    }
     await this.record(row, attempt);
   }
 

@@ -3,6 +3,7 @@
  * in-app inbox. `intake` turns one domain event into webhook deliveries and an inbox entry;
  * both are keyed by the event id (unique indexes), so a redelivered event adds nothing.
  */
+import { currentContext } from "../../platform/context";
 import { and, asc, desc, eq, gt, isNotNull, isNull, lt, lte, or, sql, type SQL } from "drizzle-orm";
 import { notifications, webhookDeliveries, webhooks } from "../../../schema";
 import type { Db } from "../../platform/db";
@@ -167,6 +168,7 @@ export class EventIntake {
           .insert(webhookDeliveries)
           .values(matching.map((h) => ({
             id: newId("dlv"), orgId: event.org_id, webhookId: h.id, eventId: event.id, eventType: event.type, payload: event, status: "pending", nextAttemptAt: sql`now()`,
+            traceparent: currentContext()?.traceparent ?? null,
           })))
           .onConflictDoNothing()
           .returning({ id: webhookDeliveries.id });
