@@ -9,6 +9,7 @@ import { NoRespondersError, BusTimeoutError } from "./bus";
 import { currentContext, requestContext } from "./context";
 import { AppError } from "./errors";
 import type { Logger } from "./logging";
+import { backendUnavailable, outageOf } from "./outage";
 
 // biome-ignore lint: service methods have arbitrary signatures
 export type ServiceMethods = { [method: string]: (...args: any[]) => Promise<any> };
@@ -28,6 +29,8 @@ export function serveRpc(bus: Bus, role: string, service: object, log: Logger) {
       return { ok: true, result: result ?? null };
     } catch (err) {
       if (err instanceof AppError) return { ok: false, error: err.toJSON() };
+      const outage = outageOf(err);
+      if (outage) return { ok: false, error: outage.toJSON() };
       log.error("rpc method failed", { role, method, error: err, request_id: ctx.requestId });
       return { ok: false, error: new AppError(500, "internal_error", `${role}.${method} failed`).toJSON() };
     }
@@ -43,6 +46,9 @@ export function rpcClient<S extends object>(bus: Bus, role: string, timeoutMs = 
         const headers: Headers = {};
         if (ctx?.requestId) headers["x-request-id"] = ctx.requestId;
         if (ctx?.traceparent) headers.traceparent = ctx.traceparent;
+        // While NATS is down a request would wait for its timeout: fail now.
+        const busDown = bus.problem();
+        if (busDown) throw backendUnavailable("bus", busDown);
         let reply: RpcReply;
         try {
           reply = await bus.request<RpcReply>(bus.subject(`rpc.${role}.${method}`), { args }, { timeoutMs, headers });

@@ -10,6 +10,7 @@ import { AppError } from "../errors";
 import { newId } from "../ids";
 import type { Logger } from "../logging";
 import type { Metrics } from "../metrics";
+import { outageOf } from "../outage";
 import { appErrorResponse, errorResponse, validationDetails } from "./errors";
 import { ErrorResponse } from "./models";
 
@@ -91,6 +92,9 @@ export function httpPlatform(opts: HttpPlatformOptions) {
   function renderError(code: string | number, error: unknown, request: Request): Response {
     const info = requestInfo(request);
     if (error instanceof AppError) return appErrorResponse(error, info.id);
+    // A backend outage reaches here wrapped by the ORM: 503 backend_unavailable, not a 500.
+    const outage = outageOf(error);
+    if (outage) return appErrorResponse(outage, info.id);
     switch (code) {
       case "VALIDATION":
         return errorResponse(400, "validation_failed", "The request does not match the schema; see details.fields.", info.id, validationDetails(error as any));

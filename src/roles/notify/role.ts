@@ -1,4 +1,5 @@
 import type { JobOutcome, Unsubscribe } from "../../platform/bus";
+import { holdThroughDatabaseOutage } from "../../platform/outage";
 import { EMBEDDED_REPLAY_WINDOW_MS, EVENTS_STREAM, relayedSince, type DomainEvent } from "../../platform/outbox";
 import type { RoleModule } from "../modules";
 import { dispatcherSettings, WebhookDispatcher } from "./dispatcher";
@@ -29,6 +30,7 @@ export const notifyRole: RoleModule = {
               await intake.intake(event);
               return "ack";
             } catch (err) {
+              if (await holdThroughDatabaseOutage(err, p.database, () => job.working())) return { nak: 0 };
               p.log.warn("notify: event intake failed; will retry", { event_id: event.id, error: err });
               return { nak: Math.min(30_000, 500 * 2 ** Math.min(job.deliveryCount, 6)) };
             }
