@@ -96,10 +96,10 @@ export class DatabaseGate {
       await Bun.sleep(this.probeMs);
       try {
         await this.probe();
-        this.log.info("database available again", { down_ms: Date.now() - this.down.since });
+        if (this.down) this.log.info("database available again", { down_ms: Date.now() - this.down.since });
         this.release();
       } catch (err) {
-        this.down.reason = connectionFailure(err) ?? this.down.reason;
+        if (this.down) this.down.reason = connectionFailure(err) ?? this.down.reason;
       }
     }
     this.probing = false;

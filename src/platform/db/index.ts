@@ -40,19 +40,26 @@ export async function openDatabase(opts: { url?: string; dataDir: string; log: L
 function gatedClient<C extends object>(client: C & { unsafe: Function; begin: Function }, gate: DatabaseGate): C {
   return new Proxy(client, {
     get(target, prop, receiver) {
+      // Both answer with a rejected promise (never a synchronous throw) while the circuit is open.
       if (prop === "unsafe") {
         return (...args: unknown[]) => {
-          gate.check();
           // A postgres.js query is lazy (runs when awaited) and `.values()` must be set before that.
-          const query = target.unsafe(...args);
+          const run = (start: (query: any) => PromiseLike<unknown>) => {
+            try {
+              gate.check();
+            } catch (err) {
+              return Promise.reject(err);
+            }
+            return gate.observe(start(target.unsafe(...args)));
+          };
           return {
-            values: () => gate.observe(query.values()),
-            then: (ok: (v: unknown) => unknown, ko: (e: unknown) => unknown) => gate.observe(query).then(ok, ko),
+            values: () => run((query) => query.values()),
+            then: (ok: (v: unknown) => unknown, ko: (e: unknown) => unknown) => run((query) => query).then(ok, ko),
           };
         };
       }
       if (prop === "begin") {
-        return (...args: unknown[]) => {
+        return async (...args: unknown[]) => {
           gate.check();
           return gate.observe(target.begin(...args));
         };
