@@ -159,6 +159,11 @@ describe("background work during an outage", () => {
     await hold;
     expect(held).toBe(true);
     expect(await holdThroughDatabaseOutage(new Error("boom"), database, () => {})).toBe(false);
+    // Shutdown ends the wait: the message goes back undone.
+    const shutdown = new AbortController();
+    const stopping = holdThroughDatabaseOutage(backendUnavailable("database"), { whenAvailable: () => new Promise<void>(() => {}) }, () => {}, { signal: shutdown.signal });
+    shutdown.abort("shutdown");
+    expect(await stopping).toBe(true);
     // A bus outage is not the database's: not held here (the caller's usual retry applies).
     expect(await holdThroughDatabaseOutage(backendUnavailable("bus"), database, () => {})).toBe(false);
   });

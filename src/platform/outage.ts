@@ -68,14 +68,27 @@ export class RetryPacer {
  * use up a message's deliveries (the bus parks it after `maxDeliver`, and a parked usage
  * event would be a lost usage row). True when `err` was such an outage.
  */
-export async function holdThroughDatabaseOutage(err: unknown, database: { whenAvailable(): Promise<void> }, heartbeat: () => void, maxWaitMs = 15 * 60_000): Promise<boolean> {
+export async function holdThroughDatabaseOutage(
+  err: unknown,
+  database: { whenAvailable(): Promise<void> },
+  heartbeat: () => void,
+  opts: { signal?: AbortSignal; maxWaitMs?: number } = {},
+): Promise<boolean> {
   const outage = outageOf(err);
   if ((outage?.details as { backend?: string } | undefined)?.backend !== "database") return false;
   const beat = setInterval(heartbeat, 5_000);
+  let onAbort = () => {};
   try {
-    await Promise.race([database.whenAvailable(), Bun.sleep(maxWaitMs)]);
+    // Shutdown (the signal) ends the wait too: the message is handed back undone.
+    const aborted = new Promise<void>((resolve) => {
+      onAbort = resolve;
+      if (opts.signal?.aborted) resolve();
+      opts.signal?.addEventListener("abort", resolve, { once: true });
+    });
+    await Promise.race([database.whenAvailable(), aborted, Bun.sleep(opts.maxWaitMs ?? 15 * 60_000)]);
   } finally {
     clearInterval(beat);
+    opts.signal?.removeEventListener("abort", onAbort);
   }
   return true;
 }

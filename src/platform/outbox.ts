@@ -101,7 +101,7 @@ export function startOutboxRelay(db: Db, bus: Bus, log: Logger, intervalMs = 250
     // A relay asleep for the long interval starts the short one; otherwise it is on its way.
     if (asleep) setTimeout(() => wake?.(), POKED_INTERVAL_MS);
   };
-  const pacer = new RetryPacer("outbox relay", log, intervalMs);
+  const pacer = new RetryPacer("outbox relay", log, intervalMs, 2_000);
   const loop = async () => {
     await bus.ensureStream(EVENTS_STREAM);
     while (!stopped) {

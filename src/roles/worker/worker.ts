@@ -184,7 +184,7 @@ export class RunWorker {
     }
     // The database went away mid-run: nothing is lost (every step boundary is a transaction).
     // Wait for it, then hand the run back and take it again: it resumes from its last step.
-    if (await holdThroughDatabaseOutage(err, this.p.database, () => job.working())) {
+    if (await holdThroughDatabaseOutage(err, this.p.database, () => job.working(), { signal })) {
       this.p.log.warn("run paused while the database was unavailable; resuming", { run_id: runId });
       return { nak: 0 };
     }
