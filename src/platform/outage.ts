@@ -81,9 +81,9 @@ export async function holdThroughDatabaseOutage(
   try {
     // Shutdown (the signal) ends the wait too: the message is handed back undone.
     const aborted = new Promise<void>((resolve) => {
-      onAbort = resolve;
+      onAbort = () => resolve();
       if (opts.signal?.aborted) resolve();
-      opts.signal?.addEventListener("abort", resolve, { once: true });
+      opts.signal?.addEventListener("abort", onAbort, { once: true });
     });
     await Promise.race([database.whenAvailable(), aborted, Bun.sleep(opts.maxWaitMs ?? 15 * 60_000)]);
   } finally {
