@@ -16,6 +16,7 @@ import { openDatabase, rowsOf, sql } from "./db";
 import { connectionFailure, DatabaseGate } from "./db/gate";
 import { AppError } from "./errors";
 import { httpPlatform } from "./http/app";
+import { withIdempotency } from "./http/idempotency";
 import { createLogger, silentLogger } from "./logging";
 import { createMetrics } from "./metrics";
 import { backendUnavailable, holdThroughDatabaseOutage, outageOf, RetryPacer } from "./outage";
@@ -208,6 +209,30 @@ await describeReal("outages in-process against the real servers behind a proxy t
       expect(database.problem()).toBeNull();
       await database.db.transaction(async (tx) => tx.execute(sql`insert into t values (2)`));
       expect(rowsOf<{ n: number }>(await database.db.execute(sql`select n from t`))).toEqual([{ n: 2 }]);
+    } finally {
+      await database.close();
+    }
+  });
+
+  test("an Idempotency-Key claimed just before the database went away is released once it is back", async () => {
+    const database = await openDatabase({ url: pgProxy.url(testDb.url), dataDir: "/nonexistent", log: silentLogger, connectTimeoutMs: 1000 });
+    try {
+      await database.migrate();
+      const request = { orgId: "org_outage", key: "create-1", route: "POST /v1/threads", body: { a: 1 } };
+      const first = await withIdempotency(database.db, request, async () => {
+        pgProxy.cut(); // the claim is in; the work meets the outage
+        await database.db.execute(sql`select 1`);
+        return { status: 201, body: { id: "never" } };
+      }).catch((e) => e);
+      expect(outageOf(first)?.details).toEqual({ backend: "database" });
+      pgProxy.restore();
+      await Promise.race([database.whenAvailable(), Bun.sleep(5_000)]);
+      // Within a few seconds (not the 60 s of a stale claim) a retry runs the work.
+      const retried = await waitFor("the retry to be accepted", async () => {
+        const r = await withIdempotency(database.db, request, async () => ({ status: 201, body: { id: "thr_1" } })).catch((e) => e);
+        return r?.status === 201 ? r : null;
+      }, 5_000, 200);
+      expect(retried).toEqual({ status: 201, body: { id: "thr_1" }, replayed: false });
     } finally {
       await database.close();
     }
