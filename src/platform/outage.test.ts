@@ -10,7 +10,10 @@ import { Elysia } from "elysia";
 import { createTestDatabase, describeReal, REAL_URLS, uniqueName } from "../../test/support/backends";
 import { startTcpProxy, type TcpProxy } from "../../test/support/tcp-proxy";
 import { waitFor } from "../../test/support/wait";
-import { MemoryBus } from "./bus";
+import { startNatsServer } from "../../test/support/cluster";
+import { createOrgRateLimiter } from "../roles/gateway/rate-limits";
+import { MemoryBus, openBus } from "./bus";
+import { MemoryCache } from "./cache";
 import { openCache } from "./cache";
 import { openDatabase, rowsOf, sql } from "./db";
 import { connectionFailure, DatabaseGate } from "./db/gate";
@@ -130,6 +133,27 @@ describe("answers during an outage", () => {
   });
 });
 
+describe("rate limits while billing is unreachable", () => {
+  test("the org keeps its last known limit instead of dropping to the conservative fallback", async () => {
+    let billingUp = true;
+    const limiter = createOrgRateLimiter({
+      cache: new MemoryCache(),
+      log: silentLogger,
+      getLimits: async () => {
+        if (!billingUp) throw backendUnavailable("bus", "nats disconnected");
+        return { requests_per_minute: 500 } as any;
+      },
+    });
+    const principal = { orgId: "org_a" } as any;
+    expect((await limiter.afterAuth(principal))["x-ratelimit-limit"]).toBe("500");
+    billingUp = false;
+    limiter.forget("org_a"); // as when the cached limit expires during the outage
+    expect((await limiter.afterAuth(principal))["x-ratelimit-limit"]).toBe("500");
+    // An org never seen before gets the conservative fallback.
+    expect((await limiter.afterAuth({ orgId: "org_new" } as any))["x-ratelimit-limit"]).toBe("60");
+  });
+});
+
 describe("background work during an outage", () => {
   test("RetryPacer doubles the wait up to its bound and logs an outage once, its end once", () => {
     const { log, lines } = recordingLogger();
@@ -235,6 +259,29 @@ await describeReal("outages in-process against the real servers behind a proxy t
       expect(retried).toEqual({ status: 201, body: { id: "thr_1" }, replayed: false });
     } finally {
       await database.close();
+    }
+  });
+
+  test("NATS: a request waiting for its reply fails at once when the connection drops, not at its timeout", async () => {
+    const nats = await startNatsServer();
+    const bus = await openBus({ url: nats.url, namespace: uniqueName("o"), log: silentLogger, name: "outage-test" });
+    try {
+      // A responder that never answers: without the fix the request waits its 15 s.
+      bus.subscribe(bus.subject("rpc.slow.m"), () => {}, { queue: "slow" });
+      await Bun.sleep(50);
+      const started = performance.now();
+      const pending = bus.request(bus.subject("rpc.slow.m"), {}, { timeoutMs: 15_000 }).catch((e) => e);
+      await Bun.sleep(100);
+      await nats.stop("SIGKILL");
+      const err = await pending;
+      expect(outageOf(err)?.details).toEqual({ backend: "bus" });
+      expect(performance.now() - started).toBeLessThan(2_000);
+      expect(bus.problem()).toMatch(/nats disconnected/);
+      await nats.start();
+      await waitFor("the bus to reconnect", () => bus.problem() === null, 10_000);
+    } finally {
+      await bus.close();
+      await nats.destroy();
     }
   });
 
