@@ -17,6 +17,7 @@
 import { mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { postgresPatchPlugin } from "../src/platform/db/postgres-patch";
 
 const root = resolve(import.meta.dir, "..");
 
@@ -50,6 +51,8 @@ try {
     target: "bun",
     format: "esm",
     minify: { whitespace: true, syntax: true, identifiers: false },
+    // postgres.js crashes the process on a write after its connection closed (see the patch).
+    plugins: [postgresPatchPlugin],
     // "linked": the map is embedded in the executable and used for stack traces.
   sourcemap: values.sourcemap ? "linked" : "none",
   });

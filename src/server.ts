@@ -97,6 +97,8 @@ export async function startProcess(config: Config, log: Logger = createLogger(co
     const probes: Promise<void>[] = [];
     if (started.has("database")) {
       probes.push(probe("database", async () => {
+        const outage = p.database.problem();
+        if (outage) return outage;
         await p.database.ping();
         const pending = await pendingMigrations(p.db);
         return pending.length ? `migrations pending: ${pending.join(", ")}` : null;

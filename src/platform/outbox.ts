@@ -16,6 +16,7 @@ import { rowsOf } from "./db/rows";
 import { newId } from "./ids";
 import type { Logger } from "./logging";
 import type { EventType } from "./event-types";
+import { backendUnavailable, RetryPacer } from "./outage";
 
 export const EVENTS_STREAM = { name: "EVENTS", subjects: ["events.>"], kind: "log" as const };
 
@@ -107,19 +108,25 @@ export function startOutboxRelay(db: Db, bus: Bus, log: Logger, intervalMs = 250
     // A relay asleep for the long interval starts the short one; otherwise it is on its way.
     if (asleep) setTimeout(() => wake?.(), POKED_INTERVAL_MS);
   };
+  const pacer = new RetryPacer("outbox relay", log, intervalMs, 2_000);
   const loop = async () => {
     await bus.ensureStream(EVENTS_STREAM);
     while (!stopped) {
+      let retryIn = 0;
       try {
+        // Rows stay unpublished while NATS is down (no claim held open waiting for a publish ack).
+        const busDown = bus.problem();
+        if (busDown) throw backendUnavailable("bus", busDown);
         const written = pokes;
         const n = await relayOnce(db, bus, 200, tracing);
+        pacer.succeeded();
         // Rows of other processes count too: an approximation that only shortens the fast polling.
         covered = Math.min(written, covered + n);
         if (n > 0) continue;
       } catch (err) {
-        log.warn("outbox relay failed; will retry", { error: err });
+        retryIn = pacer.failed(err);
       }
-      const delay = waitingForPoked() ? POKED_INTERVAL_MS : intervalMs;
+      const delay = retryIn || (waitingForPoked() ? POKED_INTERVAL_MS : intervalMs);
       await new Promise<void>((resolve) => {
         wake = resolve;
         setTimeout(resolve, delay);

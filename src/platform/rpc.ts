@@ -12,6 +12,7 @@ import { NoRespondersError, BusTimeoutError } from "./bus";
 import { currentContext, requestContext } from "./context";
 import { AppError } from "./errors";
 import type { Logger } from "./logging";
+import { backendUnavailable, outageOf } from "./outage";
 import { RpcRefused, RpcSeal, type RefusalReason } from "./rpc-seal";
 import { NO_TRACING, type Tracing } from "./tracing";
 
@@ -65,7 +66,9 @@ export function serveRpc(bus: Bus, opts: RpcServeOptions) {
       const result = await requestContext.run(ctx, () => fn.apply(service, Array.isArray(request?.args) ? request.args : []));
       reply = { ok: true, result: result ?? null };
     } catch (err) {
+      const outage = err instanceof AppError ? null : outageOf(err);
       if (err instanceof AppError) reply = { ok: false, error: err.toJSON() };
+      else if (outage) reply = { ok: false, error: outage.toJSON() };
       else {
         log.error("rpc method failed", { role, method, error: err, request_id: ctx.requestId });
         reply = { ok: false, error: new AppError(500, "internal_error", `${role}.${method} failed`).toJSON() };
@@ -83,6 +86,9 @@ export function rpcClient<S extends object>(bus: Bus, role: string, seal: RpcSea
       if (typeof method !== "string" || method === "then") return undefined;
       return async (...args: unknown[]) => {
         const ctx = currentContext();
+        // While NATS is down a request would wait for its timeout: fail now.
+        const busDown = bus.problem();
+        if (busDown) throw backendUnavailable("bus", busDown);
         const span = tracing.enabled ? tracing.start(`rpc ${role}.${method}`, { kind: "client", attributes: { "rpc.system": "agentos", "rpc.service": role, "rpc.method": method } }) : undefined;
         const headers: Headers = {};
         if (ctx?.requestId) headers["x-request-id"] = ctx.requestId;

@@ -9,7 +9,8 @@ import {
   type ConnectionOptions, type MsgHdrs, type NatsConnection, type Subscription,
 } from "@nats-io/transport-node";
 import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import { FatalError } from "../errors";
+import { AppError, FatalError } from "../errors";
+import { backendUnavailable } from "../outage";
 import type { Logger } from "../logging";
 import {
   type Bus, type BusMessage, type ConsumeOptions, type DurableJob, type DurableStreamSpec, type Headers, type JobOutcome,
@@ -90,6 +91,8 @@ export class NatsBus implements Bus {
   private js: JetStreamClient;
   private disconnectedSince: number | null = null;
   private subs = new Set<Subscription>();
+  /** Requests awaiting a reply: failed at once when the connection drops (no wait for their timeout). */
+  private pendingRequests = new Set<(err: Error) => void>();
 
   private constructor(private nc: NatsConnection, private jsm: JetStreamManager, private namespace: string, private log: Logger, private onMessage?: (dir: string) => void) {
     this.js = jetstream(nc);
@@ -119,6 +122,7 @@ export class NatsBus implements Bus {
       if (s.type === "disconnect" || s.type === "staleConnection") {
         this.disconnectedSince ??= Date.now();
         this.log.warn("nats disconnected", { event: s.type });
+        for (const fail of this.pendingRequests) fail(backendUnavailable("bus", "nats disconnected"));
       } else if (s.type === "reconnect") {
         this.disconnectedSince = null;
         this.log.info("nats reconnected");
@@ -162,14 +166,20 @@ export class NatsBus implements Bus {
 
   async request<T>(subject: string, data: unknown, opts: { timeoutMs?: number; headers?: Headers } = {}): Promise<T> {
     this.onMessage?.("out");
+    let fail!: (err: Error) => void;
+    const dropped = new Promise<never>((_, reject) => (fail = reject));
+    this.pendingRequests.add(fail);
     try {
-      const reply = await this.nc.request(subject, encode(data), { timeout: opts.timeoutMs ?? 10_000, headers: toNatsHeaders(opts.headers) });
+      const reply = await Promise.race([this.nc.request(subject, encode(data), { timeout: opts.timeoutMs ?? 10_000, headers: toNatsHeaders(opts.headers) }), dropped]);
       return decode<T>(reply.data);
     } catch (err) {
+      if (err instanceof AppError) throw err;
       const e = err as Error & { code?: string };
       if (/no responders/i.test(e.message) || e.code === "503" || e.name === "NoRespondersError") throw new NoRespondersError(subject);
       if (/timeout/i.test(e.message) || e.name === "TimeoutError") throw new BusTimeoutError(subject);
       throw err;
+    } finally {
+      this.pendingRequests.delete(fail);
     }
   }
 

@@ -9,6 +9,7 @@ import * as schema from "../../../schema";
 import { FatalError } from "../errors";
 import { redactUrl } from "../config";
 import type { Logger } from "../logging";
+import { DatabaseGate } from "./gate";
 import { applyMigrations } from "./migrate";
 
 export type Schema = typeof schema;
@@ -23,39 +24,87 @@ export interface Database {
   db: Db;
   /** Throws when the store cannot answer `select 1`. */
   ping(): Promise<void>;
+  /** Null while the store answers; otherwise why not (an outage: queries fail with 503 meanwhile). */
+  problem(): string | null;
+  /** Resolves once the store answers again (at once when it does): background work waits here. */
+  whenAvailable(): Promise<void>;
   migrate(): Promise<string[]>;
   close(): Promise<void>;
 }
 
-export async function openDatabase(opts: { url?: string; dataDir: string; log: Logger; poolSize?: number }): Promise<Database> {
-  return opts.url ? openPostgres(opts.url, opts.log, opts.poolSize) : openEmbedded(opts.dataDir, opts.log);
+export async function openDatabase(opts: { url?: string; dataDir: string; log: Logger; poolSize?: number; connectTimeoutMs?: number }): Promise<Database> {
+  return opts.url ? openPostgres(opts.url, opts.log, opts.poolSize, opts.connectTimeoutMs) : openEmbedded(opts.dataDir, opts.log);
 }
 
-async function openPostgres(url: string, log: Logger, poolSize = 10): Promise<Database> {
+/** Drizzle's postgres.js session calls only `unsafe` (queries) and `begin` (transactions) on the client. */
+function gatedClient<C extends object>(client: C & { unsafe: Function; begin: Function }, gate: DatabaseGate): C {
+  return new Proxy(client, {
+    get(target, prop, receiver) {
+      // Both answer with a rejected promise (never a synchronous throw) while the circuit is open.
+      if (prop === "unsafe") {
+        return (...args: unknown[]) => {
+          // A postgres.js query is lazy (runs when awaited) and `.values()` must be set before that.
+          const run = (start: (query: any) => PromiseLike<unknown>) => {
+            try {
+              gate.check();
+            } catch (err) {
+              return Promise.reject(err);
+            }
+            return gate.observe(start(target.unsafe(...args)));
+          };
+          return {
+            values: () => run((query) => query.values()),
+            then: (ok: (v: unknown) => unknown, ko: (e: unknown) => unknown) => run((query) => query).then(ok, ko),
+          };
+        };
+      }
+      if (prop === "begin") {
+        return async (...args: unknown[]) => {
+          gate.check();
+          return gate.observe(target.begin(...args));
+        };
+      }
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+}
+
+async function openPostgres(url: string, log: Logger, poolSize = 10, connectTimeoutMs = 1500): Promise<Database> {
   const { default: postgres } = await import("postgres");
   const { drizzle } = await import("drizzle-orm/postgres-js");
   const client = postgres(url, {
     max: poolSize,
-    connect_timeout: 5,
+    connect_timeout: connectTimeoutMs / 1000,
     idle_timeout: 60,
+    // Reconnect soon (default: up to 20 s): queries queued in the pool when the server went away wait for it.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 0.5),
     onnotice: () => {},
     connection: { application_name: "agentos" },
   });
-  const db = drizzle(client, { schema }) as unknown as Db;
+  const probe = () => Promise.race([client`select 1`, Bun.sleep(connectTimeoutMs + 1000).then(() => Promise.reject(Object.assign(new Error("probe timed out"), { code: "CONNECT_TIMEOUT" })))]);
+  const gate = new DatabaseGate(probe, log);
+  const db = drizzle(gatedClient(client, gate), { schema }) as unknown as Db;
   const database: Database = {
     kind: "postgres",
     db,
     ping: async () => {
-      await client`select 1`;
+      gate.check();
+      await gate.observe(probe());
     },
+    problem: () => gate.problem(),
+    whenAvailable: () => gate.whenAvailable(),
     migrate: () => applyMigrations(db, log),
-    close: () => client.end({ timeout: 5 }),
+    close: () => {
+      gate.close();
+      return client.end({ timeout: 5 });
+    },
   };
   try {
     await database.ping();
   } catch (err) {
+    gate.close();
     await client.end({ timeout: 0 }).catch(() => {});
-    throw new FatalError(`cannot reach PostgreSQL at ${redactUrl(url)}: ${(err as Error).message}`);
+    throw new FatalError(`cannot reach PostgreSQL at ${redactUrl(url)}: ${((err as Error).cause as Error)?.message ?? (err as Error).message}`);
   }
   return database;
 }
@@ -77,6 +126,8 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
     ping: async () => {
       await client.query("select 1");
     },
+    problem: () => null,
+    whenAvailable: () => Promise.resolve(),
     migrate: () => applyMigrations(db, log),
     close: () => closePglite(client),
   };

@@ -11,6 +11,7 @@ import { AppError } from "../errors";
 import { newId } from "../ids";
 import type { Logger } from "../logging";
 import type { Metrics } from "../metrics";
+import { outageOf } from "../outage";
 import { NO_TRACING, type SpanHandle, type Tracing } from "../tracing";
 import { paramsError, validationError, type InputContract } from "./contract";
 import { appErrorResponse, errorResponse } from "./errors";
@@ -169,6 +170,9 @@ export function httpPlatform(opts: HttpPlatformOptions) {
   function renderError(code: string | number, error: unknown, request: Request): Response {
     const info = requestInfo(request);
     if (error instanceof AppError) return appErrorResponse(error, info.id);
+    // A backend outage reaches here wrapped by the ORM: 503 backend_unavailable, not a 500.
+    const outage = outageOf(error);
+    if (outage) return appErrorResponse(outage, info.id);
     switch (code) {
       case "VALIDATION":
         if ((error as ElysiaValidationError).type !== "response") return validationResponse(error as ElysiaValidationError, request, info.id);

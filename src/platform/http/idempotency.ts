@@ -22,6 +22,7 @@ import { and, eq, isNull, lt, sql } from "drizzle-orm";
 import { idempotencyKeys } from "../../../schema";
 import type { Db, DbOrTx } from "../db";
 import { AppError, badRequest, conflict } from "../errors";
+import { outageOf } from "../outage";
 
 const TTL_MS = 24 * 3600_000;
 const DEFAULT_STALE_CLAIM_MS = 60_000;
@@ -29,6 +30,17 @@ const DEFAULT_STALE_CLAIM_MS = 60_000;
 function staleClaimMs(): number {
   const n = Number(process.env.AGENTOS_IDEMPOTENCY_STALE_MS);
   return Number.isFinite(n) && n > 0 ? n : DEFAULT_STALE_CLAIM_MS;
+}
+
+/** Retries `attempt` every second until it succeeds or `forMs` has passed (the claim is stale by then anyway). */
+function retryInBackground(attempt: () => Promise<unknown>, forMs: number) {
+  const until = Date.now() + forMs;
+  const tick = () => {
+    attempt().catch(() => {
+      if (Date.now() < until) setTimeout(tick, 1_000).unref?.();
+    });
+  };
+  setTimeout(tick, 1_000).unref?.();
 }
 
 /** Stores the response inside the work's own transaction (see the header). */
@@ -125,7 +137,12 @@ export async function withIdempotency<T>(
     if (err instanceof AppError && err.status < 500) {
       await db.update(idempotencyKeys).set({ responseStatus: err.status, responseBody: sql`${JSON.stringify({ error: err.toJSON() })}::jsonb` }).where(mine);
     } else {
-      await release();
+      await release().catch((releaseErr) => {
+        // The database went away (often the cause of this 5xx): release the claim once it is
+        // back, so that a retry is not answered request_in_progress until the claim goes stale.
+        if (!outageOf(releaseErr)) throw releaseErr;
+        retryInBackground(release, staleClaimMs());
+      });
     }
     throw err;
   }

@@ -10,6 +10,7 @@ import type { Bus, JobOutcome, Unsubscribe } from "../../platform/bus";
 import type { Db, DbOrTx } from "../../platform/db";
 import { newId } from "../../platform/ids";
 import type { Logger } from "../../platform/logging";
+import { holdThroughDatabaseOutage } from "../../platform/outage";
 import { EMBEDDED_REPLAY_WINDOW_MS, EVENTS_STREAM, emitEvent, relayedSince, type DomainEvent } from "../../platform/outbox";
 import { monthOf, PLAN_NAMES, type BillingSettings, type PlanName } from "./plans";
 
@@ -81,7 +82,7 @@ export async function monthlyUsage(db: DbOrTx, orgId: string, at = new Date()) {
 }
 
 export class UsageLedger {
-  constructor(private db: Db, private settings: BillingSettings, private log: Logger) {}
+  constructor(private db: Db, private settings: BillingSettings, private log: Logger, private database: { whenAvailable(): Promise<void> } = { whenAvailable: async () => {} }) {}
 
   /** Records the event's usage once; returns false when it was already recorded (or is not metered). */
   async record(event: DomainEvent): Promise<boolean> {
@@ -143,6 +144,7 @@ export class UsageLedger {
           await this.record(event);
           return "ack";
         } catch (err) {
+          if (await holdThroughDatabaseOutage(err, this.database, () => job.working())) return { nak: 0 };
           this.log.warn("usage ledger: recording failed; will retry", { event_id: event.id, error: err });
           return { nak: Math.min(30_000, 500 * 2 ** Math.min(job.deliveryCount, 6)) };
         }

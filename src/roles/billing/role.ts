@@ -15,7 +15,7 @@ export const billingRole: RoleModule = {
   init(p) {
     const settings = loadBillingSettings();
     const service = new BillingService(p.db, settings, (orgId) => p.bus.publish(p.bus.subject(PLAN_CHANGED), { org_id: orgId }));
-    const ledger = new UsageLedger(p.db, settings, p.log);
+    const ledger = new UsageLedger(p.db, settings, p.log, p.database);
     let stopConsumer: Unsubscribe | undefined;
     return {
       service,

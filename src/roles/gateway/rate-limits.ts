@@ -11,7 +11,7 @@ import type { Logger } from "../../platform/logging";
 import type { PlanLimits } from "../billing/contract";
 
 const LIMITS_TTL_MS = 30_000;
-/** While billing cannot be reached: a conservative limit, retried soon. */
+/** While billing cannot be reached and the org's limit was never read: a conservative limit, retried soon. */
 const FALLBACK_REQUESTS_PER_MINUTE = 60;
 const FALLBACK_TTL_MS = 5_000;
 const MAX_ORGS = 100_000;
@@ -19,6 +19,8 @@ export const RATE_WINDOW_MS = 60_000;
 
 export function createOrgRateLimiter(deps: { cache: Cache; log: Logger; getLimits(orgId: string): Promise<PlanLimits> }) {
   const limits = new Map<string, { rpm: Promise<number>; until: number }>();
+  /** The last limit billing gave for each org: kept through an outage of billing or the bus. */
+  const lastKnown = new Map<string, number>();
   const enforce = createBatchedLimiter(deps.cache, RATE_WINDOW_MS);
 
   function requestsPerMinute(orgId: string): Promise<number> {
@@ -26,14 +28,21 @@ export function createOrgRateLimiter(deps: { cache: Cache; log: Logger; getLimit
     const hit = limits.get(orgId);
     if (hit && hit.until > now) return hit.rpm;
     const rpm = deps.getLimits(orgId).then(
-      (l) => l.requests_per_minute,
+      (l) => {
+        lastKnown.set(orgId, l.requests_per_minute);
+        return l.requests_per_minute;
+      },
       (err) => {
-        deps.log.warn("rate limit: plan limits unavailable; using the fallback", { org_id: orgId, error: (err as Error).message });
-        limits.set(orgId, { rpm: Promise.resolve(FALLBACK_REQUESTS_PER_MINUTE), until: Date.now() + FALLBACK_TTL_MS });
-        return FALLBACK_REQUESTS_PER_MINUTE;
+        // The plan's limit from before the outage, not a far lower one that would turn the
+        // org's normal traffic into 429s while billing is unreachable.
+        const fallback = lastKnown.get(orgId) ?? FALLBACK_REQUESTS_PER_MINUTE;
+        deps.log.warn("rate limit: plan limits unavailable; using the last known or the fallback", { org_id: orgId, requests_per_minute: fallback, error: (err as Error).message });
+        limits.set(orgId, { rpm: Promise.resolve(fallback), until: Date.now() + FALLBACK_TTL_MS });
+        return fallback;
       },
     );
     if (limits.size >= MAX_ORGS) limits.clear();
+    if (lastKnown.size >= MAX_ORGS) lastKnown.clear();
     limits.set(orgId, { rpm, until: now + LIMITS_TTL_MS });
     return rpm;
   }

@@ -17,6 +17,7 @@ import type { Db } from "../../platform/db";
 import { rowsOf } from "../../platform/db/rows";
 import type { Logger } from "../../platform/logging";
 import { OutboundError, outboundFetch, type OutboundPolicy } from "../../platform/net/outbound";
+import { RetryPacer } from "../../platform/outage";
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, signPayload } from "./signature";
 
 export interface DispatcherSettings {
@@ -91,17 +92,20 @@ export class WebhookDispatcher {
   }
 
   private async run() {
+    const pacer = new RetryPacer("webhook dispatcher", this.log, this.settings.pollMs, Math.max(5_000, this.settings.pollMs));
     while (!this.stopped) {
       let claimed = 0;
+      let delay = this.settings.pollMs;
       try {
         claimed = await this.dispatchOnce();
+        pacer.succeeded();
       } catch (err) {
-        this.log.warn("webhook dispatcher: claiming failed; will retry", { error: err });
+        delay = pacer.failed(err);
       }
       if (claimed > 0 && !this.stopped) continue;
       await new Promise<void>((resolve) => {
         this.wake = resolve;
-        const t = setTimeout(resolve, this.settings.pollMs);
+        const t = setTimeout(resolve, delay);
         this.timers.add(t);
       });
       this.wake = null;

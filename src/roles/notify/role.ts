@@ -1,5 +1,6 @@
 import { NOTIFY_RPC } from "./contract";
 import type { JobOutcome, Unsubscribe } from "../../platform/bus";
+import { holdThroughDatabaseOutage } from "../../platform/outage";
 import { EMBEDDED_REPLAY_WINDOW_MS, EVENTS_STREAM, relayedSince, type DomainEvent } from "../../platform/outbox";
 import type { RoleModule } from "../modules";
 import { dispatcherSettings, WebhookDispatcher } from "./dispatcher";
@@ -35,6 +36,7 @@ export const notifyRole: RoleModule = {
               } else await intake.intake(event);
               return "ack";
             } catch (err) {
+              if (await holdThroughDatabaseOutage(err, p.database, () => job.working())) return { nak: 0 };
               p.log.warn("notify: event intake failed; will retry", { event_id: event.id, error: err });
               return { nak: Math.min(30_000, 500 * 2 ** Math.min(job.deliveryCount, 6)) };
             }

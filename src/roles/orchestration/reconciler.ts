@@ -10,6 +10,7 @@ import { and, eq, lt, sql } from "drizzle-orm";
 import { runs } from "../../../schema";
 import type { Bus } from "../../platform/bus";
 import type { Logger } from "../../platform/logging";
+import { RetryPacer } from "../../platform/outage";
 import { enqueueRun } from "./queue";
 import type { RunSettings } from "./settings";
 import { msInterval, type RunStore } from "./store";
@@ -76,16 +77,19 @@ export function startReconciler(opts: { store: RunStore; bus: Bus; log: Logger; 
     if (requeued || expired) log.info("reconciler", { requeued, expired });
     if (expired) opts.onExpired?.(expired);
   };
+  const pacer = new RetryPacer("reconciler", log, settings.reconcileIntervalMs, Math.max(5_000, settings.reconcileIntervalMs));
   const loop = (async () => {
     while (!stopped) {
+      let delay = settings.reconcileIntervalMs;
       try {
         await tick();
+        pacer.succeeded();
       } catch (err) {
-        if (!stopped) log.warn("reconcile pass failed; will retry", { error: err });
+        if (!stopped) delay = pacer.failed(err);
       }
       await new Promise<void>((resolve) => {
         wake = resolve;
-        setTimeout(resolve, settings.reconcileIntervalMs);
+        setTimeout(resolve, delay);
       });
     }
   })();

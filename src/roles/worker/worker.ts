@@ -10,6 +10,7 @@ import { eq } from "drizzle-orm";
 import { runs } from "../../../schema";
 import type { DurableJob, JobOutcome, Unsubscribe } from "../../platform/bus";
 import { AppError } from "../../platform/errors";
+import { holdThroughDatabaseOutage, outageOf } from "../../platform/outage";
 import { createOpenAIProvider, isAbortError, type ModelProvider } from "../../platform/model/openai";
 import type { AppPlatform } from "../clients";
 import { runCancelSubject, RUNS_STREAM, RUNS_SUBJECT, WORKER_DURABLE, type RunDoorbell } from "../orchestration/queue";
@@ -105,7 +106,13 @@ export class RunWorker {
     const runId = job.data?.run_id;
     if (typeof runId !== "string") return "term";
     if (this.active.has(runId)) return "ack"; // a duplicate doorbell of a run this process executes
-    const run = await this.store.acquire(runId, this.owner, this.settings.leaseMs);
+    let run;
+    try {
+      run = await this.store.acquire(runId, this.owner, this.settings.leaseMs);
+    } catch (err) {
+      if (await holdThroughDatabaseOutage(err, this.p.database, () => job.working())) return { nak: 0 };
+      throw err;
+    }
     // Not runnable, or leased by a live worker: nothing to do (if that worker dies, the reconciler re-rings).
     if (!run) return "ack";
     const controller = new AbortController();
@@ -132,7 +139,7 @@ export class RunWorker {
         if (!row) abort("lease_lost");
         else if (row.status === "cancelling") abort("cancel");
       } catch (err) {
-        this.p.log.warn("lease renewal failed", { run_id: run.id, error: err });
+        if (!outageOf(err)) this.p.log.warn("lease renewal failed", { run_id: run.id, error: err });
       }
     }, Math.max(200, this.settings.leaseMs / 3));
     const execution = new RunExecution(
@@ -159,7 +166,7 @@ export class RunWorker {
       } else await execution.execute();
       return "ack";
     } catch (err) {
-      return await this.afterFailure(err, run.id, run.attempts, controller.signal, execution);
+      return await this.afterFailure(err, job, run.id, run.attempts, controller.signal, execution);
     } finally {
       clearInterval(renewer);
       stopCancelWatch();
@@ -168,7 +175,7 @@ export class RunWorker {
     }
   }
 
-  private async afterFailure(err: unknown, runId: string, attempts: number, signal: AbortSignal, execution: RunExecution): Promise<JobOutcome> {
+  private async afterFailure(err: unknown, job: DurableJob<RunDoorbell>, runId: string, attempts: number, signal: AbortSignal, execution: RunExecution): Promise<JobOutcome> {
     const reason = signal.aborted ? (signal.reason as AbortReason) : null;
     if (reason === "halt" || reason === "lease_lost" || err instanceof LeaseLostError) return "ack";
     if (reason === "shutdown") return { nak: 0 };
@@ -179,6 +186,12 @@ export class RunWorker {
     if (reason === "cancel") {
       await execution.cancel().catch(() => {});
       return "ack";
+    }
+    // The database went away mid-run: nothing is lost (every step boundary is a transaction).
+    // Wait for it, then hand the run back and take it again: it resumes from its last step.
+    if (await holdThroughDatabaseOutage(err, this.p.database, () => job.working(), { signal })) {
+      this.p.log.warn("run paused while the database was unavailable; resuming", { run_id: runId });
+      return { nak: 0 };
     }
     // Another role unreachable (split deployment): retry later rather than fail the run.
     if (err instanceof AppError && (err.status === 503 || err.status === 504) && attempts < MAX_DEPENDENCY_ATTEMPTS) {

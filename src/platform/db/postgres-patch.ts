@@ -1,0 +1,49 @@
+/**
+ * A fix applied to postgres.js (3.4.x) as it is bundled or loaded: upstream issues #1066,
+ * #1154, #1208 (open). A write smaller than 1 KiB is sent from a `setImmediate`; when the
+ * connection closed meanwhile (PostgreSQL restarted, a proxy cut it) `socket` is null and
+ * `socket.write` throws from the immediate — an uncaught TypeError that no caller can catch,
+ * which ended our process a few seconds into every PostgreSQL outage. The typical path: a
+ * transaction whose connection died sends its ROLLBACK on the dead connection.
+ *
+ * Patched: with no socket, the buffered write is dropped and the queries waiting on it are
+ * rejected with CONNECTION_CLOSED (the connection is gone; a caller retries); a connect
+ * timeout on a socket already gone is ignored. Applied by the build (scripts/build.ts), by
+ * the test preload and by the `bun run` preload (bunfig.toml), so every way of running the
+ * code gets it; the build fails if the pattern is no longer found (a new postgres.js).
+ */
+import type { BunPlugin } from "bun";
+
+const NEXT_WRITE = "function nextWrite(fn) {\n    const x = socket.write(chunk, fn)";
+const NEXT_WRITE_GUARDED = `function nextWrite(fn) {
+    if (!socket) { // agentos patch: the connection closed before this write (postgres.js #1066)
+      clearImmediate(nextWriteTimer)
+      chunk = nextWriteTimer = null
+      const closedError = Errors.connection('CONNECTION_CLOSED', options)
+      query && (queryError(query, closedError), query = null)
+      while (sent.length) queryError(sent.shift(), closedError)
+      return false
+    }
+    const x = socket.write(chunk, fn)`;
+const CONNECT_TIMED_OUT = "errored(Errors.connection('CONNECT_TIMEOUT', options, socket))\n    socket.destroy()";
+const CONNECT_TIMED_OUT_GUARDED = "errored(Errors.connection('CONNECT_TIMEOUT', options, socket))\n    socket && socket.destroy()";
+const MARK = "agentos patch";
+
+/** The patched source of postgres/src/connection.js; throws when the code to patch changed. */
+export function patchPostgresConnection(source: string): string {
+  if (source.includes(MARK)) return source;
+  if (!source.includes(NEXT_WRITE) || !source.includes(CONNECT_TIMED_OUT)) {
+    throw new Error("postgres.js changed: src/connection.js no longer has the code src/platform/db/postgres-patch.ts fixes; check whether upstream fixed #1066 and update the patch");
+  }
+  return source.replace(NEXT_WRITE, NEXT_WRITE_GUARDED).replace(CONNECT_TIMED_OUT, CONNECT_TIMED_OUT_GUARDED);
+}
+
+export const postgresPatchPlugin: BunPlugin = {
+  name: "agentos-postgres-js-patch",
+  setup(build) {
+    build.onLoad({ filter: /[\\/]postgres[\\/](src|cjs[\\/]src)[\\/]connection\.js$/ }, async (args) => ({
+      contents: patchPostgresConnection(await Bun.file(args.path).text()),
+      loader: "js",
+    }));
+  },
+};
