@@ -16,6 +16,7 @@ export function createAgentsService(p: AppPlatform) {
     // Quota hook: the billing role wires `p.clients.billing.assertRunAllowed` here.
     beforeRunCreate: (orgId) => p.clients.billing.assertRunAllowed(orgId),
     costOf: (items) => p.clients.billing.modelCosts(items),
+    idempotencyStaleMs: p.config.idempotencyStaleMs,
   });
 }
 

@@ -89,7 +89,7 @@ export function authController(p: AppPlatform, guard: AuthGuard) {
     .post(
       "/api-keys",
       async ({ principal, body, set, request }) => {
-        const result = await withIdempotency(p.db, { orgId: principal.orgId, key: request.headers.get("idempotency-key"), route: "POST /v1/api-keys", body }, async () => ({
+        const result = await withIdempotency(p.db, { orgId: principal.orgId, key: request.headers.get("idempotency-key"), route: "POST /v1/api-keys", body, staleClaimMs: p.config.idempotencyStaleMs }, async () => ({
           status: 201,
           body: await p.clients.auth.createApiKey(principal, body),
         }));

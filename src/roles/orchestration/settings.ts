@@ -1,7 +1,9 @@
 /**
- * Tunables of run orchestration. They are operational knobs rather than product flags, so
- * they come from the environment (read once when a role starts); tests shorten them.
+ * Tunables of run orchestration, as the run loop, worker and reconciler see them. They are
+ * operational knobs (src/platform/config.ts: flags with environment twins); tests shorten them.
  */
+import type { Config } from "../../platform/config";
+
 export interface RunSettings {
   /** How long a worker owns a run without renewing (renewed every third of it). */
   leaseMs: number;
@@ -23,24 +25,17 @@ export interface RunSettings {
   deltaFlushMs: number;
 }
 
-function num(env: Record<string, string | undefined>, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  return Number.isFinite(n) && n >= 0 ? n : fallback;
-}
-
-export function runSettings(env: Record<string, string | undefined> = process.env): RunSettings {
+export function runSettings(config: Config): RunSettings {
   return {
-    leaseMs: num(env, "AGENTOS_RUN_LEASE_MS", 30_000),
-    requiresActionTimeoutMs: num(env, "AGENTOS_REQUIRES_ACTION_TIMEOUT_MS", 24 * 3600_000),
-    reconcileIntervalMs: num(env, "AGENTOS_RECONCILE_INTERVAL_MS", 5_000),
-    requeueAfterMs: num(env, "AGENTOS_REQUEUE_AFTER_MS", 60_000),
-    workerConcurrency: num(env, "AGENTOS_WORKER_CONCURRENCY", 64),
-    ackWaitMs: num(env, "AGENTOS_RUN_ACK_WAIT_MS", 60_000),
-    modelTimeoutMs: num(env, "AGENTOS_MODEL_TIMEOUT_MS", 120_000),
-    modelMaxRetries: num(env, "AGENTOS_MODEL_MAX_RETRIES", 3),
-    modelBackoffMs: num(env, "AGENTOS_MODEL_BACKOFF_MS", 500),
-    deltaFlushMs: num(env, "AGENTOS_DELTA_FLUSH_MS", 50),
+    leaseMs: config.runLeaseMs,
+    requiresActionTimeoutMs: config.requiresActionTimeoutMs,
+    reconcileIntervalMs: config.reconcileIntervalMs,
+    requeueAfterMs: config.requeueAfterMs,
+    workerConcurrency: config.workerConcurrency,
+    ackWaitMs: config.runAckWaitMs,
+    modelTimeoutMs: config.modelTimeoutMs,
+    modelMaxRetries: config.modelMaxRetries,
+    modelBackoffMs: config.modelBackoffMs,
+    deltaFlushMs: config.deltaFlushMs,
   };
 }

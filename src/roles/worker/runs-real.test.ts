@@ -4,5 +4,5 @@ import { startTestProcess } from "../../../test/support/harness";
 import { defineRunSuite } from "./run-suite";
 
 await describeReal("runs", () => {
-  defineRunSuite("runs [postgres+nats]", (modelBaseUrl) => startTestProcess({ real: true, config: { modelBaseUrl } }));
+  defineRunSuite("runs [postgres+nats]", (config) => startTestProcess({ real: true, config }));
 });

@@ -2,4 +2,4 @@
 import { startTestProcess } from "../../../test/support/harness";
 import { defineRunSuite } from "./run-suite";
 
-defineRunSuite("runs [embedded]", (modelBaseUrl) => startTestProcess({ config: { modelBaseUrl } }));
+defineRunSuite("runs [embedded]", (config) => startTestProcess({ config }));

@@ -41,7 +41,7 @@ export class RunWorker {
     private p: AppPlatform,
     opts: { settings?: RunSettings; model?: ModelProvider } = {},
   ) {
-    this.settings = opts.settings ?? runSettings();
+    this.settings = opts.settings ?? runSettings(p.config);
     this.store = new RunStore(p.db, () => p.bus);
     this.model = opts.model ?? createOpenAIProvider({
       baseUrl: p.config.modelBaseUrl,
@@ -55,7 +55,7 @@ export class RunWorker {
   async start() {
     // Bun's fetch keeps at most 256 requests in flight (BUN_CONFIG_MAX_HTTP_REQUESTS, read at
     // start-up): beyond that, model and tool calls of concurrent runs queue inside the runtime.
-    const fetchLimit = Number(process.env.BUN_CONFIG_MAX_HTTP_REQUESTS) || 256;
+    const fetchLimit = this.p.config.maxHttpRequests;
     if (this.settings.workerConcurrency > fetchLimit) {
       this.p.log.warn("worker concurrency exceeds the runtime's concurrent HTTP request limit; set BUN_CONFIG_MAX_HTTP_REQUESTS", {
         worker_concurrency: this.settings.workerConcurrency,
