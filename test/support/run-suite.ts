@@ -3,17 +3,17 @@
  * (runs.test.ts) and on real PostgreSQL + NATS (runs-real.test.ts). The fake model is
  * scripted per test; what it receives is asserted, not only what the API answers.
  */
-import type { Config } from "../../platform/config";
-import { configEnv } from "../../../test/support/harness";
+import type { Config } from "../../src/platform/config";
+import { configEnv } from "./harness";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startFakeModel, type FakeModel } from "../../../test/support/fake-model";
-import type { TestProcess, TestUser } from "../../../test/support/harness";
-import { countPromptTokens } from "../../platform/model/tokens";
-import { defaultReserve } from "../../platform/model/prompt";
-import { RunStore } from "../orchestration/store";
-import { expireIdleRuns } from "../orchestration/reconciler";
-import { workers } from "./role";
-import { RunWorker } from "./worker";
+import { startFakeModel, type FakeModel } from "./fake-model";
+import type { TestProcess, TestUser } from "./harness";
+import { countPromptTokens } from "../../src/platform/model/tokens";
+import { defaultReserve } from "../../src/platform/model/prompt";
+import { RunStore } from "../../src/roles/orchestration/store";
+import { expireIdleRuns } from "../../src/roles/orchestration/reconciler";
+import { workers } from "../../src/roles/worker/role";
+import { RunWorker } from "../../src/roles/worker/worker";
 import { assertContiguous, readSse, runApi, signupUnlimited, startToolServer, type ToolServer } from "./testkit";
 
 /** Short timings so failure paths take milliseconds: the config of in-process runs, the environment of child processes. */
