@@ -163,7 +163,7 @@ export function WebhooksPage() {
       <h2>New webhook</h2>
       {secret && (
         <div class="card notice" role="status">
-          <p>Signing secret (shown once; verify the <code>webhook-signature</code> header with it):</p>
+          <p>Signing secret (shown once; verify the <code>x-agentos-signature</code> header with it):</p>
           <Json value={secret} />
         </div>
       )}

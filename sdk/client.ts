@@ -121,11 +121,14 @@ export function createAgentOS(opts: AgentOSOptions = {}): AgentOS {
   /** Sends with the access token; on a refreshable 401 refreshes once and sends again. */
   async function authedFetch(input: Request): Promise<Response> {
     const retry = input.clone();
+    const sentWith = session?.accessToken;
     const response = await rawFetch(withAuth(input));
     if (response.status !== 401 || !session || new URL(input.url).pathname === "/v1/auth/refresh") return response;
     const code = await response.clone().json().then((b: { error?: ApiError }) => b.error?.code, () => undefined);
-    if (!code || !REFRESHABLE.has(code) || !(await refresh())) return response;
-    return rawFetch(withAuth(retry));
+    if (!code || !REFRESHABLE.has(code)) return response;
+    // Another call refreshed while this one was in flight: just retry with the new token.
+    const fresh = session.accessToken !== sentWith || (await refresh());
+    return fresh && session ? rawFetch(withAuth(retry)) : response;
   }
 
   const client = createClient<paths>({ baseUrl, fetch: authedFetch });
