@@ -25,24 +25,41 @@ type Item =
   | { kind: "tool"; call: ToolCallView; key: string; runId?: string | null }
   | { kind: "status"; text: string; key: string; runId?: string | null; error?: boolean };
 
-/** Messages of the thread as transcript items (assistant tool calls and tool results included). */
-function historyItems(messages: any[]): Item[] {
+const STEP_STATE: Record<string, ToolCallView["state"]> = { requires_action: "waiting", approved: "running", in_progress: "running", completed: "done", failed: "failed", cancelled: "failed" };
+
+/** A thread's messages, runs and their tool-call steps, loaded together for the transcript. */
+async function loadHistory(threadId: string) {
+  const [messages, runs] = await Promise.all([
+    api.GET("/v1/threads/{id}/messages", { params: { path: { id: threadId }, query: { limit: 100 } } }).then(unwrap),
+    api.GET("/v1/threads/{id}/runs", { params: { path: { id: threadId }, query: { limit: 100 } } }).then(unwrap),
+  ]);
+  const withTools = runs.data.filter((r) => Number(r.step_count) > 1 || r.status === "requires_action");
+  const steps = await Promise.all(withTools.map((r) => api.GET("/v1/runs/{id}/steps", { params: { path: { id: r.id }, query: { limit: 100 } } }).then(unwrap)));
+  const toolSteps = new Map(withTools.map((r, i) => [r.id, steps[i].data.filter((s) => s.kind === "tool_call")]));
+  return { messages: messages.data, runs: runs.data, toolSteps };
+}
+
+/** Transcript items: each run's tool calls right before its answer; a run still waiting at the end. */
+function historyItems(history: Awaited<ReturnType<typeof loadHistory>>): Item[] {
   const items: Item[] = [];
-  const calls = new Map<string, ToolCallView>();
-  for (const m of messages) {
+  const shown = new Set<string>();
+  const toolsOf = (runId: string) => {
+    if (shown.has(runId)) return;
+    shown.add(runId);
+    for (const s of history.toolSteps.get(runId) ?? []) {
+      const input = (s.input ?? {}) as { arguments?: string; action?: string };
+      const call: ToolCallView = { id: s.tool_call_id ?? s.id, name: s.tool_name ?? "tool", arguments: input.arguments ?? "", action: input.action, state: STEP_STATE[s.status] ?? "done", output: s.error ?? s.output ?? undefined };
+      items.push({ kind: "tool", call, key: `h-${s.id}`, runId });
+    }
+  };
+  for (const m of history.messages) {
     if (m.role === "user") items.push({ kind: "user", text: m.content ?? "", key: m.id });
     else if (m.role === "assistant") {
+      if (m.run_id) toolsOf(m.run_id);
       if (m.content) items.push({ kind: "assistant", text: m.content, key: m.id, runId: m.run_id });
-      for (const c of m.tool_calls ?? []) {
-        const call: ToolCallView = { id: c.id, name: c.function?.name ?? "tool", arguments: c.function?.arguments ?? "", state: "done" };
-        calls.set(c.id, call);
-        items.push({ kind: "tool", call, key: `${m.id}-${c.id}`, runId: m.run_id });
-      }
-    } else if (m.role === "tool" && m.tool_call_id) {
-      const call = calls.get(m.tool_call_id);
-      if (call) call.output = parseMaybe(m.content);
     }
   }
+  for (const r of history.runs) if (!shown.has(r.id) && history.toolSteps.has(r.id)) toolsOf(r.id);
   return items;
 }
 
@@ -76,7 +93,7 @@ function ToolCallCard({ call, runId, onAnswered }: { call: ToolCallView; runId?:
   return (
     <article class={`tool-call ${call.state}`} aria-label={`Tool call ${call.name}`}>
       <header>
-        <strong>🛠 {call.name}</strong> <span class="badge">{label}</span>
+        <strong><span class="muted">Tool</span> {call.name}</strong> <span class="badge">{label}</span>
       </header>
       <details open={call.state === "waiting"}>
         <summary>Arguments</summary>
@@ -107,7 +124,7 @@ function ToolCallCard({ call, runId, onAnswered }: { call: ToolCallView; runId?:
   );
 }
 
-function Transcript({ items, onAnswered }: { items: Item[]; onAnswered: (callId: string) => void }) {
+function Transcript({ items, onAnswered }: { items: Item[]; onAnswered: (item: Extract<Item, { kind: "tool" }>) => void }) {
   return (
     <ol class="transcript" aria-label="Messages">
       {items.map((item) => (
@@ -119,7 +136,7 @@ function Transcript({ items, onAnswered }: { items: Item[]; onAnswered: (callId:
               {item.runId && <a class="run-link" href={`#/runs/${item.runId}`}>Inspect run</a>}
             </>
           )}
-          {item.kind === "tool" && <ToolCallCard call={item.call} runId={item.runId} onAnswered={() => onAnswered(item.call.id)} />}
+          {item.kind === "tool" && <ToolCallCard call={item.call} runId={item.runId} onAnswered={() => onAnswered(item)} />}
           {item.kind === "status" && (
             <p class="muted">
               {item.text} {item.runId && <a href={`#/runs/${item.runId}`}>Inspect run</a>}
@@ -179,7 +196,7 @@ export function ChatPage({ threadId }: { threadId?: string }) {
 }
 
 function Conversation({ threadId, agentId }: { threadId: string; agentId: string }) {
-  const history = useLoad(() => api.GET("/v1/threads/{id}/messages", { params: { path: { id: threadId }, query: { limit: 100 } } }).then(unwrap), [threadId]);
+  const history = useLoad(() => loadHistory(threadId), [threadId]);
   const [live, setLive] = useState<Item[]>([]);
   const [input, setInput] = useState("");
   const [running, setRunning] = useState(false);
@@ -252,11 +269,17 @@ function Conversation({ threadId, agentId }: { threadId: string; agentId: string
   };
 
   if (history.loading && !history.data) return <Loading what="Loading messages" />;
-  const past = historyItems(history.data?.data ?? []);
+  const past = history.data ? historyItems(history.data) : [];
+  /** A call of an earlier run answered from the page: wait for that run, then show the thread again. */
+  const answeredFromHistory = async (runId: string) => {
+    await api.GET("/v1/runs/{id}/wait", { params: { path: { id: runId }, query: { timeout_s: 30 } } });
+    update(() => []);
+    history.reload();
+  };
   return (
     <div class="conversation">
       <ErrorLine error={history.error} />
-      <Transcript items={[...past, ...live]} onAnswered={(id) => patchCall(id, { state: "answered" })} />
+      <Transcript items={[...past, ...live]} onAnswered={(item) => (item.key.startsWith("h-") ? answeredFromHistory(item.runId!) : patchCall(item.call.id, { state: "answered" }))} />
       <div ref={endRef} />
       <form class="composer" onSubmit={send} aria-label="Send a message">
         <label class="sr-only" for="chat-input">Message</label>

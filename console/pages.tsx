@@ -42,6 +42,7 @@ export function ToolsPage() {
           setName("");
           setDescription("");
           setUrl("");
+          setApproval(false);
           tools.reload();
         }}
       >

@@ -29,6 +29,7 @@ function Timeline({ trace }: { trace: any }) {
   return (
     <figure class="card timeline">
       <figcaption>Timeline ({ms(trace.total_ms)} from creation to {trace.completed_at ? "the end" : "now"})</figcaption>
+      <div class="timeline-scroll">
       <svg viewBox={`0 0 ${width} ${lanes.length * row + 24}`} role="img" aria-label={`Timeline: ${lanes.map((l) => `${l.label} ${Math.round(l.to - l.from)} ms`).join(", ")}`}>
         {lanes.map((l, i) => (
           <g>
@@ -39,6 +40,7 @@ function Timeline({ trace }: { trace: any }) {
         <text x={labelW} y={lanes.length * row + 18} class="chart-value">0 ms</text>
         <text x={width - 10} y={lanes.length * row + 18} text-anchor="end" class="chart-value">{Math.round(span).toLocaleString()} ms</text>
       </svg>
+      </div>
     </figure>
   );
 }

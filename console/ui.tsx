@@ -80,10 +80,11 @@ export function Table<T>({ rows, columns, empty, caption }: { rows: T[]; columns
 /** Horizontal bars as inline SVG: one row per item, value labels, a text table for screen readers. */
 export function BarChart({ title, items, unit }: { title: string; items: { label: string; value: number }[]; unit: string }) {
   const max = Math.max(1, ...items.map((i) => i.value));
+  // Drawn at about the size it is shown (a card is 340–420 px wide), so the text stays legible.
   const row = 28;
-  const labelWidth = 150;
-  const width = 560;
-  const barSpace = width - labelWidth - 90;
+  const labelWidth = 120;
+  const width = 400;
+  const barSpace = width - labelWidth - 100;
   const height = Math.max(row, items.length * row) + 8;
   return (
     <figure class="chart card">
@@ -97,7 +98,7 @@ export function BarChart({ title, items, unit }: { title: string; items: { label
             const w = Math.max(2, (item.value / max) * barSpace);
             return (
               <g>
-                <text x={labelWidth - 8} y={y + row / 2 + 4} text-anchor="end" class="chart-label">{item.label}</text>
+                <text x={labelWidth - 8} y={y + row / 2 + 4} text-anchor="end" class="chart-label">{item.label.length > 16 ? `${item.label.slice(0, 15)}…` : item.label}</text>
                 <rect x={labelWidth} y={y + 4} width={w} height={row - 10} rx="3" class="chart-bar" />
                 <text x={labelWidth + w + 6} y={y + row / 2 + 4} class="chart-value">{item.value.toLocaleString()} {unit}</text>
               </g>

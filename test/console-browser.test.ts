@@ -307,6 +307,10 @@ describe.skipIf(!haveChromium)("web console in headless Chromium (compiled binar
     await small.getByRole("link", { name: /^thr_/ }).first().click();
     await small.locator(".msg.assistant .assistant-text").filter({ hasText: FINAL_ANSWER }).waitFor();
     await small.locator(".msg.assistant .assistant-text").filter({ hasText: FIRST_ANSWER }).waitFor();
+    // From history: the approved tool call sits before the answer it led to.
+    await small.getByRole("article", { name: "Tool call transfer" }).filter({ hasText: "done" }).waitFor();
+    const order = await small.locator(".transcript > li").evaluateAll((els) => els.map((e) => e.className.replace("msg ", "")));
+    expect(order).toEqual(["user", "assistant", "user", "tool", "assistant"]);
     // Nothing wider than the screen.
     expect(await small.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     await shot(small, "phone-chat");
