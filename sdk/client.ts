@@ -41,6 +41,7 @@ export interface RunEvent {
 export interface AgentOSOptions {
   /** Origin of the API ("" = the page's own origin). */
   baseUrl?: string;
+  /** Called with a Request only (as openapi-fetch does). */
   fetch?: typeof fetch;
   /** Told whenever the session changes (login, refresh, logout, a refresh that failed → null). */
   onSession?: (session: Session | null) => void;
@@ -94,11 +95,9 @@ export function createAgentOS(opts: AgentOSOptions = {}): AgentOS {
     if (!token) return Promise.resolve(false);
     refreshing ??= (async () => {
       try {
-        const res = await rawFetch(`${baseUrl}/v1/auth/refresh`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ refresh_token: token }),
-        });
+        const res = await rawFetch(
+          new Request(`${baseUrl}/v1/auth/refresh`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ refresh_token: token }) }),
+        );
         if (!res.ok) {
           setSession(null);
           return false;
@@ -120,11 +119,11 @@ export function createAgentOS(opts: AgentOSOptions = {}): AgentOS {
 
   /** Sends with the access token; on a refreshable 401 refreshes once and sends again. */
   async function authedFetch(input: Request): Promise<Response> {
-    const retry = input.clone();
+    const retry = input.clone() as Request;
     const sentWith = session?.accessToken;
     const response = await rawFetch(withAuth(input));
     if (response.status !== 401 || !session || new URL(input.url).pathname === "/v1/auth/refresh") return response;
-    const code = await response.clone().json().then((b: { error?: ApiError }) => b.error?.code, () => undefined);
+    const code = await response.clone().json().then((b) => (b as { error?: ApiError }).error?.code, () => undefined);
     if (!code || !REFRESHABLE.has(code)) return response;
     // Another call refreshed while this one was in flight: just retry with the new token.
     const fresh = session.accessToken !== sentWith || (await refresh());
@@ -140,7 +139,7 @@ export function createAgentOS(opts: AgentOSOptions = {}): AgentOS {
 
   async function* runEvents(response: Response): AsyncGenerator<RunEvent> {
     if (!response.ok || !response.body) {
-      const body = await response.json().catch(() => undefined);
+      const body = (await response.json().catch(() => undefined)) as { error?: ApiError } | undefined;
       throw new AgentOSError(response.status, body?.error ?? { code: "http_error", message: `HTTP ${response.status}` });
     }
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();

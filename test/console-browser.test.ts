@@ -74,7 +74,7 @@ describe.skipIf(!haveChromium)("web console in headless Chromium (compiled binar
           toolCalls.push(body);
           return Response.json({ transferred: 100, currency: "units" });
         }
-        if (path === "/hook") webhookEvents.push(String(body?.type ?? "?"));
+        if (path === "/hook") webhookEvents.push(String((body as { type?: string } | null)?.type ?? "?"));
         return new Response(null, { status: 204 });
       },
     });
@@ -138,7 +138,7 @@ describe.skipIf(!haveChromium)("web console in headless Chromium (compiled binar
     expect(script).toMatch(/^\/console\/assets\/main-[a-z0-9]+\.js$/);
     const asset = await fetch(child.url + script);
     expect(asset.headers.get("cache-control")).toContain("immutable");
-    const doc = await (await fetch(`${child.url}/swagger/json`)).json();
+    const doc = (await (await fetch(`${child.url}/swagger/json`)).json()) as { paths: Record<string, unknown> };
     expect(Object.keys(doc.paths).filter((p) => p.startsWith("/console"))).toEqual([]);
 
     // Sign up.
@@ -207,17 +207,18 @@ describe.skipIf(!haveChromium)("web console in headless Chromium (compiled binar
     fake.script({ content: FIRST_ANSWER, chunkSize: 4, chunkDelayMs: 60 });
     // Record every text the assistant bubble shows while it streams.
     await page.evaluate(() => {
-      const seen: string[] = ((window as any).__streamed = []);
-      new MutationObserver(() => {
-        const bubbles = document.querySelectorAll(".msg.assistant .assistant-text");
+      const w = globalThis as any; // the page's window (the test's tsconfig has no DOM types)
+      const seen: string[] = (w.__streamed = []);
+      new w.MutationObserver(() => {
+        const bubbles = w.document.querySelectorAll(".msg.assistant .assistant-text");
         const text = bubbles[bubbles.length - 1]?.textContent ?? "";
         if (text && seen[seen.length - 1] !== text) seen.push(text);
-      }).observe(document.body, { subtree: true, childList: true, characterData: true });
+      }).observe(w.document.body, { subtree: true, childList: true, characterData: true });
     });
     await page.getByRole("textbox", { name: "Message" }).fill("Hi, who are you?");
     await page.getByRole("textbox", { name: "Message" }).press("Enter");
     await page.locator(".msg.assistant .assistant-text").filter({ hasText: FIRST_ANSWER }).waitFor({ timeout: 20_000 });
-    const streamed: string[] = await page.evaluate(() => (window as any).__streamed);
+    const streamed: string[] = await page.evaluate(() => (globalThis as any).__streamed);
     expect(streamed.at(-1)).toBe(FIRST_ANSWER);
     // Several partial texts, each a prefix of the next: the answer arrived in deltas.
     expect(streamed.length).toBeGreaterThanOrEqual(3);
@@ -312,7 +313,7 @@ describe.skipIf(!haveChromium)("web console in headless Chromium (compiled binar
     const order = await small.locator(".transcript > li").evaluateAll((els) => els.map((e) => e.className.replace("msg ", "")));
     expect(order).toEqual(["user", "assistant", "user", "tool", "assistant"]);
     // Nothing wider than the screen.
-    expect(await small.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    expect(await small.evaluate(() => (globalThis as any).document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     await shot(small, "phone-chat");
     await phone.close();
 

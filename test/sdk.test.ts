@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { schemaSource } from "../scripts/generate-sdk";
-import { createAgentOS, unwrap } from "../sdk/client";
+import { createAgentOS, unwrap, type RunEvent } from "../sdk/client";
 import { REPO } from "./support/binary";
 import { startFakeModel, type FakeModel } from "./support/fake-model";
 import { startTestProcess, type TestProcess } from "./support/harness";
@@ -32,7 +32,7 @@ describe("sdk/ and the console from source (embedded)", () => {
   });
 
   test("sdk/schema.d.ts is generated from the current OpenAPI document", async () => {
-    const doc = await (await fetch(`${t.url}/swagger/json`)).json();
+    const doc = (await (await fetch(`${t.url}/swagger/json`)).json()) as Record<string, unknown>;
     const committed = readFileSync(join(REPO, "sdk/schema.d.ts"), "utf8");
     const fresh = await schemaSource(doc);
     if (fresh !== committed) throw new Error("sdk/schema.d.ts is out of date with the API: run `bun run scripts/generate-sdk.ts` and commit it");
@@ -50,10 +50,10 @@ describe("sdk/ and the console from source (embedded)", () => {
     const sessions: (string | null)[] = [];
     const api = createAgentOS({
       baseUrl: t.url,
-      fetch: (input, init) => {
-        if (new Request(input as Request, init).url.endsWith("/v1/auth/refresh")) refreshes++;
-        return fetch(input as Request, init);
-      },
+      fetch: ((input: Request) => {
+        if (input.url.endsWith("/v1/auth/refresh")) refreshes++;
+        return fetch(input);
+      }) as typeof fetch,
       onSession: (s) => sessions.push(s?.accessToken ?? null),
     });
     await api.signup("sdk@example.com", "correct horse battery");
@@ -81,7 +81,7 @@ describe("sdk/ and the console from source (embedded)", () => {
     const agent = unwrap(await api.POST("/v1/agents", { body: { name: "s", model: "fake-model" } }));
     const thread = unwrap(await api.POST("/v1/threads", { body: {} }));
     fake.script({ content: "streamed through the SDK", chunkSize: 4, chunkDelayMs: 20 });
-    const events = [];
+    const events: RunEvent[] = [];
     for await (const e of api.runEvents(await api.startRunStream(thread.id, { agent_id: agent.id, input: "hi" }))) events.push(e);
     expect(events[0].type).toBe("run.created");
     expect(events.at(-1)!.type).toBe("run.completed");
@@ -109,6 +109,6 @@ describe("sdk/ and the console from source (embedded)", () => {
       expect(asset.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
     }
     const missing = await fetch(`${t.url}/console/assets/nope.js`);
-    expect([missing.status, (await missing.json()).error.code]).toEqual([404, "not_found"]);
+    expect([missing.status, ((await missing.json()) as { error: { code: string } }).error.code]).toEqual([404, "not_found"]);
   }, 30_000);
 });
