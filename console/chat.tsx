@@ -9,13 +9,15 @@ import { api, errorText, unwrap, useLoad } from "./api";
 import { ErrorLine, Field, Json, Loading, Page } from "./ui";
 
 const AGENT_KEY = "agentos.chat.agent";
+/** The error a tool call gets when the caller rejects it. */
+const REJECTED = "tool_call_rejected";
 
 interface ToolCallView {
   id: string;
   name: string;
   arguments: string;
   action?: "approval" | "output" | string;
-  state: "running" | "waiting" | "answered" | "done" | "failed";
+  state: "running" | "waiting" | "answered" | "done" | "failed" | "rejected";
   output?: unknown;
 }
 
@@ -48,7 +50,7 @@ function historyItems(history: Awaited<ReturnType<typeof loadHistory>>): Item[] 
     shown.add(runId);
     for (const s of history.toolSteps.get(runId) ?? []) {
       const input = (s.input ?? {}) as { arguments?: string; action?: string };
-      const call: ToolCallView = { id: s.tool_call_id ?? s.id, name: s.tool_name ?? "tool", arguments: input.arguments ?? "", action: input.action, state: STEP_STATE[s.status] ?? "done", output: s.error ?? s.output ?? undefined };
+      const call: ToolCallView = { id: s.tool_call_id ?? s.id, name: s.tool_name ?? "tool", arguments: input.arguments ?? "", action: input.action, state: (s.error as { code?: string } | null)?.code === REJECTED ? "rejected" : (STEP_STATE[s.status] ?? "done"), output: s.error ?? s.output ?? undefined };
       items.push({ kind: "tool", call, key: `h-${s.id}`, runId });
     }
   };
@@ -89,7 +91,7 @@ function ToolCallCard({ call, runId, onAnswered }: { call: ToolCallView; runId?:
       setBusy(false);
     }
   };
-  const label = { running: "running", waiting: call.action === "approval" ? "waiting for approval" : "waiting for output", answered: "answered", done: "done", failed: "failed" }[call.state];
+  const label = { running: "running", waiting: call.action === "approval" ? "waiting for approval" : "waiting for output", answered: "answered", done: "done", failed: "failed", rejected: "rejected" }[call.state];
   return (
     <article class={`tool-call ${call.state}`} aria-label={`Tool call ${call.name}`}>
       <header>
@@ -243,7 +245,7 @@ function Conversation({ threadId, agentId }: { threadId: string; agentId: string
             }
             break;
           case "tool_call.completed":
-            patchCall(d.tool_call_id, { state: d.ok === false ? "failed" : "done", output: d.ok === false ? d.error : d.output });
+            patchCall(d.tool_call_id, { state: d.ok !== false ? "done" : d.error?.code === REJECTED ? "rejected" : "failed", output: d.ok === false ? d.error : d.output });
             break;
           case "run.requires_action":
             for (const c of d.required_action?.tool_calls ?? []) patchCall(c.id, { state: "waiting", action: c.action });

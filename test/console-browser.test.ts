@@ -6,8 +6,8 @@
  *
  * The journey: sign up → create an approval-required HTTP tool and a webhook → create an agent
  * with the tool → chat: a streamed answer appears delta by delta → a second message makes the
- * model call the tool → approve it on the page → the final answer → the run inspector shows the
- * timeline → usage shows the charts; then API keys, members, the webhook's deliveries, and a
+ * model call the tool → approve it on the page (from the keyboard) → the final answer; a third
+ * call rejected with a reason → the run inspector shows the timeline → usage shows the charts; then API keys, members, the webhook's deliveries, and a
  * phone-sized viewport (log in, menu, chat).
  *
  * Screenshots of each page go to a temp dir; `CONSOLE_SCREENSHOTS=docs/console bun test
@@ -31,6 +31,7 @@ const EMAIL = "ada@example.com";
 const PASSWORD = "correct horse battery";
 const FIRST_ANSWER = "Hello Ada! I am your console test agent, streaming this answer in small pieces.";
 const FINAL_ANSWER = "Done: 100 units transferred after your approval.";
+const REJECTED_ANSWER = "Understood, I did not transfer the million.";
 
 const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium) {
@@ -234,18 +235,31 @@ describe.skipIf(!haveChromium)("web console in headless Chromium (compiled binar
     await page.getByRole("article", { name: "Tool call transfer" }).filter({ hasText: "waiting for approval" }).waitFor();
     expect(toolCalls).toHaveLength(0);
     await shot(page, "chat-approval");
-    await approve.click();
+    // Approved from the keyboard: the button takes focus and Enter presses it.
+    await approve.focus();
+    await page.keyboard.press("Enter");
     await page.locator(".msg.assistant .assistant-text").filter({ hasText: FINAL_ANSWER }).waitFor({ timeout: 20_000 });
     expect(toolCalls).toHaveLength(1);
     await page.getByRole("article", { name: "Tool call transfer" }).filter({ hasText: "done" }).waitFor();
     await page.getByRole("article", { name: "Tool call transfer" }).getByText("Result").click();
     await page.getByRole("article", { name: "Tool call transfer" }).filter({ hasText: '"transferred": 100' }).waitFor();
-    await shot(page, "chat");
     // The model saw the tool's result.
     expect(JSON.stringify(fake.requests.at(-1)!.body.messages.at(-1))).toContain("transferred");
 
+    // A third message: this time the call is rejected, with a reason the model gets instead of a result.
+    fake.script({ tool_calls: [{ name: "transfer", arguments: { q: "1000000" }, id: "call_transfer_2" }] }, { content: REJECTED_ANSWER });
+    await page.getByRole("textbox", { name: "Message" }).fill("Now transfer a million.");
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.getByLabel("Reason for rejecting").fill("far too much");
+    await page.getByRole("button", { name: "Reject" }).click();
+    await page.locator(".msg.assistant .assistant-text").filter({ hasText: REJECTED_ANSWER }).waitFor({ timeout: 20_000 });
+    expect(toolCalls).toHaveLength(1);
+    expect(JSON.stringify(fake.requests.at(-1)!.body.messages.at(-1))).toContain("far too much");
+    await page.locator("article.tool-call.rejected").filter({ hasText: "rejected" }).waitFor();
+    await shot(page, "chat");
+
     // The run inspector: the timeline of the approved run.
-    await page.locator(".run-link").last().click();
+    await page.locator(".msg.assistant", { hasText: FINAL_ANSWER }).locator(".run-link").click();
     await page.getByRole("heading", { level: 1, name: /^Run run_/ }).waitFor();
     const timeline = page.locator("figure.timeline");
     await timeline.waitFor();
@@ -260,22 +274,22 @@ describe.skipIf(!haveChromium)("web console in headless Chromium (compiled binar
     await go(page, "Usage", "Usage and cost");
     const perDay = page.locator("figure", { hasText: "Tokens per day" });
     await perDay.locator("rect.chart-bar").first().waitFor();
-    expect(await perDay.locator("rect.chart-bar").count()).toBe(1);
+    expect(await perDay.locator("rect.chart-bar").count()).toBeGreaterThanOrEqual(1); // 2 if the test spans midnight UTC
     const perAgent = page.locator("figure", { hasText: "Tokens per agent" });
     expect(await perAgent.locator("svg").getAttribute("aria-label")).toMatch(/Console agent \d+ tokens/);
     await page.getByRole("table", { name: "Usage per agent" }).filter({ hasText: "Console agent" }).waitFor();
     await shot(page, "usage");
 
-    // The webhook's deliveries (both runs completed).
+    // The webhook's deliveries (all three runs completed).
     await go(page, "Webhooks", "Webhooks");
     await page.getByRole("button", { name: "Show deliveries" }).click();
     const deliveries = page.getByRole("table", { name: "Deliveries" });
-    for (let i = 0; i < 50 && (await deliveries.locator(".status-succeeded").count()) < 2; i++) {
+    for (let i = 0; i < 50 && (await deliveries.locator(".status-succeeded").count()) < 3; i++) {
       await Bun.sleep(200);
       await page.getByRole("button", { name: "Refresh deliveries" }).click();
     }
-    expect(await deliveries.locator(".status-succeeded").count()).toBe(2);
-    expect(webhookEvents).toEqual(["run.completed", "run.completed"]);
+    expect(await deliveries.locator(".status-succeeded").count()).toBe(3);
+    expect(webhookEvents).toEqual(["run.completed", "run.completed", "run.completed"]);
     await shot(page, "webhooks");
 
     // API keys: created once, listed by prefix.
@@ -300,6 +314,12 @@ describe.skipIf(!haveChromium)("web console in headless Chromium (compiled binar
     await small.getByLabel("Password").fill(PASSWORD);
     await small.getByRole("button", { name: "Log in" }).click();
     await small.getByRole("heading", { level: 1, name: "Agents" }).waitFor();
+    // Keyboard: navigation moves focus to the page's heading, so the next Tab stop is the page's first control.
+    const focused = () => small.evaluate(() => { const e = (globalThis as any).document.activeElement; return `${e?.tagName} ${e?.textContent}`; });
+    await small.getByRole("link", { name: "Console agent" }).waitFor();
+    expect(await focused()).toBe("H1 Agents");
+    await small.keyboard.press("Tab");
+    expect(await focused()).toBe("A Console agent");
     const nav = small.getByRole("navigation", { name: "Console" });
     expect(await nav.isVisible()).toBe(false);
     await small.getByRole("button", { name: "Menu" }).click();
@@ -310,8 +330,9 @@ describe.skipIf(!haveChromium)("web console in headless Chromium (compiled binar
     await small.locator(".msg.assistant .assistant-text").filter({ hasText: FIRST_ANSWER }).waitFor();
     // From history: the approved tool call sits before the answer it led to.
     await small.getByRole("article", { name: "Tool call transfer" }).filter({ hasText: "done" }).waitFor();
+    await small.getByRole("article", { name: "Tool call transfer" }).filter({ hasText: "rejected" }).waitFor();
     const order = await small.locator(".transcript > li").evaluateAll((els) => els.map((e) => e.className.replace("msg ", "")));
-    expect(order).toEqual(["user", "assistant", "user", "tool", "assistant"]);
+    expect(order).toEqual(["user", "assistant", "user", "tool", "assistant", "user", "tool", "assistant"]);
     // Nothing wider than the screen.
     expect(await small.evaluate(() => (globalThis as any).document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     await shot(small, "phone-chat");
