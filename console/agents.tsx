@@ -203,7 +203,7 @@ export function AgentPage({ id }: { id: string }) {
       {agent.data ? (
         <div class="columns">
           <div>
-            <AgentSettings agent={agent.data} onSaved={agent.reload} key={agent.data.updated_at} />
+            <AgentSettings agent={agent.data} onSaved={agent.reload} key={agent.data.id} />
           </div>
           <div>
             <MemoryBlocks agentId={id} />
