@@ -70,6 +70,27 @@ async function loadUsage() {
   return { byDay, byAgent, plan, invoice: invoices.data[0], names };
 }
 
+function PlanForm({ current, plans, onChanged }: { current: string; plans: { plan: string }[]; onChanged: () => void }) {
+  const [plan, setPlan] = useState(current);
+  return (
+    <ActionForm
+      submit="Change plan"
+      label="Plan"
+      class="card form inline-form"
+      action={async () => {
+        unwrap(await api.PUT("/v1/billing/plan", { body: { plan: plan as "free" | "pro" | "business" | "enterprise" } }));
+        onChanged();
+      }}
+    >
+      <Field label="Plan">
+        <select value={plan} onChange={(e) => setPlan(e.currentTarget.value)}>
+          {plans.map((p) => <option value={p.plan}>{p.plan}</option>)}
+        </select>
+      </Field>
+    </ActionForm>
+  );
+}
+
 export function UsagePage() {
   const usage = useLoad(loadUsage);
   const u = usage.data;
@@ -87,6 +108,7 @@ export function UsagePage() {
             <div><dt>Tokens</dt><dd>{Number(u.plan.usage.tokens).toLocaleString()} / {Number(u.plan.limits.tokens_per_month).toLocaleString()}</dd></div>
             <div><dt>Cost this period</dt><dd>{u.invoice ? `$${(Number(u.invoice.total_cents) / 100).toFixed(2)}` : "—"}</dd></div>
           </dl>
+          <PlanForm current={u.plan.plan} plans={u.plan.available_plans} onChanged={usage.reload} />
           <div class="charts">
             <BarChart title="Tokens per day" unit="tokens" items={u.byDay.data.map((r) => ({ label: r.key ? r.key.slice(0, 10) : "—", value: Number(r.total_tokens) }))} />
             <BarChart title="Runs per day" unit="runs" items={u.byDay.data.map((r) => ({ label: r.key ? r.key.slice(0, 10) : "—", value: Number(r.runs) }))} />

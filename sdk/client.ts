@@ -2,7 +2,8 @@
  * A small typed client of the AgentOS API: openapi-fetch over the types generated from the
  * live OpenAPI document (sdk/schema.d.ts, by scripts/generate-sdk.ts), plus what every caller
  * needs around it — bearer auth, one transparent refresh on a 401 (`token_expired` or
- * `unauthorized`) with the refresh token, and the run event stream (SSE) as an async iterator.
+ * `unauthorized`) with the refresh token, one retry after a short 429 Retry-After, and the run
+ * event stream (SSE) as an async iterator.
  *
  *   const api = createAgentOS({ baseUrl: "http://localhost:8080" });
  *   await api.login("ada@example.com", "correct horse battery");
@@ -43,6 +44,8 @@ export interface AgentOSOptions {
   baseUrl?: string;
   /** Called with a Request only (as openapi-fetch does). */
   fetch?: typeof fetch;
+  /** A 429 whose Retry-After is at most this many seconds is retried once after it (0 = never). Default 3. */
+  maxRetryAfterSeconds?: number;
   /** Told whenever the session changes (login, refresh, logout, a refresh that failed → null). */
   onSession?: (session: Session | null) => void;
 }
@@ -81,6 +84,7 @@ export function unwrap<T>(result: { data?: T; error?: unknown; response: Respons
 export function createAgentOS(opts: AgentOSOptions = {}): AgentOS {
   const baseUrl = (opts.baseUrl ?? "").replace(/\/+$/, "");
   const rawFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+  const maxRetryAfter = opts.maxRetryAfterSeconds ?? 3;
   let session: Session | null = null;
   let refreshing: Promise<boolean> | null = null;
 
@@ -121,13 +125,23 @@ export function createAgentOS(opts: AgentOSOptions = {}): AgentOS {
   async function authedFetch(input: Request): Promise<Response> {
     const retry = input.clone() as Request;
     const sentWith = session?.accessToken;
-    const response = await rawFetch(withAuth(input));
+    const response = await sendRateLimited(withAuth(input));
     if (response.status !== 401 || !session || new URL(input.url).pathname === "/v1/auth/refresh") return response;
     const code = await response.clone().json().then((b) => (b as { error?: ApiError }).error?.code, () => undefined);
     if (!code || !REFRESHABLE.has(code)) return response;
     // Another call refreshed while this one was in flight: just retry with the new token.
     const fresh = session.accessToken !== sentWith || (await refresh());
-    return fresh && session ? rawFetch(withAuth(retry)) : response;
+    return fresh && session ? sendRateLimited(withAuth(retry)) : response;
+  }
+
+  /** A 429 was refused before any work was done: wait out a short Retry-After and send once more. */
+  async function sendRateLimited(request: Request): Promise<Response> {
+    const again = maxRetryAfter > 0 ? (request.clone() as Request) : null;
+    const response = await rawFetch(request);
+    const wait = Number(response.headers.get("retry-after"));
+    if (response.status !== 429 || !again || !(wait >= 0 && wait <= maxRetryAfter)) return response;
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    return rawFetch(again);
   }
 
   const client = createClient<paths>({ baseUrl, fetch: authedFetch });

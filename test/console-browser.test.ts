@@ -7,8 +7,10 @@
  * The journey: sign up → create an approval-required HTTP tool and a webhook → create an agent
  * with the tool → chat: a streamed answer appears delta by delta → a second message makes the
  * model call the tool → approve it on the page (from the keyboard) → the final answer; a third
- * call rejected with a reason → the run inspector shows the timeline → usage shows the charts; then API keys, members, the webhook's deliveries, and a
- * phone-sized viewport (log in, menu, chat).
+ * call rejected with a reason → the run inspector shows the timeline → usage shows the charts;
+ * then the webhook's deliveries, API keys, members; a fourth call left waiting when the tab
+ * closes is approved from the thread's history on a phone-sized viewport (log in, keyboard
+ * focus, menu).
  *
  * Screenshots of each page go to a temp dir; `CONSOLE_SCREENSHOTS=docs/console bun test
  * test/console-browser.test.ts` regenerates the committed ones in docs/console/.
@@ -32,6 +34,7 @@ const PASSWORD = "correct horse battery";
 const FIRST_ANSWER = "Hello Ada! I am your console test agent, streaming this answer in small pieces.";
 const FINAL_ANSWER = "Done: 100 units transferred after your approval.";
 const REJECTED_ANSWER = "Understood, I did not transfer the million.";
+const FOURTH_ANSWER = "Sent 5 more units.";
 
 const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium) {
@@ -153,6 +156,12 @@ describe.skipIf(!haveChromium)("web console in headless Chromium (compiled binar
     await page.getByRole("heading", { level: 1, name: "Agents" }).waitFor();
     // Tokens live in memory only.
     expect(await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }))).not.toContain("eyJ");
+
+    // The free plan allows 60 requests a minute, fewer than this journey makes: move to pro.
+    await go(page, "Usage", "Usage and cost");
+    await page.getByRole("form", { name: "Plan" }).getByLabel("Plan").selectOption("pro");
+    await page.getByRole("button", { name: "Change plan" }).click();
+    await page.locator("dl.facts").filter({ hasText: "/ 5,000" }).waitFor();
 
     // A tool that needs approval, on the loopback server.
     await go(page, "Tools", "Tools");
@@ -303,6 +312,14 @@ describe.skipIf(!haveChromium)("web console in headless Chromium (compiled binar
     await go(page, "Members", "Members");
     await page.getByRole("cell", { name: EMAIL }).waitFor();
     await shot(page, "members");
+
+    // A fourth call left waiting for approval when the tab goes away (tokens and stream with it).
+    await go(page, "Chat", "Chat");
+    await page.getByRole("link", { name: /^thr_/ }).first().click();
+    fake.script({ tool_calls: [{ name: "transfer", arguments: { q: "5" }, id: "call_transfer_3" }] }, { content: FOURTH_ANSWER });
+    await page.getByRole("textbox", { name: "Message" }).fill("And 5 more, please.");
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.getByRole("button", { name: "Approve" }).waitFor({ timeout: 20_000 });
     await context.close();
 
     // A phone: log in, open the menu, see the chat.
@@ -328,11 +345,18 @@ describe.skipIf(!haveChromium)("web console in headless Chromium (compiled binar
     await small.getByRole("link", { name: /^thr_/ }).first().click();
     await small.locator(".msg.assistant .assistant-text").filter({ hasText: FINAL_ANSWER }).waitFor();
     await small.locator(".msg.assistant .assistant-text").filter({ hasText: FIRST_ANSWER }).waitFor();
+    // The pending call, rebuilt from the run's steps, is approved from the thread's history.
+    const pending = small.getByRole("article", { name: "Tool call transfer" }).filter({ hasText: "waiting for approval" });
+    await pending.waitFor();
+    await shot(small, "phone-approval");
+    await pending.getByRole("button", { name: "Approve" }).click();
+    await small.locator(".msg.assistant .assistant-text").filter({ hasText: FOURTH_ANSWER }).waitFor({ timeout: 20_000 });
+    expect(toolCalls).toHaveLength(2);
     // From history: the approved tool call sits before the answer it led to.
-    await small.getByRole("article", { name: "Tool call transfer" }).filter({ hasText: "done" }).waitFor();
+    await small.getByRole("article", { name: "Tool call transfer" }).filter({ hasText: "done" }).first().waitFor();
     await small.getByRole("article", { name: "Tool call transfer" }).filter({ hasText: "rejected" }).waitFor();
     const order = await small.locator(".transcript > li").evaluateAll((els) => els.map((e) => e.className.replace("msg ", "")));
-    expect(order).toEqual(["user", "assistant", "user", "tool", "assistant", "user", "tool", "assistant"]);
+    expect(order).toEqual(["user", "assistant", "user", "tool", "assistant", "user", "tool", "assistant", "user", "tool", "assistant"]);
     // Nothing wider than the screen.
     expect(await small.evaluate(() => (globalThis as any).document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     await shot(small, "phone-chat");

@@ -4,7 +4,7 @@
  *   (regenerate with `bun run scripts/generate-sdk.ts` when a route's schema changes);
  * - the console type-checks against it (so it sends only documented fields);
  * - the client refreshes an expired access token once, for concurrent callers too, and drops
- *   the session when the refresh token is no longer valid;
+ *   the session when the refresh token is no longer valid; it retries a short 429 once;
  * - the run event stream parses into events whose deltas make up the model's answer;
  * - GET /console (from source: bundled in memory) serves the page and its assets.
  */
@@ -74,6 +74,27 @@ describe("sdk/ and the console from source (embedded)", () => {
     expect(api.session()).toBeNull();
     expect(sessions.at(-1)).toBeNull();
   }, 30_000);
+
+  test("a 429 with a short Retry-After is sent once more; a long one is returned as it is", async () => {
+    const sent: string[] = [];
+    const replies = [
+      new Response('{"error":{"code":"rate_limited","message":"slow down"}}', { status: 429, headers: { "retry-after": "0" } }),
+      Response.json({ data: [], has_more: false, next_cursor: null }),
+      new Response('{"error":{"code":"rate_limited","message":"slow down"}}', { status: 429, headers: { "retry-after": "30" } }),
+    ];
+    const api = createAgentOS({
+      baseUrl: "http://agentos.test",
+      fetch: (async (input: Request) => {
+        sent.push(`${input.method} ${new URL(input.url).pathname} ${await input.text()}`);
+        return replies.shift()!;
+      }) as typeof fetch,
+    });
+    expect((await api.POST("/v1/threads", { body: { metadata: { a: "1" } } })).response.status).toBe(200);
+    expect(sent).toEqual(['POST /v1/threads {"metadata":{"a":"1"}}', 'POST /v1/threads {"metadata":{"a":"1"}}']);
+    const limited = await api.GET("/v1/agents");
+    expect([limited.response.status, (limited.error as any).error.code]).toEqual([429, "rate_limited"]);
+    expect(sent).toHaveLength(3);
+  });
 
   test("startRunStream + runEvents: the run's events in order, deltas making up the answer", async () => {
     const api = createAgentOS({ baseUrl: t.url });
