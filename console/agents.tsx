@@ -1,6 +1,9 @@
 /** Agents: list and create; one agent's settings, tools, core memory blocks and archival memories (with search). */
 import { useState } from "preact/hooks";
+import type { Ok } from "../sdk/client";
 import { api, formatDate, unwrap, useLoad } from "./api";
+
+type Agent = Ok<"/v1/agents/{id}", "get">;
 import { ActionForm, ErrorLine, Field, Loading, Page, Table } from "./ui";
 
 
@@ -73,7 +76,7 @@ export function AgentsPage() {
   );
 }
 
-function AgentSettings({ agent, onSaved }: { agent: any; onSaved: () => void }) {
+function AgentSettings({ agent, onSaved }: { agent: Agent; onSaved: () => void }) {
   const [name, setName] = useState<string>(agent.name);
   const [model, setModel] = useState<string>(agent.model);
   const [instructions, setInstructions] = useState<string>(agent.instructions);

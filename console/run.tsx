@@ -1,12 +1,15 @@
 /** The run inspector: GET /v1/runs/{id}/trace as a timeline (queue wait, each model and tool call, time in requires_action). */
+import type { Ok } from "../sdk/client";
 import { api, formatDate, unwrap, useLoad } from "./api";
+
+type RunTrace = Ok<"/v1/runs/{id}/trace", "get">;
 import { ErrorLine, Loading, Page, Table } from "./ui";
 
 const ms = (n: number | string | null | undefined) => (n === null || n === undefined ? "—" : `${Number(n).toLocaleString()} ms`);
 const cents = (n: number | null | undefined) => (n === null || n === undefined ? "—" : `${n.toFixed(4)} ¢`);
 
 /** One lane per step on a shared time axis (inline SVG), plus the queue and approval waits. */
-function Timeline({ trace }: { trace: any }) {
+function Timeline({ trace }: { trace: RunTrace }) {
   const start = new Date(trace.created_at).getTime();
   const end = Math.max(start + 1, trace.completed_at ? new Date(trace.completed_at).getTime() : Date.now());
   const span = end - start;
@@ -47,7 +50,7 @@ function Timeline({ trace }: { trace: any }) {
 
 export function RunPage({ id }: { id: string }) {
   const trace = useLoad(() => api.GET("/v1/runs/{id}/trace", { params: { path: { id } } }).then(unwrap), [id]);
-  const t: any = trace.data;
+  const t = trace.data;
   return (
     <Page title={`Run ${id}`} actions={<button type="button" class="secondary" onClick={trace.reload}>Refresh</button>}>
       <ErrorLine error={trace.error} />
@@ -69,7 +72,7 @@ export function RunPage({ id }: { id: string }) {
           <h2>Steps</h2>
           <Table
             caption="Steps of the run"
-            rows={t.steps as any[]}
+            rows={t.steps}
             empty="No steps yet."
             columns={[
               ["Kind", (s) => (s.kind === "model_call" ? "model call" : "tool call")],

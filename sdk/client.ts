@@ -16,7 +16,10 @@ import createClient, { type Client } from "openapi-fetch";
 import type { components, paths } from "./schema";
 
 export type { components, paths };
-export type Schemas = components["schemas"];
+
+type JsonOf<R> = R extends { content: { "application/json": infer T } } ? T : never;
+/** The JSON body of an operation's success response: `Ok<"/v1/agents/{id}", "get">` is an agent. */
+export type Ok<P extends keyof paths, M extends keyof paths[P]> = paths[P][M] extends { responses: infer R } ? JsonOf<R[200 & keyof R]> | JsonOf<R[201 & keyof R]> : never;
 
 /** The SPEC §2 error body: `{"error":{"code","message","details","request_id"}}`. */
 export interface ApiError {
