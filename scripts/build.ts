@@ -18,6 +18,7 @@ import { mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { postgresPatchPlugin } from "../src/platform/db/postgres-patch";
+import { writeConsole } from "./build-console";
 
 const root = resolve(import.meta.dir, "..");
 
@@ -40,6 +41,14 @@ const outfile = resolve(values.outfile!);
 mkdirSync(dirname(outfile), { recursive: true });
 
 const started = performance.now();
+// The web console first: its hashed files and manifest (dist/console) are embedded by the compile.
+try {
+  await writeConsole();
+} catch (err) {
+  console.error(err);
+  console.error("build failed: console/");
+  process.exit(1);
+}
 let result: Bun.BuildOutput;
 try {
   result = await Bun.build({

@@ -19,7 +19,7 @@ function newestMtime(path: string): number {
 
 export function binaryIsStale(): boolean {
   if (!existsSync(BINARY)) return true;
-  const sources = ["src", "schema", "scripts/build.ts", "package.json", "package-lock.json", "tsconfig.json"].map((p) => join(REPO, p));
+  const sources = ["src", "schema", "console", "sdk", "scripts/build.ts", "scripts/build-console.ts", "package.json", "package-lock.json", "tsconfig.json"].map((p) => join(REPO, p));
   return Math.max(...sources.map(newestMtime)) > statSync(BINARY).mtimeMs;
 }
 
