@@ -1229,6 +1229,24 @@ export interface operations {
                 };
             };
             /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1765,7 +1783,7 @@ export interface operations {
                     /** @description Model calls per run (default 10) */
                     max_steps?: string | number;
                     /**
-                     * @description Free-form key/value pairs
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
                     metadata?: {
@@ -1794,7 +1812,7 @@ export interface operations {
                     /** @description Model calls per run (default 10) */
                     max_steps?: string | number;
                     /**
-                     * @description Free-form key/value pairs
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
                     metadata?: {
@@ -1823,7 +1841,7 @@ export interface operations {
                     /** @description Model calls per run (default 10) */
                     max_steps?: string | number;
                     /**
-                     * @description Free-form key/value pairs
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
                     metadata?: {
@@ -1981,6 +1999,24 @@ export interface operations {
                 };
             };
             /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2045,6 +2081,24 @@ export interface operations {
                 };
             };
             /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2102,7 +2156,7 @@ export interface operations {
                     context_window?: string | number;
                     max_steps?: string | number;
                     /**
-                     * @description Free-form key/value pairs
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
                     metadata?: {
@@ -2118,7 +2172,7 @@ export interface operations {
                     context_window?: string | number;
                     max_steps?: string | number;
                     /**
-                     * @description Free-form key/value pairs
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
                     metadata?: {
@@ -2134,7 +2188,7 @@ export interface operations {
                     context_window?: string | number;
                     max_steps?: string | number;
                     /**
-                     * @description Free-form key/value pairs
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
                     metadata?: {
@@ -2337,7 +2391,7 @@ export interface operations {
             content: {
                 "application/json": {
                     /**
-                     * @description Free-form key/value pairs
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
                     metadata?: {
@@ -2346,7 +2400,7 @@ export interface operations {
                 };
                 "application/x-www-form-urlencoded": {
                     /**
-                     * @description Free-form key/value pairs
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
                     metadata?: {
@@ -2355,7 +2409,7 @@ export interface operations {
                 };
                 "multipart/form-data": {
                     /**
-                     * @description Free-form key/value pairs
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
                     metadata?: {
@@ -2473,6 +2527,24 @@ export interface operations {
                 };
             };
             /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2533,6 +2605,24 @@ export interface operations {
                         object: "thread";
                         /** @constant */
                         deleted: true;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
                     };
                 };
             };
@@ -2702,7 +2792,7 @@ export interface operations {
                     role: "user" | "assistant";
                     content: string;
                     /**
-                     * @description Free-form key/value pairs
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
                     metadata?: {
@@ -2717,7 +2807,7 @@ export interface operations {
                     role: "user" | "assistant";
                     content: string;
                     /**
-                     * @description Free-form key/value pairs
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
                     metadata?: {
@@ -2732,7 +2822,7 @@ export interface operations {
                     role: "user" | "assistant";
                     content: string;
                     /**
-                     * @description Free-form key/value pairs
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
                     metadata?: {
@@ -3008,7 +3098,7 @@ export interface operations {
                      */
                     stream?: boolean;
                     /**
-                     * @description Free-form key/value pairs
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
                     metadata?: {
@@ -3025,7 +3115,7 @@ export interface operations {
                      */
                     stream?: boolean;
                     /**
-                     * @description Free-form key/value pairs
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
                     metadata?: {
@@ -3042,7 +3132,7 @@ export interface operations {
                      */
                     stream?: boolean;
                     /**
-                     * @description Free-form key/value pairs
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
                     metadata?: {
@@ -3289,6 +3379,24 @@ export interface operations {
                 };
             };
             /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3403,6 +3511,24 @@ export interface operations {
                                 [key: string]: unknown;
                             }) | null) | null) | null;
                         }[];
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
                     };
                 };
             };
@@ -3780,6 +3906,24 @@ export interface operations {
                 };
             };
             /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4061,6 +4205,24 @@ export interface operations {
                                 requests_per_minute: string | number;
                             };
                         }[];
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
                     };
                 };
             };
@@ -4565,7 +4727,7 @@ export interface operations {
                      * @description Only these event types; empty or absent = every event
                      * @default []
                      */
-                    event_types?: string[];
+                    event_types?: ("*" | "agent.*" | "run.*" | "step.*" | "tool_call.*" | "billing.*" | "agent.created" | "agent.updated" | "agent.deleted" | "run.created" | "run.requires_action" | "run.completed" | "run.failed" | "run.cancelled" | "run.expired" | "step.completed" | "tool_call.completed" | "billing.quota_warning" | "billing.quota_exceeded")[];
                     description?: string;
                 };
                 "application/x-www-form-urlencoded": {
@@ -4575,7 +4737,7 @@ export interface operations {
                      * @description Only these event types; empty or absent = every event
                      * @default []
                      */
-                    event_types?: string[];
+                    event_types?: ("*" | "agent.*" | "run.*" | "step.*" | "tool_call.*" | "billing.*" | "agent.created" | "agent.updated" | "agent.deleted" | "run.created" | "run.requires_action" | "run.completed" | "run.failed" | "run.cancelled" | "run.expired" | "step.completed" | "tool_call.completed" | "billing.quota_warning" | "billing.quota_exceeded")[];
                     description?: string;
                 };
                 "multipart/form-data": {
@@ -4585,7 +4747,7 @@ export interface operations {
                      * @description Only these event types; empty or absent = every event
                      * @default []
                      */
-                    event_types?: string[];
+                    event_types?: ("*" | "agent.*" | "run.*" | "step.*" | "tool_call.*" | "billing.*" | "agent.created" | "agent.updated" | "agent.deleted" | "run.created" | "run.requires_action" | "run.completed" | "run.failed" | "run.cancelled" | "run.expired" | "step.completed" | "tool_call.completed" | "billing.quota_warning" | "billing.quota_exceeded")[];
                     description?: string;
                 };
             };
@@ -4965,6 +5127,24 @@ export interface operations {
                         read_at: ((string | null) | null) | null;
                         /** Format: date-time */
                         created_at: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
                     };
                 };
             };
@@ -5441,7 +5621,7 @@ export interface operations {
                 "application/json": {
                     content: string;
                     /**
-                     * @description Free-form key/value pairs
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
                     metadata?: {
@@ -5451,7 +5631,7 @@ export interface operations {
                 "application/x-www-form-urlencoded": {
                     content: string;
                     /**
-                     * @description Free-form key/value pairs
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
                     metadata?: {
@@ -5461,7 +5641,7 @@ export interface operations {
                 "multipart/form-data": {
                     content: string;
                     /**
-                     * @description Free-form key/value pairs
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
                     metadata?: {
@@ -5675,6 +5855,24 @@ export interface operations {
                         id: string;
                         /** @constant */
                         deleted: true;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
                     };
                 };
             };
@@ -5980,6 +6178,24 @@ export interface operations {
                 };
             };
             /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6033,6 +6249,24 @@ export interface operations {
                         created_at: string;
                         /** Format: date-time */
                         updated_at: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
                     };
                 };
             };
