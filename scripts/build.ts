@@ -38,11 +38,15 @@ const entry = resolve(values.entry!);
 const outfile = resolve(values.outfile!);
 mkdirSync(dirname(outfile), { recursive: true });
 
+/** Modules started with `new Worker`: embedded beside the main entry. */
+const WORKERS = [resolve(root, "src/roles/tools/schema-worker.ts")];
+
 const started = performance.now();
 let result: Bun.BuildOutput;
 try {
   result = await Bun.build({
-    entrypoints: [entry],
+    // Worker threads are extra entry points of the same executable (new Worker(new URL(…))).
+    entrypoints: [entry, ...WORKERS],
     compile: {
       outfile,
       ...(values.target ? { target: values.target as Bun.Build.CompileTarget } : {}),

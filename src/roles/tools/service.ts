@@ -19,7 +19,7 @@ import type { RunTool, ToolCallRequest, ToolCallResult, ToolsContract } from "./
 import { checkToolUrl, executeHttp } from "./executors/http";
 import { checkToolSubject, executeNats } from "./executors/nats";
 import { DEFAULT_TIMEOUT_MS, type CreateToolInput, type CreatedToolOut, type InvokeInput, type ToolOut, type UpdateToolInput } from "./model";
-import { compileParameters, describeErrors, validatorFor } from "./schemas";
+import { checkParameters, validateArguments } from "./schemas";
 
 type ToolRow = typeof tools.$inferSelect;
 
@@ -75,6 +75,9 @@ const runToolOf = (r: ToolRow): RunTool => ({
   requires_approval: r.requiresApproval,
   timeout_ms: r.timeoutMs,
 });
+
+/** Identifies one version of a tool's schema (validators are cached under it). */
+const versionKey = (r: ToolRow) => `${r.id}:${r.updatedAt.getTime()}`;
 
 function isUniqueViolation(err: unknown) {
   const e = err as { code?: string; cause?: { code?: string } };
@@ -138,11 +141,10 @@ export class ToolsService implements ToolsContract {
     const name = row?.name ?? call.tool_id;
     const parsed = parseArguments(call.arguments);
     if ("error" in parsed) return parsed.error;
-    const args = parsed.args;
-    const validate = row
-      ? validatorFor(`${row.id}:${row.updatedAt.getTime()}`, row.parameters)
-      : validatorFor(`builtin:${call.tool_id}`, BUILTIN_MEMORY_TOOL_DEFS[call.tool_id as keyof typeof BUILTIN_MEMORY_TOOL_DEFS].parameters);
-    if (!validate(args)) return fail("invalid_arguments", `Invalid arguments for ${name}: ${describeErrors(validate)}.`);
+    const schema = row ? row.parameters : BUILTIN_MEMORY_TOOL_DEFS[call.tool_id as keyof typeof BUILTIN_MEMORY_TOOL_DEFS].parameters;
+    const checked = await validateArguments(row ? versionKey(row) : `builtin:${call.tool_id}`, schema, parsed.args);
+    if (!checked.valid) return fail("invalid_arguments", `Invalid arguments for ${name}: ${checked.message}.`);
+    const args = checked.args;
 
     if (builtin) {
       if (!call.agent_id) return fail("invalid_call", `The builtin tool ${name} needs the agent whose memory it uses.`);
@@ -179,7 +181,7 @@ export class ToolsService implements ToolsContract {
   async createTool(principal: Principal, input: CreateToolInput): Promise<CreatedToolOut> {
     const kind = this.checkKind(input.kind);
     const parameters = input.parameters ?? DEFAULT_PARAMETERS;
-    compileParameters(parameters);
+    await checkParameters(parameters);
     const config = this.checkConfig(kind, input.config ?? {});
     this.checkName(input.name);
     const secret = newSecret();
@@ -224,7 +226,7 @@ export class ToolsService implements ToolsContract {
     const kind = input.kind === undefined ? (current.kind as (typeof USER_KINDS)[number]) : this.checkKind(input.kind);
     const kindChanged = kind !== current.kind;
     const parameters = input.parameters ?? current.parameters;
-    if (input.parameters) compileParameters(parameters);
+    if (input.parameters) await checkParameters(parameters);
     const config = input.config !== undefined || kindChanged ? this.checkConfig(kind, input.config ?? {}) : current.config;
     if (input.name !== undefined) this.checkName(input.name);
     try {
