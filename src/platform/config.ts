@@ -27,6 +27,8 @@ export interface Config {
   namespace: string;
   shutdownTimeoutMs: number;
   maxBodyBytes: number;
+  /** Bound of the arrival of a request body, from its headers; past it 408 and the connection closes. */
+  bodyTimeoutMs: number;
   /** Origins browsers may call the API from: `*` or a comma list. */
   corsOrigins: string[];
 }
@@ -92,6 +94,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   namespace: { key: "namespace", env: "AGENTOS_NAMESPACE", help: "NATS subject/stream and Redis key prefix (default agentos)" },
   "cors-origins": { key: "corsOrigins", env: "AGENTOS_CORS_ORIGINS", parse: (v) => v.split(",").map((o) => o.trim()).filter(Boolean), help: "origins allowed by CORS: * or a comma list (default *)" },
   "shutdown-timeout": { key: "shutdownTimeoutMs", env: "AGENTOS_SHUTDOWN_TIMEOUT_MS", parse: parsePositiveInt, help: "graceful drain bound in ms (default 25000)" },
+  "body-timeout": { key: "bodyTimeoutMs", env: "AGENTOS_BODY_TIMEOUT_MS", parse: parsePositiveInt, help: "a request body must arrive within this many ms, or 408 (default 30000)" },
 };
 
 const DEFAULTS: Omit<Config, "command"> = {
@@ -107,6 +110,7 @@ const DEFAULTS: Omit<Config, "command"> = {
   namespace: "agentos",
   shutdownTimeoutMs: 25_000,
   maxBodyBytes: 1024 * 1024,
+  bodyTimeoutMs: 30_000,
   corsOrigins: ["*"],
 };
 
