@@ -47,6 +47,8 @@ try {
   result = await Bun.build({
     // Worker threads are extra entry points of the same executable (new Worker(new URL(…))).
     entrypoints: [entry, ...WORKERS],
+    // Entry points are named by their path under this root (the workers' URLs rely on it).
+    ...(entry.startsWith(resolve(root, "src") + "/") ? { root: resolve(root, "src") } : {}),
     compile: {
       outfile,
       ...(values.target ? { target: values.target as Bun.Build.CompileTarget } : {}),

@@ -3,7 +3,7 @@
  * gpt-4o / gpt-4.1 / o-series / gpt-5). For non-OpenAI models served through an
  * OpenAI-compatible API the count is an approximation, but a far better one than chars/4.
  *
- * The encoder is built lazily on first use (~300 ms, a few tens of MB) and then reused.
+ * The table is built on first use (~250 ms, a few tens of MB; in slices by loadEncoder) and then reused.
  * The ranks module is pulled in with a static-string `require` so `bun build --compile`
  * still embeds it, while merely importing this file stays cheap.
  */
@@ -41,24 +41,68 @@ const MAX_TOKEN_BYTES = 128;
 /** Token ranks keyed by the token's bytes as a latin1 string (one char per byte), so a slice of a piece is its key. */
 type Ranks = Map<string, number>;
 
-let encoder: { ranks: Ranks; pattern: RegExp } | undefined;
+type Encoder = { ranks: Ranks; pattern: RegExp };
+let encoder: Encoder | undefined;
+let loading: Promise<Encoder> | undefined;
 
-/** The o200k table, decoded from js-tiktoken's compressed ranks ("! offset tok tok…" lines of base64 tokens). */
-function getEncoder() {
-  if (!encoder) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require("js-tiktoken/ranks/o200k_base") as { default?: TiktokenBPE } & TiktokenBPE;
-    const bpe = mod.default ?? mod;
-    const ranks: Ranks = new Map();
-    for (const line of bpe.bpe_ranks.split("\n")) {
-      if (!line) continue;
-      const [, offset, ...tokens] = line.split(" ");
-      const base = Number.parseInt(offset!, 10);
-      tokens.forEach((token, i) => ranks.set(Buffer.from(token, "base64").toString("latin1"), base + i));
+/** Builds the o200k table from js-tiktoken's compressed ranks ("! offset tok tok…", base64 tokens), pausing every few thousand tokens. */
+function* loadSteps(): Generator<undefined, Encoder> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require("js-tiktoken/ranks/o200k_base") as { default?: TiktokenBPE } & TiktokenBPE;
+  const bpe = mod.default ?? mod;
+  const ranks: Ranks = new Map();
+  for (const line of bpe.bpe_ranks.split("\n")) {
+    if (!line) continue;
+    const [, offset, ...tokens] = line.split(" ");
+    const base = Number.parseInt(offset!, 10);
+    for (let i = 0; i < tokens.length; i++) {
+      ranks.set(Buffer.from(tokens[i]!, "base64").toString("latin1"), base + i);
+      if (i % 4096 === 4095) yield;
     }
-    encoder = { ranks, pattern: new RegExp(bpe.pat_str, "gu") };
   }
+  return { ranks, pattern: new RegExp(bpe.pat_str, "gu") };
+}
+
+/** Runs a counting or loading generator to its end at once. */
+function runAtOnce<T>(steps: Generator<undefined, T>): T {
+  let r = steps.next();
+  while (!r.done) r = steps.next();
+  return r.value;
+}
+
+/** Longest stretch of counting between two turns of the event loop. */
+export const COUNT_SLICE_MS = 10;
+
+/** A clock shared by the steps of one sliced job: gives the event loop a turn every COUNT_SLICE_MS. */
+function sliceClock() {
+  let sliceStart = performance.now();
+  return async () => {
+    if (performance.now() - sliceStart < COUNT_SLICE_MS) return;
+    await new Promise((resolve) => setImmediate(resolve));
+    sliceStart = performance.now();
+  };
+}
+
+async function runSliced<T>(steps: Generator<undefined, T>, pause: () => Promise<void>): Promise<T> {
+  let r = steps.next();
+  while (!r.done) {
+    await pause();
+    r = steps.next();
+  }
+  return r.value;
+}
+
+/** The tokenizer table, built at once on first use (~250 ms) unless {@link loadEncoder} built it already. */
+function getEncoder(): Encoder {
+  encoder ??= runAtOnce(loadSteps());
   return encoder;
+}
+
+/** Builds the tokenizer table in slices that leave the event loop free (precountTokens calls it). */
+export function loadEncoder(): Promise<Encoder> {
+  if (encoder) return Promise.resolve(encoder);
+  loading ??= runSliced(loadSteps(), sliceClock()).then((e) => (encoder ??= e));
+  return loading;
 }
 
 /** Rank of the byte slice [start, end) of `bytes` (a latin1 string) as one token, or Infinity. */
@@ -226,15 +270,10 @@ export function countTokens(text: string | null | undefined): number {
   if (!text) return 0;
   const known = text.length >= CACHE_MIN_CHARS ? recall(text) : undefined;
   if (known !== undefined) return known;
-  const steps = countSteps(text);
-  let r = steps.next();
-  while (!r.done) r = steps.next();
-  if (text.length >= CACHE_MIN_CHARS) remember(text, r.value);
-  return r.value;
+  const n = runAtOnce(countSteps(text));
+  if (text.length >= CACHE_MIN_CHARS) remember(text, n);
+  return n;
 }
-
-/** Longest stretch of counting between two turns of the event loop. */
-export const COUNT_SLICE_MS = 10;
 
 /**
  * Counts long texts ahead, giving the event loop a turn every {@link COUNT_SLICE_MS} ms, so
@@ -242,19 +281,11 @@ export const COUNT_SLICE_MS = 10;
  * counted: one tenant's megabyte of text never holds up other requests.
  */
 export async function precountTokens(texts: Iterable<string | null | undefined>): Promise<void> {
-  let sliceStart = performance.now();
+  const pause = sliceClock();
+  await loadEncoder();
   for (const text of texts) {
     if (!text || text.length < CACHE_MIN_CHARS || recall(text) !== undefined) continue;
-    const steps = countSteps(text);
-    let r = steps.next();
-    while (!r.done) {
-      if (performance.now() - sliceStart >= COUNT_SLICE_MS) {
-        await new Promise((resolve) => setImmediate(resolve));
-        sliceStart = performance.now();
-      }
-      r = steps.next();
-    }
-    remember(text, r.value);
+    remember(text, await runSliced(countSteps(text), pause));
   }
 }
 

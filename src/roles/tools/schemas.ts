@@ -19,6 +19,12 @@ const VALIDATE_TIMEOUT_MS = 2_000;
 type Pending = { resolve: (r: SchemaReply) => void; reject: (err: Error) => void; timer: ReturnType<typeof setTimeout> };
 class Replaced extends Error {}
 
+/**
+ * Where the worker's module is: beside this file when run from source; inside the compiled
+ * binary, the extra entry point that scripts/build.ts embeds (its path under the build root `src`).
+ */
+const WORKER_MODULE = import.meta.url.includes("/$bunfs/") ? "/$bunfs/root/roles/tools/schema-worker.js" : new URL("./schema-worker.ts", import.meta.url).href;
+
 /** The schema thread, started on first use and replaced when a job overruns. */
 class SchemaThread {
   private worker: Worker | undefined;
@@ -47,7 +53,7 @@ class SchemaThread {
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL("./schema-worker.ts", import.meta.url));
+    const worker = new Worker(WORKER_MODULE);
     worker.unref(); // never keeps the process alive
     worker.onmessage = (event: MessageEvent<SchemaReply>) => {
       const p = this.pending.get(event.data.id);
