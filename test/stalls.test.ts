@@ -95,7 +95,15 @@ function stallSuite(name: string, opts: () => { env: Record<string, string>; cle
       ensureBinary();
       setup = opts();
       fake = await startFakeModel();
-      letters = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: (req) => new Response("a".repeat(Number(new URL(req.url).searchParams.get("n")))) });
+      letters = Bun.serve({
+        port: 0,
+        hostname: "127.0.0.1",
+        fetch(req) {
+          const q = new URL(req.url).searchParams;
+          const deep = Number(q.get("deep") ?? 0);
+          return new Response(deep ? "[".repeat(deep) + "]".repeat(deep) : "a".repeat(Number(q.get("n"))));
+        },
+      });
       dataDir = mkdtempSync(join(tmpdir(), "agentos-stalls-"));
       child = await startChild([`--data-dir=${dataDir}`], {
         env: {
@@ -155,6 +163,14 @@ function stallSuite(name: string, opts: () => { env: Record<string, string>; cle
       expect(toolMessages.some((m: any) => m.content.length >= 1_000_000)).toBe(true);
       await api("PATCH", `/v1/agents/${agentId}`, { tools: [] });
     }, 120_000);
+
+    test("an http tool replying JSON nested 400,000 levels deep: kept as text, not parsed", async () => {
+      const tool = await api("POST", "/v1/tools", { name: "deep", kind: "http", config: { url: `http://127.0.0.1:${letters.port}/?deep=400000` } });
+      const invoked = await underProbe("http tool, JSON 400,000 levels deep", () => api("POST", `/v1/tools/${tool.body.id}/invoke`, { arguments: {} }));
+      expect(invoked.status).toBe(200);
+      expect(invoked.body.ok).toBe(true);
+      expect(invoked.body.output).toHaveLength(800_000);
+    }, 60_000);
 
     test("a tool with ten ^(a+)+$ properties, invoked with 'aaaa…!' values", async () => {
       const properties: Record<string, unknown> = {};

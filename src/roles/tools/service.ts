@@ -76,6 +76,23 @@ const runToolOf = (r: ToolRow): RunTool => ({
   timeout_ms: r.timeoutMs,
 });
 
+/** Nesting bound of a tool's JSON output. */
+export const MAX_OUTPUT_DEPTH = 64;
+
+/** Nesting depth of a JSON value, counted without recursion and only up to `limit` + 1. */
+export function nestingDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    if (depth + 1 > deepest) deepest = depth + 1;
+    if (deepest > limit) return deepest;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
 /** Identifies one version of a tool's schema (validators are cached under it). */
 const versionKey = (r: ToolRow) => `${r.id}:${r.updatedAt.getTime()}`;
 
@@ -126,7 +143,12 @@ export class ToolsService implements ToolsContract {
 
   async execute(call: ToolCallRequest): Promise<ToolCallResult> {
     try {
-      return await this.executeUnsafe(call);
+      const result = await this.executeUnsafe(call);
+      // Deeper JSON would overflow the stack wherever the output is serialised next (steps, events, the prompt).
+      if (result.ok && nestingDepth(result.output, MAX_OUTPUT_DEPTH) > MAX_OUTPUT_DEPTH) {
+        return fail("tool_output_too_deep", `The tool's reply nests JSON deeper than ${MAX_OUTPUT_DEPTH} levels; flatten it.`);
+      }
+      return result;
     } catch (err) {
       if (err instanceof AppError) return fail(err.code, err.message);
       this.deps.log.error("tool execution failed", { tool_id: call.tool_id, run_id: call.run_id, error: err });
