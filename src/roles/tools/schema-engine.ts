@@ -20,6 +20,10 @@ export const SCHEMA_LIMITS = {
   patternProgram: 1000,
 };
 
+/** `format`s checked by regexes that are not linear on long input, and the longest string they are run on. */
+export const SLOW_FORMATS = ["uri", "uri-reference", "uri-template", "url", "regex", "email", "hostname", "relative-json-pointer"] as const;
+export const MAX_FORMAT_INPUT = 16 * 1024;
+
 /** JavaScript escapes RE2 does not know, rewritten to its syntax: `\uXXXX` and `\u{X…}` become `\x{…}`. */
 export function toRe2Syntax(pattern: string): string {
   let out = "";

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { AppError } from "../../platform/errors";
-import { SCHEMA_LIMITS, toRe2Syntax } from "./schema-engine";
+import { MAX_FORMAT_INPUT, SCHEMA_LIMITS, toRe2Syntax } from "./schema-engine";
 import { checkParameters, validateArguments } from "./schemas";
 
 /** Runs `work` and returns its result with the longest event-loop gap seen meanwhile. */
@@ -55,6 +55,15 @@ describe("tool parameter schemas", () => {
     expect((await validateArguments("js:1", schema, { code: "B12" })).valid).toBe(false);
     expect((await validateArguments("js:1", schema, { "x-flag": "yes" })).valid).toBe(false);
     expect(toRe2Syntax("\\\\u0041\\u{1F600}")).toBe("\\\\u0041\\x{1F600}");
+  });
+
+  test("formats whose regexes are slow on long input are not run past MAX_FORMAT_INPUT", async () => {
+    const schema = objectOf({ link: { type: "string", format: "uri" } });
+    expect((await validateArguments("fmt:1", schema, { link: "https://example.com/a?b=c" })).valid).toBe(true);
+    const { result, worstGapMs } = await withLoopGap(() => validateArguments("fmt:1", schema, { link: `http://${"a".repeat(200_000)} ` }));
+    expect(result.valid).toBe(false);
+    expect(worstGapMs).toBeLessThan(100);
+    expect((await validateArguments("fmt:1", schema, { link: `https://example.com/${"a".repeat(MAX_FORMAT_INPUT)}` })).valid).toBe(false);
   });
 
   test("patterns RE2 cannot run are refused at registration, naming the property", async () => {
