@@ -130,7 +130,7 @@ function feedOf(p: AppPlatform, orgId: string, runId: string, cursor: number): R
   return feed;
 }
 
-/** Runs followed live in this process (one database reader each), for tests and metrics. */
+/** Runs followed live in this process (one database reader each). */
 export const liveRunFeeds = () => feeds.size;
 
 const STREAM_FAILED = `event: error\ndata: ${JSON.stringify({ code: "stream_failed", message: "The event stream broke; reconnect with Last-Event-ID to resume." })}\n\n`;
