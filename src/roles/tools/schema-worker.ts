@@ -5,6 +5,7 @@
  * Validators are cached per tool version. Built into the binary as a second entry point
  * (scripts/build.ts); the protocol is in schemas.ts.
  */
+import { dlopen, FFIType } from "bun:ffi";
 import Ajv, { type ValidateFunction } from "ajv";
 import addFormats from "ajv-formats";
 import { fullFormats } from "ajv-formats/dist/formats";
@@ -12,6 +13,20 @@ import { AJV_OPTIONS, checkSchemaShape, MAX_FORMAT_INPUT, SLOW_FORMATS } from ".
 import type { SchemaReply, SchemaRequest } from "./schemas";
 
 declare const self: Worker;
+
+/**
+ * Lowers this thread's CPU priority (Linux: `setpriority` on the calling thread): on a busy
+ * machine a long compile here must not take CPU time from the thread that serves requests.
+ */
+function yieldCpuToRequests() {
+  try {
+    const libc = dlopen(process.platform === "darwin" ? "libc.dylib" : "libc.so.6", { setpriority: { args: [FFIType.i32, FFIType.u32, FFIType.i32], returns: FFIType.i32 } });
+    libc.symbols.setpriority(0 /* PRIO_PROCESS */, 0 /* this thread */, 10);
+  } catch {
+    // No libc to call (another platform): the thread keeps the process's priority.
+  }
+}
+yieldCpuToRequests();
 
 const ajv = new Ajv(AJV_OPTIONS);
 addFormats(ajv);
