@@ -263,30 +263,32 @@ function stallSuite(name: string, bigReply: number, opts: () => { env: Record<st
     }, 60_000);
 
     test("50 request bodies sent a byte at a time are answered 408 and closed", async () => {
-      const seen = Array.from({ length: 50 }, () => ({ reply: "", closed: false }));
-      const sockets = await Promise.all(
-        seen.map((s) =>
-          Bun.connect({
-            hostname: "127.0.0.1",
-            port: child.port,
-            socket: {
-              data: (_sock, d) => void (s.reply += d.toString()),
-              close: () => void (s.closed = true),
-              error() {},
-            },
-          }),
-        ),
-      );
-      for (const socket of sockets) {
-        socket.write(`POST /v1/agents HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{`);
-      }
-      await underProbe("50 slow bodies", async () => {
+      const slowBodies = async () => {
+        const seen = Array.from({ length: 50 }, () => ({ reply: "", closed: false }));
+        const sockets = await Promise.all(
+          seen.map((s) =>
+            Bun.connect({
+              hostname: "127.0.0.1",
+              port: child.port,
+              socket: {
+                data: (_sock, d) => void (s.reply += d.toString()),
+                close: () => void (s.closed = true),
+                error() {},
+              },
+            }),
+          ),
+        );
+        for (const socket of sockets) {
+          socket.write(`POST /v1/agents HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{`);
+        }
         const started = Date.now();
         while (Date.now() - started < BODY_TIMEOUT_MS + 3000 && !seen.every((s) => s.closed)) {
           sockets.forEach((socket, i) => !seen[i]!.closed && socket.write(" "));
           await Bun.sleep(100);
         }
-      });
+        return seen;
+      };
+      const seen = await underProbe("50 slow bodies", slowBodies, true);
       for (const s of seen) {
         expect(s.closed).toBe(true);
         expect(s.reply).toStartWith("HTTP/1.1 408");
