@@ -2,7 +2,8 @@
  * Nothing one tenant sends stalls the others (issue 9, item 4 and slow peers), on the
  * compiled binary, embedded and on the real backends: while each hostile input is in flight,
  * /healthz is probed every 25 ms and must answer within 100 ms each time (a bound of the
- * event loop's latency, not a benchmark). The inputs: runs whose input is a 10,000 / 20,000 /
+ * event loop's latency, not a benchmark; embedded, 100 ms more than an ordinary run costs,
+ * since the embedded PostgreSQL runs on the event loop). The inputs: runs whose input is a 10,000 / 20,000 /
  * 200,000-character run without a space (the fake model), an http tool replying 8 kB and 1 MB
  * of one letter (and a larger reply in a run), a tool with ten `^(a+)+$` properties invoked, JSON nested 400,000 deep, a 205 kB schema registered (400)
  * and the largest allowed one (201), 200 idle SSE streams of one run, 50 bodies sent a byte at a time.
@@ -55,7 +56,7 @@ function cpuSeconds(pid: number): number {
  * database (PGlite) runs inside the process, so storing a reply costs event-loop time in
  * proportion to its size: 200 kB there, 1 MB (the reply cap) on the real backends.
  */
-function stallSuite(name: string, bigReply: number, opts: () => { env: Record<string, string>; cleanup?: () => Promise<void> }) {
+function stallSuite(name: string, bigReply: number, embedded: boolean, opts: () => { env: Record<string, string>; cleanup?: () => Promise<void> }) {
   describe(name, () => {
     let child: ChildProcess;
     let fake: FakeModel;
@@ -64,6 +65,12 @@ function stallSuite(name: string, bigReply: number, opts: () => { env: Record<st
     let token = "";
     let agentId = "";
     const worstByInput: Record<string, number> = {};
+    /**
+     * The bound of a probe. Embedded, PostgreSQL itself (PGlite) runs on the event loop, so an
+     * ordinary run already holds it for a while (~10-30 ms, ~100 ms on a machine loaded 4×):
+     * there the input may add at most HEALTH_BOUND_MS to what an ordinary run costs.
+     */
+    let bound = HEALTH_BOUND_MS;
     let setup: ReturnType<typeof opts>;
 
     const api = async (method: string, path: string, body?: unknown) => {
@@ -96,12 +103,12 @@ function stallSuite(name: string, bigReply: number, opts: () => { env: Record<st
      */
     async function underProbe<T>(input: string, work: () => Promise<T>, repeatable = false): Promise<T> {
       let { result, worst } = await probed(work);
-      if (worst >= HEALTH_BOUND_MS && repeatable) {
+      if (worst >= bound && repeatable) {
         console.log(`${name}: ${input}: slowest /healthz ${Math.round(worst)} ms, once more`);
         ({ result, worst } = await probed(work));
       }
       worstByInput[input] = Math.round(worst);
-      expect(worst).toBeLessThan(HEALTH_BOUND_MS);
+      expect(worst).toBeLessThan(bound);
       return result;
     }
 
@@ -146,6 +153,11 @@ function stallSuite(name: string, bigReply: number, opts: () => { env: Record<st
       agentId = (await api("POST", "/v1/agents", { name: "stalls", model: "fake-model", context_window: 2_000_000 })).body.id;
       // One ordinary run first: the process's one-time warm-up (first queries, code paths) is not what is measured.
       expect((await runToEnd("hello")).status).toBe("completed");
+      if (embedded) {
+        const ordinary = await probed(() => runToEnd("hello again"));
+        bound = HEALTH_BOUND_MS + ordinary.worst;
+        worstByInput["(ordinary run: the embedded baseline)"] = Math.round(ordinary.worst);
+      }
     }, 120_000);
 
     afterAll(async () => {
@@ -300,7 +312,7 @@ function stallSuite(name: string, bigReply: number, opts: () => { env: Record<st
   });
 }
 
-stallSuite("no tenant stalls the others: compiled binary, embedded default", 200_000, () => ({ env: {} }));
+stallSuite("no tenant stalls the others: compiled binary, embedded default", 200_000, true, () => ({ env: {} }));
 
 await describeReal("no tenant stalls the others: compiled binary, real backends", () => {
   const namespace = uniqueName("stalls");
@@ -308,7 +320,7 @@ await describeReal("no tenant stalls the others: compiled binary, real backends"
   beforeAll(async () => {
     db = await createTestDatabase();
   });
-  stallSuite("real PostgreSQL/Redis/NATS", 1_000_000, () => ({
+  stallSuite("real PostgreSQL/Redis/NATS", 1_000_000, false, () => ({
     env: { DATABASE_URL: db.url, REDIS_URL: REAL_URLS.redis, NATS_URL: REAL_URLS.nats, JWT_SECRET: TEST_JWT_SECRET, AGENTOS_NAMESPACE: namespace },
     cleanup: async () => {
       await db.drop();
