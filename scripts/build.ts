@@ -40,6 +40,9 @@ const entry = resolve(values.entry!);
 const outfile = resolve(values.outfile!);
 mkdirSync(dirname(outfile), { recursive: true });
 
+/** Modules started with `new Worker`: embedded beside the main entry. */
+const WORKERS = [resolve(root, "src/roles/tools/schema-worker.ts")];
+
 const started = performance.now();
 // The web console first: its hashed files and manifest (dist/console) are embedded by the compile.
 try {
@@ -52,7 +55,10 @@ try {
 let result: Bun.BuildOutput;
 try {
   result = await Bun.build({
-    entrypoints: [entry],
+    // Worker threads are extra entry points of the same executable (new Worker(new URL(…))).
+    entrypoints: [entry, ...WORKERS],
+    // Entry points are named by their path under this root (the workers' URLs rely on it).
+    ...(entry.startsWith(resolve(root, "src") + "/") ? { root: resolve(root, "src") } : {}),
     compile: {
       outfile,
       ...(values.target ? { target: values.target as Bun.Build.CompileTarget } : {}),

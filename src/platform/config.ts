@@ -53,6 +53,8 @@ export interface Config {
   namespace: string;
   shutdownTimeoutMs: number;
   maxBodyBytes: number;
+  /** Bound of the arrival of a request body, from its headers; past it 408 and the connection closes. */
+  bodyTimeoutMs: number;
   /** Origins browsers may call the API from: `*` or a comma list. */
   corsOrigins: string[];
   /** Run orchestration (operational knobs; tests shorten them). */
@@ -233,6 +235,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   "plan-limits": { key: "planLimitsJson", env: "AGENTOS_PLAN_LIMITS", parse: parseJsonObject, help: "JSON merged over the plans' limits, e.g. {\"free\":{\"runs_per_month\":500}}" },
   "model-prices": { key: "modelPricesJson", env: "AGENTOS_MODEL_PRICES", parse: parseJsonObject, help: "JSON merged over the model prices (cents per 1M tokens)" },
   "shutdown-timeout": { key: "shutdownTimeoutMs", env: "AGENTOS_SHUTDOWN_TIMEOUT_MS", parse: parsePositiveInt, help: "graceful drain bound in ms (default 25000)" },
+  "body-timeout": { key: "bodyTimeoutMs", env: "AGENTOS_BODY_TIMEOUT_MS", parse: parsePositiveInt, help: "a request body must arrive within this many ms, or 408 (default 30000)" },
 };
 
 const DEFAULTS: Omit<Config, "command"> = {
@@ -251,6 +254,7 @@ const DEFAULTS: Omit<Config, "command"> = {
   otelTracesSampler: "parentbased_always_on",
   shutdownTimeoutMs: 25_000,
   maxBodyBytes: 1024 * 1024,
+  bodyTimeoutMs: 30_000,
   corsOrigins: ["*"],
   allowPrivateTargets: false,
   runLeaseMs: 30_000,
