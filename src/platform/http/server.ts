@@ -3,6 +3,7 @@
  * inside the request context (request id, traceparent), counts in-flight requests so a
  * shutdown can drain them, and upgrades WebSocket routes.
  */
+import { readCapped } from "../streams";
 import type { Server } from "bun";
 import { requestContext } from "../context";
 import { newId } from "../ids";
@@ -55,24 +56,6 @@ async function bufferBody(request: Request, max: number, timeoutMs: number): Pro
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** The whole stream, or null (and the stream cancelled) past `max` bytes. */
-async function readCapped(stream: ReadableStream<Uint8Array>, max: number): Promise<Uint8Array | null> {
-  const reader = stream.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel().catch(() => {});
-      return null;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks);
 }
 
 export function startHttpServer(opts: {

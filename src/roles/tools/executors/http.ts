@@ -7,6 +7,7 @@
  * SSRF guard (platform/net/outbound): internal addresses are refused unless allowed, and a
  * failure never says more than "unreachable".
  */
+import { readCapped } from "../../../platform/streams";
 import { literalTargetProblem, OutboundError, outboundFetch, type OutboundPolicy, type RedirectRule } from "../../../platform/net/outbound";
 import { VERSION } from "../../../version";
 import type { ToolCallResult } from "../contract";
@@ -44,28 +45,17 @@ const fail = (code: string, message: string): ToolCallResult => ({ ok: false, er
 
 class TooLarge extends Error {}
 
-/** Reads at most `cap` bytes of the body; beyond it the stream is cancelled (the server stops sending). */
-async function readCapped(res: Response, cap: number): Promise<string> {
+/** Reads at most `cap` bytes of the reply as text; beyond it the stream is cancelled (the server stops sending). */
+async function readCappedText(res: Response, cap: number): Promise<string> {
   const declared = Number(res.headers.get("content-length") ?? "NaN");
   if (Number.isFinite(declared) && declared > cap) {
     await res.body?.cancel().catch(() => {});
     throw new TooLarge();
   }
   if (!res.body) return "";
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > cap) {
-      await reader.cancel().catch(() => {});
-      throw new TooLarge();
-    }
-    chunks.push(value);
-  }
-  return new TextDecoder().decode(Buffer.concat(chunks));
+  const bytes = await readCapped(res.body, cap);
+  if (!bytes) throw new TooLarge();
+  return new TextDecoder().decode(bytes);
 }
 
 /** Only http(s) URLs with a host; no credentials in the URL (they would leak into logs); no internal IP literal. */
@@ -111,7 +101,7 @@ export async function executeHttp(target: HttpToolTarget, call: HttpCall, policy
         `The tool server answered ${res.status}${next ? ` to ${next.origin}${next.pathname}` : ""}; AgentOS follows only 307/308 redirects to the same host (at most ${MAX_REDIRECTS}). Point config.url at the final address.`,
       );
     }
-    const text = await readCapped(res, MAX_RESPONSE_BYTES);
+    const text = await readCappedText(res, MAX_RESPONSE_BYTES);
     if (res.status < 200 || res.status >= 300) return fail("tool_http_error", `The tool server answered HTTP ${res.status}: ${errorExcerpt(text)}`);
     return { ok: true, output: parseOutput(text) };
   } catch (err) {
