@@ -9,9 +9,10 @@ import { agentCacheKey } from "./contract";
 import type { AgentOut } from "./model";
 import { lastEventId, runEventStream, waitForRun } from "./live";
 import {
-  Agent, AgentPage, CreateAgentBody, CreateMessageBody, CreateRunBody, CreateThreadBody, EventsQuery, Message, MessagePage, Run, RunPage,
-  StepPage, Thread, ThreadPage, ToolOutputsBody, UpdateAgentBody, WaitQuery,
+  Agent, AgentPage, CreateAgentBody, CreateMessageBody, CreateRunBody, CreateThreadBody, EventsQuery, Message, MessagePage,
+  Thread, ThreadPage, ToolOutputsBody, UpdateAgentBody, WaitQuery,
 } from "./model";
+import { Run, RunPage, StepPage } from "../orchestration/model";
 
 const AgentIdParam = IdParam("agt", "Agent id (agt_…)");
 const ThreadIdParam = IdParam("thr", "Thread id (thr_…)");

@@ -17,7 +17,7 @@ import { withIdempotency, type IdempotentResult } from "../../platform/http/idem
 import { isId, newId } from "../../platform/ids";
 import type { Logger } from "../../platform/logging";
 import { emitEvent } from "../../platform/outbox";
-import type { MemoryBlockOut, MemoryContract } from "../memory/contract";
+import { DEFAULT_BLOCK_LIMIT, type MemoryBlockOut, type MemoryContract } from "../memory/contract";
 import { runCancelSubject, tryEnqueueRun } from "../orchestration/queue";
 import { leaseFree, type RunStore } from "../orchestration/store";
 import { finishRun, runPayload } from "../orchestration/transitions";
@@ -26,7 +26,7 @@ import type { ToolsContract } from "../tools/contract";
 import { AGENT_CACHE_KIND, agentCacheKey, type AgentsContract } from "./contract";
 import { buildRunTrace, TIMELINE_EVENTS, type CostOf, type RunTraceOut } from "./trace";
 import {
-  DEFAULT_BLOCK_LIMIT, DEFAULT_CONTEXT_WINDOW, DEFAULT_MAX_STEPS,
+  DEFAULT_CONTEXT_WINDOW, DEFAULT_MAX_STEPS,
   type AgentOut, type CreateAgentInput, type CreateMessageInput, type CreateRunInput, type MessageOut, type ThreadOut, type ToolOutputsInput, type UpdateAgentInput,
 } from "./model";
 

@@ -5,7 +5,8 @@
  * prices come from billing.
  */
 import { t } from "elysia";
-import type { EventRow, RunRow, StepRow, Usage } from "../orchestration/types";
+import { Usage } from "../orchestration/model";
+import type { EventRow, RunRow, StepRow } from "../orchestration/types";
 import { Timestamp } from "../../platform/http/models";
 
 const Interval = t.Object({ from: Timestamp, to: t.Nullable(Timestamp), ms: t.Integer({ description: "Until now while still open" }) });
@@ -18,7 +19,7 @@ export const RunTraceStep = t.Object({
   started_at: Timestamp,
   completed_at: t.Nullable(Timestamp),
   duration_ms: t.Nullable(t.Integer({ description: "Latency of the model or tool call (null while running)" })),
-  usage: t.Nullable(t.Object({ prompt_tokens: t.Integer(), completion_tokens: t.Integer(), total_tokens: t.Integer() })),
+  usage: t.Nullable(Usage),
   cost_cents: t.Nullable(t.Number({ description: "Model calls: tokens × the model's prices (fractional cents)" })),
   error: t.Nullable(t.Object({ code: t.String(), message: t.String() }, { additionalProperties: true })),
 });
