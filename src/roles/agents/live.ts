@@ -6,8 +6,7 @@
  * Last-Event-ID, then live, keep-alive comments every 15 s, end after the terminal event.
  */
 import type { AppPlatform } from "../clients";
-import { runLiveSubject } from "../orchestration/queue";
-import { isTerminal, TERMINAL_EVENTS, type RunEventOut, type RunOut } from "../orchestration/types";
+import { isTerminal, runLiveSubject, TERMINAL_EVENTS, type RunEventOut, type RunOut } from "../../runs";
 
 export const KEEPALIVE_MS = 15_000;
 const POLL_MS = 2_000;

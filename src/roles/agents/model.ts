@@ -2,7 +2,7 @@
 import { t } from "elysia";
 import { Metadata, Page, Timestamp, Enum } from "../../platform/http/models";
 import { MemoryBlockIn } from "../memory/contract";
-import { ToolCallView } from "../orchestration/model";
+import { ToolCallView } from "../../runs";
 
 export const DEFAULT_CONTEXT_WINDOW = 8192;
 export const DEFAULT_MAX_STEPS = 10;
@@ -68,36 +68,9 @@ export const Message = t.Object({
 });
 export const MessagePage = Page(Message);
 
-export const CreateRunBody = t.Object({
-  agent_id: t.String({ maxLength: 64 }),
-  input: t.Optional(t.String({ minLength: 1, maxLength: 200_000, description: "Appended to the thread as a user message before the run starts" })),
-  stream: t.Optional(t.Boolean({ default: false, description: "Answer with a text/event-stream of the run's events; model output streams as message.delta" })),
-  metadata: t.Optional(Metadata),
-});
-export const ToolOutputsBody = t.Object({
-  tool_outputs: t.Array(
-    t.Object({
-      tool_call_id: t.String({ minLength: 1, maxLength: 128 }),
-      output: t.Optional(t.String({ maxLength: 500_000, description: "Result of a client tool (action output)" })),
-      approve: t.Optional(t.Boolean({ description: "Decision on a call awaiting approval (action approval)" })),
-      reason: t.Optional(t.String({ maxLength: 2000, description: "Shown to the model when a call is rejected" })),
-    }),
-    { minItems: 1, maxItems: 128 },
-  ),
-});
-
-export const EventsQuery = t.Object({
-  after: t.Optional(t.Integer({ minimum: 0, description: "Replay events with seq greater than this (or send Last-Event-ID)" })),
-});
-export const WaitQuery = t.Object({
-  timeout_s: t.Optional(t.Number({ minimum: 0, maximum: 60, default: 30, description: "Seconds to wait at most (0-60)" })),
-});
-
 export type CreateAgentInput = typeof CreateAgentBody.static;
 export type UpdateAgentInput = typeof UpdateAgentBody.static;
 export type AgentOut = typeof Agent.static;
 export type ThreadOut = typeof Thread.static;
 export type CreateMessageInput = typeof CreateMessageBody.static;
 export type MessageOut = typeof Message.static;
-export type CreateRunInput = typeof CreateRunBody.static;
-export type ToolOutputsInput = typeof ToolOutputsBody.static;

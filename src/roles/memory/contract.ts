@@ -1,4 +1,4 @@
-import type { ArchivalMemoryOut, MemoryBlockInput, MemoryBlockOut } from "./model";
+import type { MemoryBlockInput, MemoryBlockOut } from "./model";
 import type { MemoryService } from "./service";
 
 export type { ArchivalMemoryOut, MemoryBlockInput, MemoryBlockOut } from "./model";

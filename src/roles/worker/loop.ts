@@ -27,9 +27,10 @@ import { emitEvent } from "../../platform/outbox";
 import type { Tracing } from "../../platform/tracing";
 import type { MemoryContract } from "../memory/contract";
 import type { Tx } from "../../platform/db";
-import { type EventSpec, LeaseLostError, type MutateOptions, type RunSet, type RunStore } from "../orchestration/store";
-import { type FinalStatus, finishRun, runPayload } from "../orchestration/transitions";
-import { runOut, stepOut, type RequiredAction, type RunRow, type StepRow } from "../orchestration/types";
+import {
+  finishRun, LeaseLostError, runOut, runPayload, stepOut,
+  type EventSpec, type FinalStatus, type MutateOptions, type RequiredAction, type RunRow, type RunSet, type RunStore, type StepRow,
+} from "../../runs";
 import type { RunTool, ToolsContract } from "../tools/contract";
 
 export type AbortReason = "cancel" | "lease_lost" | "shutdown" | "halt";

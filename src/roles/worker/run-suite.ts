@@ -8,8 +8,7 @@ import { startFakeModel, type FakeModel } from "../../../test/support/fake-model
 import type { TestProcess, TestUser } from "../../../test/support/harness";
 import { countPromptTokens } from "../../platform/model/tokens";
 import { defaultReserve } from "../../platform/model/prompt";
-import { RunStore } from "../orchestration/store";
-import { expireIdleRuns } from "../orchestration/reconciler";
+import { expireIdleRuns, RunStore } from "../../runs";
 import { workers } from "./role";
 import { RunWorker } from "./worker";
 import { assertContiguous, readSse, runApi, signupUnlimited, startToolServer, type ToolServer } from "./testkit";

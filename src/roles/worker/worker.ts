@@ -13,11 +13,8 @@ import { AppError } from "../../platform/errors";
 import { holdThroughDatabaseOutage, outageOf } from "../../platform/outage";
 import { createOpenAIProvider, isAbortError, type ModelProvider } from "../../platform/model/openai";
 import type { AppPlatform } from "../clients";
-import { runCancelSubject, RUNS_STREAM, RUNS_SUBJECT, WORKER_DURABLE, type RunDoorbell } from "../orchestration/queue";
-import { releaseAllLeases, startReconciler } from "../orchestration/reconciler";
+import { isTerminal, LeaseLostError, releaseAllLeases, runCancelSubject, RUNS_STREAM, RUNS_SUBJECT, RunStore, startReconciler, WORKER_DURABLE, type RunDoorbell } from "../../runs";
 import { runSettings, type RunSettings } from "../orchestration/settings";
-import { LeaseLostError, RunStore } from "../orchestration/store";
-import { isTerminal } from "../orchestration/types";
 import { type AbortReason, RunExecution } from "./loop";
 
 /** Another role unavailable (split deployment): retry the run later, up to this many attempts. */

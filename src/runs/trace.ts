@@ -5,9 +5,9 @@
  * prices come from billing.
  */
 import { t } from "elysia";
-import { Usage } from "../orchestration/model";
-import type { EventRow, RunRow, StepRow } from "../orchestration/types";
-import { Timestamp } from "../../platform/http/models";
+import { Usage } from "./model";
+import type { EventRow, RunRow, StepRow } from "./types";
+import { Timestamp } from "../platform/http/models";
 
 const Interval = t.Object({ from: Timestamp, to: t.Nullable(Timestamp), ms: t.Integer({ description: "Until now while still open" }) });
 
@@ -37,7 +37,7 @@ export const RunTrace = t.Object({
   requires_action_ms: t.Integer({ description: "Time spent waiting for tool outputs or approvals" }),
   requires_action: t.Array(Interval),
   attempts: t.Integer({ description: "Worker executions of the run: each resume (after requires_action, a crash or a lost lease) is one more" }),
-  usage: t.Object({ prompt_tokens: t.Integer(), completion_tokens: t.Integer(), total_tokens: t.Integer() }),
+  usage: Usage,
   cost_cents: t.Number(),
   steps: t.Array(RunTraceStep),
 });

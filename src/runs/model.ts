@@ -3,7 +3,7 @@
  * of the route schemas (validation + OpenAPI) and of the TypeScript types (`typeof X.static`).
  */
 import { t } from "elysia";
-import { Enum, Page, Timestamp } from "../../platform/http/models";
+import { Enum, Metadata, Page, Timestamp } from "../platform/http/models";
 
 export const ToolCallView = t.Object({ id: t.String(), type: t.Literal("function"), function: t.Object({ name: t.String(), arguments: t.String() }) });
 export type ToolCallView = typeof ToolCallView.static;
@@ -79,3 +79,31 @@ export const StepPage = Page(Step);
 /** One run event (SSE `GET /v1/runs/:id/events`, waiters, the run's event log). */
 export const RunEvent = t.Object({ seq: t.Integer(), id: t.String(), run_id: t.String(), type: t.String(), data: t.Any(), created_at: Timestamp });
 export type RunEventOut = typeof RunEvent.static;
+
+export const CreateRunBody = t.Object({
+  agent_id: t.String({ maxLength: 64 }),
+  input: t.Optional(t.String({ minLength: 1, maxLength: 200_000, description: "Appended to the thread as a user message before the run starts" })),
+  stream: t.Optional(t.Boolean({ default: false, description: "Answer with a text/event-stream of the run's events; model output streams as message.delta" })),
+  metadata: t.Optional(Metadata),
+});
+export type CreateRunInput = typeof CreateRunBody.static;
+
+export const ToolOutputsBody = t.Object({
+  tool_outputs: t.Array(
+    t.Object({
+      tool_call_id: t.String({ minLength: 1, maxLength: 128 }),
+      output: t.Optional(t.String({ maxLength: 500_000, description: "Result of a client tool (action output)" })),
+      approve: t.Optional(t.Boolean({ description: "Decision on a call awaiting approval (action approval)" })),
+      reason: t.Optional(t.String({ maxLength: 2000, description: "Shown to the model when a call is rejected" })),
+    }),
+    { minItems: 1, maxItems: 128 },
+  ),
+});
+export type ToolOutputsInput = typeof ToolOutputsBody.static;
+
+export const EventsQuery = t.Object({
+  after: t.Optional(t.Integer({ minimum: 0, description: "Replay events with seq greater than this (or send Last-Event-ID)" })),
+});
+export const WaitQuery = t.Object({
+  timeout_s: t.Optional(t.Number({ minimum: 0, maximum: 60, default: 30, description: "Seconds to wait at most (0-60)" })),
+});

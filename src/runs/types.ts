@@ -1,9 +1,8 @@
 /** Run rows and their JSON views (shaped by ./model), statuses and event types shared by the agents role (API) and the worker role (run loop). */
-import type { runEvents, runSteps, runs } from "../../../schema";
-import { iso } from "../../platform/db/pagination";
+import type { runEvents, runSteps, runs } from "../../schema";
+import { iso } from "../platform/db/pagination";
 import type { RequiredAction, RunEventOut, RunOut, RunStatus, StepOut, StepStatus, Usage } from "./model";
 
-export type { RequiredAction, RunEventOut, RunOut, RunStatus, StepOut, StepStatus, ToolCallView, Usage } from "./model";
 
 export type RunRow = typeof runs.$inferSelect;
 export type StepRow = typeof runSteps.$inferSelect;
