@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import type { ChatMessage, ToolSpec } from "./openai";
+import type { ChatMessage, ToolSpec } from "./types";
 import { buildPrompt, ContextWindowExceededError, defaultReserve, groupHistory, renderMemoryBlocks } from "./prompt";
 import { countMessageTokens, countPromptTokens, countTokens, countToolTokens, REPLY_PRIMING_TOKENS } from "./tokens";
 

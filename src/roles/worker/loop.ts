@@ -21,7 +21,7 @@ import { agents, messages, runSteps, runs } from "../../../schema";
 import { newId } from "../../platform/ids";
 import type { Logger } from "../../platform/logging";
 import type { Metrics } from "../../platform/metrics";
-import { type ChatMessage, ModelError, type ModelProvider, type ToolCall, type ToolSpec } from "../../platform/model/openai";
+import { type ChatMessage, ModelError, type ModelProvider, type ToolCall, type ToolSpec } from "../../platform/model/types";
 import { buildPrompt, ContextWindowExceededError } from "../../platform/model/prompt";
 import { emitEvent } from "../../platform/outbox";
 import type { Tracing } from "../../platform/tracing";
