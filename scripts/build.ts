@@ -18,6 +18,7 @@ import { mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { postgresPatchPlugin } from "../src/platform/db/postgres-patch";
+import { writeConsole } from "./build-console";
 
 const root = resolve(import.meta.dir, "..");
 
@@ -39,11 +40,25 @@ const entry = resolve(values.entry!);
 const outfile = resolve(values.outfile!);
 mkdirSync(dirname(outfile), { recursive: true });
 
+/** Modules started with `new Worker`: embedded beside the main entry. */
+const WORKERS = [resolve(root, "src/roles/tools/schema-worker.ts")];
+
 const started = performance.now();
+// The web console first: its hashed files and manifest (dist/console) are embedded by the compile.
+try {
+  await writeConsole();
+} catch (err) {
+  console.error(err);
+  console.error("build failed: console/");
+  process.exit(1);
+}
 let result: Bun.BuildOutput;
 try {
   result = await Bun.build({
-    entrypoints: [entry],
+    // Worker threads are extra entry points of the same executable (new Worker(new URL(…))).
+    entrypoints: [entry, ...WORKERS],
+    // Entry points are named by their path under this root (the workers' URLs rely on it).
+    ...(entry.startsWith(resolve(root, "src") + "/") ? { root: resolve(root, "src") } : {}),
     compile: {
       outfile,
       ...(values.target ? { target: values.target as Bun.Build.CompileTarget } : {}),

@@ -123,7 +123,7 @@ export async function startProcess(config: Config, log: Logger = createLogger(co
   contract.adopt(app.routes, { prefix: "/v1/" });
   app.compile();
 
-  const http = startHttpServer({ fetch: app.fetch, port: config.port, hostname: config.host, maxBodyBytes: config.maxBodyBytes, websockets: p.websockets });
+  const http = startHttpServer({ fetch: app.fetch, port: config.port, hostname: config.host, maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.bodyTimeoutMs, websockets: p.websockets });
   log.info("agentos started", { roles: config.roles, modules: [...started], port: http.port, database: p.database?.kind, cache: p.cache?.kind, bus: p.bus?.kind });
 
   let stopping: Promise<void> | undefined;

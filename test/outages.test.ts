@@ -24,7 +24,7 @@ import { createTestDatabase, describeReal, uniqueName } from "./support/backends
 import { startChild, type ChildProcess } from "./support/binary";
 import { http, readRunEvents, startNatsServer, startWebhookReceiver, TERMINAL_RUN_EVENTS, type NatsServer, type WebhookReceiver } from "./support/cluster";
 import { startFakeModel, type FakeModel } from "./support/fake-model";
-import { TEST_JWT_SECRET } from "./support/harness";
+import { TEST_INTERNAL_KEY, TEST_JWT_SECRET } from "./support/harness";
 import { startPrivatePostgres, startPrivateRedis, type PrivateServer } from "./support/private-servers";
 import { waitFor } from "./support/wait";
 
@@ -221,7 +221,7 @@ await describeReal("NATS outage on split roles [compiled binary, private NATS]",
     database = await createTestDatabase();
     fake = await startFakeModel();
     hooks = startWebhookReceiver();
-    const env = { ...FAST_ENV, DATABASE_URL: database.url, NATS_URL: nats.url, JWT_SECRET: TEST_JWT_SECRET, MODEL_BASE_URL: fake.url, AGENTOS_NAMESPACE: uniqueName("out") };
+    const env = { ...FAST_ENV, DATABASE_URL: database.url, NATS_URL: nats.url, JWT_SECRET: TEST_JWT_SECRET, AGENTOS_INTERNAL_KEY: TEST_INTERNAL_KEY, MODEL_BASE_URL: fake.url, AGENTOS_NAMESPACE: uniqueName("out") };
     // The backend first (it applies the migrations), then the gateway.
     const backend = await startChild(["serve", "--role=auth,agents,memory,tools,billing,notify,worker"], { env });
     children.push(backend);

@@ -26,7 +26,7 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { startFakeModel, type FakeModel } from "../../test/support/fake-model";
-import { startToolServer, type ToolServer } from "../../src/roles/worker/testkit";
+import { startToolServer, type ToolServer } from "../../test/support/testkit";
 import { machineInfo } from "../lib/machine";
 import { commandCpuMeter, cpuMeter, machineCpuMeter, memoryMiB, round } from "../lib/proc";
 import { printTable, writeResults } from "../lib/results";

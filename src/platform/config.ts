@@ -53,8 +53,34 @@ export interface Config {
   namespace: string;
   shutdownTimeoutMs: number;
   maxBodyBytes: number;
+  /** Bound of the arrival of a request body, from its headers; past it 408 and the connection closes. */
+  bodyTimeoutMs: number;
   /** Origins browsers may call the API from: `*` or a comma list. */
   corsOrigins: string[];
+  /** Run orchestration (operational knobs; tests shorten them). */
+  runLeaseMs: number;
+  requiresActionTimeoutMs: number;
+  reconcileIntervalMs: number;
+  requeueAfterMs: number;
+  workerConcurrency: number;
+  runAckWaitMs: number;
+  modelTimeoutMs: number;
+  modelMaxRetries: number;
+  modelBackoffMs: number;
+  deltaFlushMs: number;
+  /** Bun's own bound of concurrent outgoing HTTP requests (read by Bun at start-up). */
+  maxHttpRequests: number;
+  /** Webhook delivery. */
+  webhookRetryBaseMs: number;
+  webhookRetryMaxMs: number;
+  webhookMaxAttempts: number;
+  webhookTimeoutMs: number;
+  webhookPollMs: number;
+  /** An Idempotency-Key claim older than this with no response is taken over by a retry. */
+  idempotencyStaleMs: number;
+  /** JSON merged over the default plans and model prices (validated by the billing role). */
+  planLimitsJson?: string;
+  modelPricesJson?: string;
   /**
    * Let http tools and webhooks reach loopback, private, link-local and metadata addresses.
    * Off by default: on, any tenant can make the server call its internal network (SSRF).
@@ -104,6 +130,23 @@ function parsePositiveInt(value: string, flag: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n <= 0) throw new FatalError(`${flag}: '${value}' is not a positive integer`);
   return n;
+}
+
+function parseNonNegativeInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new FatalError(`${flag}: '${value}' is not a non-negative integer`);
+  return n;
+}
+
+function parseJsonObject(value: string, flag: string): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new FatalError(`${flag}: not valid JSON`);
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw new FatalError(`${flag}: must be a JSON object`);
+  return value;
 }
 
 function parseBoolean(value: string, flag: string): boolean {
@@ -172,7 +215,27 @@ export const FLAGS: Record<string, FlagSpec> = {
     key: "allowPrivateTargets", env: "AGENTOS_ALLOW_PRIVATE_TARGETS", parse: parseBoolean, boolean: true,
     help: "let http tools and webhooks call loopback/private/metadata addresses (development only: SSRF risk; default false)",
   },
+  "run-lease": { key: "runLeaseMs", env: "AGENTOS_RUN_LEASE_MS", parse: parsePositiveInt, help: "ms a worker owns a run without renewing (renewed every third)" },
+  "requires-action-timeout": { key: "requiresActionTimeoutMs", env: "AGENTOS_REQUIRES_ACTION_TIMEOUT_MS", parse: parsePositiveInt, help: "ms a run may wait in requires_action before it expires" },
+  "reconcile-interval": { key: "reconcileIntervalMs", env: "AGENTOS_RECONCILE_INTERVAL_MS", parse: parsePositiveInt, help: "ms between scans for runs whose doorbell was lost" },
+  "requeue-after": { key: "requeueAfterMs", env: "AGENTOS_REQUEUE_AFTER_MS", parse: parsePositiveInt, help: "ms without progress before a queued run is rung again" },
+  "worker-concurrency": { key: "workerConcurrency", env: "AGENTOS_WORKER_CONCURRENCY", parse: parsePositiveInt, help: "runs one worker process executes at once" },
+  "run-ack-wait": { key: "runAckWaitMs", env: "AGENTOS_RUN_ACK_WAIT_MS", parse: parsePositiveInt, help: "JetStream ack wait of a run doorbell in ms (extended while the run executes)" },
+  "model-timeout": { key: "modelTimeoutMs", env: "AGENTOS_MODEL_TIMEOUT_MS", parse: parsePositiveInt, help: "ms one model request may take" },
+  "model-max-retries": { key: "modelMaxRetries", env: "AGENTOS_MODEL_MAX_RETRIES", parse: parseNonNegativeInt, help: "retries of a model request on 429, 5xx and timeouts" },
+  "model-backoff": { key: "modelBackoffMs", env: "AGENTOS_MODEL_BACKOFF_MS", parse: parseNonNegativeInt, help: "first retry delay of a model request in ms (doubles, with jitter)" },
+  "delta-flush": { key: "deltaFlushMs", env: "AGENTOS_DELTA_FLUSH_MS", parse: parseNonNegativeInt, help: "ms over which message.delta events are coalesced into one" },
+  "max-http-requests": { key: "maxHttpRequests", env: "BUN_CONFIG_MAX_HTTP_REQUESTS", parse: parsePositiveInt, help: "Bun's bound of concurrent outgoing HTTP requests: set the environment variable (Bun reads it at start)" },
+  "webhook-retry-base": { key: "webhookRetryBaseMs", env: "AGENTOS_WEBHOOK_RETRY_BASE_MS", parse: parsePositiveInt, help: "first webhook retry delay in ms (doubles, with jitter)" },
+  "webhook-retry-max": { key: "webhookRetryMaxMs", env: "AGENTOS_WEBHOOK_RETRY_MAX_MS", parse: parsePositiveInt, help: "longest webhook retry delay in ms" },
+  "webhook-max-attempts": { key: "webhookMaxAttempts", env: "AGENTOS_WEBHOOK_MAX_ATTEMPTS", parse: parsePositiveInt, help: "attempts before a webhook delivery is marked failed" },
+  "webhook-timeout": { key: "webhookTimeoutMs", env: "AGENTOS_WEBHOOK_TIMEOUT_MS", parse: parsePositiveInt, help: "ms a webhook receiver has to answer" },
+  "webhook-poll": { key: "webhookPollMs", env: "AGENTOS_WEBHOOK_POLL_MS", parse: parsePositiveInt, help: "ms between looks for due webhook deliveries" },
+  "idempotency-stale": { key: "idempotencyStaleMs", env: "AGENTOS_IDEMPOTENCY_STALE_MS", parse: parsePositiveInt, help: "ms after which an unanswered Idempotency-Key claim is taken over" },
+  "plan-limits": { key: "planLimitsJson", env: "AGENTOS_PLAN_LIMITS", parse: parseJsonObject, help: "JSON merged over the plans' limits, e.g. {\"free\":{\"runs_per_month\":500}}" },
+  "model-prices": { key: "modelPricesJson", env: "AGENTOS_MODEL_PRICES", parse: parseJsonObject, help: "JSON merged over the model prices (cents per 1M tokens)" },
   "shutdown-timeout": { key: "shutdownTimeoutMs", env: "AGENTOS_SHUTDOWN_TIMEOUT_MS", parse: parsePositiveInt, help: "graceful drain bound in ms (default 25000)" },
+  "body-timeout": { key: "bodyTimeoutMs", env: "AGENTOS_BODY_TIMEOUT_MS", parse: parsePositiveInt, help: "a request body must arrive within this many ms, or 408 (default 30000)" },
 };
 
 const DEFAULTS: Omit<Config, "command"> = {
@@ -191,8 +254,26 @@ const DEFAULTS: Omit<Config, "command"> = {
   otelTracesSampler: "parentbased_always_on",
   shutdownTimeoutMs: 25_000,
   maxBodyBytes: 1024 * 1024,
+  bodyTimeoutMs: 30_000,
   corsOrigins: ["*"],
   allowPrivateTargets: false,
+  runLeaseMs: 30_000,
+  requiresActionTimeoutMs: 24 * 3600_000,
+  reconcileIntervalMs: 5_000,
+  requeueAfterMs: 60_000,
+  workerConcurrency: 64,
+  runAckWaitMs: 60_000,
+  modelTimeoutMs: 120_000,
+  modelMaxRetries: 3,
+  modelBackoffMs: 500,
+  deltaFlushMs: 50,
+  maxHttpRequests: 256,
+  webhookRetryBaseMs: 5_000,
+  webhookRetryMaxMs: 3_600_000,
+  webhookMaxAttempts: 10,
+  webhookTimeoutMs: 10_000,
+  webhookPollMs: 1_000,
+  idempotencyStaleMs: 60_000,
 };
 
 const COMMANDS = ["serve", "migrate", "roles"] as const;
@@ -253,7 +334,10 @@ export function helpText(version: string): string {
     "Flags (each has an environment twin; a flag wins):",
   ];
   for (const [name, spec] of Object.entries(FLAGS)) {
-    lines.push(`  --${(name + "=…").padEnd(22)} ${(spec.env ?? "").padEnd(28)} ${spec.help}`);
+    // The default comes from DEFAULTS (one place) unless the help line already says it.
+    const fallback = (DEFAULTS as Record<string, unknown>)[spec.key];
+    const shown = /\(default /.test(spec.help) || fallback === undefined ? "" : ` (default ${Array.isArray(fallback) ? fallback.join(",") : String(fallback)})`;
+    lines.push(`  --${(name + "=…").padEnd(26)} ${(spec.env ?? "").padEnd(34)} ${spec.help}${shown}`);
   }
   return lines.join("\n");
 }

@@ -9,6 +9,7 @@
  * - transitions: terminal state changes shared by the API, the worker and the reconciler
  * - queue: the RUNS work queue (doorbells) and the live subjects of runs
  * - reconciler: re-rings lost doorbells, expires idle runs, releases leases at shutdown
+ * - settings: the run tunables (from Config) as the loop, worker and reconciler see them
  * - service: RunsService, the run API (create, read, cancel, tool outputs, events, trace)
  */
 export {
@@ -20,5 +21,6 @@ export { LeaseLostError, leaseFree, leaseHeld, msInterval, RunStore, type EventS
 export { finishRun, runPayload, type FinalStatus } from "./transitions";
 export { enqueueRun, runCancelSubject, runLiveSubject, RUNS_STREAM, RUNS_SUBJECT, tryEnqueueRun, WORKER_DURABLE, type RunDoorbell } from "./queue";
 export { expireIdleRuns, releaseAllLeases, requeueStranded, startReconciler } from "./reconciler";
+export { runSettings, type RunSettings } from "./settings";
 export { RunTrace, RunTraceStep, type CostOf, type RunTraceOut } from "./trace";
 export { RunsService, validateToolOutputs, type RunsDeps } from "./service";

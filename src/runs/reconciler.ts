@@ -12,7 +12,7 @@ import type { Bus } from "../platform/bus";
 import type { Logger } from "../platform/logging";
 import { RetryPacer } from "../platform/outage";
 import { enqueueRun } from "./queue";
-import type { RunSettings } from "../roles/orchestration/settings";
+import type { RunSettings } from "./settings";
 import { msInterval, type RunStore } from "./store";
 import { finishRun } from "./transitions";
 

@@ -36,6 +36,8 @@ export interface RunsDeps {
   beforeRunCreate: (orgId: string) => Promise<void>;
   /** Prices model calls for run timelines (the billing role's prices). */
   costOf: CostOf;
+  /** --idempotency-stale (see withIdempotency). */
+  idempotencyStaleMs: number;
 }
 
 export class RunsService {
@@ -47,7 +49,7 @@ export class RunsService {
 
 
   async createRun(orgId: string, threadId: string, input: CreateRunInput, idempotencyKey?: string | null): Promise<IdempotentResult<RunOut>> {
-    return withIdempotency(this.db, { orgId, key: idempotencyKey, route: `POST /v1/threads/${threadId}/runs`, body: input }, async (commit) => {
+    return withIdempotency(this.db, { orgId, key: idempotencyKey, route: "POST /v1/threads/:id/runs", params: { id: threadId }, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async (commit) => {
       if (!isId("thr", threadId)) throw notFound("thread", threadId);
       if (!isId("agt", input.agent_id)) throw notFound("agent", input.agent_id);
       await this.deps.beforeRunCreate(orgId);

@@ -19,7 +19,7 @@ function newestMtime(path: string): number {
 
 export function binaryIsStale(): boolean {
   if (!existsSync(BINARY)) return true;
-  const sources = ["src", "schema", "scripts/build.ts", "package.json", "package-lock.json", "tsconfig.json"].map((p) => join(REPO, p));
+  const sources = ["src", "schema", "console", "sdk", "scripts/build.ts", "scripts/build-console.ts", "package.json", "package-lock.json", "tsconfig.json"].map((p) => join(REPO, p));
   return Math.max(...sources.map(newestMtime)) > statSync(BINARY).mtimeMs;
 }
 
@@ -48,6 +48,11 @@ export interface ChildProcess {
   stop(signal?: NodeJS.Signals): Promise<number>;
 }
 
+/** The minimal environment of a child process (nothing of the test runner's own settings leaks in). */
+export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", ...extra };
+}
+
 /** Starts `cmd` (default: the compiled binary) with `--port` and waits until /readyz is 200. */
 export async function startChild(args: string[], opts: { env?: Record<string, string>; cmd?: string[]; readyTimeoutMs?: number } = {}): Promise<ChildProcess> {
   const port = await freePort();
@@ -55,7 +60,7 @@ export async function startChild(args: string[], opts: { env?: Record<string, st
   const proc = Bun.spawn([...cmd, ...args, `--port=${port}`, "--host=127.0.0.1"], {
     cwd: REPO,
     // Test tool servers and webhook receivers listen on loopback: allowed unless a test says "false".
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", LOG_LEVEL: "warn", AGENTOS_ALLOW_PRIVATE_TARGETS: "true", ...opts.env },
+    env: childEnv({ LOG_LEVEL: "warn", AGENTOS_ALLOW_PRIVATE_TARGETS: "true", ...opts.env }),
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",

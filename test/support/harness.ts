@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseConfig, type Config } from "../../src/platform/config";
+import { FLAGS, parseConfig, type Config } from "../../src/platform/config";
 import { silentLogger } from "../../src/platform/logging";
 import { startProcess, type RunningProcess } from "../../src/server";
 import { REAL_URLS, createTestDatabase, dropNatsNamespace, dropRedisNamespace, uniqueName } from "./backends";
@@ -14,6 +14,16 @@ import { REAL_URLS, createTestDatabase, dropNatsNamespace, dropRedisNamespace, u
 export const TEST_JWT_SECRET = "test-secret-that-is-long-enough-0123456789";
 /** Seals RPC between the processes of a test deployment (split roles need it). */
 export const TEST_INTERNAL_KEY = "test-internal-key-that-is-long-enough-0123456789";
+
+/** The environment that gives a child process the same settings (each flag's environment twin). */
+export function configEnv(config: Partial<Config>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const spec of Object.values(FLAGS)) {
+    const value = config[spec.key];
+    if (value !== undefined && spec.env) env[spec.env] = Array.isArray(value) ? value.join(",") : String(value);
+  }
+  return env;
+}
 
 export interface TestProcess {
   url: string;

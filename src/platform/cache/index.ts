@@ -28,7 +28,8 @@ export interface Cache {
   del(key: string): Promise<void>;
   /**
    * Sliding-window counter (the previous window weighted by its overlap + the current one),
-   * checked and incremented atomically. `take` > 1 reserves several requests at once.
+   * checked and incremented atomically. `take` > 1 reserves several requests at once; `take` 0
+   * only checks (is the limit reached?) without counting.
    */
   rateLimit(key: string, limit: number, windowMs: number, take?: number): Promise<RateLimitResult>;
   problem(): Promise<string | null>;

@@ -117,7 +117,7 @@ export class RedisCache implements Cache {
     const [granted, prev, cur] = (await (this.redis as any).agentosRateLimit(`${k}:${window}`, `${k}:${window - 1}`, limit, windowMs, now, take)) as number[];
     const result = slidingWindow(prev, cur, now, limit, windowMs, take);
     // The script decided; slidingWindow only derives the headers from the same inputs.
-    return { ...result, allowed: granted > 0, granted };
+    return { ...result, allowed: take === 0 ? result.allowed : granted > 0, granted };
   }
 
   async problem() {

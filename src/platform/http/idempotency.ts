@@ -5,7 +5,7 @@
  * body or route → 409 `idempotency_key_reused`; while the first is still running → 409
  * `request_in_progress`. A request that fails with a 5xx releases the key so it can be retried.
  *
- * A claim still without a response after AGENTOS_IDEMPOTENCY_STALE_MS (default 60 s, well past
+ * A claim still without a response after `staleClaimMs` (--idempotency-stale, default 60 s, well past
  * the 15 s inter-role RPC timeout) was abandoned — its process died (kill -9, OOM) between
  * claiming and answering — and the next retry takes it over; otherwise the key would answer
  * `request_in_progress` for 24 h. The claim's `created_at` is its fencing token: an abandoned
@@ -25,11 +25,19 @@ import { AppError, badRequest, conflict } from "../errors";
 import { outageOf } from "../outage";
 
 const TTL_MS = 24 * 3600_000;
-const DEFAULT_STALE_CLAIM_MS = 60_000;
 
-function staleClaimMs(): number {
-  const n = Number(process.env.AGENTOS_IDEMPOTENCY_STALE_MS);
-  return Number.isFinite(n) && n > 0 ? n : DEFAULT_STALE_CLAIM_MS;
+/**
+ * One create under an Idempotency-Key: `route` is the canonical route template
+ * (`POST /v1/threads/:id/runs`); `params` (the path's ids) and `body` make the request's hash.
+ */
+export interface IdempotentRequest {
+  orgId: string;
+  key: string | null | undefined;
+  route: string;
+  params?: Record<string, string>;
+  body: unknown;
+  /** --idempotency-stale: an unanswered claim older than this is taken over by a retry. */
+  staleClaimMs: number;
 }
 
 /** Retries `attempt` every second until it succeeds or `forMs` has passed (the claim is stale by then anyway). */
@@ -65,13 +73,13 @@ function stableStringify(value: unknown): string {
  */
 export async function withIdempotency<T>(
   db: Db,
-  opts: { orgId: string; key: string | null | undefined; route: string; body: unknown },
+  opts: IdempotentRequest,
   work: (commit: CommitResponse<T>) => Promise<{ status: number; body: T }>,
 ): Promise<IdempotentResult<T>> {
   if (opts.key === null || opts.key === undefined) return { ...(await work(async () => {})), replayed: false };
   const key = opts.key;
   if (key.length === 0 || key.length > 255) throw badRequest("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters.");
-  const requestHash = new Bun.CryptoHasher("sha256").update(`${opts.route}\n${stableStringify(opts.body ?? null)}`).digest("hex");
+  const requestHash = new Bun.CryptoHasher("sha256").update(`${opts.route}\n${stableStringify({ params: opts.params ?? {}, body: opts.body ?? null })}`).digest("hex");
   const now = new Date();
 
   // Expired keys are removed lazily, for this key only, so the claim below can succeed.
@@ -99,7 +107,7 @@ export async function withIdempotency<T>(
           eq(idempotencyKeys.orgId, opts.orgId),
           eq(idempotencyKeys.key, key),
           isNull(idempotencyKeys.responseStatus),
-          sql`${idempotencyKeys.createdAt} < now() - make_interval(secs => ${staleClaimMs() / 1000})`,
+          sql`${idempotencyKeys.createdAt} < now() - make_interval(secs => ${opts.staleClaimMs / 1000})`,
         ))
         .returning({ at: claimTime });
       if (!taken) throw conflict("request_in_progress", "A request with this Idempotency-Key is still being processed; retry shortly.");
@@ -141,7 +149,7 @@ export async function withIdempotency<T>(
         // The database went away (often the cause of this 5xx): release the claim once it is
         // back, so that a retry is not answered request_in_progress until the claim goes stale.
         if (!outageOf(releaseErr)) throw releaseErr;
-        retryInBackground(release, staleClaimMs());
+        retryInBackground(release, opts.staleClaimMs);
       });
     }
     throw err;

@@ -28,9 +28,38 @@ export function withRoutableUrl(request: Request): Request {
   return new Request(`http://localhost${url.slice(pathStart)}`, request);
 }
 
-/** The request with its chunked body read into memory, or a 413 in the error shape past `max` bytes. */
-async function bufferBody(request: Request, max: number): Promise<Request | Response> {
-  const reader = request.body!.getReader();
+/**
+ * The request with its body read into memory, within `timeoutMs` from the headers (else a 408
+ * that closes the connection: a client sending a byte every few seconds holds no connection
+ * for long) and under `max` bytes when it has no length to check up front (else a 413).
+ */
+async function bufferBody(request: Request, max: number, timeoutMs: number): Promise<Request | Response> {
+  const declared = request.headers.get("content-length");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<"timeout">((resolve) => (timer = setTimeout(resolve, timeoutMs, "timeout")));
+  try {
+    // A declared length is capped by the caller: read it natively. Chunked: count while reading.
+    const body = await Promise.race([declared !== null ? request.arrayBuffer() : readCapped(request.body!, max), deadline]);
+    if (body === "timeout") {
+      request.body?.cancel().catch(() => {});
+      return errorResponse(408, "request_timeout", `The request body did not arrive within ${timeoutMs} ms.`, newId("req"), undefined, { connection: "close" });
+    }
+    if (body === null) return errorResponse(413, "payload_too_large", `The body is over the limit of ${max} bytes.`, newId("req"));
+    let headers = request.headers;
+    if (declared === null) {
+      headers = new Headers(headers);
+      headers.delete("transfer-encoding");
+      headers.set("content-length", String(body.byteLength));
+    }
+    return new Request(request.url, { method: request.method, headers, body });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The whole stream, or null (and the stream cancelled) past `max` bytes. */
+async function readCapped(stream: ReadableStream<Uint8Array>, max: number): Promise<Uint8Array | null> {
+  const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
@@ -39,15 +68,11 @@ async function bufferBody(request: Request, max: number): Promise<Request | Resp
     total += value.byteLength;
     if (total > max) {
       await reader.cancel().catch(() => {});
-      const id = newId("req");
-      return errorResponse(413, "payload_too_large", `The body is over the limit of ${max} bytes.`, id);
+      return null;
     }
     chunks.push(value);
   }
-  const headers = new Headers(request.headers);
-  headers.delete("transfer-encoding");
-  headers.set("content-length", String(total));
-  return new Request(request.url, { method: request.method, headers, body: Buffer.concat(chunks) });
+  return Buffer.concat(chunks);
 }
 
 export function startHttpServer(opts: {
@@ -55,6 +80,8 @@ export function startHttpServer(opts: {
   port: number;
   hostname: string;
   maxBodyBytes: number;
+  /** Bound of a body's arrival (see bufferBody). */
+  bodyTimeoutMs: number;
   websockets: WebSocketRoute[];
 }): HttpServer {
   let inFlight = 0;
@@ -68,9 +95,9 @@ export function startHttpServer(opts: {
     idleTimeout: 120,
     async fetch(request, srv) {
       request = withRoutableUrl(request);
-      if (request.body && !request.headers.has("content-length")) {
-        // A chunked body has no length to check up front: buffer it under the API's cap.
-        const buffered = await bufferBody(request, opts.maxBodyBytes);
+      if (request.body && Number(request.headers.get("content-length") ?? 0) <= opts.maxBodyBytes) {
+        // Read here under a deadline (a declared length over the cap is left to the app's 413, unread).
+        const buffered = await bufferBody(request, opts.maxBodyBytes, opts.bodyTimeoutMs);
         if (buffered instanceof Response) return buffered;
         request = buffered;
       }

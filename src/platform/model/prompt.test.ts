@@ -1,8 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import type { ChatMessage, ToolSpec } from "./types";
-import { buildPrompt, ContextWindowExceededError, defaultReserve, groupHistory, renderMemoryBlocks } from "./prompt";
-import { countMessageTokens, countPromptTokens, countTokens, countToolTokens, REPLY_PRIMING_TOKENS } from "./tokens";
+import { Tiktoken } from "js-tiktoken/lite";
+import o200k from "js-tiktoken/ranks/o200k_base";
+import { buildPrompt, buildPromptSliced, ContextWindowExceededError, defaultReserve, groupHistory, renderMemoryBlocks } from "./prompt";
+import { countMessageTokens, countPromptTokens, countTokens, countToolTokens, MAX_PIECE_BYTES, precountTokens, REPLY_PRIMING_TOKENS } from "./tokens";
 
 const tools: ToolSpec[] = [
   {
@@ -48,6 +50,66 @@ describe("tokens", () => {
     expect(countToolTokens([])).toBe(0);
     expect(countToolTokens(tools)).toBeGreaterThan(20);
     expect(countPromptTokens([user("hi")], tools)).toBe(countMessageTokens(user("hi")) + countToolTokens(tools) + 3);
+  });
+});
+
+/** js-tiktoken's own encoder: the exact count (quadratic on long unbroken runs, so only on short texts here). */
+const exact = new Tiktoken(o200k);
+const exactCount = (text: string) => exact.encode(text, [], []).length;
+
+/** A small deterministic generator: a fixed seed keeps CI reproducible. */
+function seeded(seed: number) {
+  let s = seed;
+  return () => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+}
+
+describe("linear-time token counting", () => {
+  test("equal to js-tiktoken on normal text and on every piece up to MAX_PIECE_BYTES", () => {
+    const texts = [
+      "AgentOS is the backend of an agent platform: people sign up, define agents (a model, instructions, tools, memory).",
+      "Über naïve café — 東京 2024-05-01 https://example.com/a/b?c=d {\"json\": [1, 2, 3]}\n\n  indented\tcode();",
+      "def f(x):\n    return x ** 2  # comment\r\n",
+      "日本語の文章は単語の間に空白がありません。",
+      "a".repeat(MAX_PIECE_BYTES),
+      "x".repeat(MAX_PIECE_BYTES - 2) + "é", // é is two bytes
+    ];
+    for (const t of texts) expect(countTokens(t)).toBe(exactCount(t));
+  });
+
+  test("long unbroken runs: never fewer tokens than js-tiktoken, at most a few percent more", () => {
+    const rnd = seeded(9);
+    const alphabets = ["a", "ab", "abcdefghijklmnopqrstuvwxyz", "aA", "0123456789abcdef", "日本語の文章中文汉字", "éàüßø", " \t", "!?.,;:-_", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"];
+    for (let k = 0; k < 80; k++) {
+      const alphabet = alphabets[k % alphabets.length]!;
+      const length = MAX_PIECE_BYTES - 60 + Math.floor(rnd() * 400);
+      let text = "";
+      for (let i = 0; i < length; i++) text += alphabet[Math.floor(rnd() * alphabet.length)];
+      const want = exactCount(text);
+      const got = countTokens(text);
+      expect(got).toBeGreaterThanOrEqual(want);
+      expect(got).toBeLessThanOrEqual(Math.ceil(want * 1.1) + 1);
+    }
+  });
+
+  test("100,000 characters without a space are counted, and precounting leaves the event loop free", async () => {
+    // Before: js-tiktoken took ~12 s for 8,000 "a" and > 100 s for 20,000.
+    const run = "q".repeat(100_000);
+    let last = performance.now();
+    let worstGap = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      worstGap = Math.max(worstGap, now - last);
+      last = now;
+    }, 2);
+    await precountTokens([run, "日本語".repeat(30_000)]);
+    clearInterval(timer);
+    expect(worstGap).toBeLessThan(100);
+    expect(countTokens(run)).toBeGreaterThan(100_000 / 16);
+  });
+
+  test("buildPromptSliced builds the same prompt as buildPrompt", async () => {
+    const input = { instructions: "Be brief. " + "z".repeat(5000), memoryBlocks: blocks, history: [user("w".repeat(20_000)), assistant("ok")], tools, contextWindow: 20_000 };
+    expect(await buildPromptSliced(input)).toEqual(buildPrompt(input));
   });
 });
 

@@ -13,7 +13,7 @@
  * input) are always dropped. Hence the kept history never starts with a `tool` message.
  */
 import type { ChatMessage, ToolSpec } from "./types";
-import { countMessageTokens, countToolTokens, REPLY_PRIMING_TOKENS } from "./tokens";
+import { countMessageTokens, countToolTokens, precountTokens, promptTexts, REPLY_PRIMING_TOKENS } from "./tokens";
 
 export type MemoryBlock = { label: string; value: string; limit: number };
 
@@ -153,4 +153,14 @@ export function buildPrompt(input: BuildPromptInput): BuiltPrompt {
     promptTokens: used,
     droppedMessages: input.history.length - historyOut.length,
   };
+}
+
+/**
+ * {@link buildPrompt} for the run loop: the long texts are counted first in slices that give
+ * the event loop a turn (see precountTokens), so a huge input stalls no other request.
+ */
+export async function buildPromptSliced(input: BuildPromptInput): Promise<BuiltPrompt> {
+  const system = renderSystemPrompt(input.instructions, input.memoryBlocks);
+  await precountTokens([system, ...promptTexts(input.history, input.tools)]);
+  return buildPrompt(input);
 }

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startFakeModel, type FakeModel } from "../../../test/support/fake-model";
 import { startTestProcess, type TestProcess } from "../../../test/support/harness";
-import { runApi, signupUnlimited } from "../worker/testkit";
+import { runApi, signupUnlimited } from "../../../test/support/testkit";
 
 let fake: FakeModel;
 let t: TestProcess;

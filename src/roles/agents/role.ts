@@ -10,6 +10,7 @@ export function createAgentsService(p: AppPlatform): AgentsClient {
     bus: () => p.bus,
     memory: () => p.clients.memory,
     tools: () => p.clients.tools,
+    idempotencyStaleMs: p.config.idempotencyStaleMs,
   });
   const runs = new RunsService({
     db: p.db,
@@ -20,6 +21,7 @@ export function createAgentsService(p: AppPlatform): AgentsClient {
     // Quota hook: the billing role wires `p.clients.billing.assertRunAllowed` here.
     beforeRunCreate: (orgId) => p.clients.billing.assertRunAllowed(orgId),
     costOf: (items) => p.clients.billing.modelCosts(items),
+    idempotencyStaleMs: p.config.idempotencyStaleMs,
   });
   return servedSurface(agents, runs);
 }

@@ -32,6 +32,8 @@ export interface AgentsDeps {
   bus: () => Bus;
   memory: () => MemoryContract;
   tools: () => ToolsContract;
+  /** --idempotency-stale (see withIdempotency). */
+  idempotencyStaleMs: number;
 }
 
 const threadOut = (t: ThreadRow): ThreadOut => ({ id: t.id, object: "thread", metadata: t.metadata, created_at: t.createdAt.toISOString(), updated_at: t.updatedAt.toISOString() });
@@ -100,7 +102,7 @@ export class AgentsService implements AgentsContract {
   // ------------------------------------------------------------------ agents
 
   async createAgent(orgId: string, input: CreateAgentInput, idempotencyKey?: string | null): Promise<IdempotentResult<AgentOut>> {
-    return withIdempotency(this.db, { orgId, key: idempotencyKey, route: "POST /v1/agents", body: input }, async () => {
+    return withIdempotency(this.db, { orgId, key: idempotencyKey, route: "POST /v1/agents", body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async () => {
       const blocks = (input.memory_blocks ?? []).map((b) => ({ label: b.label, value: b.value, limit: b.limit ?? DEFAULT_BLOCK_LIMIT }));
       validateBlocks(blocks);
       const tools = [...new Set(input.tools ?? [])];
@@ -222,7 +224,7 @@ export class AgentsService implements AgentsContract {
   // ------------------------------------------------------------------ threads and messages
 
   async createThread(orgId: string, input: { metadata?: Record<string, unknown> }, idempotencyKey?: string | null): Promise<IdempotentResult<ThreadOut>> {
-    return withIdempotency(this.db, { orgId, key: idempotencyKey, route: "POST /v1/threads", body: input }, async (commit) => {
+    return withIdempotency(this.db, { orgId, key: idempotencyKey, route: "POST /v1/threads", body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async (commit) => {
       // The stored response commits with the thread: a retry after a crash never makes a second one.
       const body = await this.db.transaction(async (tx) => {
         const [row] = await tx.insert(threads).values({ id: newId("thr"), orgId, metadata: input.metadata ?? {} }).returning();
@@ -254,7 +256,7 @@ export class AgentsService implements AgentsContract {
   }
 
   async createMessage(orgId: string, threadId: string, input: CreateMessageInput, idempotencyKey?: string | null): Promise<IdempotentResult<MessageOut>> {
-    return withIdempotency(this.db, { orgId, key: idempotencyKey, route: `POST /v1/threads/${threadId}/messages`, body: input }, async () => {
+    return withIdempotency(this.db, { orgId, key: idempotencyKey, route: "POST /v1/threads/:id/messages", params: { id: threadId }, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async () => {
       if (!isId("thr", threadId)) throw notFound("thread", threadId);
       // One statement: the insert happens only if the thread exists in this organization
       // (a separate check would cost a second round trip on the hottest write).

@@ -29,22 +29,19 @@ export function authController(p: AppPlatform, guard: AuthGuard) {
   const clientIp = () => currentContext()?.clientIp ?? "unknown";
   const limitIp = (route: string) => enforceRateLimit(p.cache, `ip:${route}:${clientIp()}`, IP_LIMIT.limit, IP_LIMIT.windowMs, "attempts from this address");
 
-  /** Login with the failure limit: refused while locked; a wrong password counts, and the last allowed one locks. */
+  /**
+   * Login with the failure limit: refused while this account has had `limit` failures from this
+   * address within the window; only a wrong password counts. Both are one sliding-window counter
+   * in the shared cache (counted per process while Redis is down, like every rate limit).
+   */
   async function loginCountingFailures(body: { email: string; password: string; organization_id?: string }) {
-    const who = `${body.email.toLowerCase()}|${clientIp()}`;
-    const lockKey = `login-lock:${who}`;
-    const lockedUntil = await p.cache.get<number>(lockKey);
-    if (lockedUntil && lockedUntil > Date.now()) throw loginFailureLocked(lockedUntil - Date.now());
+    const failures = `login-failures:${body.email.toLowerCase()}|${clientIp()}`;
+    const locked = await p.cache.rateLimit(failures, LOGIN_FAILURE_LIMIT.limit, LOGIN_FAILURE_LIMIT.windowMs, 0);
+    if (!locked.allowed) throw loginFailureLocked(locked.retryAfterMs);
     try {
       return await p.clients.auth.login(body);
     } catch (err) {
-      if (err instanceof AppError && err.code === "invalid_credentials") {
-        // Counted atomically in the shared store; the lock is what later attempts check first.
-        const counted = await p.cache.rateLimit(`login-failures:${who}`, LOGIN_FAILURE_LIMIT.limit, LOGIN_FAILURE_LIMIT.windowMs);
-        if (!counted.allowed || counted.remaining === 0) {
-          await p.cache.set(lockKey, Date.now() + LOGIN_FAILURE_LIMIT.windowMs, LOGIN_FAILURE_LIMIT.windowMs);
-        }
-      }
+      if (err instanceof AppError && err.code === "invalid_credentials") await p.cache.rateLimit(failures, LOGIN_FAILURE_LIMIT.limit, LOGIN_FAILURE_LIMIT.windowMs);
       throw err;
     }
   }
@@ -89,7 +86,7 @@ export function authController(p: AppPlatform, guard: AuthGuard) {
     .post(
       "/api-keys",
       async ({ principal, body, set, request }) => {
-        const result = await withIdempotency(p.db, { orgId: principal.orgId, key: request.headers.get("idempotency-key"), route: "POST /v1/api-keys", body }, async () => ({
+        const result = await withIdempotency(p.db, { orgId: principal.orgId, key: request.headers.get("idempotency-key"), route: "POST /v1/api-keys", body, staleClaimMs: p.config.idempotencyStaleMs }, async () => ({
           status: 201,
           body: await p.clients.auth.createApiKey(principal, body),
         }));

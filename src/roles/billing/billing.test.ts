@@ -57,9 +57,9 @@ describe("usage extraction", () => {
   });
 
   test("plan overrides come from the environment and bad ones stop the process with one line", () => {
-    expect(loadBillingSettings({ AGENTOS_PLAN_LIMITS: '{"free":{"requests_per_minute":5}}' }).plans.free).toEqual({ runs_per_month: 100, tokens_per_month: 1_000_000, requests_per_minute: 5 });
-    expect(() => loadBillingSettings({ AGENTOS_PLAN_LIMITS: '{"gold":{}}' })).toThrow("unknown plan 'gold'");
-    expect(() => loadBillingSettings({ AGENTOS_MODEL_PRICES: '{"m":{"input_cents_per_million":1.5}}' })).toThrow("AGENTOS_MODEL_PRICES.m");
+    expect(loadBillingSettings({ planLimitsJson: '{"free":{"requests_per_minute":5}}' }).plans.free).toEqual({ runs_per_month: 100, tokens_per_month: 1_000_000, requests_per_minute: 5 });
+    expect(() => loadBillingSettings({ planLimitsJson: '{"gold":{}}' })).toThrow("unknown plan 'gold'");
+    expect(() => loadBillingSettings({ modelPricesJson: '{"m":{"input_cents_per_million":1.5}}' })).toThrow("AGENTOS_MODEL_PRICES.m");
   });
 });
 

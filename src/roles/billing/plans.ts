@@ -1,6 +1,6 @@
 /**
- * Plans and prices: the defaults live here in code; an operator overrides them with JSON in
- * the environment (AGENTOS_PLAN_LIMITS, AGENTOS_MODEL_PRICES), merged over the defaults.
+ * Plans and prices: the defaults live here in code; an operator overrides them with JSON
+ * (--plan-limits / AGENTOS_PLAN_LIMITS, --model-prices / AGENTOS_MODEL_PRICES), merged over the defaults.
  * Money is integer: prices are cents per 1M tokens, so tokens × price is an exact number of
  * micro-cents, rounded to cents once per invoice line.
  */
@@ -51,12 +51,18 @@ function parseJson(name: string, raw: string | undefined): Record<string, unknow
   throw new FatalError(`${name} must be a JSON object`);
 }
 
+/** The overrides as configured (src/platform/config.ts checked they are JSON objects). */
+export interface BillingOverrides {
+  planLimitsJson?: string;
+  modelPricesJson?: string;
+}
+
 const isNonNegativeInt = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 
 /** Defaults merged with the environment's overrides; a malformed override stops the process with one line. */
-export function loadBillingSettings(env: Record<string, string | undefined> = process.env): BillingSettings {
+export function loadBillingSettings(overrides: BillingOverrides = {}): BillingSettings {
   const plans = structuredClone(DEFAULT_PLANS);
-  for (const [name, override] of Object.entries(parseJson("AGENTOS_PLAN_LIMITS", env.AGENTOS_PLAN_LIMITS))) {
+  for (const [name, override] of Object.entries(parseJson("AGENTOS_PLAN_LIMITS", overrides.planLimitsJson))) {
     if (!(PLAN_NAMES as readonly string[]).includes(name)) throw new FatalError(`AGENTOS_PLAN_LIMITS: unknown plan '${name}' (plans: ${PLAN_NAMES.join(", ")})`);
     for (const [key, value] of Object.entries(override as Record<string, unknown>)) {
       if (!(key in plans.free) || !isNonNegativeInt(value)) throw new FatalError(`AGENTOS_PLAN_LIMITS.${name}.${key} must be a known limit with a non-negative integer`);
@@ -64,7 +70,7 @@ export function loadBillingSettings(env: Record<string, string | undefined> = pr
     }
   }
   const prices = structuredClone(DEFAULT_PRICES);
-  for (const [model, price] of Object.entries(parseJson("AGENTOS_MODEL_PRICES", env.AGENTOS_MODEL_PRICES))) {
+  for (const [model, price] of Object.entries(parseJson("AGENTOS_MODEL_PRICES", overrides.modelPricesJson))) {
     const p = price as Record<string, unknown>;
     if (!isNonNegativeInt(p?.input_cents_per_million) || !isNonNegativeInt(p?.output_cents_per_million)) {
       throw new FatalError(`AGENTOS_MODEL_PRICES.${model} needs integer input_cents_per_million and output_cents_per_million`);

@@ -13,7 +13,7 @@ export const billingRole: RoleModule = {
   uses: [],
   description: "plans, quotas, the usage ledger (from events) and monthly statements",
   init(p) {
-    const settings = loadBillingSettings();
+    const settings = loadBillingSettings(p.config);
     const service = new BillingService(p.db, settings, (orgId) => p.bus.publish(p.bus.subject(PLAN_CHANGED), { org_id: orgId }));
     const ledger = new UsageLedger(p.db, settings, p.log, p.database);
     let stopConsumer: Unsubscribe | undefined;

@@ -9,6 +9,7 @@ import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { API_KEYS_CHANGED, createAuthGuard, type ApiKeysChanged } from "../../platform/http/auth-guard";
 import { swaggerUi } from "../../platform/http/swagger-ui";
+import { consoleUi } from "../../platform/http/console";
 import { createJwt, loadJwtSecret } from "../../platform/jwt";
 import { AGENT_CACHE_KIND } from "../agents/contract";
 import type { AgentOut } from "../agents/model";
@@ -59,6 +60,7 @@ export function buildGatewayApp(p: AppPlatform) {
       }),
     )
     .use(swaggerUi({ path: "/swagger", specPath: "/swagger/json" }))
+    .use(consoleUi({ path: "/console" }))
     .use(v1);
   const stop = () => {
     unsubscribe();

@@ -38,7 +38,7 @@ export function memoryController(p: AppPlatform, guard: AuthGuard) {
       async ({ principal, params, body, request, set }) => {
         const result = await withIdempotency(
           p.db,
-          { orgId: principal.orgId, key: request.headers.get("idempotency-key"), route: `POST /agents/${params.id}/memories`, body },
+          { orgId: principal.orgId, key: request.headers.get("idempotency-key"), route: "POST /v1/agents/:id/memories", params, body, staleClaimMs: p.config.idempotencyStaleMs },
           async () => ({ status: 201, body: await p.clients.memory.createMemory(principal, params.id, body) }),
         );
         set.status = result.status;

@@ -9,6 +9,7 @@
  * refused at every attempt (DNS may change), redirects are not followed (a 3xx is a failed
  * attempt), and the attempt log says only `target_refused` / `target_unreachable`.
  */
+import type { Config } from "../../platform/config";
 import { NO_TRACING, type Tracing } from "../../platform/tracing";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { webhookDeliveries, webhooks } from "../../../schema";
@@ -32,19 +33,14 @@ export interface DispatcherSettings {
   batch: number;
 }
 
-function envInt(env: Record<string, string | undefined>, name: string, fallback: number) {
-  const v = env[name];
-  return v && /^\d+$/.test(v) && Number(v) > 0 ? Number(v) : fallback;
-}
-
-/** Defaults, overridable with AGENTOS_WEBHOOK_* (tests use a small retry base). */
-export function dispatcherSettings(env: Record<string, string | undefined> = process.env): DispatcherSettings {
+/** From the configuration (--webhook-* / AGENTOS_WEBHOOK_*; tests use a small retry base). */
+export function dispatcherSettings(config: Pick<Config, "webhookRetryBaseMs" | "webhookRetryMaxMs" | "webhookMaxAttempts" | "webhookTimeoutMs" | "webhookPollMs">): DispatcherSettings {
   return {
-    retryBaseMs: envInt(env, "AGENTOS_WEBHOOK_RETRY_BASE_MS", 5_000),
-    retryMaxMs: envInt(env, "AGENTOS_WEBHOOK_RETRY_MAX_MS", 3_600_000),
-    maxAttempts: envInt(env, "AGENTOS_WEBHOOK_MAX_ATTEMPTS", 10),
-    timeoutMs: envInt(env, "AGENTOS_WEBHOOK_TIMEOUT_MS", 10_000),
-    pollMs: envInt(env, "AGENTOS_WEBHOOK_POLL_MS", 1_000),
+    retryBaseMs: config.webhookRetryBaseMs,
+    retryMaxMs: config.webhookRetryMaxMs,
+    maxAttempts: config.webhookMaxAttempts,
+    timeoutMs: config.webhookTimeoutMs,
+    pollMs: config.webhookPollMs,
     batch: 20,
   };
 }

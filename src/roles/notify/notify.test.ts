@@ -4,6 +4,7 @@
  * embedded default and on real PostgreSQL + Redis + NATS (there with the WebSocket served by
  * a second, gateway-only process, so events cross the bus).
  */
+import { parseConfig, type Config } from "../../platform/config";
 import { waitFor } from "../../../test/support/wait";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -20,10 +21,10 @@ import { webhookWants } from "./inbox";
 import { LiveHub, SLOW_CLIENT_CLOSE_CODE, type LiveSocket } from "./live";
 import { signPayload, verifySignature } from "./signature";
 
-// Fast retries for the suite (read by the notify role when a process starts).
-process.env.AGENTOS_WEBHOOK_RETRY_BASE_MS = "100";
-process.env.AGENTOS_WEBHOOK_POLL_MS = "100";
-process.env.AGENTOS_WEBHOOK_MAX_ATTEMPTS = "3";
+/** Fast retries for the suite (the notify role reads them from its process's config). */
+const FAST: Partial<Config> = { webhookRetryBaseMs: 100, webhookPollMs: 100, webhookMaxAttempts: 3 };
+/** A first process whose retry is due only after it is gone. */
+const SLOW_RETRY: Partial<Config> = { ...FAST, webhookRetryBaseMs: 2000 };
 
 /** A webhook receiver on loopback: verifies every signature, answers from a script of statuses. */
 function startReceiver(statuses: number[] = [200]) {
@@ -79,7 +80,7 @@ describe("webhook signatures and helpers", () => {
   });
 
   test("backoff doubles per attempt with jitter, capped", () => {
-    const s = { ...dispatcherSettings({}), retryBaseMs: 1000, retryMaxMs: 10_000 };
+    const s = { ...dispatcherSettings(parseConfig([], {})), retryBaseMs: 1000, retryMaxMs: 10_000 };
     expect(backoffMs(s, 1, 0)).toBe(500);
     expect(backoffMs(s, 1, 1)).toBe(1000);
     expect(backoffMs(s, 3, 1)).toBe(4000);
@@ -321,7 +322,7 @@ function notifySuite(start: (opts?: StartOptions) => Promise<TestProcess>, opts:
 }
 
 describe("notify on the embedded default", () => {
-  notifySuite(() => startTestProcess());
+  notifySuite(() => startTestProcess({ config: FAST }));
 
   test("a restart between attempts still delivers (deliveries are persisted)", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "agentos-restart-"));
@@ -329,10 +330,8 @@ describe("notify on the embedded default", () => {
     const receiver = startReceiver([500, 200]);
     let first: TestProcess | undefined;
     let second: TestProcess | undefined;
-    const base = process.env.AGENTOS_WEBHOOK_RETRY_BASE_MS;
     try {
-      process.env.AGENTOS_WEBHOOK_RETRY_BASE_MS = "2000"; // the retry is due after the first process is gone
-      first = await startTestProcess({ dataDir, namespace, keep: true });
+      first = await startTestProcess({ dataDir, namespace, keep: true, config: SLOW_RETRY });
       const u = await first.signup();
       const hook = (await first.request("POST", "/v1/webhooks", { token: u.token, body: { url: receiver.url } })).body;
       receiver.setSecret(hook.secret);
@@ -341,8 +340,7 @@ describe("notify on the embedded default", () => {
       await first.stop();
       expect(receiver.received.length).toBe(1);
 
-      process.env.AGENTOS_WEBHOOK_RETRY_BASE_MS = base;
-      second = await startTestProcess({ dataDir, namespace, keep: true });
+      second = await startTestProcess({ dataDir, namespace, keep: true, config: FAST });
       await waitFor("the retry after the restart", () => receiver.received.length === 2);
       const d = await waitFor("the delivery to succeed", async () => {
         const r = await second!.request("GET", `/v1/webhooks/${hook.id}/deliveries`, { token: u.token });
@@ -352,7 +350,6 @@ describe("notify on the embedded default", () => {
       expect(d.attempt_log.map((a: { status_code: number }) => a.status_code)).toEqual([500, 200]);
       expect(receiver.received.every((r) => r.eventId === eventId)).toBe(true);
     } finally {
-      process.env.AGENTOS_WEBHOOK_RETRY_BASE_MS = base;
       receiver.stop();
       await first?.stop();
       await second?.stop();
@@ -367,10 +364,10 @@ await describeReal("notify", () => {
   notifySuite(
     async () => {
       database = await createTestDatabase();
-      return startTestProcess({ real: true, databaseUrl: database.url, namespace, keep: true });
+      return startTestProcess({ real: true, databaseUrl: database.url, namespace, keep: true, config: FAST });
     },
     // The WebSocket is served by a second, gateway-only process: events reach it over NATS.
-    { wsGateway: () => startTestProcess({ real: true, databaseUrl: database.url, namespace, keep: true, config: { roles: ["gateway"] } }) },
+    { wsGateway: () => startTestProcess({ real: true, databaseUrl: database.url, namespace, keep: true, config: { ...FAST, roles: ["gateway"] } }) },
   );
   afterAll(async () => {
     await database?.drop();
@@ -384,18 +381,15 @@ await describeReal("notify", () => {
     const receiver = startReceiver([500, 200]);
     let first: TestProcess | undefined;
     let second: TestProcess | undefined;
-    const base = process.env.AGENTOS_WEBHOOK_RETRY_BASE_MS;
     try {
-      process.env.AGENTOS_WEBHOOK_RETRY_BASE_MS = "2000";
-      first = await startTestProcess({ real: true, databaseUrl: db.url, namespace: ns, keep: true });
+      first = await startTestProcess({ real: true, databaseUrl: db.url, namespace: ns, keep: true, config: SLOW_RETRY });
       const u = await first.signup();
       const hook = (await first.request("POST", "/v1/webhooks", { token: u.token, body: { url: receiver.url } })).body;
       receiver.setSecret(hook.secret);
       const eventId = await emitEvent(first.process.platform.db, { orgId: u.orgId, type: "run.completed", payload: { run_id: "run_r" } });
       await waitFor("the first (failed) attempt", () => receiver.received.length === 1);
       await first.stop();
-      process.env.AGENTOS_WEBHOOK_RETRY_BASE_MS = base;
-      second = await startTestProcess({ real: true, databaseUrl: db.url, namespace: ns, keep: true });
+      second = await startTestProcess({ real: true, databaseUrl: db.url, namespace: ns, keep: true, config: FAST });
       await waitFor("the retry after the restart", () => receiver.received.length === 2);
       const d = await waitFor("the delivery to succeed", async () => {
         const r = await second!.request("GET", `/v1/webhooks/${hook.id}/deliveries`, { token: u.token });
@@ -403,7 +397,6 @@ await describeReal("notify", () => {
       });
       expect(d).toMatchObject({ event_id: eventId, attempts: 2 });
     } finally {
-      process.env.AGENTOS_WEBHOOK_RETRY_BASE_MS = base;
       receiver.stop();
       await first?.stop();
       await second?.stop();

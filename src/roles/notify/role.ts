@@ -13,11 +13,11 @@ export const notifyRole: RoleModule = {
   description: "webhooks (signed, retried, persisted deliveries) and the in-app inbox; the /v1/ws fan-out is served by gateways",
   init(p) {
     const outbound = { allowPrivate: p.config.allowPrivateTargets };
-    const dispatcher = new WebhookDispatcher(p.db, dispatcherSettings(), p.log, outbound, p.tracing);
+    const dispatcher = new WebhookDispatcher(p.db, dispatcherSettings(p.config), p.log, outbound, p.tracing);
     const intake = new EventIntake(p.db, () => dispatcher.poke());
     let stopConsumer: Unsubscribe | undefined;
     return {
-      service: new NotifyService(p.db, outbound),
+      service: new NotifyService(p.db, outbound, p.config.idempotencyStaleMs),
       async start() {
         stopConsumer = await consumeDomainEvents(
           { bus: p.bus, db: p.db, log: p.log, database: p.database, tracing: p.tracing },

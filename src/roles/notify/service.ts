@@ -52,7 +52,7 @@ function newSecret() {
 export const MAX_WEBHOOKS_PER_ORG = 20;
 
 export class NotifyService {
-  constructor(private db: Db, private outbound: OutboundPolicy) {}
+  constructor(private db: Db, private outbound: OutboundPolicy, private idempotencyStaleMs: number) {}
 
   async createWebhook(principal: Principal, input: CreateWebhookInput, idempotencyKey: string | null = null): Promise<{ status: number; body: CreatedWebhookOut }> {
     let url: URL;
@@ -64,7 +64,7 @@ export class NotifyService {
     if (url.protocol !== "http:" && url.protocol !== "https:") throw badRequest("invalid_url", "url must be an http or https URL.", { field: "url" });
     const refused = literalTargetProblem(url, this.outbound);
     if (refused) throw badRequest("invalid_url", `url is refused: ${refused}`, { field: "url" });
-    return withIdempotency(this.db, { orgId: principal.orgId, key: idempotencyKey, route: "POST /v1/webhooks", body: input }, async () => {
+    return withIdempotency(this.db, { orgId: principal.orgId, key: idempotencyKey, route: "POST /v1/webhooks", body: input, staleClaimMs: this.idempotencyStaleMs }, async () => {
       // Every event is delivered to every endpoint: a bounded fan-out keeps one organization
       // from turning each change into thousands of deliveries (Stripe allows 16 endpoints).
       const [{ count }] = await this.db.select({ count: sql<number>`count(*)::int` }).from(webhooks).where(eq(webhooks.orgId, principal.orgId));

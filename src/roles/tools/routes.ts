@@ -17,7 +17,7 @@ export function toolsController(p: AppPlatform, guard: AuthGuard) {
       async ({ principal, body, request, set }) => {
         const result = await withIdempotency(
           p.db,
-          { orgId: principal.orgId, key: request.headers.get("idempotency-key"), route: "POST /tools", body },
+          { orgId: principal.orgId, key: request.headers.get("idempotency-key"), route: "POST /v1/tools", body, staleClaimMs: p.config.idempotencyStaleMs },
           async () => ({ status: 201, body: await p.clients.tools.createTool(principal, body) }),
         );
         set.status = result.status;

@@ -21,7 +21,7 @@ import type { RunTool, ToolCallRequest, ToolCallResult, ToolsContract } from "./
 import { checkToolUrl, executeHttp } from "./executors/http";
 import { checkToolSubject, executeNats } from "./executors/nats";
 import { DEFAULT_TIMEOUT_MS, type CreateToolInput, type CreatedToolOut, type InvokeInput, type ToolOut, type UpdateToolInput } from "./model";
-import { compileParameters, describeErrors, validatorFor } from "./schemas";
+import { checkParameters, validateArguments } from "./schemas";
 
 type ToolRow = typeof tools.$inferSelect;
 
@@ -81,6 +81,26 @@ const runToolOf = (r: ToolRow): RunTool => ({
   timeout_ms: r.timeoutMs,
 });
 
+/** Nesting bound of a tool's JSON output. */
+export const MAX_OUTPUT_DEPTH = 64;
+
+/** Nesting depth of a JSON value, counted without recursion and only up to `limit` + 1. */
+export function nestingDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    if (depth + 1 > deepest) deepest = depth + 1;
+    if (deepest > limit) return deepest;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
+/** Identifies one version of a tool's schema (validators are cached under it). */
+const versionKey = (r: ToolRow) => `${r.id}:${r.updatedAt.getTime()}`;
+
 /** Parses the model's argument string; an empty string means no arguments. */
 function parseArguments(raw: unknown): { args: Record<string, unknown> } | { error: ToolCallResult } {
   if (raw && typeof raw === "object" && !Array.isArray(raw)) return { args: raw as Record<string, unknown> };
@@ -123,7 +143,12 @@ export class ToolsService implements ToolsContract {
 
   async execute(call: ToolCallRequest): Promise<ToolCallResult> {
     try {
-      return await this.executeUnsafe(call);
+      const result = await this.executeUnsafe(call);
+      // Deeper JSON would overflow the stack wherever the output is serialised next (steps, events, the prompt).
+      if (result.ok && nestingDepth(result.output, MAX_OUTPUT_DEPTH) > MAX_OUTPUT_DEPTH) {
+        return fail("tool_output_too_deep", `The tool's reply nests JSON deeper than ${MAX_OUTPUT_DEPTH} levels; flatten it.`);
+      }
+      return result;
     } catch (err) {
       if (err instanceof AppError) return fail(err.code, err.message);
       this.deps.log.error("tool execution failed", { tool_id: call.tool_id, run_id: call.run_id, error: err });
@@ -138,11 +163,10 @@ export class ToolsService implements ToolsContract {
     const name = row?.name ?? call.tool_id;
     const parsed = parseArguments(call.arguments);
     if ("error" in parsed) return parsed.error;
-    const args = parsed.args;
-    const validate = row
-      ? validatorFor(`${row.id}:${row.updatedAt.getTime()}`, row.parameters)
-      : validatorFor(`builtin:${call.tool_id}`, BUILTIN_MEMORY_TOOL_DEFS[call.tool_id as keyof typeof BUILTIN_MEMORY_TOOL_DEFS].parameters);
-    if (!validate(args)) return fail("invalid_arguments", `Invalid arguments for ${name}: ${describeErrors(validate)}.`);
+    const schema = row ? row.parameters : BUILTIN_MEMORY_TOOL_DEFS[call.tool_id as keyof typeof BUILTIN_MEMORY_TOOL_DEFS].parameters;
+    const checked = await validateArguments(row ? versionKey(row) : `builtin:${call.tool_id}`, schema, parsed.args);
+    if (!checked.valid) return fail("invalid_arguments", `Invalid arguments for ${name}: ${checked.message}.`);
+    const args = checked.args;
 
     if (builtin) {
       if (!call.agent_id) return fail("invalid_call", `The builtin tool ${name} needs the agent whose memory it uses.`);
@@ -181,7 +205,7 @@ export class ToolsService implements ToolsContract {
   async createTool(principal: Principal, input: CreateToolInput): Promise<CreatedToolOut> {
     const kind = this.checkKind(input.kind);
     const parameters = input.parameters ?? DEFAULT_PARAMETERS;
-    compileParameters(parameters);
+    await checkParameters(parameters);
     const config = this.checkConfig(kind, input.config ?? {});
     this.checkName(input.name);
     const secret = newSecret();
@@ -226,7 +250,7 @@ export class ToolsService implements ToolsContract {
     const kind = input.kind === undefined ? (current.kind as (typeof USER_KINDS)[number]) : this.checkKind(input.kind);
     const kindChanged = kind !== current.kind;
     const parameters = input.parameters ?? current.parameters;
-    if (input.parameters) compileParameters(parameters);
+    if (input.parameters) await checkParameters(parameters);
     const config = input.config !== undefined || kindChanged ? this.checkConfig(kind, input.config ?? {}) : current.config;
     if (input.name !== undefined) this.checkName(input.name);
     try {

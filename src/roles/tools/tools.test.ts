@@ -5,6 +5,7 @@
  * real PostgreSQL + NATS. The agents role is replaced by a test double registered in
  * `p.local` (this file only), so these tests do not depend on its progress.
  */
+import { childEnv } from "../../../test/support/binary";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { REAL_URLS, createTestDatabase, describeReal, dropNatsNamespace, uniqueName } from "../../../test/support/backends";
@@ -469,7 +470,7 @@ function toolsSuite(start: () => Promise<TestProcess>, real: boolean) {
       const subject = `${subjectBase}.example`;
       const worker = Bun.spawn([process.execPath, "examples/nats-tool-worker.ts"], {
         cwd: `${import.meta.dir}/../../..`,
-        env: { ...process.env, NATS_URL: REAL_URLS.nats, TOOL_SUBJECT: subject },
+        env: childEnv({ NATS_URL: REAL_URLS.nats, TOOL_SUBJECT: subject }),
         stdout: "pipe",
         stderr: "inherit",
       });

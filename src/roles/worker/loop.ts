@@ -22,7 +22,7 @@ import { newId } from "../../platform/ids";
 import type { Logger } from "../../platform/logging";
 import type { Metrics } from "../../platform/metrics";
 import { type ChatMessage, ModelError, type ModelProvider, type ModelReply, type ToolCall, type ToolSpec } from "../../platform/model/types";
-import { buildPrompt, ContextWindowExceededError, type BuiltPrompt } from "../../platform/model/prompt";
+import { buildPromptSliced, ContextWindowExceededError, type BuiltPrompt } from "../../platform/model/prompt";
 import type { EventType } from "../../platform/event-types";
 import { emitEvent } from "../../platform/outbox";
 import type { Tracing } from "../../platform/tracing";
@@ -258,7 +258,7 @@ export class RunExecution {
     const history = [...this.history, ...transcript(this.steps)];
     let prompt;
     try {
-      prompt = buildPrompt({ instructions: this.agent.instructions, memoryBlocks: blocks, history, tools: toolSpecs, contextWindow: this.agent.contextWindow });
+      prompt = await buildPromptSliced({ instructions: this.agent.instructions, memoryBlocks: blocks, history, tools: toolSpecs, contextWindow: this.agent.contextWindow });
     } catch (err) {
       if (err instanceof ContextWindowExceededError) {
         await this.fail("context_window_exceeded", err.message);

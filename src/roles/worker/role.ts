@@ -1,3 +1,4 @@
+import { loadEncoder } from "../../platform/model/tokens";
 import type { RoleModule } from "../modules";
 import { RunWorker } from "./worker";
 
@@ -9,7 +10,14 @@ export const workerRole: RoleModule = {
   init(p) {
     const worker = new RunWorker(p);
     workers.set(p.local, worker);
-    return { start: () => worker.start(), stop: () => worker.stop() };
+    return {
+      start: () => {
+        // The tokenizer table (~250 ms of work) is built in slices now rather than at once by the first run.
+        void loadEncoder();
+        return worker.start();
+      },
+      stop: () => worker.stop(),
+    };
   },
 };
 

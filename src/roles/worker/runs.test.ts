@@ -1,5 +1,5 @@
 /** The run lifecycle on the embedded default (PGlite + in-process bus), one process. */
 import { startTestProcess } from "../../../test/support/harness";
-import { defineRunSuite } from "./run-suite";
+import { defineRunSuite } from "../../../test/support/run-suite";
 
-defineRunSuite("runs [embedded]", (modelBaseUrl) => startTestProcess({ config: { modelBaseUrl } }));
+defineRunSuite("runs [embedded]", (config) => startTestProcess({ config }));

@@ -14,8 +14,7 @@ import { holdThroughDatabaseOutage, outageOf } from "../../platform/outage";
 import { createOpenAIProvider } from "../../platform/model/openai";
 import { isAbortError, type ModelProvider } from "../../platform/model/types";
 import type { AppPlatform } from "../clients";
-import { isTerminal, LeaseLostError, releaseAllLeases, runCancelSubject, RUNS_STREAM, RUNS_SUBJECT, RunStore, startReconciler, WORKER_DURABLE, type RunDoorbell } from "../../runs";
-import { runSettings, type RunSettings } from "../orchestration/settings";
+import { isTerminal, LeaseLostError, releaseAllLeases, runCancelSubject, RUNS_STREAM, RUNS_SUBJECT, runSettings, RunStore, startReconciler, WORKER_DURABLE, type RunDoorbell, type RunSettings } from "../../runs";
 import { type AbortReason, RunExecution } from "./loop";
 
 /** Another role unavailable (split deployment): retry the run later, up to this many attempts. */
@@ -39,7 +38,7 @@ export class RunWorker {
     private p: AppPlatform,
     opts: { settings?: RunSettings; model?: ModelProvider } = {},
   ) {
-    this.settings = opts.settings ?? runSettings();
+    this.settings = opts.settings ?? runSettings(p.config);
     this.store = new RunStore(p.db, () => p.bus);
     this.model = opts.model ?? createOpenAIProvider({
       baseUrl: p.config.modelBaseUrl,
@@ -53,7 +52,7 @@ export class RunWorker {
   async start() {
     // Bun's fetch keeps at most 256 requests in flight (BUN_CONFIG_MAX_HTTP_REQUESTS, read at
     // start-up): beyond that, model and tool calls of concurrent runs queue inside the runtime.
-    const fetchLimit = Number(process.env.BUN_CONFIG_MAX_HTTP_REQUESTS) || 256;
+    const fetchLimit = this.p.config.maxHttpRequests;
     if (this.settings.workerConcurrency > fetchLimit) {
       this.p.log.warn("worker concurrency exceeds the runtime's concurrent HTTP request limit; set BUN_CONFIG_MAX_HTTP_REQUESTS", {
         worker_concurrency: this.settings.workerConcurrency,

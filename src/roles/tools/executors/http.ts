@@ -130,8 +130,29 @@ export async function executeHttp(target: HttpToolTarget, call: HttpCall, policy
 }
 
 /** JSON replies become the output as they are; anything else is passed on as text. */
+/** JSON nesting kept as a parsed value; a deeper reply stays text (parsing it costs ~0.2 µs a level, and serialising it again overflows the stack). */
+const MAX_PARSED_DEPTH = 64;
+
+/** Whether the JSON text nests arrays/objects deeper than `limit` (a linear scan that skips strings). */
+export function nestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      if (++depth > limit) return true;
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return false;
+}
+
 function parseOutput(text: string): unknown {
   if (text.length === 0) return null;
+  if (nestsDeeperThan(text, MAX_PARSED_DEPTH)) return text;
   try {
     return JSON.parse(text);
   } catch {

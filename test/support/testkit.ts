@@ -1,6 +1,6 @@
 /**
  * Helpers of the run tests (agents + worker): API shortcuts, an SSE reader, and a local
- * HTTP tool endpoint that records every call. Test code only: nothing in src/ imports it.
+ * HTTP tool endpoint that records every call. Test support (test/support): nothing in src/ imports it.
  */
 export interface Api {
   request(method: string, path: string, opts?: { body?: unknown; token?: string; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;

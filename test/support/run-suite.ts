@@ -3,27 +3,23 @@
  * (runs.test.ts) and on real PostgreSQL + NATS (runs-real.test.ts). The fake model is
  * scripted per test; what it receives is asserted, not only what the API answers.
  */
+import type { Config } from "../../src/platform/config";
+import { configEnv } from "./harness";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startFakeModel, type FakeModel } from "../../../test/support/fake-model";
-import type { TestProcess, TestUser } from "../../../test/support/harness";
-import { countPromptTokens } from "../../platform/model/tokens";
-import { defaultReserve } from "../../platform/model/prompt";
-import { expireIdleRuns, RunStore } from "../../runs";
-import { workers } from "./role";
-import { RunWorker } from "./worker";
+import { startFakeModel, type FakeModel } from "./fake-model";
+import type { TestProcess, TestUser } from "./harness";
+import { countPromptTokens } from "../../src/platform/model/tokens";
+import { defaultReserve } from "../../src/platform/model/prompt";
+import { expireIdleRuns, RunStore } from "../../src/runs";
+import { workers } from "../../src/roles/worker/role";
+import { RunWorker } from "../../src/roles/worker/worker";
 import { assertContiguous, readSse, runApi, signupUnlimited, startToolServer, type ToolServer } from "./testkit";
 
-/** Short timings so failure paths take milliseconds; read when the process starts. */
-export const TEST_RUN_ENV = {
-  AGENTOS_RUN_LEASE_MS: "2500",
-  AGENTOS_RECONCILE_INTERVAL_MS: "200",
-  AGENTOS_REQUEUE_AFTER_MS: "1000",
-  AGENTOS_MODEL_MAX_RETRIES: "2",
-  AGENTOS_MODEL_BACKOFF_MS: "10",
-  AGENTOS_DELTA_FLUSH_MS: "20",
-};
+/** Short timings so failure paths take milliseconds: the config of in-process runs, the environment of child processes. */
+export const TEST_RUN_CONFIG: Partial<Config> = { runLeaseMs: 2500, reconcileIntervalMs: 200, requeueAfterMs: 1000, modelMaxRetries: 2, modelBackoffMs: 10, deltaFlushMs: 20 };
+export const TEST_RUN_ENV = configEnv(TEST_RUN_CONFIG);
 
-export function defineRunSuite(name: string, start: (modelBaseUrl: string) => Promise<TestProcess>) {
+export function defineRunSuite(name: string, start: (config: Partial<Config>) => Promise<TestProcess>) {
   describe(name, () => {
     let fake: FakeModel;
     let t: TestProcess;
@@ -32,10 +28,9 @@ export function defineRunSuite(name: string, start: (modelBaseUrl: string) => Pr
     let tools: ToolServer;
 
     beforeAll(async () => {
-      Object.assign(process.env, TEST_RUN_ENV);
       fake = await startFakeModel();
       tools = startToolServer();
-      t = await start(fake.url);
+      t = await start({ ...TEST_RUN_CONFIG, modelBaseUrl: fake.url });
       alice = await signupUnlimited(t);
       api = runApi(t, alice.token);
     }, 60_000);

@@ -7,10 +7,10 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startChild, type ChildProcess } from "../../../test/support/binary";
-import { startFakeModel, type FakeModel } from "../../../test/support/fake-model";
-import { TEST_RUN_ENV } from "./run-suite";
-import { runApi, startToolServer, type ToolServer } from "./testkit";
+import { startChild, type ChildProcess } from "./support/binary";
+import { startFakeModel, type FakeModel } from "./support/fake-model";
+import { TEST_RUN_ENV } from "./support/run-suite";
+import { runApi, startToolServer, type ToolServer } from "./support/testkit";
 
 let fake: FakeModel;
 let tools: ToolServer;

@@ -7,12 +7,12 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import postgres from "postgres";
-import { createTestDatabase, describeReal, dropNatsNamespace, REAL_URLS, uniqueName } from "../../../test/support/backends";
-import { startChild, type ChildProcess } from "../../../test/support/binary";
-import { startFakeModel, type FakeModel } from "../../../test/support/fake-model";
-import { TEST_INTERNAL_KEY, TEST_JWT_SECRET } from "../../../test/support/harness";
-import { TEST_RUN_ENV } from "./run-suite";
-import { runApi, startToolServer, type ToolServer } from "./testkit";
+import { createTestDatabase, describeReal, dropNatsNamespace, REAL_URLS, uniqueName } from "./support/backends";
+import { startChild, type ChildProcess } from "./support/binary";
+import { startFakeModel, type FakeModel } from "./support/fake-model";
+import { TEST_INTERNAL_KEY, TEST_JWT_SECRET } from "./support/harness";
+import { TEST_RUN_ENV } from "./support/run-suite";
+import { runApi, startToolServer, type ToolServer } from "./support/testkit";
 
 const RUNS = 16;
 
