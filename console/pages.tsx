@@ -2,6 +2,10 @@
 import { useState } from "preact/hooks";
 import { api, formatDate, unwrap, useLoad } from "./api";
 import { ActionForm, BarChart, ErrorLine, Field, Json, Loading, Page, Table } from "./ui";
+import type { paths } from "../sdk/client";
+
+/** The event types a webhook may subscribe to, as the API documents them. */
+type WebhookEventTypes = NonNullable<NonNullable<paths["/v1/webhooks"]["post"]["requestBody"]>["content"]["application/json"]["event_types"]>;
 
 const DEFAULT_PARAMETERS = JSON.stringify({ type: "object", properties: { q: { type: "string" } } }, null, 2);
 
@@ -194,7 +198,8 @@ export function WebhooksPage() {
         submit="Create webhook"
         label="New webhook"
         action={async () => {
-          const event_types = events.split(",").map((s) => s.trim()).filter(Boolean);
+          // Free text, checked by the API (an unknown type is a 400 listing the valid ones).
+          const event_types = events.split(",").map((s) => s.trim()).filter(Boolean) as WebhookEventTypes;
           const hook = unwrap(await api.POST("/v1/webhooks", { body: { url, ...(event_types.length ? { event_types } : {}) } }));
           setSecret(hook.secret);
           setUrl("");

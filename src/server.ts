@@ -16,7 +16,6 @@ import { createLogger, type Logger } from "./platform/logging";
 import { createMetrics } from "./platform/metrics";
 import { openTracing } from "./platform/tracing";
 import { VERSION } from "./version";
-import { pendingMigrations } from "./platform/db/migrate";
 import { createClients, type AppPlatform } from "./roles/clients";
 import { moduleGraph, ROLE_NAMES } from "./roles/modules";
 
@@ -69,7 +68,6 @@ export async function startProcess(config: Config, log: Logger = createLogger(co
     tracing,
     local,
     draining: false,
-    health: new Map(),
     controllers: [],
     websockets: [],
   } as unknown as AppPlatform;
@@ -94,20 +92,8 @@ export async function startProcess(config: Config, log: Logger = createLogger(co
         checks[name] = (err as Error).message;
       }
     };
-    const probes: Promise<void>[] = [];
-    if (started.has("database")) {
-      probes.push(probe("database", async () => {
-        const outage = p.database.problem();
-        if (outage) return outage;
-        await p.database.ping();
-        const pending = await pendingMigrations(p.db);
-        return pending.length ? `migrations pending: ${pending.join(", ")}` : null;
-      }));
-    }
-    if (started.has("cache")) probes.push(probe("cache", () => p.cache.problem()));
-    if (started.has("bus")) probes.push(probe("bus", async () => p.bus.problem()));
-    for (const [name, fn] of p.health) probes.push(probe(name, async () => fn()));
-    await Promise.all(probes);
+    // Each started module reports its own health (backends: reachable, migrations applied).
+    await Promise.all(manager.healthChecks().filter(([name]) => started.has(name)).map(([name, fn]) => probe(name, async () => fn())));
     return { ready: Object.values(checks).every((v) => v === "ok"), checks };
   };
 

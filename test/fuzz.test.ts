@@ -64,7 +64,6 @@ let coercing: Validators;
 let resources: Resources;
 let userA: User;
 let userB: User;
-const savedPlanLimits = process.env.AGENTOS_PLAN_LIMITS;
 const stats: Record<string, number> = {};
 
 const ORDER = ["POST", "GET", "PUT", "PATCH", "DELETE"];
@@ -99,8 +98,7 @@ async function asUser(user: User, method: string, path: string, body?: unknown) 
 }
 
 beforeAll(async () => {
-  process.env.AGENTOS_PLAN_LIMITS = UNLIMITED_PLANS;
-  proc = await startTestProcess();
+  proc = await startTestProcess({ config: { planLimitsJson: UNLIMITED_PLANS } });
   // The document is read before any other request: Elysia adds `additionalProperties: false`
   // to a route's body schema when it compiles the route on its first request (the server
   // still strips unknown fields and accepts the body), so a document read later says
@@ -165,8 +163,6 @@ async function calibrateAuth() {
 afterAll(async () => {
   sink?.stop();
   await proc?.stop();
-  if (savedPlanLimits === undefined) delete process.env.AGENTOS_PLAN_LIMITS;
-  else process.env.AGENTOS_PLAN_LIMITS = savedPlanLimits;
   console.log(`fuzz: requests sent per phase ${JSON.stringify(stats)}, total ${Object.values(stats).reduce((a, b) => a + b, 0)}; calls the server made to the local URL sink: ${sink?.hits ?? 0}`);
 });
 

@@ -53,6 +53,22 @@ describe("module graph", () => {
     expect(events).toEqual(["stop b", "stop a", "stop db"]);
   });
 
+  test("each module reports its own health, which is what /readyz shows", async () => {
+    let bus: string | null = null;
+    const m = new ModuleManager(new ModuleGraph([
+      { name: "db", deps: [], description: "", init: () => ({ health: () => null }) },
+      { name: "bus", deps: [], description: "", init: () => ({ health: () => bus }) },
+      { name: "role", deps: ["db", "bus"], description: "", init: () => ({}) },
+    ]));
+    await m.start(["role"], {});
+    const report = async () => Object.fromEntries(await Promise.all(m.healthChecks().map(async ([name, fn]) => [name, await fn()])));
+    expect(await report()).toEqual({ db: null, bus: null });
+    bus = "nats disconnected for 3s";
+    expect(await report()).toEqual({ db: null, bus: "nats disconnected for 3s" });
+    await m.stop(() => {});
+    expect(m.healthChecks()).toEqual([]);
+  });
+
   test("the real table has no cycle and `all` covers every role", () => {
     const all = moduleGraph.order(["all"]);
     for (const role of moduleGraph.roles()) expect(all).toContain(role.name);

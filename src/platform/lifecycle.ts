@@ -9,6 +9,8 @@ export interface Service {
   start?(): Promise<void> | void;
   /** Finish in-flight work and release resources; bounded by the caller's timeout. */
   stop?(): Promise<void> | void;
+  /** Null when healthy, otherwise why not: what /readyz reports for the module. */
+  health?(): Promise<string | null> | string | null;
 }
 
 export interface ModuleDef<C> {
@@ -74,6 +76,11 @@ export class ModuleManager<C> {
       await service.start?.();
       onStarted?.(name);
     }
+  }
+
+  /** The health checks of the started modules, by module name. */
+  healthChecks(): [string, () => Promise<string | null> | string | null][] {
+    return this.started.filter((m) => m.service.health).map((m) => [m.name, () => m.service.health!()]);
   }
 
   /** Stops modules in reverse start order; each stop is awaited before its dependencies stop. */

@@ -30,8 +30,6 @@ export interface Platform<Clients = Record<string, object>> {
   local: Map<string, object>;
   /** True from the moment shutdown begins: /readyz turns 503, workers stop taking jobs. */
   draining: boolean;
-  /** Problems that make /readyz fail, by name (e.g. a worker that lost its queue). */
-  health: Map<string, () => Promise<string | null> | string | null>;
   /** Elysia controllers mounted under /v1 on the gateway. */
   controllers: unknown[];
   /** WebSocket routes: the first whose `match` accepts the request upgrades it. */

@@ -6,6 +6,7 @@
 import { openBus } from "../platform/bus";
 import { openCache } from "../platform/cache";
 import { openDatabase } from "../platform/db";
+import { pendingMigrations } from "../platform/db/migrate";
 import { EVENTS_STREAM, startOutboxRelay } from "../platform/outbox";
 import { ModuleGraph, type ModuleDef, type Service } from "../platform/lifecycle";
 import { serveRpc } from "../platform/rpc";
@@ -50,7 +51,16 @@ const backends: ModuleDef<AppPlatform>[] = [
       p.database = await openDatabase({ url: p.config.databaseUrl, dataDir: p.config.dataDir, log: p.log, poolSize: p.config.databasePoolSize, connectTimeoutMs: p.config.databaseConnectTimeoutMs });
       p.db = p.database.db;
       await p.database.migrate();
-      return { stop: () => p.database.close() };
+      return {
+        stop: () => p.database.close(),
+        async health() {
+          const outage = p.database.problem();
+          if (outage) return outage;
+          await p.database.ping();
+          const pending = await pendingMigrations(p.db);
+          return pending.length ? `migrations pending: ${pending.join(", ")}` : null;
+        },
+      };
     },
   },
   {
@@ -59,7 +69,7 @@ const backends: ModuleDef<AppPlatform>[] = [
     description: "Redis (REDIS_URL) or in-process cache and rate limits",
     async init(p) {
       p.cache = await openCache({ url: p.config.redisUrl, namespace: p.config.namespace, log: p.log });
-      return { stop: () => p.cache.close() };
+      return { stop: () => p.cache.close(), health: () => p.cache.problem() };
     },
   },
   {
@@ -85,7 +95,7 @@ const backends: ModuleDef<AppPlatform>[] = [
         onMessage: (direction) => p.metrics.natsMessages.inc({ direction }),
       });
       if (p.config.internalKey) p.rpcSeal = new RpcSeal(p.config.internalKey);
-      return { stop: () => p.bus.close() };
+      return { stop: () => p.bus.close(), health: () => p.bus.problem() };
     },
   },
   {
@@ -134,6 +144,7 @@ function roleDef(role: RoleModule): ModuleDef<AppPlatform> {
           unserve?.();
           await instance.stop?.();
         },
+        health: instance.health && (() => instance.health!()),
       };
     },
   };

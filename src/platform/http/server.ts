@@ -94,6 +94,8 @@ export function startHttpServer(opts: {
     maxRequestBodySize: Math.max(16 * opts.maxBodyBytes, 64 * 1024 * 1024),
     idleTimeout: 120,
     async fetch(request, srv) {
+      // Bun knows the peer only of the request it handed us, not of the copies made below.
+      const received = request;
       request = withRoutableUrl(request);
       if (request.body && Number(request.headers.get("content-length") ?? 0) <= opts.maxBodyBytes) {
         // Read here under a deadline (a declared length over the cap is left to the app's 413, unread).
@@ -120,7 +122,7 @@ export function startHttpServer(opts: {
           traceparent,
           // Looked up only by the routes that need it (rate limits of unauthenticated routes).
           get clientIp() {
-            return srv.requestIP(request)?.address;
+            return srv.requestIP(received)?.address;
           },
         };
         return await requestContext.run(context, () => opts.fetch(request));
