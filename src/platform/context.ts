@@ -22,8 +22,3 @@ export function traceIdOf(traceparent?: string): string | undefined {
   const m = traceparent ? /^[\da-f]{2}-([\da-f]{32})-[\da-f]{16}-[\da-f]{2}$/.exec(traceparent) : null;
   return m && !/^0+$/.test(m[1]) ? m[1] : undefined;
 }
-
-export function newTraceparent(): string {
-  const hex = (n: number) => Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => b.toString(16).padStart(2, "0")).join("");
-  return `00-${hex(16)}-${hex(8)}-01`;
-}

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { SignJWT, jwtVerify } from "jose";
 import type { Config } from "./config";
 import { FatalError } from "./errors";
+import { randomSecret } from "./hash";
 import type { Logger } from "./logging";
 
 export interface AccessClaims {
@@ -59,7 +60,7 @@ export function loadJwtSecret(config: Config, log: Logger): string {
   const file = join(config.dataDir, "jwt-secret");
   if (existsSync(file)) return readFileSync(file, "utf8").trim();
   mkdirSync(config.dataDir, { recursive: true });
-  const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(48))).toString("base64url");
+  const secret = randomSecret(48);
   writeFileSync(file, secret + "\n", { mode: 0o600 });
   chmodSync(file, 0o600);
   log.warn("JWT_SECRET not set: generated one and stored it in the data dir; set JWT_SECRET in production", { file });

@@ -7,7 +7,7 @@
  * the broker's dedupe window and the consumers' event-id uniqueness absorb.
  */
 import { NO_TRACING, type Tracing } from "./tracing";
-import { sql } from "drizzle-orm";
+import { inArray, sql } from "drizzle-orm";
 import { outboxEvents } from "../../schema";
 import type { Bus } from "./bus";
 import { currentContext } from "./context";
@@ -75,8 +75,10 @@ export async function relayOnce(db: Db, bus: Bus, batch = 200, tracing: Tracing 
       // Live fan-out to gateways (WebSocket clients of the organization).
       bus.publish(bus.subject(`live.${row.org_id}`), event);
     }
-    const ids = rows.map((r) => r.id);
-    await tx.execute(sql`update outbox_events set published_at = now(), attempts = attempts + 1 where id in ${sql.raw(`(${ids.map((i) => `'${i.replace(/'/g, "")}'`).join(",")})`)}`);
+    await tx
+      .update(outboxEvents)
+      .set({ publishedAt: sql`now()`, attempts: sql`${outboxEvents.attempts} + 1` })
+      .where(inArray(outboxEvents.id, rows.map((r) => r.id)));
     return rows.length;
   });
 }
@@ -154,7 +156,7 @@ export function startOutboxRelay(db: Db, bus: Bus, log: Logger, intervalMs = 250
  */
 export async function relayedSince(db: Db, since: Date, types: readonly string[] | null, limit = 2_000): Promise<DomainEvent[]> {
   if (types?.length === 0) return [];
-  const typeFilter = types ? sql`and type in ${sql.raw(`(${types.map((t) => `'${t.replace(/'/g, "")}'`).join(",")})`)}` : sql``;
+  const typeFilter = types ? sql`and type in (${sql.join(types.map((t) => sql`${t}`), sql`, `)})` : sql``;
   const rows = rowsOf<OutboxRow>(
     await db.execute(sql`select id, org_id, type, payload, traceparent, created_at from outbox_events
       where published_at is not null and created_at >= ${since.toISOString()}::timestamptz

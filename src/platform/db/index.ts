@@ -133,5 +133,6 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
   };
 }
 
+export { isUniqueViolation } from "./errors";
 export { rowsOf } from "./rows";
 export { sql };

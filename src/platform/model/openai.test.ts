@@ -1,15 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { startFakeModel, type FakeModel } from "../../../test/support/fake-model";
-import {
-  createOpenAIProvider,
-  ModelError,
-  parseRetryAfter,
-  SSEParser,
-  StreamAccumulator,
-  type ChatMessage,
-  type ToolSpec,
-} from "./openai";
+import { createOpenAIProvider, parseRetryAfter } from "./openai";
+import { SSEParser, StreamAccumulator } from "./sse";
+import { ModelError, type ChatMessage, type ToolSpec } from "./types";
 
 let fake: FakeModel;
 beforeAll(async () => {

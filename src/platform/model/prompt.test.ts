@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import type { ChatMessage, ToolSpec } from "./openai";
+import type { ChatMessage, ToolSpec } from "./types";
 import { Tiktoken } from "js-tiktoken/lite";
 import o200k from "js-tiktoken/ranks/o200k_base";
 import { buildPrompt, buildPromptSliced, ContextWindowExceededError, defaultReserve, groupHistory, renderMemoryBlocks } from "./prompt";

@@ -12,7 +12,7 @@
  * Tool messages not answering a preceding assistant tool call (orphans already in the
  * input) are always dropped. Hence the kept history never starts with a `tool` message.
  */
-import type { ChatMessage, ToolSpec } from "./openai";
+import type { ChatMessage, ToolSpec } from "./types";
 import { countMessageTokens, countToolTokens, precountTokens, promptTexts, REPLY_PRIMING_TOKENS } from "./tokens";
 
 export type MemoryBlock = { label: string; value: string; limit: number };

@@ -8,7 +8,7 @@
  * still embeds it, while merely importing this file stays cheap.
  */
 import type { TiktokenBPE } from "js-tiktoken/lite";
-import type { ChatMessage, ToolSpec } from "./openai";
+import type { ChatMessage, ToolSpec } from "./types";
 
 /** Per-message framing overhead (`<|start|>{role}<|message|>…<|end|>`), per OpenAI's cookbook. */
 export const TOKENS_PER_MESSAGE = 3;

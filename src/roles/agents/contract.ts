@@ -1,3 +1,4 @@
+import type { RunsService } from "../../runs";
 import type { AgentsService } from "./service";
 /** What other roles may call on the agents role (through `p.clients.agents`), besides its HTTP API. */
 export interface AgentsContract {
@@ -13,6 +14,11 @@ export interface AgentsContract {
  */
 export const AGENT_CACHE_KIND = "agents";
 export const agentCacheKey = (orgId: string, agentId: string) => `${orgId}:${agentId}`;
+
+/** What the agents role serves: its agents, threads and messages, and the run kernel's run API. */
+export type AgentsServed = Public<AgentsService> & Public<RunsService>;
+/** A class's public members (an intersection of two classes with private members is `never`). */
+type Public<T> = { [K in keyof T]: T[K] };
 
 /**
  * The agents role's RPC surface: what gateways and other roles may call through
@@ -40,5 +46,5 @@ export const AGENTS_RPC = [
   "submitToolOutputs",
   "agentsUsingTool",
   "detachTool",
-] as const satisfies readonly (keyof AgentsService)[];
-export type AgentsClient = Pick<AgentsService, (typeof AGENTS_RPC)[number]>;
+] as const satisfies readonly (keyof AgentsServed)[];
+export type AgentsClient = Pick<AgentsServed, (typeof AGENTS_RPC)[number]>;

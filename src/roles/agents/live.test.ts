@@ -6,8 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { MemoryBus } from "../../platform/bus/memory";
 import type { AppPlatform } from "../clients";
-import { runLiveSubject } from "../orchestration/queue";
-import type { RunEventOut } from "../orchestration/types";
+import { runLiveSubject, type RunEventOut } from "../../runs";
 import { liveRunFeeds, MAX_SSE_BUFFERED_BYTES, runEventStream } from "./live";
 
 function fakeRun(runId: string) {

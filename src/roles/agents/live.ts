@@ -8,8 +8,7 @@
  * MAX_SSE_BUFFERED_BYTES behind is cut off (it resumes with Last-Event-ID).
  */
 import type { AppPlatform } from "../clients";
-import { runLiveSubject } from "../orchestration/queue";
-import { isTerminal, TERMINAL_EVENTS, type RunEventOut, type RunOut } from "../orchestration/types";
+import { isTerminal, runLiveSubject, TERMINAL_EVENTS, type RunEventOut, type RunOut } from "../../runs";
 
 export const KEEPALIVE_MS = 15_000;
 const POLL_MS = 2_000;

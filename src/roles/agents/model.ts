@@ -1,16 +1,11 @@
 /** Route models of the agents role (agents, threads, messages, runs): validation + OpenAPI. */
 import { t } from "elysia";
 import { Metadata, Page, Timestamp, Enum } from "../../platform/http/models";
+import { MemoryBlockIn } from "../memory/contract";
+import { ToolCallView } from "../../runs";
 
 export const DEFAULT_CONTEXT_WINDOW = 8192;
 export const DEFAULT_MAX_STEPS = 10;
-export const DEFAULT_BLOCK_LIMIT = 5000;
-
-export const MemoryBlockIn = t.Object({
-  label: t.String({ minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9_.-]+$", description: "Block name, e.g. persona or human" }),
-  value: t.String({ maxLength: 100_000 }),
-  limit: t.Optional(t.Integer({ minimum: 1, maximum: 100_000, default: DEFAULT_BLOCK_LIMIT, description: "Maximum characters of value" })),
-});
 const MemoryBlockView = t.Object({ label: t.String(), value: t.String(), limit: t.Integer() });
 
 const ToolRefs = t.Array(t.String({ minLength: 1, maxLength: 64 }), { maxItems: 64, description: "Tool ids (tool_…) or builtin tool names" });
@@ -59,7 +54,6 @@ export const CreateMessageBody = t.Object({
   content: t.String({ minLength: 1, maxLength: 200_000 }),
   metadata: t.Optional(Metadata),
 });
-const ToolCallView = t.Object({ id: t.String(), type: t.Literal("function"), function: t.Object({ name: t.String(), arguments: t.String() }) });
 export const Message = t.Object({
   id: t.String(),
   object: t.Literal("message"),
@@ -74,88 +68,9 @@ export const Message = t.Object({
 });
 export const MessagePage = Page(Message);
 
-export const CreateRunBody = t.Object({
-  agent_id: t.String({ maxLength: 64 }),
-  input: t.Optional(t.String({ minLength: 1, maxLength: 200_000, description: "Appended to the thread as a user message before the run starts" })),
-  stream: t.Optional(t.Boolean({ default: false, description: "Answer with a text/event-stream of the run's events; model output streams as message.delta" })),
-  metadata: t.Optional(Metadata),
-});
-const Usage = t.Object({ prompt_tokens: t.Integer(), completion_tokens: t.Integer(), total_tokens: t.Integer() });
-const RunStatus = Enum(["queued", "in_progress", "requires_action", "cancelling", "completed", "failed", "cancelled", "expired"]);
-export const RequiredAction = t.Object({
-  type: t.Literal("submit_tool_outputs"),
-  tool_calls: t.Array(
-    t.Composite([
-      ToolCallView,
-      t.Object({
-        action: Enum(["output", "approval"], { description: "output: a client tool, submit its output; approval: approve or reject the call" }),
-        tool_id: t.String(),
-      }),
-    ]),
-  ),
-});
-export const Run = t.Object({
-  id: t.String(),
-  object: t.Literal("run"),
-  thread_id: t.String(),
-  agent_id: t.String(),
-  model: t.String(),
-  status: RunStatus,
-  stream: t.Boolean(),
-  required_action: t.Nullable(RequiredAction),
-  last_error: t.Nullable(t.Object({ code: t.String(), message: t.String() })),
-  usage: Usage,
-  step_count: t.Integer({ description: "Model calls made" }),
-  metadata: t.Record(t.String(), t.Any()),
-  created_at: Timestamp,
-  updated_at: Timestamp,
-  started_at: t.Nullable(Timestamp),
-  completed_at: t.Nullable(Timestamp),
-  cancel_requested_at: t.Nullable(Timestamp),
-});
-export const RunPage = Page(Run);
-
-export const Step = t.Object({
-  id: t.String(),
-  object: t.Literal("run_step"),
-  run_id: t.String(),
-  kind: Enum(["model_call", "tool_call"]),
-  status: Enum(["in_progress", "requires_action", "approved", "completed", "failed", "cancelled"]),
-  tool_call_id: t.Nullable(t.String()),
-  tool_name: t.Nullable(t.String()),
-  input: t.Any(),
-  output: t.Any(),
-  usage: t.Nullable(Usage),
-  error: t.Any(),
-  created_at: Timestamp,
-  completed_at: t.Nullable(Timestamp),
-});
-export const StepPage = Page(Step);
-
-export const ToolOutputsBody = t.Object({
-  tool_outputs: t.Array(
-    t.Object({
-      tool_call_id: t.String({ minLength: 1, maxLength: 128 }),
-      output: t.Optional(t.String({ maxLength: 500_000, description: "Result of a client tool (action output)" })),
-      approve: t.Optional(t.Boolean({ description: "Decision on a call awaiting approval (action approval)" })),
-      reason: t.Optional(t.String({ maxLength: 2000, description: "Shown to the model when a call is rejected" })),
-    }),
-    { minItems: 1, maxItems: 128 },
-  ),
-});
-
-export const EventsQuery = t.Object({
-  after: t.Optional(t.Integer({ minimum: 0, description: "Replay events with seq greater than this (or send Last-Event-ID)" })),
-});
-export const WaitQuery = t.Object({
-  timeout_s: t.Optional(t.Number({ minimum: 0, maximum: 60, default: 30, description: "Seconds to wait at most (0-60)" })),
-});
-
 export type CreateAgentInput = typeof CreateAgentBody.static;
 export type UpdateAgentInput = typeof UpdateAgentBody.static;
 export type AgentOut = typeof Agent.static;
 export type ThreadOut = typeof Thread.static;
 export type CreateMessageInput = typeof CreateMessageBody.static;
 export type MessageOut = typeof Message.static;
-export type CreateRunInput = typeof CreateRunBody.static;
-export type ToolOutputsInput = typeof ToolOutputsBody.static;

@@ -1,5 +1,4 @@
 /** The agents controller: /v1/agents, /v1/threads (+ messages, runs), /v1/runs. */
-import { RunTrace } from "./trace";
 import { Elysia, t } from "elysia";
 import type { AuthGuard } from "../../platform/http/auth-guard";
 import { errors, IdParam, PageQuery } from "../../platform/http/models";
@@ -9,9 +8,9 @@ import { agentCacheKey } from "./contract";
 import type { AgentOut } from "./model";
 import { lastEventId, runEventStream, waitForRun } from "./live";
 import {
-  Agent, AgentPage, CreateAgentBody, CreateMessageBody, CreateRunBody, CreateThreadBody, EventsQuery, Message, MessagePage, Run, RunPage,
-  StepPage, Thread, ThreadPage, ToolOutputsBody, UpdateAgentBody, WaitQuery,
+  Agent, AgentPage, CreateAgentBody, CreateMessageBody, CreateThreadBody, Message, MessagePage, Thread, ThreadPage, UpdateAgentBody,
 } from "./model";
+import { CreateRunBody, EventsQuery, Run, RunPage, RunTrace, StepPage, ToolOutputsBody, WaitQuery } from "../../runs";
 
 const AgentIdParam = IdParam("agt", "Agent id (agt_…)");
 const ThreadIdParam = IdParam("thr", "Thread id (thr_…)");

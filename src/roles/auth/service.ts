@@ -5,12 +5,12 @@
  */
 import { and, asc, eq, isNull, sql } from "drizzle-orm";
 import { apiKeys, memberships, organizations, refreshTokens, users } from "../../../schema";
-import type { Db } from "../../platform/db";
+import { isUniqueViolation, type Db } from "../../platform/db";
 import { pageQuery, toPage, iso, type PageOf, type PageRequest } from "../../platform/db/pagination";
 import { AppError, conflict, forbidden, notFound, unauthorized } from "../../platform/errors";
 import { API_KEY_PREFIX, type MemberRole, type Principal } from "../../platform/http/auth-guard";
 import { isId, newId } from "../../platform/ids";
-import { sha256Hex } from "../../platform/hash";
+import { randomSecret, sha256Hex } from "../../platform/hash";
 import type { Jwt } from "../../platform/jwt";
 import type { ApiKeyOut, CreatedApiKeyOut, LoginInput, MeOut, MemberOut, SessionOut, SignupInput } from "./model";
 
@@ -18,8 +18,6 @@ type UserRow = typeof users.$inferSelect;
 type OrgRow = typeof organizations.$inferSelect;
 
 const ARGON2 = { algorithm: "argon2id", memoryCost: 19456, timeCost: 2 } as const; // OWASP's minimum
-
-const randomToken = (bytes = 32) => Buffer.from(crypto.getRandomValues(new Uint8Array(bytes))).toString("base64url");
 
 const userOut = (u: UserRow) => ({ id: u.id, email: u.email, name: u.name, created_at: u.createdAt.toISOString() });
 const orgOut = (o: OrgRow) => ({ id: o.id, name: o.name, plan: o.plan, created_at: o.createdAt.toISOString() });
@@ -31,11 +29,6 @@ const apiKeyOut = (k: typeof apiKeys.$inferSelect): ApiKeyOut => ({
   last_used_at: iso(k.lastUsedAt),
   expires_at: iso(k.expiresAt),
 });
-
-function isUniqueViolation(err: unknown) {
-  const e = err as { code?: string; cause?: { code?: string } };
-  return e?.code === "23505" || e?.cause?.code === "23505";
-}
 
 export class AuthService {
   /** A real hash to verify against when the email is unknown, so timing does not reveal accounts. */
@@ -85,7 +78,7 @@ export class AuthService {
   }
 
   private async issueSession(userId: string, orgId: string, role: MemberRole, familyId = newId("rtk")) {
-    const refresh = `rt_${randomToken()}`;
+    const refresh = `rt_${randomSecret()}`;
     await this.db.insert(refreshTokens).values({
       id: newId("rtk"),
       familyId,
@@ -156,7 +149,7 @@ export class AuthService {
   }
 
   async createApiKey(principal: Principal, input: { name: string; expires_in_days?: number }): Promise<CreatedApiKeyOut> {
-    const key = `${API_KEY_PREFIX}${randomToken()}`;
+    const key = `${API_KEY_PREFIX}${randomSecret()}`;
     const [row] = await this.db
       .insert(apiKeys)
       .values({

@@ -6,12 +6,12 @@
  */
 import { and, eq, gte, lt, sql } from "drizzle-orm";
 import { organizations, quotaAlerts, usageRecords } from "../../../schema";
-import type { Bus, JobOutcome, Unsubscribe } from "../../platform/bus";
+import type { Bus, Unsubscribe } from "../../platform/bus";
 import type { Db, DbOrTx } from "../../platform/db";
 import { newId } from "../../platform/ids";
 import type { Logger } from "../../platform/logging";
-import { holdThroughDatabaseOutage } from "../../platform/outage";
-import { EMBEDDED_REPLAY_WINDOW_MS, EVENTS_STREAM, emitEvent, relayedSince, type DomainEvent } from "../../platform/outbox";
+import { consumeDomainEvents } from "../../platform/event-consumer";
+import { emitEvent, type DomainEvent } from "../../platform/outbox";
 import { monthOf, PLAN_NAMES, type BillingSettings, type PlanName } from "./plans";
 
 export const QUOTA_THRESHOLDS = [80, 100] as const;
@@ -129,27 +129,10 @@ export class UsageLedger {
   }
 
   /** Starts the durable consumer "billing" on the EVENTS stream. */
-  async start(bus: Bus): Promise<Unsubscribe> {
-    await bus.ensureStream(EVENTS_STREAM);
-    if (bus.kind === "memory") {
-      // The in-process stream did not survive a restart: re-record the recent window (idempotent).
-      for (const event of await relayedSince(this.db, new Date(Date.now() - EMBEDDED_REPLAY_WINDOW_MS), METERED_EVENT_TYPES)) await this.record(event);
-    }
-    return bus.consume<DomainEvent>(
-      EVENTS_STREAM.name,
-      async (job): Promise<JobOutcome> => {
-        const event = job.data;
-        if (!event || typeof event.id !== "string" || typeof event.org_id !== "string" || typeof event.type !== "string") return "term";
-        try {
-          await this.record(event);
-          return "ack";
-        } catch (err) {
-          if (await holdThroughDatabaseOutage(err, this.database, () => job.working())) return { nak: 0 };
-          this.log.warn("usage ledger: recording failed; will retry", { event_id: event.id, error: err });
-          return { nak: Math.min(30_000, 500 * 2 ** Math.min(job.deliveryCount, 6)) };
-        }
-      },
-      { durable: "billing", filterSubject: "events.>", concurrency: 8, ackWaitMs: 30_000, maxDeliver: 20 },
+  start(bus: Bus): Promise<Unsubscribe> {
+    return consumeDomainEvents(
+      { bus, db: this.db, log: this.log, database: this.database },
+      { durable: "billing", replayTypes: METERED_EVENT_TYPES, handle: (event) => this.record(event), retryWarning: "usage ledger: recording failed; will retry" },
     );
   }
 }

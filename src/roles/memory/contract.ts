@@ -1,30 +1,14 @@
+import type { MemoryBlockInput, MemoryBlockOut } from "./model";
 import type { MemoryService } from "./service";
+
+export type { ArchivalMemoryOut, MemoryBlockInput, MemoryBlockOut } from "./model";
+/** Agent creation takes core memory blocks in the memory role's shape. */
+export { DEFAULT_BLOCK_LIMIT, MemoryBlockIn } from "./model";
+
 /**
  * What other roles may call on the memory role (through `p.clients.memory`). Implemented by
  * MemoryService; a direct call in-process, NATS request/reply when split. JSON in, JSON out.
  */
-export interface MemoryBlockInput {
-  label: string;
-  value: string;
-  /** Maximum characters of `value`. */
-  limit: number;
-}
-export interface MemoryBlockOut extends MemoryBlockInput {
-  id: string;
-  agent_id: string;
-  created_at: string;
-  updated_at: string;
-}
-export interface ArchivalMemoryOut {
-  id: string;
-  agent_id: string;
-  content: string;
-  metadata: Record<string, unknown>;
-  created_at: string;
-  /** Present on search results: higher is a better match. */
-  score?: number;
-}
-
 export interface MemoryContract {
   /** Creates the agent's core memory blocks (agent creation); 422 memory_block_too_large when value > limit. */
   createBlocks(orgId: string, agentId: string, blocks: MemoryBlockInput[]): Promise<MemoryBlockOut[]>;

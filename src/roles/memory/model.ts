@@ -6,10 +6,20 @@ import { IdOf, Metadata, Page, Timestamp, Enum } from "../../platform/http/model
 export const DEFAULT_BLOCK_LIMIT = 5000;
 export const MAX_BLOCK_LIMIT = 100_000;
 export const MAX_ARCHIVAL_CONTENT = 100_000;
-export const LABEL_PATTERN = "^[A-Za-z0-9_.-]{1,64}$";
+export const MAX_LABEL_LENGTH = 64;
+export const LABEL_PATTERN = `^[A-Za-z0-9_.-]{1,${MAX_LABEL_LENGTH}}$`;
 
 export const BlockLabel = t.String({ pattern: LABEL_PATTERN, description: "Block label (letters, digits, _ . -), e.g. `persona` or `human`" });
 export const BlockLimit = t.Integer({ minimum: 1, maximum: MAX_BLOCK_LIMIT, description: "Maximum characters of the value" });
+
+/** A core memory block given at agent creation (`memory_blocks` of POST /v1/agents). */
+export const MemoryBlockIn = t.Object({
+  label: t.String({ minLength: 1, maxLength: MAX_LABEL_LENGTH, pattern: LABEL_PATTERN, description: "Block name, e.g. persona or human" }),
+  value: t.String({ maxLength: MAX_BLOCK_LIMIT }),
+  limit: t.Optional(t.Integer({ minimum: 1, maximum: MAX_BLOCK_LIMIT, default: DEFAULT_BLOCK_LIMIT, description: "Maximum characters of value" })),
+});
+/** What the memory role stores for a block: its limit is always known (the default applied). */
+export type MemoryBlockInput = Required<typeof MemoryBlockIn.static>;
 
 const AgentId = IdOf("agt", "Agent id (agt_…)");
 export const AgentIdParam = t.Object({ id: AgentId });
@@ -61,6 +71,8 @@ export const MemoryListQuery = t.Object({
 
 export const Deleted = t.Object({ id: t.String(), deleted: t.Literal(true) });
 
+export type MemoryBlockOut = typeof MemoryBlock.static;
+export type ArchivalMemoryOut = typeof ArchivalMemory.static;
 export type PutBlockInput = typeof PutBlockBody.static;
 export type CreateMemoryInput = typeof CreateMemoryBody.static;
 export type MemoryListInput = typeof MemoryListQuery.static;

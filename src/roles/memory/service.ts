@@ -6,7 +6,7 @@
  */
 import { and, asc, eq, sql } from "drizzle-orm";
 import { archivalMemories, memoryBlocks } from "../../../schema";
-import type { Db, DbOrTx } from "../../platform/db";
+import { isUniqueViolation, type Db, type DbOrTx } from "../../platform/db";
 import { pageQuery, toPage, type PageOf } from "../../platform/db/pagination";
 import { AppError, badRequest, conflict, notFound, unprocessable } from "../../platform/errors";
 import type { Principal } from "../../platform/http/auth-guard";
@@ -51,11 +51,6 @@ const archivalColumns = {
   metadata: archivalMemories.metadata,
   createdAt: archivalMemories.createdAt,
 };
-
-function isUniqueViolation(err: unknown) {
-  const e = err as { code?: string; cause?: { code?: string } };
-  return e?.code === "23505" || e?.cause?.code === "23505";
-}
 
 function tooLarge(label: string, length: number, limit: number) {
   return unprocessable(

@@ -10,8 +10,6 @@ export function webhookWants(eventTypes: string[], type: string): boolean {
   return eventTypes.some((pattern) => pattern === "*" || pattern === type || (pattern.endsWith(".*") && type.startsWith(pattern.slice(0, -1))));
 }
 
-export const INBOX_EVENT_TYPES = ["run.completed", "run.failed", "billing.quota_warning", "billing.quota_exceeded"] as const;
-
 export function inboxEntryFor(event: DomainEvent): { title: string; body: string; data: Record<string, unknown> } | null {
   const p = (event.payload ?? {}) as Record<string, unknown>;
   const runId = typeof p.run_id === "string" ? p.run_id : typeof p.id === "string" ? p.id : null;

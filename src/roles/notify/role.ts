@@ -1,7 +1,6 @@
 import { NOTIFY_RPC } from "./contract";
-import type { JobOutcome, Unsubscribe } from "../../platform/bus";
-import { holdThroughDatabaseOutage } from "../../platform/outage";
-import { EMBEDDED_REPLAY_WINDOW_MS, EVENTS_STREAM, relayedSince, type DomainEvent } from "../../platform/outbox";
+import type { Unsubscribe } from "../../platform/bus";
+import { consumeDomainEvents } from "../../platform/event-consumer";
 import type { RoleModule } from "../modules";
 import { dispatcherSettings, WebhookDispatcher } from "./dispatcher";
 import { EventIntake, NotifyService } from "./service";
@@ -20,28 +19,15 @@ export const notifyRole: RoleModule = {
     return {
       service: new NotifyService(p.db, outbound, p.config.idempotencyStaleMs),
       async start() {
-        await p.bus.ensureStream(EVENTS_STREAM);
-        if (p.bus.kind === "memory") {
-          // The in-process stream did not survive a restart: take in the recent window again (idempotent).
-          for (const event of await relayedSince(p.db, new Date(Date.now() - EMBEDDED_REPLAY_WINDOW_MS), null)) await intake.intake(event);
-        }
-        stopConsumer = await p.bus.consume<DomainEvent>(
-          EVENTS_STREAM.name,
-          async (job): Promise<JobOutcome> => {
-            const event = job.data;
-            if (!event || typeof event.id !== "string" || typeof event.org_id !== "string" || typeof event.type !== "string") return "term";
-            try {
-              if (p.tracing.enabled) {
-                await p.tracing.inSpan(`notify intake ${event.type}`, { parent: job.headers.traceparent ?? null, kind: "consumer", attributes: { "agentos.event_id": event.id } }, () => intake.intake(event));
-              } else await intake.intake(event);
-              return "ack";
-            } catch (err) {
-              if (await holdThroughDatabaseOutage(err, p.database, () => job.working())) return { nak: 0 };
-              p.log.warn("notify: event intake failed; will retry", { event_id: event.id, error: err });
-              return { nak: Math.min(30_000, 500 * 2 ** Math.min(job.deliveryCount, 6)) };
-            }
+        stopConsumer = await consumeDomainEvents(
+          { bus: p.bus, db: p.db, log: p.log, database: p.database, tracing: p.tracing },
+          {
+            durable: "notify",
+            replayTypes: null,
+            handle: (event) => intake.intake(event),
+            retryWarning: "notify: event intake failed; will retry",
+            spanName: (event) => `notify intake ${event.type}`,
           },
-          { durable: "notify", filterSubject: "events.>", concurrency: 8, ackWaitMs: 30_000, maxDeliver: 20 },
         );
         dispatcher.start();
       },

@@ -8,6 +8,7 @@ import { and, asc, desc, eq, gt, isNotNull, isNull, lt, lte, or, sql, type SQL }
 import { notifications, webhookDeliveries, webhooks } from "../../../schema";
 import type { Db } from "../../platform/db";
 import { pageQuery, toPage, iso, type PageOf, type PageRequest } from "../../platform/db/pagination";
+import { randomSecret } from "../../platform/hash";
 import { badRequest, notFound, unprocessable } from "../../platform/errors";
 import type { Principal } from "../../platform/http/auth-guard";
 import { withIdempotency } from "../../platform/http/idempotency";
@@ -45,7 +46,7 @@ function eventTime(event: DomainEvent): Date {
 }
 
 function newSecret() {
-  return `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex")}`;
+  return `whsec_${randomSecret(32, "hex")}`;
 }
 
 export const MAX_WEBHOOKS_PER_ORG = 20;

@@ -1,6 +1,6 @@
 /** Route models of the tools role: the single source of truth for validation and OpenAPI. */
 import { t } from "elysia";
-import { Page, Timestamp, Enum } from "../../platform/http/models";
+import { Page, Timestamp } from "../../platform/http/models";
 
 export const MIN_TIMEOUT_MS = 100;
 export const MAX_TIMEOUT_MS = 120_000;
@@ -11,9 +11,6 @@ export const TOOL_NAME_PATTERN = "^[A-Za-z0-9_-]{1,64}$";
 const JsonObject = t.Record(t.String(), t.Any());
 
 export const ToolName = t.String({ pattern: TOOL_NAME_PATTERN, description: "Function name the model calls (letters, digits, _ -; unique in the organization)" });
-export const UserToolKind = Enum(["http", "nats", "client"], {
-  description: "http: POST to config.url (signed); nats: request on config.subject; client: the run pauses in requires_action and the caller submits the output. builtin tools are implicit, not registered.",
-});
 export const Parameters = t.Record(t.String(), t.Any(), {
   description: "JSON Schema of the arguments (an object schema); validated at registration and before every call",
 });

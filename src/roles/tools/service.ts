@@ -7,9 +7,10 @@
 import { and, eq, inArray } from "drizzle-orm";
 import { tools } from "../../../schema";
 import type { Bus } from "../../platform/bus";
-import type { Db } from "../../platform/db";
+import { isUniqueViolation, type Db } from "../../platform/db";
 import { pageQuery, toPage, type PageOf, type PageRequest } from "../../platform/db/pagination";
 import { AppError, badRequest, conflict, notFound } from "../../platform/errors";
+import { randomSecret } from "../../platform/hash";
 import type { Principal } from "../../platform/http/auth-guard";
 import { isId, newId } from "../../platform/ids";
 import type { Logger } from "../../platform/logging";
@@ -45,7 +46,7 @@ const DEFAULT_PARAMETERS = { type: "object", properties: {} };
 const BUILTIN_TIMEOUT_MS = 30_000;
 
 const fail = (code: string, message: string): ToolCallResult => ({ ok: false, error: { code, message } });
-const newSecret = () => `tsk_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}`;
+const newSecret = () => `tsk_${randomSecret()}`;
 
 const toolOut = (r: ToolRow): ToolOut => ({
   id: r.id,
@@ -99,11 +100,6 @@ export function nestingDepth(value: unknown, limit: number): number {
 
 /** Identifies one version of a tool's schema (validators are cached under it). */
 const versionKey = (r: ToolRow) => `${r.id}:${r.updatedAt.getTime()}`;
-
-function isUniqueViolation(err: unknown) {
-  const e = err as { code?: string; cause?: { code?: string } };
-  return e?.code === "23505" || e?.cause?.code === "23505";
-}
 
 /** Parses the model's argument string; an empty string means no arguments. */
 function parseArguments(raw: unknown): { args: Record<string, unknown> } | { error: ToolCallResult } {

@@ -21,15 +21,17 @@ import { agents, messages, runSteps, runs } from "../../../schema";
 import { newId } from "../../platform/ids";
 import type { Logger } from "../../platform/logging";
 import type { Metrics } from "../../platform/metrics";
-import { type ChatMessage, ModelError, type ModelProvider, type ToolCall, type ToolSpec } from "../../platform/model/openai";
-import { buildPromptSliced, ContextWindowExceededError } from "../../platform/model/prompt";
+import { type ChatMessage, ModelError, type ModelProvider, type ModelReply, type ToolCall, type ToolSpec } from "../../platform/model/types";
+import { buildPromptSliced, ContextWindowExceededError, type BuiltPrompt } from "../../platform/model/prompt";
+import type { EventType } from "../../platform/event-types";
 import { emitEvent } from "../../platform/outbox";
 import type { Tracing } from "../../platform/tracing";
 import type { MemoryContract } from "../memory/contract";
 import type { Tx } from "../../platform/db";
-import { type EventSpec, LeaseLostError, type MutateOptions, type RunSet, type RunStore } from "../orchestration/store";
-import { type FinalStatus, finishRun, runPayload } from "../orchestration/transitions";
-import { runOut, stepOut, type RequiredAction, type RunRow, type StepRow } from "../orchestration/types";
+import {
+  finishRun, LeaseLostError, runOut, runPayload, stepOut,
+  type EventSpec, type FinalStatus, type MutateOptions, type RequiredAction, type RunRow, type RunSet, type RunStore, type StepRow,
+} from "../../runs";
 import type { RunTool, ToolsContract } from "../tools/contract";
 
 export type AbortReason = "cancel" | "lease_lost" | "shutdown" | "halt";
@@ -219,28 +221,15 @@ export class RunExecution {
 
   // ---------------------------------------------------------------- model calls
 
-  /** Returns false when the run stopped (cancelled, failed). */
+  /** One model call: prompt, the step opened, the call, the step closed. Returns false when the run stopped (cancelled, failed). */
   private async callModel(interrupted: StepRow | undefined): Promise<boolean> {
-    const steps = this.steps;
-    if (steps.filter((s) => s.kind === "model_call" && s.status === "completed").length >= this.agent.maxSteps) {
+    if (this.steps.filter((s) => s.kind === "model_call" && s.status === "completed").length >= this.agent.maxSteps) {
       await this.fail("max_steps_exceeded", `max_steps (${this.agent.maxSteps}) model calls reached.`);
       return false;
     }
-    const toolSpecs: ToolSpec[] = this.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } }));
-    // Memory blocks may change during a run (memory tools, the API): read before every call but the first.
-    const blocks = this.prefetchedBlocks ?? (await this.deps.memory().listBlocks(this.run.orgId, this.agent.id));
-    this.prefetchedBlocks = null;
-    const history = [...this.history, ...transcript(steps)];
-    let prompt;
-    try {
-      prompt = await buildPromptSliced({ instructions: this.agent.instructions, memoryBlocks: blocks, history, tools: toolSpecs, contextWindow: this.agent.contextWindow });
-    } catch (err) {
-      if (err instanceof ContextWindowExceededError) {
-        await this.fail("context_window_exceeded", err.message);
-        return false;
-      }
-      throw err;
-    }
+    const built = await this.preparePrompt();
+    if (!built) return false;
+    const { prompt, toolSpecs } = built;
 
     const stepId = interrupted?.id ?? newId("stp");
     const input = { model: this.run.model, prompt_tokens: prompt.promptTokens, messages: prompt.messages.length, dropped_messages: prompt.droppedMessages };
@@ -254,6 +243,34 @@ export class RunExecution {
     if (created) this.remember(created);
     if (started!.run.status === "cancelling") return !(await this.cancel());
 
+    const reply = await this.requestModel(stepId, prompt, toolSpecs);
+    if (!reply) return false;
+    this.recordModelReply(stepId, reply);
+    return true;
+  }
+
+  /** The prompt of the next model call; null when the run failed (context window exceeded). */
+  private async preparePrompt(): Promise<{ prompt: BuiltPrompt; toolSpecs: ToolSpec[] } | null> {
+    const toolSpecs: ToolSpec[] = this.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } }));
+    // Memory blocks may change during a run (memory tools, the API): read before every call but the first.
+    const blocks = this.prefetchedBlocks ?? (await this.deps.memory().listBlocks(this.run.orgId, this.agent.id));
+    this.prefetchedBlocks = null;
+    const history = [...this.history, ...transcript(this.steps)];
+    let prompt;
+    try {
+      prompt = await buildPromptSliced({ instructions: this.agent.instructions, memoryBlocks: blocks, history, tools: toolSpecs, contextWindow: this.agent.contextWindow });
+    } catch (err) {
+      if (err instanceof ContextWindowExceededError) {
+        await this.fail("context_window_exceeded", err.message);
+        return null;
+      }
+      throw err;
+    }
+    return { prompt, toolSpecs };
+  }
+
+  /** The model call itself: streamed deltas, its span and latency; null when it failed (the run failed with its error). */
+  private async requestModel(stepId: string, prompt: BuiltPrompt, toolSpecs: ToolSpec[]): Promise<ModelReply | null> {
     const t0 = performance.now();
     const deltas = this.run.stream ? new DeltaWriter(this, stepId, this.deps.deltaFlushMs) : undefined;
     const { tracing } = this.deps;
@@ -261,9 +278,8 @@ export class RunExecution {
       ? tracing.start(`chat ${this.run.model}`, { kind: "client", attributes: { "gen_ai.operation.name": "chat", "gen_ai.request.model": this.run.model, "agentos.step_id": stepId, "agentos.prompt_tokens_estimated": prompt.promptTokens } })
       : undefined;
     let firstDelta = 0;
-    let reply;
     try {
-      reply = await this.deps.model.complete({
+      const reply = await this.deps.model.complete({
         model: this.run.model,
         messages: prompt.messages,
         tools: toolSpecs.length ? toolSpecs : undefined,
@@ -284,42 +300,56 @@ export class RunExecution {
         "agentos.tool_calls": reply.tool_calls.length,
         ...(firstDelta ? { "agentos.time_to_first_token_ms": Math.round(firstDelta - t0) } : {}),
       });
+      return reply;
     } catch (err) {
       span?.fail(err);
       await deltas?.close().catch(() => {});
       if (err instanceof ModelError) {
         await this.fail(err.code, err.message, { stepId, status: err.status, attempts: err.attempts });
-        return false;
+        return null;
       }
       throw err;
     } finally {
       span?.end();
       this.deps.metrics.runStepDuration.observe((performance.now() - t0) / 1000, { kind: "model" });
     }
+  }
 
-    const used = new Set(steps.filter((s) => s.toolCallId).map((s) => s.toolCallId!));
+  /** The model step completed with its reply and usage (written with the next write). */
+  private recordModelReply(stepId: string, reply: ModelReply) {
+    const used = new Set(this.steps.filter((s) => s.toolCallId).map((s) => s.toolCallId!));
     const output: ModelOutput = { content: reply.content, tool_calls: uniqueToolCallIds(reply.tool_calls, used) };
     const u = reply.usage;
     const model = reply.model || this.run.model;
     const done = { status: "completed", output, usage: u, completedAt: new Date() };
-    const closed: StepRow = { ...this.steps.find((s) => s.id === stepId)!, ...done };
-    // What the loop decides next sees the call as done; the row is written with that next write.
+    this.closeStep(this.steps.find((s) => s.id === stepId)!, done, {
+      set: { stepCount: sqlAdd(runs.stepCount, 1), usage: sqlUsage(u) },
+      domainEvent: (run) => ({
+        type: "step.completed",
+        payload: { run_id: run.id, thread_id: run.threadId, agent_id: run.agentId, step_id: stepId, kind: "model_call", model, usage: u },
+      }),
+      events: (closed) => [{ type: "step.completed", data: stepOut(closed) }],
+    });
+  }
+
+  /**
+   * Closes a step: what the loop decides next sees it done at once; its row, its domain event
+   * and its run events are written with the next write (one transaction per step boundary).
+   */
+  private closeStep(
+    open: StepRow,
+    done: Partial<StepRow>,
+    opts: { set?: RunSet; domainEvent: (run: RunRow) => { type: EventType; payload: Record<string, unknown> }; events: (closed: StepRow) => EventSpec[] },
+  ) {
+    const closed: StepRow = { ...open, ...done };
     this.remember(closed);
     this.pending = {
-      set: { stepCount: sqlAdd(runs.stepCount, 1), usage: sqlUsage(u) },
+      set: opts.set,
       work: async (tx, run) => {
-        await Promise.all([
-          tx.update(runSteps).set(done).where(eq(runSteps.id, stepId)),
-          emitEvent(tx, {
-            orgId: run.orgId,
-            type: "step.completed",
-            payload: { run_id: run.id, thread_id: run.threadId, agent_id: run.agentId, step_id: stepId, kind: "model_call", model, usage: u },
-          }),
-        ]);
+        await Promise.all([tx.update(runSteps).set(done).where(eq(runSteps.id, open.id)), emitEvent(tx, { orgId: run.orgId, ...opts.domainEvent(run) })]);
       },
-      events: [{ type: "step.completed", data: stepOut(closed) }],
+      events: opts.events(closed),
     };
-    return true;
   }
 
   async writeDelta(stepId: string, text: string) {
@@ -419,24 +449,16 @@ export class RunExecution {
     const done = result.ok
       ? { status: "completed", output: (result.output ?? null) as object, error: null, completedAt: new Date() }
       : { status: "failed", output: null, error: result.error, completedAt: new Date() };
-    const closed: StepRow = { ...started, ...done };
-    this.remember(closed);
-    this.pending = {
-      work: async (tx, run) => {
-        await Promise.all([
-          tx.update(runSteps).set(done).where(eq(runSteps.id, stepId)),
-          emitEvent(tx, {
-            orgId: run.orgId,
-            type: "tool_call.completed",
-            payload: { run_id: run.id, agent_id: run.agentId, step_id: stepId, tool_call_id: call.id, tool_id: tool?.id ?? null, name: call.function.name, kind: tool?.kind ?? null, ok: result.ok, duration_ms: durationMs },
-          }),
-        ]);
-      },
-      events: [
+    this.closeStep(started, done, {
+      domainEvent: (run) => ({
+        type: "tool_call.completed",
+        payload: { run_id: run.id, agent_id: run.agentId, step_id: stepId, tool_call_id: call.id, tool_id: tool?.id ?? null, name: call.function.name, kind: tool?.kind ?? null, ok: result.ok, duration_ms: durationMs },
+      }),
+      events: (closed) => [
         { type: "step.completed", data: stepOut(closed) },
         { type: "tool_call.completed", data: { step_id: stepId, tool_call_id: call.id, name: call.function.name, ok: result.ok, output: closed.output, error: closed.error } },
       ],
-    };
+    });
     return true;
   }
 

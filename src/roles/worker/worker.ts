@@ -11,13 +11,10 @@ import { runs } from "../../../schema";
 import type { DurableJob, JobOutcome, Unsubscribe } from "../../platform/bus";
 import { AppError } from "../../platform/errors";
 import { holdThroughDatabaseOutage, outageOf } from "../../platform/outage";
-import { createOpenAIProvider, isAbortError, type ModelProvider } from "../../platform/model/openai";
+import { createOpenAIProvider } from "../../platform/model/openai";
+import { isAbortError, type ModelProvider } from "../../platform/model/types";
 import type { AppPlatform } from "../clients";
-import { runCancelSubject, RUNS_STREAM, RUNS_SUBJECT, WORKER_DURABLE, type RunDoorbell } from "../orchestration/queue";
-import { releaseAllLeases, startReconciler } from "../orchestration/reconciler";
-import { runSettings, type RunSettings } from "../orchestration/settings";
-import { LeaseLostError, RunStore } from "../orchestration/store";
-import { isTerminal } from "../orchestration/types";
+import { isTerminal, LeaseLostError, releaseAllLeases, runCancelSubject, RUNS_STREAM, RUNS_SUBJECT, runSettings, RunStore, startReconciler, WORKER_DURABLE, type RunDoorbell, type RunSettings } from "../../runs";
 import { type AbortReason, RunExecution } from "./loop";
 
 /** Another role unavailable (split deployment): retry the run later, up to this many attempts. */

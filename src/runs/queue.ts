@@ -3,8 +3,8 @@
  * PostgreSQL holds the run. `msgId` = run id + attempt + event cursor, so retried publishes
  * of the same state are deduplicated by the broker while every new state rings again.
  */
-import type { Bus } from "../../platform/bus";
-import type { Logger } from "../../platform/logging";
+import type { Bus } from "../platform/bus";
+import type { Logger } from "../platform/logging";
 import type { RunRow } from "./types";
 
 export const RUNS_STREAM = { name: "RUNS", subjects: ["runs"], kind: "workqueue" as const };

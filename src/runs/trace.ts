@@ -5,8 +5,9 @@
  * prices come from billing.
  */
 import { t } from "elysia";
-import type { EventRow, RunRow, StepRow, Usage } from "../orchestration/types";
-import { Timestamp } from "../../platform/http/models";
+import { Usage } from "./model";
+import type { EventRow, RunRow, StepRow } from "./types";
+import { Timestamp } from "../platform/http/models";
 
 const Interval = t.Object({ from: Timestamp, to: t.Nullable(Timestamp), ms: t.Integer({ description: "Until now while still open" }) });
 
@@ -18,7 +19,7 @@ export const RunTraceStep = t.Object({
   started_at: Timestamp,
   completed_at: t.Nullable(Timestamp),
   duration_ms: t.Nullable(t.Integer({ description: "Latency of the model or tool call (null while running)" })),
-  usage: t.Nullable(t.Object({ prompt_tokens: t.Integer(), completion_tokens: t.Integer(), total_tokens: t.Integer() })),
+  usage: t.Nullable(Usage),
   cost_cents: t.Nullable(t.Number({ description: "Model calls: tokens × the model's prices (fractional cents)" })),
   error: t.Nullable(t.Object({ code: t.String(), message: t.String() }, { additionalProperties: true })),
 });
@@ -36,7 +37,7 @@ export const RunTrace = t.Object({
   requires_action_ms: t.Integer({ description: "Time spent waiting for tool outputs or approvals" }),
   requires_action: t.Array(Interval),
   attempts: t.Integer({ description: "Worker executions of the run: each resume (after requires_action, a crash or a lost lease) is one more" }),
-  usage: t.Object({ prompt_tokens: t.Integer(), completion_tokens: t.Integer(), total_tokens: t.Integer() }),
+  usage: Usage,
   cost_cents: t.Number(),
   steps: t.Array(RunTraceStep),
 });

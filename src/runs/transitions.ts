@@ -4,10 +4,11 @@
  * transaction.
  */
 import { and, eq, inArray, type SQL } from "drizzle-orm";
-import { runSteps, runs } from "../../../schema";
-import { emitEvent } from "../../platform/outbox";
+import { runSteps } from "../../schema";
+import { emitEvent } from "../platform/outbox";
 import type { EventSpec, RunSet, RunStore } from "./store";
-import { runOut, type RunRow, type RunStatus } from "./types";
+import type { RunStatus } from "./model";
+import { runOut, type RunRow } from "./types";
 
 /** Domain-event payload of a run (notify, billing and webhooks consume it). */
 export function runPayload(run: RunRow) {
@@ -76,5 +77,3 @@ export async function finishRun(
     events: [...(opts.events ?? []), { type: `run.${opts.status}`, data: (run: RunRow) => runOut(run) }],
   });
 }
-
-export const statusIs = (...statuses: RunStatus[]) => inArray(runs.status, statuses);

@@ -2,7 +2,7 @@
  * Tunables of run orchestration, as the run loop, worker and reconciler see them. They are
  * operational knobs (src/platform/config.ts: flags with environment twins); tests shorten them.
  */
-import type { Config } from "../../platform/config";
+import type { Config } from "../platform/config";
 
 export interface RunSettings {
   /** How long a worker owns a run without renewing (renewed every third of it). */

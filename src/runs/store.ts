@@ -8,10 +8,10 @@
  * After commit a doorbell on `live.runs.<id>` tells SSE streams to re-read.
  */
 import { and, asc, eq, gt, inArray, isNull, lt, or, sql, type SQL } from "drizzle-orm";
-import { runEvents, runSteps, runs } from "../../../schema";
-import type { Bus } from "../../platform/bus";
-import type { Db, Tx } from "../../platform/db";
-import { newId } from "../../platform/ids";
+import { runEvents, runSteps, runs } from "../../schema";
+import type { Bus } from "../platform/bus";
+import type { Db, Tx } from "../platform/db";
+import { newId } from "../platform/ids";
 import { runLiveSubject } from "./queue";
 import type { EventRow, RunEventType, RunRow, StepRow } from "./types";
 

@@ -7,10 +7,10 @@
  * action is conditional, duplicate doorbells are dropped by the worker's lease acquire.
  */
 import { and, eq, lt, sql } from "drizzle-orm";
-import { runs } from "../../../schema";
-import type { Bus } from "../../platform/bus";
-import type { Logger } from "../../platform/logging";
-import { RetryPacer } from "../../platform/outage";
+import { runs } from "../../schema";
+import type { Bus } from "../platform/bus";
+import type { Logger } from "../platform/logging";
+import { RetryPacer } from "../platform/outage";
 import { enqueueRun } from "./queue";
 import type { RunSettings } from "./settings";
 import { msInterval, type RunStore } from "./store";

@@ -1,15 +1,14 @@
-/** Shapes shared by the agents role (API) and the worker role (run loop): statuses, events, JSON views. */
-import type { runEvents, runSteps, runs } from "../../../schema";
-import { iso } from "../../platform/db/pagination";
+/** Run rows and their JSON views (shaped by ./model), statuses and event types shared by the agents role (API) and the worker role (run loop). */
+import type { runEvents, runSteps, runs } from "../../schema";
+import { iso } from "../platform/db/pagination";
+import type { RequiredAction, RunEventOut, RunOut, RunStatus, StepOut, StepStatus, Usage } from "./model";
+
 
 export type RunRow = typeof runs.$inferSelect;
 export type StepRow = typeof runSteps.$inferSelect;
 export type EventRow = typeof runEvents.$inferSelect;
 
-export type RunStatus = "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
 export const TERMINAL_STATUSES: readonly RunStatus[] = ["completed", "failed", "cancelled", "expired"];
-/** Statuses a run can be picked up by a worker in. */
-export const RUNNABLE_STATUSES: readonly RunStatus[] = ["queued", "in_progress", "cancelling"];
 export const ACTIVE_STATUSES: readonly RunStatus[] = ["queued", "in_progress", "requires_action", "cancelling"];
 
 export const isTerminal = (status: string) => (TERMINAL_STATUSES as readonly string[]).includes(status);
@@ -20,31 +19,7 @@ export type RunEventType =
   | "step.created" | "step.completed" | "message.delta" | "tool_call.created" | "tool_call.completed";
 export const TERMINAL_EVENTS: readonly string[] = ["run.completed", "run.failed", "run.cancelled", "run.expired"];
 
-/**
- * Step status. `requires_action`: a client tool call (or one awaiting approval) waiting for
- * POST /tool_outputs; `approved`: approved, to be executed by the worker.
- */
-export type StepStatus = "in_progress" | "requires_action" | "approved" | "completed" | "failed" | "cancelled";
-
-export interface ToolCallView {
-  id: string;
-  type: "function";
-  function: { name: string; arguments: string };
-}
-
-/** What the run waits for in `requires_action`: one list, each call says what it needs. */
-export interface RequiredAction {
-  type: "submit_tool_outputs";
-  tool_calls: (ToolCallView & { action: "output" | "approval"; tool_id: string })[];
-}
-
-export interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-}
-
-export function runOut(r: RunRow) {
+export function runOut(r: RunRow): RunOut {
   return {
     id: r.id,
     object: "run" as const,
@@ -65,9 +40,8 @@ export function runOut(r: RunRow) {
     cancel_requested_at: iso(r.cancelRequestedAt),
   };
 }
-export type RunOut = ReturnType<typeof runOut>;
 
-export function stepOut(s: StepRow) {
+export function stepOut(s: StepRow): StepOut {
   return {
     id: s.id,
     object: "run_step" as const,
@@ -84,9 +58,7 @@ export function stepOut(s: StepRow) {
     completed_at: iso(s.completedAt),
   };
 }
-export type StepOut = ReturnType<typeof stepOut>;
 
-export function eventOut(e: EventRow) {
+export function eventOut(e: EventRow): RunEventOut {
   return { seq: e.seq, id: e.id, run_id: e.runId, type: e.type, data: e.data, created_at: e.createdAt.toISOString() };
 }
-export type RunEventOut = ReturnType<typeof eventOut>;

@@ -1,0 +1,109 @@
+/**
+ * The API shapes of runs, their steps and events: one TypeBox model each, the single source
+ * of the route schemas (validation + OpenAPI) and of the TypeScript types (`typeof X.static`).
+ */
+import { t } from "elysia";
+import { Enum, Metadata, Page, Timestamp } from "../platform/http/models";
+
+export const ToolCallView = t.Object({ id: t.String(), type: t.Literal("function"), function: t.Object({ name: t.String(), arguments: t.String() }) });
+export type ToolCallView = typeof ToolCallView.static;
+
+export const Usage = t.Object({ prompt_tokens: t.Integer(), completion_tokens: t.Integer(), total_tokens: t.Integer() });
+export type Usage = typeof Usage.static;
+
+export const RunStatus = Enum(["queued", "in_progress", "requires_action", "cancelling", "completed", "failed", "cancelled", "expired"]);
+export type RunStatus = typeof RunStatus.static;
+
+/**
+ * Step status. `requires_action`: a client tool call (or one awaiting approval) waiting for
+ * POST /tool_outputs; `approved`: approved, to be executed by the worker.
+ */
+export const StepStatus = Enum(["in_progress", "requires_action", "approved", "completed", "failed", "cancelled"]);
+export type StepStatus = typeof StepStatus.static;
+
+/** What the run waits for in `requires_action`: one list, each call says what it needs. */
+export const RequiredAction = t.Object({
+  type: t.Literal("submit_tool_outputs"),
+  tool_calls: t.Array(
+    t.Composite([
+      ToolCallView,
+      t.Object({
+        action: Enum(["output", "approval"], { description: "output: a client tool, submit its output; approval: approve or reject the call" }),
+        tool_id: t.String(),
+      }),
+    ]),
+  ),
+});
+export type RequiredAction = typeof RequiredAction.static;
+
+export const Run = t.Object({
+  id: t.String(),
+  object: t.Literal("run"),
+  thread_id: t.String(),
+  agent_id: t.String(),
+  model: t.String(),
+  status: RunStatus,
+  stream: t.Boolean(),
+  required_action: t.Nullable(RequiredAction),
+  last_error: t.Nullable(t.Object({ code: t.String(), message: t.String() })),
+  usage: Usage,
+  step_count: t.Integer({ description: "Model calls made" }),
+  metadata: t.Record(t.String(), t.Any()),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+  started_at: t.Nullable(Timestamp),
+  completed_at: t.Nullable(Timestamp),
+  cancel_requested_at: t.Nullable(Timestamp),
+});
+export type RunOut = typeof Run.static;
+export const RunPage = Page(Run);
+
+export const Step = t.Object({
+  id: t.String(),
+  object: t.Literal("run_step"),
+  run_id: t.String(),
+  kind: Enum(["model_call", "tool_call"]),
+  status: StepStatus,
+  tool_call_id: t.Nullable(t.String()),
+  tool_name: t.Nullable(t.String()),
+  input: t.Any(),
+  output: t.Any(),
+  usage: t.Nullable(Usage),
+  error: t.Any(),
+  created_at: Timestamp,
+  completed_at: t.Nullable(Timestamp),
+});
+export type StepOut = typeof Step.static;
+export const StepPage = Page(Step);
+
+/** One run event (SSE `GET /v1/runs/:id/events`, waiters, the run's event log). */
+export const RunEvent = t.Object({ seq: t.Integer(), id: t.String(), run_id: t.String(), type: t.String(), data: t.Any(), created_at: Timestamp });
+export type RunEventOut = typeof RunEvent.static;
+
+export const CreateRunBody = t.Object({
+  agent_id: t.String({ maxLength: 64 }),
+  input: t.Optional(t.String({ minLength: 1, maxLength: 200_000, description: "Appended to the thread as a user message before the run starts" })),
+  stream: t.Optional(t.Boolean({ default: false, description: "Answer with a text/event-stream of the run's events; model output streams as message.delta" })),
+  metadata: t.Optional(Metadata),
+});
+export type CreateRunInput = typeof CreateRunBody.static;
+
+export const ToolOutputsBody = t.Object({
+  tool_outputs: t.Array(
+    t.Object({
+      tool_call_id: t.String({ minLength: 1, maxLength: 128 }),
+      output: t.Optional(t.String({ maxLength: 500_000, description: "Result of a client tool (action output)" })),
+      approve: t.Optional(t.Boolean({ description: "Decision on a call awaiting approval (action approval)" })),
+      reason: t.Optional(t.String({ maxLength: 2000, description: "Shown to the model when a call is rejected" })),
+    }),
+    { minItems: 1, maxItems: 128 },
+  ),
+});
+export type ToolOutputsInput = typeof ToolOutputsBody.static;
+
+export const EventsQuery = t.Object({
+  after: t.Optional(t.Integer({ minimum: 0, description: "Replay events with seq greater than this (or send Last-Event-ID)" })),
+});
+export const WaitQuery = t.Object({
+  timeout_s: t.Optional(t.Number({ minimum: 0, maximum: 60, default: 30, description: "Seconds to wait at most (0-60)" })),
+});

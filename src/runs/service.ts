@@ -1,0 +1,228 @@
+/**
+ * The run API of the run kernel: create, read, cancel, tool outputs, events and timelines.
+ * The agents role serves it as part of its RPC surface (src/roles/agents/role.ts); runs are
+ * executed by the worker role. Free of HTTP: JSON in, JSON out; every query filters by the
+ * caller's organization; every state change goes through the run store, like the worker's.
+ */
+import { and, asc, eq, inArray } from "drizzle-orm";
+import { agents, messages, runEvents, runSteps, runs, threads } from "../../schema";
+import type { Bus } from "../platform/bus";
+import { currentContext } from "../platform/context";
+import type { Db } from "../platform/db";
+import { pageQuery, toPage, type PageOf, type PageRequest } from "../platform/db/pagination";
+import { badRequest, conflict, notFound } from "../platform/errors";
+import { withIdempotency, type IdempotentResult } from "../platform/http/idempotency";
+import { isId, newId } from "../platform/ids";
+import type { Logger } from "../platform/logging";
+import { emitEvent } from "../platform/outbox";
+import type { CreateRunInput, RequiredAction, RunEventOut, RunOut, StepOut, ToolOutputsInput } from "./model";
+import { runCancelSubject, tryEnqueueRun } from "./queue";
+import { leaseFree, type RunStore } from "./store";
+import { buildRunTrace, TIMELINE_EVENTS, type CostOf, type RunTraceOut } from "./trace";
+import { finishRun, runPayload } from "./transitions";
+import { ACTIVE_STATUSES, eventOut, isTerminal, runOut, stepOut, type RunRow } from "./types";
+
+export interface RunsDeps {
+  db: Db;
+  store: RunStore;
+  bus: () => Bus;
+  log: Logger;
+  /** 404 unless the thread exists in the organization (threads are the agents role's). */
+  requireThread: (orgId: string, threadId: string) => Promise<unknown>;
+  /**
+   * Called before a run is created (quota enforcement). The billing role wires
+   * `assertRunAllowed` here; it throws AppError 402 `quota_exceeded` to refuse the run.
+   */
+  beforeRunCreate: (orgId: string) => Promise<void>;
+  /** Prices model calls for run timelines (the billing role's prices). */
+  costOf: CostOf;
+  /** --idempotency-stale (see withIdempotency). */
+  idempotencyStaleMs: number;
+}
+
+export class RunsService {
+  constructor(private deps: RunsDeps) {}
+
+  private get db() {
+    return this.deps.db;
+  }
+
+
+  async createRun(orgId: string, threadId: string, input: CreateRunInput, idempotencyKey?: string | null): Promise<IdempotentResult<RunOut>> {
+    return withIdempotency(this.db, { orgId, key: idempotencyKey, route: "POST /v1/threads/:id/runs", params: { id: threadId }, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async (commit) => {
+      if (!isId("thr", threadId)) throw notFound("thread", threadId);
+      if (!isId("agt", input.agent_id)) throw notFound("agent", input.agent_id);
+      await this.deps.beforeRunCreate(orgId);
+      const run = await this.db.transaction(async (tx) => {
+        // The thread row lock serialises run creation per thread: one active run at a time.
+        const [thread] = await tx.select({ id: threads.id }).from(threads).where(and(eq(threads.id, threadId), eq(threads.orgId, orgId))).for("update");
+        if (!thread) throw notFound("thread", threadId);
+        const [agent] = await tx.select().from(agents).where(and(eq(agents.id, input.agent_id), eq(agents.orgId, orgId)));
+        if (!agent) throw notFound("agent", input.agent_id);
+        const [busy] = await tx.select({ id: runs.id }).from(runs).where(and(eq(runs.threadId, threadId), inArray(runs.status, [...ACTIVE_STATUSES]))).limit(1);
+        if (busy) throw conflict("thread_busy", `Run ${busy.id} is still active on this thread; wait for it or cancel it first.`, { run_id: busy.id });
+        const runId = newId("run");
+        if (input.input !== undefined) {
+          await tx.insert(messages).values({ id: newId("msg"), orgId, threadId, role: "user", content: input.input, runId });
+        }
+        const [row] = await tx
+          .insert(runs)
+          .values({ id: runId, orgId, threadId, agentId: agent.id, model: agent.model, status: "queued", stream: input.stream ?? false, metadata: input.metadata ?? {}, nextSeq: 2, traceparent: currentContext()?.traceparent ?? null })
+          .returning();
+        await tx.insert(runEvents).values({ runId, seq: 1, id: newId("evt"), orgId, type: "run.created", data: runOut(row) });
+        await emitEvent(tx, { orgId, type: "run.created", payload: runPayload(row) });
+        // The stored response commits with the run: a retry after a crash never creates a second one.
+        await commit(tx, { status: 201, body: runOut(row) });
+        return row;
+      });
+      await tryEnqueueRun(this.deps.bus(), this.deps.log, run);
+      return { status: 201, body: runOut(run) };
+    });
+  }
+
+  async getRun(orgId: string, id: string): Promise<RunOut> {
+    return runOut(await this.runRow(orgId, id));
+  }
+
+  async listRuns(orgId: string, threadId: string, page: PageRequest): Promise<PageOf<RunOut>> {
+    await this.deps.requireThread(orgId, threadId);
+    const q = pageQuery(runs.id, page, and(eq(runs.threadId, threadId), eq(runs.orgId, orgId)));
+    const rows = await this.db.select().from(runs).where(q.where).orderBy(q.orderBy).limit(q.limit);
+    return toPage(rows, q.pageSize, runOut);
+  }
+
+  async listSteps(orgId: string, runId: string, page: PageRequest): Promise<PageOf<StepOut>> {
+    await this.runRow(orgId, runId);
+    const q = pageQuery(runSteps.id, page, and(eq(runSteps.runId, runId), eq(runSteps.orgId, orgId)));
+    const rows = await this.db.select().from(runSteps).where(q.where).orderBy(q.orderBy).limit(q.limit);
+    return toPage(rows, q.pageSize, stepOut);
+  }
+
+  /** Where a run's time and money went: queue, each step, waiting for the caller (GET /v1/runs/:id/trace). */
+  async runTrace(orgId: string, runId: string): Promise<RunTraceOut> {
+    const run = await this.runRow(orgId, runId);
+    const [steps, events] = await Promise.all([
+      this.db.select().from(runSteps).where(and(eq(runSteps.runId, runId), eq(runSteps.orgId, orgId))).orderBy(asc(runSteps.id)),
+      this.db.select().from(runEvents).where(and(eq(runEvents.runId, runId), inArray(runEvents.type, TIMELINE_EVENTS))).orderBy(asc(runEvents.seq)),
+    ]);
+    return buildRunTrace(run, steps, events, this.deps.costOf);
+  }
+
+  /** Events with seq > after (for SSE replay) and the run's current status. */
+  async runEvents(orgId: string, runId: string, after: number, limit = 500): Promise<{ status: string; events: RunEventOut[] }> {
+    const run = await this.runRow(orgId, runId);
+    const rows = await this.deps.store.eventsAfter(runId, after, Math.min(Math.max(limit, 1), 1000));
+    return { status: run.status, events: rows.map(eventOut) };
+  }
+
+  /**
+   * Cancel: a run no worker executes (queued, requires_action, or in_progress with no live
+   * lease) is cancelled at once; a running one becomes `cancelling` and its worker — told on
+   * `live.runs.<id>.cancel`, and checking the row at every step boundary — aborts the model
+   * call in flight and writes `cancelled`.
+   */
+  async cancelRun(orgId: string, id: string): Promise<RunOut> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const run = await this.runRow(orgId, id);
+      if (run.status === "cancelling") return runOut(run);
+      if (isTerminal(run.status)) throw conflict("run_not_cancellable", `The run is already ${run.status}.`);
+      const store = this.deps.store;
+      let done;
+      if (run.status === "queued" || run.status === "requires_action") {
+        done = await finishRun(store, id, { status: "cancelled", guard: eq(runs.status, run.status) });
+      } else {
+        done = await finishRun(store, id, { status: "cancelled", guard: and(eq(runs.status, "in_progress"), leaseFree()) });
+        if (!done) done = await store.mutate(id, { guard: eq(runs.status, "in_progress"), set: { status: "cancelling", cancelRequestedAt: new Date() } });
+        // A worker may still be executing it (even with an expired lease): tell it to abort now.
+        if (done) this.deps.bus().publish(runCancelSubject(this.deps.bus(), id), {});
+      }
+      if (done) return runOut(done.run);
+      // The run changed state under us (e.g. picked up by a worker): look again.
+    }
+    throw conflict("run_busy", "The run is changing state; retry the cancel.");
+  }
+
+  async submitToolOutputs(orgId: string, id: string, input: ToolOutputsInput): Promise<RunOut> {
+    const run = await this.runRow(orgId, id);
+    if (run.status !== "requires_action" || !run.requiredAction) {
+      throw conflict("run_not_requires_action", `The run is ${run.status}; tool outputs are accepted only in requires_action.`);
+    }
+    const required = (run.requiredAction as RequiredAction).tool_calls;
+    const decisions = validateToolOutputs(required, input);
+    const result = await this.deps.store.mutate(id, {
+      guard: eq(runs.status, "requires_action"),
+      set: { status: "in_progress", requiredAction: null, requiresActionSince: null, leaseOwner: null, leaseExpiresAt: null },
+      work: async (tx, r) => {
+        for (const d of decisions) {
+          const set =
+            d.kind === "output" ? { status: "completed", output: d.output, completedAt: new Date() }
+            : d.kind === "approved" ? { status: "approved" }
+            : { status: "failed", error: { code: "tool_call_rejected", message: d.reason }, completedAt: new Date() };
+          await tx.update(runSteps).set(set).where(and(eq(runSteps.runId, id), eq(runSteps.toolCallId, d.call.id), eq(runSteps.status, "requires_action")));
+          if (d.kind !== "approved") {
+            await emitEvent(tx, {
+              orgId, type: "tool_call.completed",
+              payload: { run_id: id, agent_id: r.agentId, tool_call_id: d.call.id, tool_id: d.call.tool_id, name: d.call.function.name, kind: d.call.action === "output" ? "client" : null, ok: d.kind === "output" },
+            });
+          }
+        }
+      },
+      events: [
+        ...decisions.filter((d) => d.kind !== "approved").map((d) => ({
+          type: "tool_call.completed" as const,
+          data: d.kind === "output"
+            ? { tool_call_id: d.call.id, name: d.call.function.name, ok: true, output: d.output }
+            : { tool_call_id: d.call.id, name: d.call.function.name, ok: false, error: { code: "tool_call_rejected", message: d.kind === "rejected" ? d.reason : "" } },
+        })),
+        { type: "run.in_progress", data: (r: RunRow) => ({ run_id: r.id, status: r.status }) },
+      ],
+    });
+    if (!result) throw conflict("run_not_requires_action", "The run left requires_action meanwhile (cancelled or expired).");
+    await tryEnqueueRun(this.deps.bus(), this.deps.log, result.run);
+    return runOut(result.run);
+  }
+
+  private async runRow(orgId: string, id: string) {
+    if (!isId("run", id)) throw notFound("run", id);
+    const [run] = await this.db.select().from(runs).where(and(eq(runs.id, id), eq(runs.orgId, orgId)));
+    if (!run) throw notFound("run", id);
+    return run;
+  }
+}
+
+type Decision =
+  | { kind: "output"; call: RequiredAction["tool_calls"][number]; output: string }
+  | { kind: "approved"; call: RequiredAction["tool_calls"][number] }
+  | { kind: "rejected"; call: RequiredAction["tool_calls"][number]; reason: string };
+
+/** Every required call answered exactly once, each with what its action needs; otherwise 400. */
+export function validateToolOutputs(required: RequiredAction["tool_calls"], input: ToolOutputsInput): Decision[] {
+  const byId = new Map(required.map((c) => [c.id, c]));
+  const seen = new Set<string>();
+  const unknown: string[] = [];
+  const decisions: Decision[] = [];
+  for (const o of input.tool_outputs) {
+    if (seen.has(o.tool_call_id)) throw badRequest("duplicate_tool_call_id", `tool_call_id '${o.tool_call_id}' appears twice.`, { tool_call_id: o.tool_call_id });
+    seen.add(o.tool_call_id);
+    const call = byId.get(o.tool_call_id);
+    if (!call) {
+      unknown.push(o.tool_call_id);
+      continue;
+    }
+    if (call.action === "output") {
+      if (o.output === undefined) throw badRequest("missing_output", `Tool call '${call.id}' (${call.function.name}) needs an output.`, { tool_call_id: call.id });
+      decisions.push({ kind: "output", call, output: o.output });
+    } else {
+      if (o.approve === undefined) throw badRequest("missing_approval", `Tool call '${call.id}' (${call.function.name}) awaits approval: send approve: true or false.`, { tool_call_id: call.id });
+      decisions.push(o.approve ? { kind: "approved", call } : { kind: "rejected", call, reason: o.reason ?? "The user rejected this tool call." });
+    }
+  }
+  if (unknown.length) {
+    throw badRequest("unknown_tool_call_id", `The run is not waiting for tool call(s) ${unknown.join(", ")}.`, { unknown, expected: required.map((c) => c.id) });
+  }
+  const missing = required.filter((c) => !seen.has(c.id)).map((c) => c.id);
+  if (missing.length) throw badRequest("missing_tool_outputs", `Outputs are missing for tool call(s) ${missing.join(", ")}; submit all of them in one request.`, { missing });
+  return decisions;
+}
+
+
