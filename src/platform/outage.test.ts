@@ -20,7 +20,7 @@ import { openDatabase, rowsOf, sql } from "./db";
 import { connectionFailure, DatabaseGate } from "./db/gate";
 import { AppError } from "./errors";
 import { httpPlatform } from "./http/app";
-import { withIdempotency } from "./http/idempotency";
+import { withIdempotency } from "./idempotency";
 import { createLogger, silentLogger } from "./logging";
 import { createMetrics } from "./metrics";
 import { backendUnavailable, holdThroughDatabaseOutage, outageOf, RetryPacer } from "./outage";
@@ -244,7 +244,7 @@ await describeReal("outages in-process against the real servers behind a proxy t
     const database = await openDatabase({ url: pgProxy.url(testDb.url), dataDir: "/nonexistent", log: silentLogger, connectTimeoutMs: 1000 });
     try {
       await database.migrate();
-      const request = { orgId: "org_outage", key: "create-1", route: "POST /v1/threads", body: { a: 1 }, staleClaimMs: 60_000 };
+      const request = { orgId: "org_outage", scope: { key: "create-1", route: "POST /v1/threads" }, body: { a: 1 }, staleClaimMs: 60_000 };
       const first = await withIdempotency(database.db, request, async () => {
         pgProxy.cut(); // the claim is in; the work meets the outage
         await database.db.execute(sql`select 1`);

@@ -11,7 +11,7 @@ import { currentContext } from "../platform/context";
 import type { Db } from "../platform/db";
 import { pageQuery, toPage, type PageOf, type PageRequest } from "../platform/db/pagination";
 import { badRequest, conflict, notFound } from "../platform/errors";
-import { withIdempotency, type IdempotentResult } from "../platform/http/idempotency";
+import { withIdempotency, type IdempotencyScope, type IdempotentResult } from "../platform/idempotency";
 import { isId, newId } from "../platform/ids";
 import type { Logger } from "../platform/logging";
 import { emitEvent } from "../platform/outbox";
@@ -48,8 +48,8 @@ export class RunsService {
   }
 
 
-  async createRun(orgId: string, threadId: string, input: CreateRunInput, idempotencyKey?: string | null): Promise<IdempotentResult<RunOut>> {
-    return withIdempotency(this.db, { orgId, key: idempotencyKey, route: "POST /v1/threads/:id/runs", params: { id: threadId }, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async (commit) => {
+  async createRun(orgId: string, threadId: string, input: CreateRunInput, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<RunOut>> {
+    return withIdempotency(this.db, { orgId, scope: idempotency, params: { id: threadId }, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async (commit) => {
       if (!isId("thr", threadId)) throw notFound("thread", threadId);
       if (!isId("agt", input.agent_id)) throw notFound("agent", input.agent_id);
       await this.deps.beforeRunCreate(orgId);

@@ -1,4 +1,5 @@
 /** The agents controller: /v1/agents, /v1/threads (+ messages, runs), /v1/runs. */
+import { idempotencyKeys } from "../../platform/http/idempotency";
 import { Elysia, t } from "elysia";
 import type { AuthGuard } from "../../platform/http/auth-guard";
 import { errors, IdParam, PageQuery } from "../../platform/http/models";
@@ -16,22 +17,21 @@ const AgentIdParam = IdParam("agt", "Agent id (agt_…)");
 const ThreadIdParam = IdParam("thr", "Thread id (thr_…)");
 const RunIdParam = IdParam("run", "Run id (run_…)");
 const Deleted = (object: string) => t.Object({ id: t.String(), object: t.Literal(object), deleted: t.Literal(true) });
-const idempotencyKey = (request: Request) => request.headers.get("idempotency-key");
-const IdempotencyHeader = t.Object({ "idempotency-key": t.Optional(t.String({ maxLength: 255, description: "Replays the first result of the same request for 24 h" })) });
 
 export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: EdgeCache<AgentOut>) {
   const agentsApi = () => p.clients.agents;
   return new Elysia({ name: "agents-controller" })
     .use(guard.plugin)
+    .use(idempotencyKeys)
     // ------------------------------------------------------------- agents
     .post(
       "/agents",
-      async ({ principal, body, request, set }) => {
-        const r = await agentsApi().createAgent(principal.orgId, body, idempotencyKey(request));
+      async ({ principal, body, idempotency, set }) => {
+        const r = await agentsApi().createAgent(principal.orgId, body, idempotency);
         set.status = r.status;
         return r.body;
       },
-      { auth: true, body: CreateAgentBody, headers: IdempotencyHeader, response: { 201: Agent, ...errors(400, 401, 409, 422) }, detail: { tags: ["agents"], summary: "Create an agent" } },
+      { auth: true, body: CreateAgentBody, idempotent: true, response: { 201: Agent, ...errors(400, 401, 409, 422) }, detail: { tags: ["agents"], summary: "Create an agent" } },
     )
     .get("/agents", ({ principal, query }) => agentsApi().listAgents(principal.orgId, query), {
       auth: true, query: PageQuery, response: { 200: AgentPage, ...errors(400, 401) }, detail: { tags: ["agents"], summary: "List agents" },
@@ -49,12 +49,12 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
     // ------------------------------------------------------------- threads and messages
     .post(
       "/threads",
-      async ({ principal, body, request, set }) => {
-        const r = await agentsApi().createThread(principal.orgId, body ?? {}, idempotencyKey(request));
+      async ({ principal, body, idempotency, set }) => {
+        const r = await agentsApi().createThread(principal.orgId, body ?? {}, idempotency);
         set.status = r.status;
         return r.body;
       },
-      { auth: true, body: t.Optional(CreateThreadBody), headers: IdempotencyHeader, response: { 201: Thread, ...errors(400, 401, 409) }, detail: { tags: ["threads"], summary: "Create a thread" } },
+      { auth: true, body: t.Optional(CreateThreadBody), idempotent: true, response: { 201: Thread, ...errors(400, 401, 409) }, detail: { tags: ["threads"], summary: "Create a thread" } },
     )
     .get("/threads", ({ principal, query }) => agentsApi().listThreads(principal.orgId, query), {
       auth: true, query: PageQuery, response: { 200: ThreadPage, ...errors(400, 401) }, detail: { tags: ["threads"], summary: "List threads" },
@@ -67,12 +67,12 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
     })
     .post(
       "/threads/:id/messages",
-      async ({ principal, params, body, request, set }) => {
-        const r = await agentsApi().createMessage(principal.orgId, params.id, body, idempotencyKey(request));
+      async ({ principal, params, body, idempotency, set }) => {
+        const r = await agentsApi().createMessage(principal.orgId, params.id, body, idempotency);
         set.status = r.status;
         return r.body;
       },
-      { auth: true, params: ThreadIdParam, body: CreateMessageBody, headers: IdempotencyHeader, response: { 201: Message, ...errors(400, 401, 404, 409) }, detail: { tags: ["threads"], summary: "Append a message" } },
+      { auth: true, params: ThreadIdParam, body: CreateMessageBody, idempotent: true, response: { 201: Message, ...errors(400, 401, 404, 409) }, detail: { tags: ["threads"], summary: "Append a message" } },
     )
     .get("/threads/:id/messages", ({ principal, params, query }) => agentsApi().listMessages(principal.orgId, params.id, query), {
       auth: true, params: ThreadIdParam, query: PageQuery, response: { 200: MessagePage, ...errors(400, 401, 404) }, detail: { tags: ["threads"], summary: "List messages" },
@@ -80,15 +80,15 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
     // ------------------------------------------------------------- runs
     .post(
       "/threads/:id/runs",
-      async ({ principal, params, body, request, set }) => {
-        const r = await agentsApi().createRun(principal.orgId, params.id, body, idempotencyKey(request));
+      async ({ principal, params, body, idempotency, set }) => {
+        const r = await agentsApi().createRun(principal.orgId, params.id, body, idempotency);
         // The stream is a Response (text/event-stream): documented as 200, not validated.
         if (body.stream) return runEventStream(p, principal.orgId, r.body.id, 0) as never;
         set.status = r.status;
         return r.body;
       },
       {
-        auth: true, params: ThreadIdParam, body: CreateRunBody, headers: IdempotencyHeader,
+        auth: true, params: ThreadIdParam, body: CreateRunBody, idempotent: true,
         response: {
           200: t.String({ description: "With stream: true — a text/event-stream of the run's events (id: seq, event: type, data: JSON)" }),
           201: Run,

@@ -11,7 +11,7 @@ import type { Bus } from "../../platform/bus";
 import { rowsOf, type Db } from "../../platform/db";
 import { pageQuery, toPage, type PageOf, type PageRequest } from "../../platform/db/pagination";
 import { notFound, unprocessable } from "../../platform/errors";
-import { withIdempotency, type IdempotentResult } from "../../platform/http/idempotency";
+import { withIdempotency, type IdempotencyScope, type IdempotentResult } from "../../platform/idempotency";
 import { isId, newId } from "../../platform/ids";
 import { emitEvent } from "../../platform/outbox";
 import { DEFAULT_BLOCK_LIMIT, type MemoryBlockOut, type MemoryContract } from "../memory/contract";
@@ -101,8 +101,8 @@ export class AgentsService implements AgentsContract {
 
   // ------------------------------------------------------------------ agents
 
-  async createAgent(orgId: string, input: CreateAgentInput, idempotencyKey?: string | null): Promise<IdempotentResult<AgentOut>> {
-    return withIdempotency(this.db, { orgId, key: idempotencyKey, route: "POST /v1/agents", body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async () => {
+  async createAgent(orgId: string, input: CreateAgentInput, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<AgentOut>> {
+    return withIdempotency(this.db, { orgId, scope: idempotency, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async () => {
       const blocks = (input.memory_blocks ?? []).map((b) => ({ label: b.label, value: b.value, limit: b.limit ?? DEFAULT_BLOCK_LIMIT }));
       validateBlocks(blocks);
       const tools = [...new Set(input.tools ?? [])];
@@ -223,8 +223,8 @@ export class AgentsService implements AgentsContract {
 
   // ------------------------------------------------------------------ threads and messages
 
-  async createThread(orgId: string, input: { metadata?: Record<string, unknown> }, idempotencyKey?: string | null): Promise<IdempotentResult<ThreadOut>> {
-    return withIdempotency(this.db, { orgId, key: idempotencyKey, route: "POST /v1/threads", body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async (commit) => {
+  async createThread(orgId: string, input: { metadata?: Record<string, unknown> }, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<ThreadOut>> {
+    return withIdempotency(this.db, { orgId, scope: idempotency, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async (commit) => {
       // The stored response commits with the thread: a retry after a crash never makes a second one.
       const body = await this.db.transaction(async (tx) => {
         const [row] = await tx.insert(threads).values({ id: newId("thr"), orgId, metadata: input.metadata ?? {} }).returning();
@@ -255,8 +255,8 @@ export class AgentsService implements AgentsContract {
     return { id, object: "thread", deleted: true };
   }
 
-  async createMessage(orgId: string, threadId: string, input: CreateMessageInput, idempotencyKey?: string | null): Promise<IdempotentResult<MessageOut>> {
-    return withIdempotency(this.db, { orgId, key: idempotencyKey, route: "POST /v1/threads/:id/messages", params: { id: threadId }, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async () => {
+  async createMessage(orgId: string, threadId: string, input: CreateMessageInput, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<MessageOut>> {
+    return withIdempotency(this.db, { orgId, scope: idempotency, params: { id: threadId }, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async () => {
       if (!isId("thr", threadId)) throw notFound("thread", threadId);
       // One statement: the insert happens only if the thread exists in this organization
       // (a separate check would cost a second round trip on the hottest write).

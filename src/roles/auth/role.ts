@@ -1,5 +1,5 @@
 import { AUTH_RPC } from "./contract";
-import { API_KEYS_CHANGED, type ApiKeysChanged } from "../../platform/http/auth-guard";
+import { API_KEYS_CHANGED, type ApiKeysChanged } from "../../platform/principal";
 import { createJwt, loadJwtSecret } from "../../platform/jwt";
 import type { RoleModule } from "../modules";
 import { AuthService } from "./service";
@@ -12,7 +12,7 @@ export const authRole: RoleModule = {
   description: "accounts, sessions (JWT + rotating refresh tokens), API keys, organization members",
   init(p) {
     const jwt = createJwt(loadJwtSecret(p.config, p.log), p.config.accessTokenTtlSeconds);
-    const service = new AuthService(p.db, jwt, p.config.refreshTokenTtlSeconds, (keyId) => p.bus.publish(p.bus.subject(API_KEYS_CHANGED), { key_id: keyId } satisfies ApiKeysChanged));
+    const service = new AuthService(p.db, jwt, p.config.refreshTokenTtlSeconds, (keyId) => p.bus.publish(p.bus.subject(API_KEYS_CHANGED), { key_id: keyId } satisfies ApiKeysChanged), p.config.idempotencyStaleMs);
     return { service };
   },
 };

@@ -3,7 +3,7 @@ import { Elysia } from "elysia";
 import { currentContext } from "../../platform/context";
 import { AppError } from "../../platform/errors";
 import type { AuthGuard } from "../../platform/http/auth-guard";
-import { withIdempotency } from "../../platform/http/idempotency";
+import { idempotencyKeys } from "../../platform/http/idempotency";
 import { errors, IdParam, PageQuery } from "../../platform/http/models";
 import { enforceRateLimit } from "../../platform/http/rate-limit";
 import type { AppPlatform } from "../clients";
@@ -48,6 +48,7 @@ export function authController(p: AppPlatform, guard: AuthGuard) {
   const tags = ["auth"];
   return new Elysia({ name: "auth-controller" })
     .use(guard.plugin)
+    .use(idempotencyKeys)
     .post(
       "/auth/signup",
       async ({ body, set }) => {
@@ -85,15 +86,12 @@ export function authController(p: AppPlatform, guard: AuthGuard) {
     })
     .post(
       "/api-keys",
-      async ({ principal, body, set, request }) => {
-        const result = await withIdempotency(p.db, { orgId: principal.orgId, key: request.headers.get("idempotency-key"), route: "POST /v1/api-keys", body, staleClaimMs: p.config.idempotencyStaleMs }, async () => ({
-          status: 201,
-          body: await p.clients.auth.createApiKey(principal, body),
-        }));
+      async ({ principal, body, set, idempotency }) => {
+        const result = await p.clients.auth.createApiKey(principal, body, idempotency);
         set.status = result.status;
         return result.body;
       },
-      { auth: true, body: CreateApiKeyBody, response: { 201: CreatedApiKey, ...errors(400, 401) }, detail: { tags: ["api-keys"], summary: "Create an API key (shown once)" } },
+      { auth: true, idempotent: true, body: CreateApiKeyBody, response: { 201: CreatedApiKey, ...errors(400, 401) }, detail: { tags: ["api-keys"], summary: "Create an API key (shown once)" } },
     )
     .get("/api-keys", ({ principal, query }) => p.clients.auth.listApiKeys(principal, query), {
       auth: true,
@@ -114,10 +112,11 @@ export function authController(p: AppPlatform, guard: AuthGuard) {
     })
     .post(
       "/organization/members",
-      async ({ principal, body, set }) => {
-        set.status = 201;
-        return p.clients.auth.addMember(principal, body);
+      async ({ principal, body, idempotency, set }) => {
+        const result = await p.clients.auth.addMember(principal, body, idempotency);
+        set.status = result.status;
+        return result.body;
       },
-      { auth: true, body: AddMemberBody, response: { 201: Member, ...errors(400, 401, 403, 404, 409) }, detail: { tags: ["organization"], summary: "Add an existing user by email (owners only)" } },
+      { auth: true, idempotent: true, body: AddMemberBody, response: { 201: Member, ...errors(400, 401, 403, 404, 409) }, detail: { tags: ["organization"], summary: "Add an existing user by email (owners only)" } },
     );
 }

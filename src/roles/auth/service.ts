@@ -3,12 +3,13 @@
  * keys and organization members. Free of HTTP: every method takes and returns JSON, so it is
  * called directly in-process or over NATS request/reply.
  */
+import { withIdempotency, type IdempotencyScope, type IdempotentResult } from "../../platform/idempotency";
 import { and, asc, eq, isNull, sql } from "drizzle-orm";
 import { apiKeys, memberships, organizations, refreshTokens, users } from "../../../schema";
 import { isUniqueViolation, type Db } from "../../platform/db";
 import { pageQuery, toPage, iso, type PageOf, type PageRequest } from "../../platform/db/pagination";
 import { AppError, conflict, forbidden, notFound, unauthorized } from "../../platform/errors";
-import { API_KEY_PREFIX, type MemberRole, type Principal } from "../../platform/http/auth-guard";
+import { API_KEY_PREFIX, type MemberRole, type Principal } from "../../platform/principal";
 import { isId, newId } from "../../platform/ids";
 import { randomSecret, sha256Hex } from "../../platform/hash";
 import type { Jwt } from "../../platform/jwt";
@@ -39,7 +40,9 @@ export class AuthService {
     private jwt: Jwt,
     private refreshTtlSeconds: number,
     /** Announces a deleted key: gateways drop cached keys and close its WebSockets. */
-    private onApiKeyDeleted: (keyId: string) => void = () => {},
+    private onApiKeyDeleted: (keyId: string) => void,
+    /** --idempotency-stale (see withIdempotency). */
+    private idempotencyStaleMs: number,
   ) {}
 
   async signup(input: SignupInput): Promise<SessionOut> {
@@ -148,7 +151,14 @@ export class AuthService {
     return { user: userOut(user), organization: orgOut(org), role: principal.role, auth: principal.via };
   }
 
-  async createApiKey(principal: Principal, input: { name: string; expires_in_days?: number }): Promise<CreatedApiKeyOut> {
+  async createApiKey(principal: Principal, input: { name: string; expires_in_days?: number }, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<CreatedApiKeyOut>> {
+    return withIdempotency(this.db, { orgId: principal.orgId, scope: idempotency, body: input, staleClaimMs: this.idempotencyStaleMs }, async () => ({
+      status: 201,
+      body: await this.issueApiKey(principal, input),
+    }));
+  }
+
+  private async issueApiKey(principal: Principal, input: { name: string; expires_in_days?: number }): Promise<CreatedApiKeyOut> {
     const key = `${API_KEY_PREFIX}${randomSecret()}`;
     const [row] = await this.db
       .insert(apiKeys)
@@ -221,7 +231,14 @@ export class AuthService {
     return toPage(rows, q.pageSize, (r) => ({ user_id: r.id, email: r.email, name: r.name, role: r.role, created_at: r.createdAt.toISOString() }));
   }
 
-  async addMember(principal: Principal, input: { email: string; role?: MemberRole }): Promise<MemberOut> {
+  async addMember(principal: Principal, input: { email: string; role?: MemberRole }, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<MemberOut>> {
+    return withIdempotency(this.db, { orgId: principal.orgId, scope: idempotency, body: input, staleClaimMs: this.idempotencyStaleMs }, async () => ({
+      status: 201,
+      body: await this.insertMember(principal, input),
+    }));
+  }
+
+  private async insertMember(principal: Principal, input: { email: string; role?: MemberRole }): Promise<MemberOut> {
     if (principal.role !== "owner") throw forbidden("Only an owner of the organization can add members.");
     const [user] = await this.db.select().from(users).where(eq(sql`lower(${users.email})`, input.email.toLowerCase()));
     if (!user) throw notFound("user with that email");

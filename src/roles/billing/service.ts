@@ -8,7 +8,7 @@ import { organizations, usageRecords } from "../../../schema";
 import type { Db } from "../../platform/db";
 import type { PageOf } from "../../platform/db/pagination";
 import { AppError, badRequest, forbidden } from "../../platform/errors";
-import type { Principal } from "../../platform/http/auth-guard";
+import type { Principal } from "../../platform/principal";
 import type { BillingContract, PlanLimits } from "./contract";
 import { monthlyUsage, planOf } from "./ledger";
 import type { InvoiceLineOut, InvoiceOut, PlanOut, UsageOut, UsageRowOut } from "./model";

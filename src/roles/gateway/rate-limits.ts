@@ -5,7 +5,7 @@
  * is two Map lookups and a Redis round trip only once per batch.
  */
 import type { Cache } from "../../platform/cache";
-import type { Principal } from "../../platform/http/auth-guard";
+import type { Principal } from "../../platform/principal";
 import { createBatchedLimiter } from "../../platform/http/rate-limit";
 import type { Logger } from "../../platform/logging";
 import type { PlanLimits } from "../billing/contract";

@@ -7,7 +7,8 @@
 import { sha256Hex } from "../../platform/hash";
 import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
-import { API_KEYS_CHANGED, createAuthGuard, type ApiKeysChanged } from "../../platform/http/auth-guard";
+import { createAuthGuard } from "../../platform/http/auth-guard";
+import { API_KEYS_CHANGED, type ApiKeysChanged } from "../../platform/principal";
 import { swaggerUi } from "../../platform/http/swagger-ui";
 import { consoleUi } from "../../platform/http/console";
 import { createJwt, loadJwtSecret } from "../../platform/jwt";

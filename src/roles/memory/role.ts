@@ -18,6 +18,7 @@ export const memoryRole: RoleModule = {
         await p.clients.agents.getAgent(principal.orgId, agentId); // 404 outside the organization
       },
       (orgId, agentId) => publishInvalidation(p.bus, AGENT_CACHE_KIND, agentCacheKey(orgId, agentId)),
+      p.config.idempotencyStaleMs,
     );
     return { service };
   },

@@ -1,7 +1,7 @@
 /** The memory controller: /v1/agents/:id/memory/blocks and /v1/agents/:id/memories. */
 import { Elysia } from "elysia";
 import type { AuthGuard } from "../../platform/http/auth-guard";
-import { withIdempotency } from "../../platform/http/idempotency";
+import { idempotencyKeys } from "../../platform/http/idempotency";
 import { errors, PageQuery } from "../../platform/http/models";
 import type { AppPlatform } from "../clients";
 import {
@@ -13,6 +13,7 @@ export function memoryController(p: AppPlatform, guard: AuthGuard) {
   const tags = ["memory"];
   return new Elysia({ name: "memory-controller" })
     .use(guard.plugin)
+    .use(idempotencyKeys)
     .get("/agents/:id/memory/blocks", ({ principal, params, query }) => p.clients.memory.listBlocksPage(principal, params.id, query), {
       auth: true,
       params: AgentIdParam,
@@ -35,17 +36,14 @@ export function memoryController(p: AppPlatform, guard: AuthGuard) {
     })
     .post(
       "/agents/:id/memories",
-      async ({ principal, params, body, request, set }) => {
-        const result = await withIdempotency(
-          p.db,
-          { orgId: principal.orgId, key: request.headers.get("idempotency-key"), route: "POST /v1/agents/:id/memories", params, body, staleClaimMs: p.config.idempotencyStaleMs },
-          async () => ({ status: 201, body: await p.clients.memory.createMemory(principal, params.id, body) }),
-        );
+      async ({ principal, params, body, idempotency, set }) => {
+        const result = await p.clients.memory.createMemory(principal, params.id, body, idempotency);
         set.status = result.status;
         return result.body;
       },
       {
         auth: true,
+        idempotent: true,
         params: AgentIdParam,
         body: CreateMemoryBody,
         response: { 201: ArchivalMemory, ...errors(400, 401, 404, 409) },

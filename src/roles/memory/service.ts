@@ -4,12 +4,13 @@
  * gateway's controller and other roles (agents, the run loop through the tools role) call it
  * directly in-process or over NATS request/reply. Every query is scoped by organization.
  */
+import { withIdempotency, type IdempotencyScope, type IdempotentResult } from "../../platform/idempotency";
 import { and, asc, eq, sql } from "drizzle-orm";
 import { archivalMemories, memoryBlocks } from "../../../schema";
 import { isUniqueViolation, type Db, type DbOrTx } from "../../platform/db";
 import { pageQuery, toPage, type PageOf } from "../../platform/db/pagination";
 import { AppError, badRequest, conflict, notFound, unprocessable } from "../../platform/errors";
-import type { Principal } from "../../platform/http/auth-guard";
+import type { Principal } from "../../platform/principal";
 import { isId, newId } from "../../platform/ids";
 import {
   BUILTIN_MEMORY_TOOLS, isBuiltinMemoryTool, type ArchivalMemoryOut, type MemoryBlockInput, type MemoryBlockOut, type MemoryContract,
@@ -71,7 +72,9 @@ export class MemoryService implements MemoryContract {
     private db: Db,
     private checkAgent: AgentCheck,
     /** Called after an agent's core memory blocks changed (gateways cache them with the agent). */
-    private blocksChanged: (orgId: string, agentId: string) => void = () => {},
+    private blocksChanged: (orgId: string, agentId: string) => void,
+    /** --idempotency-stale (see withIdempotency). */
+    private idempotencyStaleMs: number,
   ) {}
 
   // ---- contract (other roles) ------------------------------------------------------------
@@ -198,9 +201,11 @@ export class MemoryService implements MemoryContract {
     return block;
   }
 
-  async createMemory(principal: Principal, agentId: string, input: CreateMemoryInput): Promise<ArchivalMemoryOut> {
-    await this.assertAgent(principal, agentId);
-    return this.insertArchival(principal.orgId, agentId, input);
+  async createMemory(principal: Principal, agentId: string, input: CreateMemoryInput, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<ArchivalMemoryOut>> {
+    return withIdempotency(this.db, { orgId: principal.orgId, scope: idempotency, params: { id: agentId }, body: input, staleClaimMs: this.idempotencyStaleMs }, async () => {
+      await this.assertAgent(principal, agentId);
+      return { status: 201, body: await this.insertArchival(principal.orgId, agentId, input) };
+    });
   }
 
   /** With `query`: ranked full-text search (top `limit`); without: the cursor-paginated listing by creation. */

@@ -17,7 +17,7 @@ import type { ServerWebSocket } from "bun";
 import type { Bus, Unsubscribe } from "../../platform/bus";
 import { currentContext } from "../../platform/context";
 import { AppError } from "../../platform/errors";
-import type { Principal } from "../../platform/http/auth-guard";
+import type { Principal } from "../../platform/principal";
 import { errorResponse } from "../../platform/http/errors";
 import { newId } from "../../platform/ids";
 import type { Logger } from "../../platform/logging";

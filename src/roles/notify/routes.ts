@@ -1,4 +1,5 @@
 /** The notify controller: /v1/webhooks, /v1/webhooks/:id/deliveries, /v1/notifications. (/v1/ws: see live.ts.) */
+import { idempotencyKeys } from "../../platform/http/idempotency";
 import { Elysia } from "elysia";
 import type { AuthGuard } from "../../platform/http/auth-guard";
 import { errors, IdParam, PageQuery } from "../../platform/http/models";
@@ -11,15 +12,17 @@ export function notifyController(p: AppPlatform, guard: AuthGuard) {
   const tags = ["webhooks"];
   return new Elysia()
     .use(guard.plugin)
+    .use(idempotencyKeys)
     .post(
       "/webhooks",
-      async ({ principal, body, request, set }) => {
-        const result = await p.clients.notify.createWebhook(principal, body, request.headers.get("idempotency-key"));
+      async ({ principal, body, idempotency, set }) => {
+        const result = await p.clients.notify.createWebhook(principal, body, idempotency);
         set.status = result.status;
         return result.body;
       },
       {
         auth: true,
+        idempotent: true,
         body: CreateWebhookBody,
         response: { 201: CreatedWebhook, ...errors(400, 401, 409, 422, 429) },
         detail: { tags, summary: "Register a webhook (the signing secret is shown once)" },

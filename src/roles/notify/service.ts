@@ -10,8 +10,8 @@ import type { Db } from "../../platform/db";
 import { pageQuery, toPage, iso, type PageOf, type PageRequest } from "../../platform/db/pagination";
 import { randomSecret } from "../../platform/hash";
 import { badRequest, notFound, unprocessable } from "../../platform/errors";
-import type { Principal } from "../../platform/http/auth-guard";
-import { withIdempotency } from "../../platform/http/idempotency";
+import type { Principal } from "../../platform/principal";
+import { withIdempotency, type IdempotencyScope, type IdempotentResult } from "../../platform/idempotency";
 import { isId, newId } from "../../platform/ids";
 import { literalTargetProblem, type OutboundPolicy } from "../../platform/net/outbound";
 import type { DomainEvent } from "../../platform/outbox";
@@ -54,7 +54,7 @@ export const MAX_WEBHOOKS_PER_ORG = 20;
 export class NotifyService {
   constructor(private db: Db, private outbound: OutboundPolicy, private idempotencyStaleMs: number) {}
 
-  async createWebhook(principal: Principal, input: CreateWebhookInput, idempotencyKey: string | null = null): Promise<{ status: number; body: CreatedWebhookOut }> {
+  async createWebhook(principal: Principal, input: CreateWebhookInput, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<CreatedWebhookOut>> {
     let url: URL;
     try {
       url = new URL(input.url);
@@ -64,7 +64,7 @@ export class NotifyService {
     if (url.protocol !== "http:" && url.protocol !== "https:") throw badRequest("invalid_url", "url must be an http or https URL.", { field: "url" });
     const refused = literalTargetProblem(url, this.outbound);
     if (refused) throw badRequest("invalid_url", `url is refused: ${refused}`, { field: "url" });
-    return withIdempotency(this.db, { orgId: principal.orgId, key: idempotencyKey, route: "POST /v1/webhooks", body: input, staleClaimMs: this.idempotencyStaleMs }, async () => {
+    return withIdempotency(this.db, { orgId: principal.orgId, scope: idempotency, body: input, staleClaimMs: this.idempotencyStaleMs }, async () => {
       // Every event is delivered to every endpoint: a bounded fan-out keeps one organization
       // from turning each change into thousands of deliveries (Stripe allows 16 endpoints).
       const [{ count }] = await this.db.select({ count: sql<number>`count(*)::int` }).from(webhooks).where(eq(webhooks.orgId, principal.orgId));

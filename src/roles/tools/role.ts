@@ -18,6 +18,7 @@ export const toolsRole: RoleModule = {
       outbound: { allowPrivate: p.config.allowPrivateTargets },
       memory: () => p.clients.memory,
       agents: () => p.clients.agents,
+      idempotencyStaleMs: p.config.idempotencyStaleMs,
     });
     return { service };
   },

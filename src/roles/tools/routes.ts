@@ -1,7 +1,7 @@
 /** The tools controller: /v1/tools registry CRUD and /v1/tools/:id/invoke. */
 import { Elysia } from "elysia";
 import type { AuthGuard } from "../../platform/http/auth-guard";
-import { withIdempotency } from "../../platform/http/idempotency";
+import { idempotencyKeys } from "../../platform/http/idempotency";
 import { errors, PageQuery } from "../../platform/http/models";
 import type { AppPlatform } from "../clients";
 import {
@@ -12,19 +12,17 @@ export function toolsController(p: AppPlatform, guard: AuthGuard) {
   const tags = ["tools"];
   return new Elysia({ name: "tools-controller" })
     .use(guard.plugin)
+    .use(idempotencyKeys)
     .post(
       "/tools",
-      async ({ principal, body, request, set }) => {
-        const result = await withIdempotency(
-          p.db,
-          { orgId: principal.orgId, key: request.headers.get("idempotency-key"), route: "POST /v1/tools", body, staleClaimMs: p.config.idempotencyStaleMs },
-          async () => ({ status: 201, body: await p.clients.tools.createTool(principal, body) }),
-        );
+      async ({ principal, body, idempotency, set }) => {
+        const result = await p.clients.tools.createTool(principal, body, idempotency);
         set.status = result.status;
         return result.body;
       },
       {
         auth: true,
+        idempotent: true,
         body: CreateToolBody,
         response: { 201: CreatedTool, ...errors(400, 401, 409) },
         detail: { tags, summary: "Register a tool (http, nats or client); the signing secret is shown once" },

@@ -4,6 +4,7 @@
  * in-process or over NATS request/reply. A failing tool never throws out of `execute`: it
  * becomes an error result that the model sees.
  */
+import { withIdempotency, type IdempotencyScope, type IdempotentResult } from "../../platform/idempotency";
 import { and, eq, inArray } from "drizzle-orm";
 import { tools } from "../../../schema";
 import type { Bus } from "../../platform/bus";
@@ -11,7 +12,7 @@ import { isUniqueViolation, type Db } from "../../platform/db";
 import { pageQuery, toPage, type PageOf, type PageRequest } from "../../platform/db/pagination";
 import { AppError, badRequest, conflict, notFound } from "../../platform/errors";
 import { randomSecret } from "../../platform/hash";
-import type { Principal } from "../../platform/http/auth-guard";
+import type { Principal } from "../../platform/principal";
 import { isId, newId } from "../../platform/ids";
 import type { Logger } from "../../platform/logging";
 import type { OutboundPolicy } from "../../platform/net/outbound";
@@ -32,13 +33,14 @@ export interface ToolsDeps {
   db: Db;
   bus: Bus;
   log: Logger;
-  /** Subject prefixes nats tools may not use (AgentOS's own namespace). */
   /** Subjects nats tools may use (config.toolsSubjectPrefix). */
   toolsSubjectPrefix: string;
   /** The SSRF guard's policy for http tools. */
   outbound: OutboundPolicy;
   memory: () => MemoryContract;
   agents: () => AgentsClient;
+  /** --idempotency-stale (see withIdempotency). */
+  idempotencyStaleMs: number;
 }
 
 const USER_KINDS = ["http", "nats", "client"] as const;
@@ -202,7 +204,14 @@ export class ToolsService implements ToolsContract {
 
   // ---- HTTP-facing (the gateway's controller) ---------------------------------------------
 
-  async createTool(principal: Principal, input: CreateToolInput): Promise<CreatedToolOut> {
+  async createTool(principal: Principal, input: CreateToolInput, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<CreatedToolOut>> {
+    return withIdempotency(this.db, { orgId: principal.orgId, scope: idempotency, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async () => ({
+      status: 201,
+      body: await this.registerTool(principal, input),
+    }));
+  }
+
+  private async registerTool(principal: Principal, input: CreateToolInput): Promise<CreatedToolOut> {
     const kind = this.checkKind(input.kind);
     const parameters = input.parameters ?? DEFAULT_PARAMETERS;
     await checkParameters(parameters);
