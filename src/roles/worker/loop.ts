@@ -34,7 +34,7 @@ import {
 } from "../../runs";
 import type { RunTool, ToolsContract } from "../tools/contract";
 
-export type AbortReason = "cancel" | "lease_lost" | "shutdown" | "halt";
+export type AbortReason = "cancel" | "lease_lost" | "shutdown";
 
 export interface LoopDeps {
   store: RunStore;
@@ -126,7 +126,7 @@ export class RunExecution {
       await this.loop();
     } catch (err) {
       // Shutdown or an unexpected error: a finished call's result is persisted while the lease is ours.
-      // (A cancel folds it into `cancelled`; a lost lease or a halt cannot write.)
+      // (A cancel folds it into `cancelled`; a lost lease cannot write.)
       if (this.pending && (!this.signal.aborted || this.signal.reason === "shutdown")) await this.flushPending().catch(() => {});
       throw err;
     }

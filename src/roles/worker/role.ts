@@ -9,7 +9,6 @@ export const workerRole: RoleModule = {
   description: "executes runs taken from the run queue: prompt, model calls, tool calls, streaming, cancel, resume",
   init(p) {
     const worker = new RunWorker(p);
-    workers.set(p.local, worker);
     return {
       start: () => {
         // The tokenizer table (~250 ms of work) is built in slices now rather than at once by the first run.
@@ -20,9 +19,3 @@ export const workerRole: RoleModule = {
     };
   },
 };
-
-/**
- * The worker of a process, keyed by its `platform.local` registry (one per process, shared
- * by the per-role views of the platform); tests reach it to simulate a crash.
- */
-export const workers = new WeakMap<object, RunWorker>();

@@ -87,14 +87,6 @@ export class RunWorker {
     await Promise.all([...this.active.values()].map((a) => a.done));
   }
 
-  /** What a crash leaves behind (tests): stops at once, writes nothing, keeps its leases until they expire. */
-  async halt() {
-    this.unsubscribe?.();
-    await this.reconciler?.stop();
-    for (const a of this.active.values()) a.controller.abort("halt" satisfies AbortReason);
-    await Promise.all([...this.active.values()].map((a) => a.done));
-  }
-
   activeRuns() {
     return this.active.size;
   }
@@ -168,13 +160,13 @@ export class RunWorker {
       clearInterval(renewer);
       stopCancelWatch();
       // A run that is still ours and not finished (e.g. shutdown) is handed back at once.
-      if (controller.signal.reason !== "halt" && !execution.finished) await this.releaseIfUnfinished(run.id);
+      if (!execution.finished) await this.releaseIfUnfinished(run.id);
     }
   }
 
   private async afterFailure(err: unknown, job: DurableJob<RunDoorbell>, runId: string, attempts: number, signal: AbortSignal, execution: RunExecution): Promise<JobOutcome> {
     const reason = signal.aborted ? (signal.reason as AbortReason) : null;
-    if (reason === "halt" || reason === "lease_lost" || err instanceof LeaseLostError) return "ack";
+    if (reason === "lease_lost" || err instanceof LeaseLostError) return "ack";
     if (reason === "shutdown") return { nak: 0 };
     if (reason === "cancel" && (isAbortError(err) || err instanceof LeaseLostError)) {
       await execution.cancel().catch((e) => this.p.log.warn("cancel write failed", { run_id: runId, error: e }));
