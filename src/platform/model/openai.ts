@@ -9,6 +9,7 @@
  *   rejects with an error named "AbortError"; aborts are never retried.
  * - The API key is never logged and is redacted from any error message.
  */
+import { jitteredBackoffMs } from "../backoff";
 import { estimateUsage, normaliseArgs, normaliseUsage, SSEParser, StreamAccumulator } from "./sse";
 import { makeAbortError, ModelError, type CompleteRequest, type ModelProvider, type ModelReply, type ToolCall } from "./types";
 
@@ -69,9 +70,7 @@ class OpenAIProvider implements ModelProvider {
   }
 
   private backoffDelay(attempt: number): number {
-    // Exponential with "equal jitter": half fixed, half random.
-    const exp = Math.min(this.maxBackoffMs, this.backoffBaseMs * 2 ** attempt);
-    return exp / 2 + Math.random() * (exp / 2);
+    return jitteredBackoffMs(this.backoffBaseMs, this.maxBackoffMs, attempt);
   }
 
   private async attemptOnce(

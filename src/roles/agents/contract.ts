@@ -25,26 +25,8 @@ type Public<T> = { [K in keyof T]: T[K] };
  * `p.clients.agents`. Over the bus nothing else is served (src/platform/rpc.ts).
  */
 export const AGENTS_RPC = [
-  "createAgent",
-  "listAgents",
-  "getAgent",
-  "updateAgent",
-  "deleteAgent",
-  "createThread",
-  "listThreads",
-  "getThread",
-  "deleteThread",
-  "createMessage",
-  "listMessages",
-  "createRun",
-  "getRun",
-  "listRuns",
-  "listSteps",
-  "runEvents",
-  "runTrace",
-  "cancelRun",
-  "submitToolOutputs",
-  "agentsUsingTool",
-  "detachTool",
+  "createAgent", "listAgents", "getAgent", "updateAgent", "deleteAgent", "createThread", "listThreads",
+  "getThread", "deleteThread", "createMessage", "listMessages", "createRun", "getRun", "listRuns",
+  "listSteps", "runEvents", "runTrace", "cancelRun", "submitToolOutputs", "agentsUsingTool", "detachTool",
 ] as const satisfies readonly (keyof AgentsServed)[];
 export type AgentsClient = Pick<AgentsServed, (typeof AGENTS_RPC)[number]>;

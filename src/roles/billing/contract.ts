@@ -22,12 +22,6 @@ export const PLAN_CHANGED = "cache.billing.plan_changed";
  * `p.clients.billing`. Over the bus nothing else is served (src/platform/rpc.ts).
  */
 export const BILLING_RPC = [
-  "getLimits",
-  "assertRunAllowed",
-  "modelCosts",
-  "getPlan",
-  "updatePlan",
-  "usage",
-  "invoices",
+  "getLimits", "assertRunAllowed", "modelCosts", "getPlan", "updatePlan", "usage", "invoices",
 ] as const satisfies readonly (keyof BillingService)[];
 export type BillingClient = Pick<BillingService, (typeof BILLING_RPC)[number]>;

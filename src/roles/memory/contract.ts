@@ -86,16 +86,7 @@ export const BUILTIN_MEMORY_TOOL_DEFS: Record<BuiltinMemoryTool, { description: 
  * `p.clients.memory`. Over the bus nothing else is served (src/platform/rpc.ts).
  */
 export const MEMORY_RPC = [
-  "createBlocks",
-  "listBlocks",
-  "deleteAgentMemory",
-  "runBuiltinTool",
-  "listBlocksPage",
-  "getBlock",
-  "putBlock",
-  "createMemory",
-  "listMemories",
-  "getMemory",
-  "deleteMemory",
+  "createBlocks", "listBlocks", "deleteAgentMemory", "runBuiltinTool", "listBlocksPage", "getBlock",
+  "putBlock", "createMemory", "listMemories", "getMemory", "deleteMemory",
 ] as const satisfies readonly (keyof MemoryService)[];
 export type MemoryClient = Pick<MemoryService, (typeof MEMORY_RPC)[number]>;

@@ -9,6 +9,7 @@
  * refused at every attempt (DNS may change), redirects are not followed (a 3xx is a failed
  * attempt), and the attempt log says only `target_refused` / `target_unreachable`.
  */
+import { jitteredBackoffMs } from "../../platform/backoff";
 import type { Config } from "../../platform/config";
 import { NO_TRACING, type Tracing } from "../../platform/tracing";
 import { and, eq, inArray, sql } from "drizzle-orm";
@@ -45,10 +46,9 @@ export function dispatcherSettings(config: Pick<Config, "webhookRetryBaseMs" | "
   };
 }
 
-/** Exponential backoff with "equal jitter": half fixed, half random, so retries of many deliveries spread out. */
+/** The wait before a delivery's next attempt (`attempt` ≥ 1 failed so far), spread by jitter. */
 export function backoffMs(settings: DispatcherSettings, attempt: number, random = Math.random()): number {
-  const ceiling = Math.min(settings.retryMaxMs, settings.retryBaseMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(ceiling / 2 + (ceiling / 2) * random);
+  return jitteredBackoffMs(settings.retryBaseMs, settings.retryMaxMs, attempt - 1, random);
 }
 
 interface Claimed {

@@ -51,14 +51,7 @@ export interface ToolsContract {
  * `p.clients.tools`. Over the bus nothing else is served (src/platform/rpc.ts).
  */
 export const TOOLS_RPC = [
-  "getRunTools",
-  "execute",
-  "createTool",
-  "listTools",
-  "listBuiltins",
-  "getTool",
-  "updateTool",
-  "deleteTool",
+  "getRunTools", "execute", "createTool", "listTools", "listBuiltins", "getTool", "updateTool", "deleteTool",
   "invokeTool",
 ] as const satisfies readonly (keyof ToolsService)[];
 export type ToolsClient = Pick<ToolsService, (typeof TOOLS_RPC)[number]>;
