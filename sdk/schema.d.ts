@@ -1344,7 +1344,9 @@ export interface operations {
     "postV1Api-keys": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1511,7 +1513,9 @@ export interface operations {
     postV1OrganizationMembers: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -4714,7 +4718,9 @@ export interface operations {
     postV1Webhooks: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -5610,7 +5616,9 @@ export interface operations {
     postV1AgentsByIdMemories: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -5998,7 +6006,9 @@ export interface operations {
     postV1Tools: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
