@@ -117,6 +117,8 @@ export function UsagePage() {
             <BarChart title="Tokens per day" unit="tokens" items={u.byDay.data.map((r) => ({ label: r.key ? r.key.slice(0, 10) : "—", value: Number(r.total_tokens) }))} />
             <BarChart title="Runs per day" unit="runs" items={u.byDay.data.map((r) => ({ label: r.key ? r.key.slice(0, 10) : "—", value: Number(r.runs) }))} />
             <BarChart title="Tokens per agent" unit="tokens" items={u.byAgent.data.map((r) => ({ label: (r.key && u.names.get(r.key)) ?? r.key ?? "—", value: Number(r.total_tokens) }))} />
+            <BarChart title="Cost per day" unit="¢" items={u.byDay.data.map((r) => ({ label: r.key ? r.key.slice(0, 10) : "—", value: Math.round(Number(r.cost_cents) * 10_000) / 10_000 }))} />
+            <BarChart title="Cost per agent" unit="¢" items={u.byAgent.data.map((r) => ({ label: (r.key && u.names.get(r.key)) ?? r.key ?? "—", value: Math.round(Number(r.cost_cents) * 10_000) / 10_000 }))} />
             <BarChart title="Cost per model (this period)" unit="¢" items={(u.invoice?.line_items ?? []).map((l: any) => ({ label: l.model ?? l.description, value: Math.round(Number(l.amount_cents) * 100) / 100 }))} />
           </div>
           <h2>Per agent</h2>
@@ -131,6 +133,7 @@ export function UsagePage() {
               ["Tool calls", (r) => r.tool_calls],
               ["Prompt tokens", (r) => r.prompt_tokens],
               ["Completion tokens", (r) => r.completion_tokens],
+              ["Cost (¢)", (r) => (Math.round(Number(r.cost_cents) * 10_000) / 10_000).toString()],
             ]}
           />
         </>

@@ -4446,6 +4446,8 @@ export interface operations {
                             prompt_tokens: string | number;
                             completion_tokens: string | number;
                             total_tokens: string | number;
+                            /** @description Model calls priced at this deployment's prices per model, in fractional cents (statements round per line) */
+                            cost_cents: number;
                         }[];
                         totals: {
                             runs: string | number;
@@ -4454,6 +4456,8 @@ export interface operations {
                             prompt_tokens: string | number;
                             completion_tokens: string | number;
                             total_tokens: string | number;
+                            /** @description Model calls priced at this deployment's prices per model, in fractional cents (statements round per line) */
+                            cost_cents: number;
                         };
                     };
                 };

@@ -156,7 +156,7 @@ await describeReal("split-role cluster", () => {
       const r = await http(gw(), "GET", "/v1/billing/usage?group_by=model", { token });
       return r.status === 200 && r.body.totals.model_calls === 2 && r.body.totals.tool_calls === 1 ? r.body : null;
     }, 60_000);
-    expect(usage.totals).toEqual({ runs: 1, model_calls: 2, tool_calls: 1, prompt_tokens: 24, completion_tokens: 12, total_tokens: 36 });
+    expect(usage.totals).toEqual({ runs: 1, model_calls: 2, tool_calls: 1, prompt_tokens: 24, completion_tokens: 12, total_tokens: 36, cost_cents: expect.closeTo((24 * 100 + 12 * 300) / 1e6, 9) });
     expect(usage.data.find((r: any) => r.key === "fake-model")).toMatchObject({ model_calls: 2, total_tokens: 36 });
     const again = await http(gw(), "GET", "/v1/billing/usage", { token });
     expect(again.body.totals).toEqual(usage.totals);

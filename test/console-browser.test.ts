@@ -286,6 +286,12 @@ describe.skipIf(!haveChromium)("web console in headless Chromium (compiled binar
     expect(await perDay.locator("rect.chart-bar").count()).toBeGreaterThanOrEqual(1); // 2 if the test spans midnight UTC
     const perAgent = page.locator("figure", { hasText: "Tokens per agent" });
     expect(await perAgent.locator("svg").getAttribute("aria-label")).toMatch(/Console agent \d+ tokens/);
+    // Cost per day and per agent, from the model calls' tokens at the model's prices.
+    for (const title of ["Cost per day", "Cost per agent"]) {
+      const chart = page.locator("figure", { hasText: title });
+      await chart.locator("rect.chart-bar").first().waitFor();
+      expect(await chart.locator("svg").getAttribute("aria-label")).toMatch(/ (0\.\d*[1-9]\d*|[1-9][\d.]*) ¢/); // a cost above zero
+    }
     await page.getByRole("table", { name: "Usage per agent" }).filter({ hasText: "Console agent" }).waitFor();
     await shot(page, "usage");
 

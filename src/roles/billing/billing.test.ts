@@ -185,15 +185,19 @@ function billingSuite(start: () => Promise<TestProcess>) {
     const q = (s: string) => t.request("GET", `/v1/billing/usage?from=2025-01-01&to=2025-02-01&${s}`, { token: u.token });
     const byDay = await q("group_by=day");
     expect(byDay.status).toBe(200);
+    // Cost at the default prices: gpt-4o 250/1,000 and gpt-4o-mini 15/60 cents per 1M tokens.
+    const gpt4o = (10 * 250 + 5 * 1_000) / 1e6;
+    const mini = (20 * 15 + 10 * 60) / 1e6;
     expect(byDay.body.data).toEqual([
-      { key: "2025-01-10", runs: 1, model_calls: 1, tool_calls: 0, prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 },
-      { key: "2025-01-11", runs: 0, model_calls: 1, tool_calls: 0, prompt_tokens: 20, completion_tokens: 10, total_tokens: 30 },
+      { key: "2025-01-10", runs: 1, model_calls: 1, tool_calls: 0, prompt_tokens: 10, completion_tokens: 5, total_tokens: 15, cost_cents: expect.closeTo(gpt4o, 9) },
+      { key: "2025-01-11", runs: 0, model_calls: 1, tool_calls: 0, prompt_tokens: 20, completion_tokens: 10, total_tokens: 30, cost_cents: expect.closeTo(mini, 9) },
     ]);
-    expect(byDay.body.totals).toMatchObject({ runs: 1, model_calls: 2, total_tokens: 45 });
+    expect(byDay.body.totals).toMatchObject({ runs: 1, model_calls: 2, total_tokens: 45, cost_cents: expect.closeTo(gpt4o + mini, 9) });
     const byModel = await q("group_by=model");
     expect(byModel.body.data.filter((r: { key: string | null }) => r.key).map((r: { key: string }) => r.key)).toEqual(["gpt-4o", "gpt-4o-mini"]);
     const byAgent = await q("group_by=agent");
     expect(byAgent.body.data.map((r: { key: string; total_tokens: number }) => [r.key, r.total_tokens])).toEqual([["agt_2", 30], ["agt_x", 15]]);
+    expect(byAgent.body.data.map((r: { cost_cents: number }) => r.cost_cents)).toEqual([expect.closeTo(mini, 9), expect.closeTo(gpt4o, 9)]);
     expect((await t.request("GET", "/v1/billing/usage?from=yesterday", { token: u.token })).status).toBe(400);
     expect((await t.request("GET", "/v1/billing/usage?from=2025-02-01&to=2025-01-01", { token: u.token })).status).toBe(400);
     expect((await t.request("GET", "/v1/billing/usage?group_by=week", { token: u.token })).status).toBe(400);

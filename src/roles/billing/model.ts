@@ -33,6 +33,7 @@ const UsageTotals = {
   prompt_tokens: t.Integer(),
   completion_tokens: t.Integer(),
   total_tokens: t.Integer(),
+  cost_cents: t.Number({ description: "Model calls priced at this deployment's prices per model, in fractional cents (statements round per line)" }),
 };
 export const UsageRow = t.Object({ key: t.Nullable(t.String({ description: "The day (YYYY-MM-DD), model or agent id" })), ...UsageTotals });
 export const Usage = t.Object({

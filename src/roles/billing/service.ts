@@ -98,14 +98,28 @@ export class BillingService implements BillingContract {
       total_tokens: sql<number>`coalesce(sum(${usageRecords.totalTokens}), 0)`.mapWith(Number),
     };
     const where = and(eq(usageRecords.orgId, principal.orgId), gte(usageRecords.occurredAt, from), lt(usageRecords.occurredAt, to));
-    const rows = await this.db.select({ key: key.as("key"), ...aggregates }).from(usageRecords).where(where).groupBy(sql`1`).orderBy(sql`1`);
-    const [totals] = await this.db.select(aggregates).from(usageRecords).where(where);
+    const [rows, [totals], tokensByModel] = await Promise.all([
+      this.db.select({ key: key.as("key"), ...aggregates }).from(usageRecords).where(where).groupBy(sql`1`).orderBy(sql`1`),
+      this.db.select(aggregates).from(usageRecords).where(where),
+      // Cost needs each model's price: tokens per (group, model), priced here.
+      this.db
+        .select({ key: key.as("key"), model: usageRecords.model, prompt: aggregates.prompt_tokens, completion: aggregates.completion_tokens })
+        .from(usageRecords)
+        .where(and(where, eq(usageRecords.kind, "model_call")))
+        .groupBy(sql`1`, usageRecords.model),
+    ]);
+    const costByKey = new Map<string | null, number>();
+    for (const t of tokensByModel) {
+      const micro = costMicroCents(priceOf(this.settings.prices, t.model), t.prompt, t.completion);
+      costByKey.set(t.key ?? null, (costByKey.get(t.key ?? null) ?? 0) + micro);
+    }
+    const cents = (micro: number) => micro / 1_000_000;
     return {
       from: from.toISOString(),
       to: to.toISOString(),
       group_by: groupBy,
-      data: rows.map((r) => ({ ...r, key: r.key ?? null }) as UsageRowOut),
-      totals,
+      data: rows.map((r) => ({ ...r, key: r.key ?? null, cost_cents: cents(costByKey.get(r.key ?? null) ?? 0) }) as UsageRowOut),
+      totals: { ...totals, cost_cents: cents([...costByKey.values()].reduce((a, b) => a + b, 0)) },
     };
   }
 
