@@ -19,16 +19,14 @@
  * missing browser is a failure.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { REPO, ensureBinary, startChild, type ChildProcess } from "./support/binary";
+import { CHROMIUM, CHROMIUM_ARGS, chromiumAvailable, isLoopback } from "./support/browser";
 import { startFakeModel, type FakeModel } from "./support/fake-model";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"];
-const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
 const EMAIL = "ada@example.com";
 const PASSWORD = "correct horse battery";
 const FIRST_ANSWER = "Hello Ada! I am your console test agent, streaming this answer in small pieces.";
@@ -36,18 +34,7 @@ const FINAL_ANSWER = "Done: 100 units transferred after your approval.";
 const REJECTED_ANSWER = "Understood, I did not transfer the million.";
 const FOURTH_ANSWER = "Sent 5 more units.";
 
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) {
-  const why = `console-browser: ${CHROMIUM} is missing (apt-get install -y chromium)`;
-  if (process.env.CI === "true") throw new Error(`${why}; CI must install it`);
-  console.warn(`${why}; skipping the console journey`);
-}
-
-function isLoopback(url: string): boolean {
-  const u = new URL(url);
-  if (u.protocol === "data:" || u.protocol === "blob:" || u.protocol === "about:") return true;
-  return LOOPBACK_HOSTS.has(u.hostname);
-}
+const haveChromium = chromiumAvailable("console-browser");
 
 describe.skipIf(!haveChromium)("web console in headless Chromium (compiled binary)", () => {
   let child: ChildProcess;

@@ -8,37 +8,14 @@
  * missing browser is a failure (.ci/run installs the `chromium` package).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { ensureBinary, startChild, type ChildProcess } from "./support/binary";
+import { CHROMIUM, CHROMIUM_ARGS, chromiumAvailable, isLoopback } from "./support/browser";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-background-networking",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-component-update",
-  "--disable-sync",
-];
-const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
-
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) {
-  const why = `swagger-browser: ${CHROMIUM} is missing (apt-get install -y chromium)`;
-  if (process.env.CI === "true") throw new Error(`${why}; CI must install it`);
-  console.warn(`${why}; skipping the browser check`);
-}
-
-/** Only loopback (and the browser's own data:/blob: URLs) may be requested. */
-function isLoopback(url: string): boolean {
-  const u = new URL(url);
-  if (u.protocol === "data:" || u.protocol === "blob:" || u.protocol === "about:") return true;
-  return LOOPBACK_HOSTS.has(u.hostname);
-}
+const haveChromium = chromiumAvailable("swagger-browser");
 
 describe.skipIf(!haveChromium)("Swagger UI in headless Chromium (compiled binary)", () => {
   let child: ChildProcess;
