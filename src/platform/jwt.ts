@@ -18,8 +18,11 @@ export interface AccessClaims {
 
 export interface Jwt {
   sign(claims: AccessClaims): Promise<{ token: string; expiresIn: number }>;
-  /** The claims of a valid token, or null; never throws for bad input. */
-  verify(token: string): Promise<(AccessClaims & { exp: number }) | null>;
+  /**
+   * The claims of a valid token; "expired" for a genuine token past its `exp` (so clients can
+   * refresh on `token_expired` every time, not only the first); null otherwise. Never throws.
+   */
+  verify(token: string): Promise<(AccessClaims & { exp: number }) | "expired" | null>;
 }
 
 export function createJwt(secret: string, ttlSeconds: number): Jwt {
@@ -40,8 +43,9 @@ export function createJwt(secret: string, ttlSeconds: number): Jwt {
         const { payload } = await jwtVerify(token, key, { algorithms: ["HS256"], requiredClaims: ["exp", "iat", "sub"] });
         if (typeof payload.org !== "string" || typeof payload.role !== "string" || typeof payload.exp !== "number") return null;
         return { sub: payload.sub!, org: payload.org, role: payload.role, exp: payload.exp };
-      } catch {
-        return null;
+      } catch (err) {
+        // jose checks the signature before the claims: an expired error means the token was ours.
+        return (err as { code?: string }).code === "ERR_JWT_EXPIRED" ? "expired" : null;
       }
     },
   };

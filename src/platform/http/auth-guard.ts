@@ -36,6 +36,9 @@ export function bearerToken(header: string | null): string | null {
   return m ? m[1] : null;
 }
 
+/** The one answer to an expired access token, whether or not this gateway saw it before. */
+const tokenExpired = () => new AppError(401, "token_expired", "The access token has expired; get a new one with POST /v1/auth/refresh.");
+
 export function createAuthGuard(deps: AuthGuardDeps): AuthGuard {
   const jwtCache = new Map<string, { principal: Principal; exp: number }>();
   const keyCache = new Map<string, { principal: Principal | null; until: number }>();
@@ -58,10 +61,11 @@ export function createAuthGuard(deps: AuthGuardDeps): AuthGuard {
     if (hit) {
       if (hit.exp * 1000 > now) return hit.principal;
       jwtCache.delete(token);
-      throw new AppError(401, "token_expired", "The access token has expired; get a new one with POST /v1/auth/refresh.");
+      throw tokenExpired();
     }
     const claims = await deps.jwt.verify(token);
-    if (!claims) throw unauthorized("The access token is invalid or expired; log in again or refresh it.");
+    if (claims === "expired") throw tokenExpired();
+    if (!claims) throw unauthorized("The access token is invalid; log in again or refresh it.");
     const principal: Principal = { userId: claims.sub, orgId: claims.org, role: claims.role as MemberRole, via: "jwt", expiresAt: claims.exp };
     if (jwtCache.size >= MAX_CACHED) jwtCache.clear();
     jwtCache.set(token, { principal, exp: claims.exp });

@@ -72,6 +72,20 @@ function authSuite(start: () => Promise<TestProcess>) {
     expect((await t.request("GET", "/v1/auth/me", { headers: { authorization: "Basic abc" } })).status).toBe(401);
   });
 
+  test("an expired access token answers token_expired every time; a forged expired one is unauthorized", async () => {
+    const u = await t.signup();
+    const now = Math.floor(Date.now() / 1000);
+    const sign = (secret: string) =>
+      new SignJWT({ org: u.orgId, role: "owner" }).setProtectedHeader({ alg: "HS256" }).setSubject(u.userId).setIssuedAt(now - 100).setExpirationTime(now - 10).sign(new TextEncoder().encode(secret));
+    const expired = await sign(jwtSecretOf(t));
+    for (let i = 0; i < 3; i++) {
+      const res = await t.request("GET", "/v1/auth/me", { token: expired });
+      expect([res.status, res.body.error.code]).toEqual([401, "token_expired"]);
+    }
+    const forged = await t.request("GET", "/v1/auth/me", { token: await sign("y".repeat(40)) });
+    expect([forged.status, forged.body.error.code]).toEqual([401, "unauthorized"]);
+  });
+
   test("refresh rotates the token; reusing a spent one revokes the whole family", async () => {
     const u = await t.signup();
     const first = await t.request("POST", "/v1/auth/refresh", { body: { refresh_token: u.refresh } });
