@@ -3703,6 +3703,13 @@ export interface operations {
                     "text/event-stream": string;
                 };
             };
+            /** @description The run has ended and no event follows the cursor: nothing more will come (an EventSource stops reconnecting) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     getV1RunsByIdWait: {

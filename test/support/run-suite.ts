@@ -341,8 +341,9 @@ export function defineRunSuite(name: string, start: (config: Partial<Config>) =>
       // ?after= replays from the database after the run ended, then the stream ends.
       const tail = await readSse(`${t.url}/v1/runs/${run.id}/events?after=${all.length - 2}`, alice.token);
       expect(tail.events.map((e) => e.id)).toEqual([all.length - 1, all.length]);
+      // Nothing after the last event of an ended run: 204, so EventSource clients stop reconnecting.
       const none = await readSse(`${t.url}/v1/runs/${run.id}/events?after=${all.length}`, alice.token);
-      expect(none.events).toHaveLength(0);
+      expect([none.status, none.events.length]).toEqual([204, 0]);
     });
 
     test("the prompt never exceeds context_window: oldest history dropped, instructions and memory kept", async () => {

@@ -141,6 +141,9 @@ const STREAM_FAILED = `event: error\ndata: ${JSON.stringify({ code: "stream_fail
  */
 export async function runEventStream(p: AppPlatform, orgId: string, runId: string, after: number): Promise<Response> {
   const first = await p.clients.agents.runEvents(orgId, runId, after, PAGE);
+  // A reconnect after the terminal event: nothing will ever follow. 204 tells an EventSource to
+  // stop reconnecting (a 200 with an empty body makes it retry every few seconds forever).
+  if (isTerminal(first.status) && first.events.length === 0) return new Response(null, { status: 204, headers: { "cache-control": "no-cache" } });
   const encoder = new TextEncoder();
   let finish: () => void = () => {};
   const stream = new ReadableStream<Uint8Array>(
@@ -190,6 +193,8 @@ export async function runEventStream(p: AppPlatform, orgId: string, runId: strin
         const cursorAtStart = first.events.at(-1)?.seq ?? after;
         if (!(isTerminal(first.status) && first.events.length < PAGE)) unlisten = feedOf(p, orgId, runId, cursorAtStart).listen(onLive);
         keepAlive = setInterval(() => send(": keep-alive\n\n"), KEEPALIVE_MS);
+        // Written at once so the response headers leave now (`open` fires), not at the first event.
+        send(": stream opened\n\n");
         void (async () => {
           try {
             let batch = first;

@@ -119,7 +119,10 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
         detail: {
           tags: ["runs"],
           summary: "Server-Sent Events of a run: replays events after `after` (or Last-Event-ID), then follows live; ends after the terminal event",
-          responses: { 200: { description: "text/event-stream; `id:` = seq, `event:` = type, `data:` = JSON", content: { "text/event-stream": { schema: { type: "string" } } } } },
+          responses: {
+            200: { description: "text/event-stream; `id:` = seq, `event:` = type, `data:` = JSON", content: { "text/event-stream": { schema: { type: "string" } } } },
+            204: { description: "The run has ended and no event follows the cursor: nothing more will come (an EventSource stops reconnecting)" },
+          },
         },
       },
     )
