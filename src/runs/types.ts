@@ -13,10 +13,10 @@ export const ACTIVE_STATUSES: readonly RunStatus[] = ["queued", "in_progress", "
 
 export const isTerminal = (status: string) => (TERMINAL_STATUSES as readonly string[]).includes(status);
 
-/** Run events (SPEC §2) plus step.completed and run.expired (the terminal event of `expired`). */
+/** Run events (SPEC §2) plus the step end events (step.completed, step.failed) and run.expired (the terminal event of `expired`). */
 export type RunEventType =
   | "run.created" | "run.in_progress" | "run.requires_action" | "run.completed" | "run.failed" | "run.cancelled" | "run.expired"
-  | "step.created" | "step.completed" | "message.delta" | "tool_call.created" | "tool_call.completed";
+  | "step.created" | "step.completed" | "step.failed" | "message.delta" | "tool_call.created" | "tool_call.completed";
 export const TERMINAL_EVENTS: readonly string[] = ["run.completed", "run.failed", "run.cancelled", "run.expired"];
 
 export function runOut(r: RunRow): RunOut {

@@ -221,6 +221,11 @@ export function defineRunSuite(name: string, start: (config: Partial<Config>) =>
       expect(fake.requests).toHaveLength(3); // 1 + AGENTOS_MODEL_MAX_RETRIES
       const steps = await api.steps(run.id);
       expect(steps[0].status).toBe("failed");
+      // The failed call is a step that ended: it has its end event and counts.
+      expect(done.step_count).toBe(1);
+      const { events } = await api.events(run.id);
+      expect(events.map((e) => e.event)).toEqual(["run.created", "run.in_progress", "step.created", "step.failed", "run.failed"]);
+      expect(events.find((e) => e.event === "step.failed")!.data).toMatchObject({ id: steps[0].id, status: "failed", error: { code: "model_unavailable" } });
 
       fake.reset();
       const t2 = await api.thread();

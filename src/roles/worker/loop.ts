@@ -496,15 +496,15 @@ export class RunExecution {
   // ---------------------------------------------------------------- endings
 
   /** finishRun, fenced by our lease, with the pending closing write folded in. */
-  private async finish(status: FinalStatus, opts: { error?: { code: string; message: string }; guard?: SQL; work?: (tx: Tx, run: RunRow) => Promise<void> } = {}) {
+  private async finish(status: FinalStatus, opts: { error?: { code: string; message: string }; guard?: SQL; set?: RunSet; events?: EventSpec[]; work?: (tx: Tx, run: RunRow) => Promise<void> } = {}) {
     const pending = this.pending;
     const r = await finishRun(this.store, this.run.id, {
       status,
       error: opts.error,
       fence: this.owner,
       guard: opts.guard,
-      set: pending?.set,
-      events: pending?.events,
+      set: { ...pending?.set, ...opts.set },
+      events: [...(pending?.events ?? []), ...(opts.events ?? [])],
       work: async (tx, run) => {
         await Promise.all([pending?.work(tx, run), opts.work?.(tx, run)]);
       },
@@ -532,13 +532,15 @@ export class RunExecution {
   }
 
   async fail(code: string, message: string, extra?: { stepId?: string; status?: number; attempts?: number }) {
+    // A failed model call is a step that ended too: it counts and gets its end event.
+    const step = extra?.stepId ? this.steps.find((s) => s.id === extra.stepId) : undefined;
+    const failed = step && { ...step, status: "failed", error: { code, message, http_status: extra?.status ?? null, attempts: extra?.attempts ?? null }, completedAt: new Date() };
     const r = await this.finish("failed", {
       error: { code, message },
+      set: failed && step.kind === "model_call" ? { stepCount: sqlAdd(runs.stepCount, 1) } : undefined,
+      events: failed ? [{ type: "step.failed", data: stepOut(failed) }] : [],
       work: async (tx) => {
-        if (extra?.stepId) {
-          await tx.update(runSteps).set({ status: "failed", error: { code, message, http_status: extra.status ?? null, attempts: extra.attempts ?? null }, completedAt: new Date() })
-            .where(eq(runSteps.id, extra.stepId));
-        }
+        if (failed) await tx.update(runSteps).set({ status: failed.status, error: failed.error, completedAt: failed.completedAt }).where(eq(runSteps.id, failed.id));
       },
     });
     if (!r) throw new LeaseLostError(this.run.id);
