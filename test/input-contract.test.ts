@@ -270,6 +270,28 @@ function contractSuite(start: () => Promise<{ child: ChildProcess; cleanup(): Pr
     expect(failures).toEqual([]);
   }, 60_000);
 
+  test("a known path with another method → 405 with Allow listing the documented methods; an unknown path → 404", async () => {
+    // Every documented path, sent a method no route answers there: 405, and Allow lists its methods
+    // (a superset where a parameter route also matches, as /v1/tools/:id does /v1/tools/builtin).
+    const byPath = new Map<string, Set<string>>();
+    for (const op of t.ops.filter(isApi)) byPath.set(op.path, (byPath.get(op.path) ?? new Set()).add(op.method.toUpperCase()));
+    const failures: string[] = [];
+    for (const [path, methods] of byPath) {
+      const wrong = ["PUT", "PATCH", "DELETE", "POST"].find((m) => !methods.has(m) && !t.ops.some((o) => o.method.toUpperCase() === m && o.path.includes("{") && path.startsWith(o.path.slice(0, o.path.indexOf("{")))))!;
+      if (!wrong) continue;
+      const op = t.ops.find((o) => o.path === path)!;
+      const res = await fetch(t.child.url + fillPath(op, {}), { method: wrong, headers: { authorization: `Bearer ${t.token}` } });
+      const allow = new Set((res.headers.get("allow") ?? "").split(", ").filter((m) => m !== "HEAD"));
+      const body = (await res.json()) as { error?: { code?: string } };
+      if (res.status !== 405 || body.error?.code !== "method_not_allowed" || [...methods].some((m) => !allow.has(m)) || allow.has(wrong)) {
+        failures.push(`${wrong} ${path} → ${res.status} allow=${res.headers.get("allow")}`);
+      }
+    }
+    expect(failures).toEqual([]);
+    const unknown = await send(t, "GET", "/v1/no-such-thing");
+    expect([unknown.status, unknown.body?.error?.code]).toEqual([404, "route_not_found"]);
+  }, 60_000);
+
   test("metadata stays free but bounded in keys, key length and size", async () => {
     const post = (metadata: unknown) => send(t, "POST", "/v1/threads", JSON.stringify({ metadata }));
     expect((await post({ nested: { any: ["shape", 1, null] }, "a-key": true })).status).toBe(201);

@@ -180,8 +180,15 @@ export function httpPlatform(opts: HttpPlatformOptions) {
       case "PARSE":
         if ((error as Error).cause instanceof AppError) return appErrorResponse((error as Error).cause as AppError, info.id);
         return errorResponse(400, "invalid_json", "The body is not valid JSON.", info.id);
-      case "NOT_FOUND":
-        return errorResponse(404, "route_not_found", `No route ${request.method} ${new URL(request.url).pathname}. See /swagger for the API.`, info.id);
+      case "NOT_FOUND": {
+        const pathname = new URL(request.url).pathname;
+        // A known path with another method: 405 with the methods it does answer.
+        const allowed = opts.contract?.allowedMethods(pathname) ?? [];
+        if (allowed.length && !allowed.includes(request.method)) {
+          return errorResponse(405, "method_not_allowed", `${request.method} is not allowed on ${pathname}; use ${allowed.join(", ")}.`, info.id, { allowed }, { allow: allowed.join(", ") });
+        }
+        return errorResponse(404, "route_not_found", `No route ${request.method} ${pathname}. See /swagger for the API.`, info.id);
+      }
       case "INVALID_COOKIE_SIGNATURE":
         return errorResponse(400, "invalid_cookie", "A cookie has an invalid signature.", info.id);
     }

@@ -83,6 +83,8 @@ const isObjectSchema = (s: unknown): s is AnySchema => !!s && typeof s === "obje
 
 export function createInputContract() {
   const routes = new Map<string, RouteContract>();
+  /** Each path template of the API as a pattern, with the methods it answers (405 + Allow). */
+  const paths = new Map<string, { pattern: RegExp; methods: Set<string> }>();
 
   /** Takes the routes of the finished app (before it compiles, before the document is read). */
   function adopt(list: { method: string; path: string; hooks: { body?: unknown; query?: unknown; params?: unknown } }[], opts: { prefix?: string } = {}) {
@@ -92,6 +94,9 @@ export function createInputContract() {
       const query = route.hooks.query as AnySchema | undefined;
       const params = route.hooks.params as AnySchema | undefined;
       if (body && typeof body === "object") closeObjects(body);
+      const known = paths.get(route.path) ?? { pattern: pathPattern(route.path), methods: new Set<string>() };
+      known.methods.add(route.method);
+      paths.set(route.path, known);
       routes.set(`${route.method} ${route.path}`, {
         body: body && Kind in body ? TypeCompiler.Compile(body as TSchema) : undefined,
         bounded: boundedRecords(body),
@@ -114,7 +119,21 @@ export function createInputContract() {
     if (hasJsonBody) checkBody(contract, body);
   }
 
-  return { adopt, check };
+  /** The methods the API answers on `pathname` (empty when no route has that path). */
+  function allowedMethods(pathname: string): string[] {
+    const methods = new Set<string>();
+    for (const { pattern, methods: m } of paths.values()) if (pattern.test(pathname)) for (const x of m) methods.add(x);
+    if (methods.has("GET")) methods.add("HEAD");
+    return [...methods].sort();
+  }
+
+  return { adopt, check, allowedMethods };
+}
+
+/** `/v1/agents/:id` → /^\/v1\/agents\/[^/]+$/ */
+function pathPattern(template: string): RegExp {
+  const source = template.split("/").map((part) => (part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))).join("\\/");
+  return new RegExp(`^${source}$`);
 }
 export type InputContract = ReturnType<typeof createInputContract>;
 
