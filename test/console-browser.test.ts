@@ -24,7 +24,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { REPO, ensureBinary, startChild, type ChildProcess } from "./support/binary";
-import { CHROMIUM, CHROMIUM_ARGS, chromiumAvailable, isLoopback } from "./support/browser";
+import { chromiumAvailable, isLoopback, launchChromium } from "./support/browser";
 import { startFakeModel, type FakeModel } from "./support/fake-model";
 
 const EMAIL = "ada@example.com";
@@ -72,8 +72,7 @@ describe.skipIf(!haveChromium)("web console in headless Chromium (compiled binar
     child = await startChild([`--data-dir=${dataDir}`], {
       env: { MODEL_BASE_URL: fake.url, AGENTOS_ALLOW_PRIVATE_TARGETS: "true", AGENTOS_WEBHOOK_POLL_MS: "100", AGENTOS_WEBHOOK_RETRY_BASE_MS: "200" },
     });
-    const { chromium } = await import("playwright-core");
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    browser = await launchChromium();
   }, 240_000);
 
   afterAll(async () => {

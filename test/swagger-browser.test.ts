@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { ensureBinary, startChild, type ChildProcess } from "./support/binary";
-import { CHROMIUM, CHROMIUM_ARGS, chromiumAvailable, isLoopback } from "./support/browser";
+import { chromiumAvailable, isLoopback, launchChromium } from "./support/browser";
 
 const haveChromium = chromiumAvailable("swagger-browser");
 
@@ -28,8 +28,7 @@ describe.skipIf(!haveChromium)("Swagger UI in headless Chromium (compiled binary
     ensureBinary();
     dataDir = mkdtempSync(join(tmpdir(), "agentos-swagger-"));
     child = await startChild([`--data-dir=${dataDir}`]);
-    const { chromium } = await import("playwright-core");
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    browser = await launchChromium();
   }, 240_000);
 
   afterAll(async () => {

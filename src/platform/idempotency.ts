@@ -18,6 +18,7 @@
  * window (the effect committed, the process died before the response was stored) in which a
  * retry that takes over executes them again.
  */
+import { sha256Hex } from "./hash";
 import { and, eq, isNull, lt, sql } from "drizzle-orm";
 import { idempotencyKeys } from "../../schema";
 import type { Db, DbOrTx } from "./db";
@@ -86,7 +87,7 @@ export async function withIdempotency<T>(
   if (!opts.scope) return { ...(await work(async () => {})), replayed: false };
   const { key, route } = opts.scope;
   if (key.length === 0 || key.length > 255) throw badRequest("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters.");
-  const requestHash = new Bun.CryptoHasher("sha256").update(`${route}\n${stableStringify({ params: opts.params ?? {}, body: opts.body ?? null })}`).digest("hex");
+  const requestHash = sha256Hex(`${route}\n${stableStringify({ params: opts.params ?? {}, body: opts.body ?? null })}`);
   const now = new Date();
 
   // Expired keys are removed lazily, for this key only, so the claim below can succeed.

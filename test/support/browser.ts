@@ -10,6 +10,12 @@ export const CHROMIUM = "/usr/bin/chromium";
 export const CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"];
 const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
+/** Debian's Chromium under playwright-core, headless, with the flags above. */
+export async function launchChromium() {
+  const { chromium } = await import("playwright-core");
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+}
+
 /** True when the browser is there; CI without it is an error, elsewhere a warning. */
 export function chromiumAvailable(suite: string): boolean {
   if (existsSync(CHROMIUM)) return true;

@@ -3,6 +3,7 @@
  * transaction-scoped advisory lock: two processes starting at once serialise here and the
  * second finds everything applied.
  */
+import { sha256Hex } from "../hash";
 import { sql } from "drizzle-orm";
 import { migrations } from "../../../schema/migrations";
 import type { Logger } from "../logging";
@@ -28,7 +29,7 @@ export async function applyMigrations(db: Db, log: Logger): Promise<string[]> {
       for (const statement of m.sql.split("--> statement-breakpoint")) {
         if (statement.trim()) await tx.execute(sql.raw(statement));
       }
-      const hash = new Bun.CryptoHasher("sha256").update(m.sql).digest("hex");
+      const hash = sha256Hex(m.sql);
       await tx.execute(sql`insert into agentos_migrations (tag, hash) values (${m.tag}, ${hash})`);
       applied.push(m.tag);
     }
