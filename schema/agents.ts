@@ -1,6 +1,7 @@
 /** Agent orchestration: agents, threads, messages, runs, steps and run events. */
 import { sql } from "drizzle-orm";
-import { boolean, index, integer, jsonb, pgTable, primaryKey, text, uniqueIndex } from "drizzle-orm/pg-core";
+import { boolean, doublePrecision, index, integer, jsonb, pgTable, primaryKey, text, uniqueIndex } from "drizzle-orm/pg-core";
+import type { RunOptions } from "../src/runs/options";
 import { createdAt, tstz, updatedAt } from "./columns";
 
 export const agents = pgTable(
@@ -14,6 +15,10 @@ export const agents = pgTable(
     tools: jsonb("tools").$type<string[]>().notNull().default([]),
     contextWindow: integer("context_window").notNull(),
     maxSteps: integer("max_steps").notNull(),
+    /** Sampling defaults of the agent's runs (null: the model's own). */
+    temperature: doublePrecision("temperature"),
+    topP: doublePrecision("top_p"),
+    maxOutputTokens: integer("max_output_tokens"),
     metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -44,6 +49,8 @@ export const messages = pgTable(
     toolCalls: jsonb("tool_calls").$type<unknown[]>(),
     toolCallId: text("tool_call_id"),
     runId: text("run_id"),
+    /** The final answer of a run with a JSON response_format, parsed (and validated). */
+    parsed: jsonb("parsed"),
     metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
     createdAt: createdAt(),
   },
@@ -75,6 +82,8 @@ export const runs = pgTable(
     metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
     /** W3C traceparent of the request that created the run: workers continue its trace. */
     traceparent: text("traceparent"),
+    /** Per-run overrides and output/tool options given on create (src/runs/options.ts). */
+    options: jsonb("options").$type<RunOptions>().notNull().default({}),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
     startedAt: tstz("started_at"),

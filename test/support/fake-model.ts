@@ -12,6 +12,11 @@
  * empty the default reply (setDefault) is used. Functions get the recorded request and return a
  * reply (dynamic behaviour). `delayMs` delays the response (abortable: a client disconnect sets
  * `aborted` on the recorded request). Works for both `stream: true` (SSE) and plain JSON.
+ *
+ * Like a real model it honours the request's `tool_choice` (none: no tool calls; required: at
+ * least one — the first listed tool with `{}` when the script has none; a named function: only
+ * calls to it) and `parallel_tool_calls: false` (at most one call per reply); `json` answers
+ * with that value as JSON text and `invalidJson` with broken JSON (structured-output tests).
  */
 
 export type FakeUsage = { prompt_tokens: number; completion_tokens: number; total_tokens: number };
@@ -21,6 +26,10 @@ export type FakeToolCall = { name: string; arguments: object | string; id?: stri
 export type FakeReplySpec = {
   content?: string | null;
   tool_calls?: FakeToolCall[];
+  /** Answer with this value serialised as JSON (a schema-violating value is just another value). */
+  json?: unknown;
+  /** Answer with text that is not valid JSON. */
+  invalidJson?: boolean;
   /** Error reply: HTTP status (e.g. 429, 500, 400, 401). */
   status?: number;
   /** Error body: object (sent as JSON) or string. Default: OpenAI-style `{error:{message,type,code}}`. */
@@ -98,6 +107,27 @@ async function until(cond: () => boolean, timeoutMs: number, what: string): Prom
   }
 }
 
+/** The scripted reply as a model obeying tool_choice, parallel_tool_calls and the JSON switches would give it. */
+function honourRequest(spec: FakeReplySpec, body: any): FakeReplySpec {
+  let out: FakeReplySpec = spec;
+  if (spec.json !== undefined) out = { ...out, content: JSON.stringify(spec.json) };
+  if (spec.invalidJson) out = { ...out, content: '{"answer": "unterminated' };
+  const choice = body.tool_choice;
+  const calls = out.tool_calls ?? [];
+  const firstTool: string | undefined = body.tools?.[0]?.function?.name;
+  if (choice === "none" && calls.length) {
+    out = { ...out, tool_calls: [], content: out.content ?? "answered without tools (tool_choice none)" };
+  } else if (choice === "required" && !calls.length && firstTool) {
+    out = { ...out, tool_calls: [{ name: firstTool, arguments: {} }] };
+  } else if (choice && typeof choice === "object") {
+    const name = choice.function?.name;
+    const named = calls.filter((c) => c.name === name);
+    out = { ...out, tool_calls: named.length ? named : [{ name, arguments: {} }] };
+  }
+  if (body.parallel_tool_calls === false && (out.tool_calls?.length ?? 0) > 1) out = { ...out, tool_calls: out.tool_calls!.slice(0, 1) };
+  return out;
+}
+
 export async function startFakeModel(): Promise<FakeModel> {
   const queue: FakeReply[] = [];
   let defaultReply: FakeReply = { content: "ok" };
@@ -129,7 +159,7 @@ export async function startFakeModel(): Promise<FakeModel> {
     }
 
     const next = queue.length > 0 ? queue.shift()! : defaultReply;
-    const spec: FakeReplySpec = typeof next === "function" ? await next(rec) : next;
+    const spec: FakeReplySpec = honourRequest(typeof next === "function" ? await next(rec) : next, body);
 
     if (spec.delayMs && spec.delayMs > 0) {
       const ok = await abortableSleep(spec.delayMs, req.signal);

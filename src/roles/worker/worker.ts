@@ -140,6 +140,7 @@ export class RunWorker {
         memory: () => this.p.clients.memory,
         tools: () => this.p.clients.tools,
         deltaFlushMs: this.settings.deltaFlushMs,
+        toolCallConcurrency: this.settings.toolCallConcurrency,
         tracing: this.p.tracing,
       },
       run,
