@@ -1703,6 +1703,9 @@ export interface operations {
                             }[];
                             context_window: string | number;
                             max_steps: string | number;
+                            temperature: ((number | null) | null) | null;
+                            top_p: ((number | null) | null) | null;
+                            max_output_tokens: ((string | number) | null) | null;
                             metadata: {
                                 [key: string]: unknown;
                             };
@@ -1786,6 +1789,10 @@ export interface operations {
                     context_window?: string | number;
                     /** @description Model calls per run (default 10) */
                     max_steps?: string | number;
+                    temperature?: number;
+                    top_p?: number;
+                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                    max_output_tokens?: string | number;
                     /**
                      * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
@@ -1815,6 +1822,10 @@ export interface operations {
                     context_window?: string | number;
                     /** @description Model calls per run (default 10) */
                     max_steps?: string | number;
+                    temperature?: number;
+                    top_p?: number;
+                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                    max_output_tokens?: string | number;
                     /**
                      * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
@@ -1844,6 +1855,10 @@ export interface operations {
                     context_window?: string | number;
                     /** @description Model calls per run (default 10) */
                     max_steps?: string | number;
+                    temperature?: number;
+                    top_p?: number;
+                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                    max_output_tokens?: string | number;
                     /**
                      * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
@@ -1876,6 +1891,9 @@ export interface operations {
                         }[];
                         context_window: string | number;
                         max_steps: string | number;
+                        temperature: ((number | null) | null) | null;
+                        top_p: ((number | null) | null) | null;
+                        max_output_tokens: ((string | number) | null) | null;
                         metadata: {
                             [key: string]: unknown;
                         };
@@ -1992,6 +2010,9 @@ export interface operations {
                         }[];
                         context_window: string | number;
                         max_steps: string | number;
+                        temperature: ((number | null) | null) | null;
+                        top_p: ((number | null) | null) | null;
+                        max_output_tokens: ((string | number) | null) | null;
                         metadata: {
                             [key: string]: unknown;
                         };
@@ -2159,6 +2180,9 @@ export interface operations {
                     tools?: string[];
                     context_window?: string | number;
                     max_steps?: string | number;
+                    temperature?: ((number | null) | null) | null;
+                    top_p?: ((number | null) | null) | null;
+                    max_output_tokens?: ((string | number) | null) | null;
                     /**
                      * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
@@ -2175,6 +2199,9 @@ export interface operations {
                     tools?: string[];
                     context_window?: string | number;
                     max_steps?: string | number;
+                    temperature?: ((number | null) | null) | null;
+                    top_p?: ((number | null) | null) | null;
+                    max_output_tokens?: ((string | number) | null) | null;
                     /**
                      * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
@@ -2191,6 +2218,9 @@ export interface operations {
                     tools?: string[];
                     context_window?: string | number;
                     max_steps?: string | number;
+                    temperature?: ((number | null) | null) | null;
+                    top_p?: ((number | null) | null) | null;
+                    max_output_tokens?: ((string | number) | null) | null;
                     /**
                      * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
@@ -2223,6 +2253,9 @@ export interface operations {
                         }[];
                         context_window: string | number;
                         max_steps: string | number;
+                        temperature: ((number | null) | null) | null;
+                        top_p: ((number | null) | null) | null;
+                        max_output_tokens: ((string | number) | null) | null;
                         metadata: {
                             [key: string]: unknown;
                         };
@@ -2708,6 +2741,7 @@ export interface operations {
                             }[] | null) | null) | null;
                             tool_call_id: ((string | null) | null) | null;
                             run_id: ((string | null) | null) | null;
+                            parsed: (unknown | null) | null;
                             metadata: {
                                 [key: string]: unknown;
                             };
@@ -2860,6 +2894,7 @@ export interface operations {
                         }[] | null) | null) | null;
                         tool_call_id: ((string | null) | null) | null;
                         run_id: ((string | null) | null) | null;
+                        parsed: (unknown | null) | null;
                         metadata: {
                             [key: string]: unknown;
                         };
@@ -3017,6 +3052,42 @@ export interface operations {
                             completed_at: ((string | null) | null) | null;
                             /** Format: date-time */
                             cancel_requested_at: ((string | null) | null) | null;
+                            instructions: ((string | null) | null) | null;
+                            additional_instructions: ((string | null) | null) | null;
+                            tools: ((string[] | null) | null) | null;
+                            temperature: ((number | null) | null) | null;
+                            top_p: ((number | null) | null) | null;
+                            max_output_tokens: ((string | number) | null) | null;
+                            max_steps: ((string | number) | null) | null;
+                            max_tool_calls: ((string | number) | null) | null;
+                            tool_choice: ((("auto" | "none" | "required") | {
+                                /** @constant */
+                                type: "function";
+                                function: {
+                                    name: string;
+                                };
+                            }) | null) | null;
+                            response_format: (({
+                                /** @constant */
+                                type: "text";
+                            } | {
+                                /** @constant */
+                                type: "json_object";
+                            } | {
+                                /** @constant */
+                                type: "json_schema";
+                                json_schema: {
+                                    name: string;
+                                    description?: string;
+                                    /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                                    schema: {
+                                        [key: string]: unknown;
+                                    };
+                                    /** @default true */
+                                    strict: boolean;
+                                };
+                            }) | null) | null;
+                            parallel_tool_calls: boolean;
                         }[];
                         has_more: boolean;
                         next_cursor: ((string | null) | null) | null;
@@ -3108,6 +3179,56 @@ export interface operations {
                     metadata?: {
                         [key: string]: unknown;
                     };
+                    /** @description Model for this run instead of the agent's */
+                    model?: string;
+                    /** @description Replaces the agent's instructions for this run */
+                    instructions?: string;
+                    /** @description Appended to the (agent's or overridden) instructions for this run */
+                    additional_instructions?: string;
+                    /** @description Replaces the agent's tools for this run: tool ids (tool_…) or builtin names of the organization */
+                    tools?: string[];
+                    temperature?: number;
+                    top_p?: number;
+                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                    max_output_tokens?: string | number;
+                    /** @description Model calls this run may make instead of the agent's max_steps */
+                    max_steps?: string | number;
+                    /** @description Tool calls this run may make in total; past it the model is asked to answer (tool_choice none) */
+                    max_tool_calls?: string | number;
+                    /** @description auto (the model decides), none (no tool calls), required (at least one), or {type:'function', function:{name}} (that tool). Applies until the run's first tool call; later turns are auto. */
+                    tool_choice?: ("auto" | "none" | "required") | {
+                        /** @constant */
+                        type: "function";
+                        function: {
+                            name: string;
+                        };
+                    };
+                    /** @description Shape of the final answer: text (default), json_object (any JSON object) or json_schema (validated; one corrective turn, then failed/invalid_output) */
+                    response_format?: {
+                        /** @constant */
+                        type: "text";
+                    } | {
+                        /** @constant */
+                        type: "json_object";
+                    } | {
+                        /** @constant */
+                        type: "json_schema";
+                        json_schema: {
+                            name: string;
+                            description?: string;
+                            /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                            schema: {
+                                [key: string]: unknown;
+                            };
+                            /** @default true */
+                            strict?: boolean;
+                        };
+                    };
+                    /**
+                     * @description Several tool calls of one model turn run at once (false: the model is told so, and calls run one after the other)
+                     * @default true
+                     */
+                    parallel_tool_calls?: boolean;
                 };
                 "application/x-www-form-urlencoded": {
                     agent_id: string;
@@ -3125,6 +3246,56 @@ export interface operations {
                     metadata?: {
                         [key: string]: unknown;
                     };
+                    /** @description Model for this run instead of the agent's */
+                    model?: string;
+                    /** @description Replaces the agent's instructions for this run */
+                    instructions?: string;
+                    /** @description Appended to the (agent's or overridden) instructions for this run */
+                    additional_instructions?: string;
+                    /** @description Replaces the agent's tools for this run: tool ids (tool_…) or builtin names of the organization */
+                    tools?: string[];
+                    temperature?: number;
+                    top_p?: number;
+                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                    max_output_tokens?: string | number;
+                    /** @description Model calls this run may make instead of the agent's max_steps */
+                    max_steps?: string | number;
+                    /** @description Tool calls this run may make in total; past it the model is asked to answer (tool_choice none) */
+                    max_tool_calls?: string | number;
+                    /** @description auto (the model decides), none (no tool calls), required (at least one), or {type:'function', function:{name}} (that tool). Applies until the run's first tool call; later turns are auto. */
+                    tool_choice?: ("auto" | "none" | "required") | {
+                        /** @constant */
+                        type: "function";
+                        function: {
+                            name: string;
+                        };
+                    };
+                    /** @description Shape of the final answer: text (default), json_object (any JSON object) or json_schema (validated; one corrective turn, then failed/invalid_output) */
+                    response_format?: {
+                        /** @constant */
+                        type: "text";
+                    } | {
+                        /** @constant */
+                        type: "json_object";
+                    } | {
+                        /** @constant */
+                        type: "json_schema";
+                        json_schema: {
+                            name: string;
+                            description?: string;
+                            /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                            schema: {
+                                [key: string]: unknown;
+                            };
+                            /** @default true */
+                            strict?: boolean;
+                        };
+                    };
+                    /**
+                     * @description Several tool calls of one model turn run at once (false: the model is told so, and calls run one after the other)
+                     * @default true
+                     */
+                    parallel_tool_calls?: boolean;
                 };
                 "multipart/form-data": {
                     agent_id: string;
@@ -3142,6 +3313,56 @@ export interface operations {
                     metadata?: {
                         [key: string]: unknown;
                     };
+                    /** @description Model for this run instead of the agent's */
+                    model?: string;
+                    /** @description Replaces the agent's instructions for this run */
+                    instructions?: string;
+                    /** @description Appended to the (agent's or overridden) instructions for this run */
+                    additional_instructions?: string;
+                    /** @description Replaces the agent's tools for this run: tool ids (tool_…) or builtin names of the organization */
+                    tools?: string[];
+                    temperature?: number;
+                    top_p?: number;
+                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                    max_output_tokens?: string | number;
+                    /** @description Model calls this run may make instead of the agent's max_steps */
+                    max_steps?: string | number;
+                    /** @description Tool calls this run may make in total; past it the model is asked to answer (tool_choice none) */
+                    max_tool_calls?: string | number;
+                    /** @description auto (the model decides), none (no tool calls), required (at least one), or {type:'function', function:{name}} (that tool). Applies until the run's first tool call; later turns are auto. */
+                    tool_choice?: ("auto" | "none" | "required") | {
+                        /** @constant */
+                        type: "function";
+                        function: {
+                            name: string;
+                        };
+                    };
+                    /** @description Shape of the final answer: text (default), json_object (any JSON object) or json_schema (validated; one corrective turn, then failed/invalid_output) */
+                    response_format?: {
+                        /** @constant */
+                        type: "text";
+                    } | {
+                        /** @constant */
+                        type: "json_object";
+                    } | {
+                        /** @constant */
+                        type: "json_schema";
+                        json_schema: {
+                            name: string;
+                            description?: string;
+                            /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                            schema: {
+                                [key: string]: unknown;
+                            };
+                            /** @default true */
+                            strict?: boolean;
+                        };
+                    };
+                    /**
+                     * @description Several tool calls of one model turn run at once (false: the model is told so, and calls run one after the other)
+                     * @default true
+                     */
+                    parallel_tool_calls?: boolean;
                 };
             };
         };
@@ -3214,6 +3435,42 @@ export interface operations {
                         completed_at: ((string | null) | null) | null;
                         /** Format: date-time */
                         cancel_requested_at: ((string | null) | null) | null;
+                        instructions: ((string | null) | null) | null;
+                        additional_instructions: ((string | null) | null) | null;
+                        tools: ((string[] | null) | null) | null;
+                        temperature: ((number | null) | null) | null;
+                        top_p: ((number | null) | null) | null;
+                        max_output_tokens: ((string | number) | null) | null;
+                        max_steps: ((string | number) | null) | null;
+                        max_tool_calls: ((string | number) | null) | null;
+                        tool_choice: ((("auto" | "none" | "required") | {
+                            /** @constant */
+                            type: "function";
+                            function: {
+                                name: string;
+                            };
+                        }) | null) | null;
+                        response_format: (({
+                            /** @constant */
+                            type: "text";
+                        } | {
+                            /** @constant */
+                            type: "json_object";
+                        } | {
+                            /** @constant */
+                            type: "json_schema";
+                            json_schema: {
+                                name: string;
+                                description?: string;
+                                /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                                schema: {
+                                    [key: string]: unknown;
+                                };
+                                /** @default true */
+                                strict: boolean;
+                            };
+                        }) | null) | null;
+                        parallel_tool_calls: boolean;
                     };
                 };
             };
@@ -3379,6 +3636,42 @@ export interface operations {
                         completed_at: ((string | null) | null) | null;
                         /** Format: date-time */
                         cancel_requested_at: ((string | null) | null) | null;
+                        instructions: ((string | null) | null) | null;
+                        additional_instructions: ((string | null) | null) | null;
+                        tools: ((string[] | null) | null) | null;
+                        temperature: ((number | null) | null) | null;
+                        top_p: ((number | null) | null) | null;
+                        max_output_tokens: ((string | number) | null) | null;
+                        max_steps: ((string | number) | null) | null;
+                        max_tool_calls: ((string | number) | null) | null;
+                        tool_choice: ((("auto" | "none" | "required") | {
+                            /** @constant */
+                            type: "function";
+                            function: {
+                                name: string;
+                            };
+                        }) | null) | null;
+                        response_format: (({
+                            /** @constant */
+                            type: "text";
+                        } | {
+                            /** @constant */
+                            type: "json_object";
+                        } | {
+                            /** @constant */
+                            type: "json_schema";
+                            json_schema: {
+                                name: string;
+                                description?: string;
+                                /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                                schema: {
+                                    [key: string]: unknown;
+                                };
+                                /** @default true */
+                                strict: boolean;
+                            };
+                        }) | null) | null;
+                        parallel_tool_calls: boolean;
                     };
                 };
             };
@@ -3784,6 +4077,42 @@ export interface operations {
                         completed_at: ((string | null) | null) | null;
                         /** Format: date-time */
                         cancel_requested_at: ((string | null) | null) | null;
+                        instructions: ((string | null) | null) | null;
+                        additional_instructions: ((string | null) | null) | null;
+                        tools: ((string[] | null) | null) | null;
+                        temperature: ((number | null) | null) | null;
+                        top_p: ((number | null) | null) | null;
+                        max_output_tokens: ((string | number) | null) | null;
+                        max_steps: ((string | number) | null) | null;
+                        max_tool_calls: ((string | number) | null) | null;
+                        tool_choice: ((("auto" | "none" | "required") | {
+                            /** @constant */
+                            type: "function";
+                            function: {
+                                name: string;
+                            };
+                        }) | null) | null;
+                        response_format: (({
+                            /** @constant */
+                            type: "text";
+                        } | {
+                            /** @constant */
+                            type: "json_object";
+                        } | {
+                            /** @constant */
+                            type: "json_schema";
+                            json_schema: {
+                                name: string;
+                                description?: string;
+                                /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                                schema: {
+                                    [key: string]: unknown;
+                                };
+                                /** @default true */
+                                strict: boolean;
+                            };
+                        }) | null) | null;
+                        parallel_tool_calls: boolean;
                     };
                 };
             };
@@ -3913,6 +4242,42 @@ export interface operations {
                         completed_at: ((string | null) | null) | null;
                         /** Format: date-time */
                         cancel_requested_at: ((string | null) | null) | null;
+                        instructions: ((string | null) | null) | null;
+                        additional_instructions: ((string | null) | null) | null;
+                        tools: ((string[] | null) | null) | null;
+                        temperature: ((number | null) | null) | null;
+                        top_p: ((number | null) | null) | null;
+                        max_output_tokens: ((string | number) | null) | null;
+                        max_steps: ((string | number) | null) | null;
+                        max_tool_calls: ((string | number) | null) | null;
+                        tool_choice: ((("auto" | "none" | "required") | {
+                            /** @constant */
+                            type: "function";
+                            function: {
+                                name: string;
+                            };
+                        }) | null) | null;
+                        response_format: (({
+                            /** @constant */
+                            type: "text";
+                        } | {
+                            /** @constant */
+                            type: "json_object";
+                        } | {
+                            /** @constant */
+                            type: "json_schema";
+                            json_schema: {
+                                name: string;
+                                description?: string;
+                                /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                                schema: {
+                                    [key: string]: unknown;
+                                };
+                                /** @default true */
+                                strict: boolean;
+                            };
+                        }) | null) | null;
+                        parallel_tool_calls: boolean;
                     };
                 };
             };
@@ -4096,6 +4461,42 @@ export interface operations {
                         completed_at: ((string | null) | null) | null;
                         /** Format: date-time */
                         cancel_requested_at: ((string | null) | null) | null;
+                        instructions: ((string | null) | null) | null;
+                        additional_instructions: ((string | null) | null) | null;
+                        tools: ((string[] | null) | null) | null;
+                        temperature: ((number | null) | null) | null;
+                        top_p: ((number | null) | null) | null;
+                        max_output_tokens: ((string | number) | null) | null;
+                        max_steps: ((string | number) | null) | null;
+                        max_tool_calls: ((string | number) | null) | null;
+                        tool_choice: ((("auto" | "none" | "required") | {
+                            /** @constant */
+                            type: "function";
+                            function: {
+                                name: string;
+                            };
+                        }) | null) | null;
+                        response_format: (({
+                            /** @constant */
+                            type: "text";
+                        } | {
+                            /** @constant */
+                            type: "json_object";
+                        } | {
+                            /** @constant */
+                            type: "json_schema";
+                            json_schema: {
+                                name: string;
+                                description?: string;
+                                /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                                schema: {
+                                    [key: string]: unknown;
+                                };
+                                /** @default true */
+                                strict: boolean;
+                            };
+                        }) | null) | null;
+                        parallel_tool_calls: boolean;
                     };
                 };
             };
