@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestDatabase, describeReal, dropNatsNamespace, dropRedisNamespace, REAL_URLS, uniqueName } from "./support/backends";
 import { startChild, type ChildProcess } from "./support/binary";
+import { http } from "./support/cluster";
 import { startFakeModel, type FakeModel, type FakeRequest } from "./support/fake-model";
 import { TEST_INTERNAL_KEY, TEST_JWT_SECRET } from "./support/harness";
 import { TEST_RUN_ENV } from "./support/run-suite";
@@ -94,22 +95,7 @@ function startBarrierTools() {
   return Object.assign(state, { state, url: `http://127.0.0.1:${server.port}/tool`, stop: () => server.stop(true) });
 }
 
-function requester(base: () => string) {
-  return async (method: string, path: string, o: { body?: unknown; token?: string; headers?: Record<string, string> } = {}) => {
-    const headers: Record<string, string> = { ...(o.headers ?? {}) };
-    if (o.token) headers.authorization = `Bearer ${o.token}`;
-    if (o.body !== undefined) headers["content-type"] = "application/json";
-    const res = await fetch(base() + path, { method, headers, body: o.body === undefined ? undefined : JSON.stringify(o.body) });
-    const text = await res.text();
-    let body: any = text;
-    try {
-      body = text ? JSON.parse(text) : null;
-    } catch {
-      /* not JSON */
-    }
-    return { status: res.status, body, headers: res.headers };
-  };
-}
+const requester = (base: () => string) => (method: string, path: string, o: { body?: unknown; token?: string; headers?: Record<string, string> } = {}) => http(base(), method, path, o);
 
 const systemOf = (r: FakeRequest) => r.body.messages[0].content as string;
 const toolNames = (r: FakeRequest) => (r.body.tools ?? []).map((t: any) => t.function.name);
