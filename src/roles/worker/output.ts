@@ -4,6 +4,7 @@
  * arguments). A mismatch is kept on the model step (`output_error`) so that a resumed run
  * knows the corrective turn was already given.
  */
+import { AppError } from "../../platform/errors";
 import type { ChatMessage } from "../../platform/model/types";
 import type { JsonResponseFormat } from "../../runs";
 import type { ToolsContract } from "../tools/contract";
@@ -29,8 +30,14 @@ export async function checkOutput(format: JsonResponseFormat, content: string | 
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) return { error: "the answer must be a JSON object" };
   if (format.type === "json_object") return { parsed: value };
-  const checked = await tools.validateOutput(key, format.json_schema.schema, value as Record<string, unknown>);
-  return checked.valid ? { parsed: checked.value } : { error: checked.message };
+  try {
+    const checked = await tools.validateOutput(key, format.json_schema.schema, value as Record<string, unknown>);
+    return checked.valid ? { parsed: checked.value } : { error: checked.message };
+  } catch (err) {
+    // A refusal of the validator (over its time bound) is a mismatch the model may fix, not a crash that would repeat on every resume.
+    if (err instanceof AppError) return { error: err.message };
+    throw err;
+  }
 }
 
 /** What the model is told after an answer that failed the check (its corrective turn). */
