@@ -305,13 +305,19 @@ function runOptionsSuite(name: string, makeBackend: () => Backend | Promise<Back
       tools.state.expected = 2;
       tools.state.holdMs = 100;
       fake.reset();
-      fake.script({ tool_calls: [{ id: "s1", name: "zeta", arguments: {} }, { id: "s2", name: "zeta", arguments: {} }] }, { tool_calls: [{ id: "s2", name: "zeta", arguments: {} }] }, { content: "done" });
+      // The first reply ignores the flag (as a model may): its two calls still run one after the other.
+      fake.script(
+        { tool_calls: [{ id: "s1", name: "zeta", arguments: {} }, { id: "s2", name: "zeta", arguments: {} }], ignoreParallelToolCalls: true },
+        { tool_calls: [{ id: "s3", name: "zeta", arguments: {} }, { id: "s4", name: "zeta", arguments: {} }] },
+        { content: "done" },
+      );
       const run = await api.run((await api.thread()).id, { agent_id: agent.id, input: "one by one", parallel_tool_calls: false });
       expect((await api.wait(run.id)).status).toBe("completed");
       tools.state.holdMs = 3000;
       expect(fake.requests[0].body.parallel_tool_calls).toBe(false);
       expect(tools.state.maxInFlight).toBe(1);
-      expect(tools.calls.map((c) => c.id)).toEqual(["s1", "s2"]);
+      // The fake, like a model told so, returns one call of the second reply's two.
+      expect(tools.calls.map((c) => c.id)).toEqual(["s1", "s2", "s3"]);
     }, 60_000);
 
     test("a batch with a server tool, a client tool and an approval tool runs the server call, then pauses once for both others", async () => {

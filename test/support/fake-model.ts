@@ -30,6 +30,8 @@ export type FakeReplySpec = {
   json?: unknown;
   /** Answer with text that is not valid JSON. */
   invalidJson?: boolean;
+  /** Return every scripted tool call even when the request says parallel_tool_calls: false (a model that ignores it). */
+  ignoreParallelToolCalls?: boolean;
   /** Error reply: HTTP status (e.g. 429, 500, 400, 401). */
   status?: number;
   /** Error body: object (sent as JSON) or string. Default: OpenAI-style `{error:{message,type,code}}`. */
@@ -124,7 +126,7 @@ function honourRequest(spec: FakeReplySpec, body: any): FakeReplySpec {
     const named = calls.filter((c) => c.name === name);
     out = { ...out, tool_calls: named.length ? named : [{ name, arguments: {} }] };
   }
-  if (body.parallel_tool_calls === false && (out.tool_calls?.length ?? 0) > 1) out = { ...out, tool_calls: out.tool_calls!.slice(0, 1) };
+  if (body.parallel_tool_calls === false && !spec.ignoreParallelToolCalls && (out.tool_calls?.length ?? 0) > 1) out = { ...out, tool_calls: out.tool_calls!.slice(0, 1) };
   return out;
 }
 
