@@ -4,7 +4,8 @@
  * (persisted, shown, and sent to the model in the chat-completions shape), structured output
  * (validated, one corrective turn, then invalid_output), parallel tool calls (concurrent,
  * results in the model's order, one pause for client and approval calls) — and a kill -9 of
- * the process mid-batch, after which only the calls without a written result run again.
+ * the worker mid-batch (embedded: the one process; real: the worker process of a split
+ * deployment), after which only the calls without a written result run again.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -18,11 +19,12 @@ import { TEST_INTERNAL_KEY, TEST_JWT_SECRET } from "./support/harness";
 import { TEST_RUN_ENV } from "./support/run-suite";
 import { runApi } from "./support/testkit";
 
-type Backend = { args: () => string[]; cleanup: () => Promise<void> };
+/** `split`: the worker role runs in its own process (the one the crash test kills). */
+type Backend = { args: () => string[]; split: boolean; cleanup: () => Promise<void> };
 
 const embedded = (): Backend => {
   const dataDir = mkdtempSync(join(tmpdir(), "agentos-runopts-"));
-  return { args: () => [`--data-dir=${dataDir}`], cleanup: async () => rmSync(dataDir, { recursive: true, force: true }) };
+  return { args: () => [`--data-dir=${dataDir}`], split: false, cleanup: async () => rmSync(dataDir, { recursive: true, force: true }) };
 };
 
 const real = async (): Promise<Backend> => {
@@ -30,6 +32,7 @@ const real = async (): Promise<Backend> => {
   const namespace = uniqueName("t");
   return {
     args: () => [`--database-url=${db.url}`, `--nats-url=${REAL_URLS.nats}`, `--redis-url=${REAL_URLS.redis}`, `--namespace=${namespace}`, `--jwt-secret=${TEST_JWT_SECRET}`, `--internal-key=${TEST_INTERNAL_KEY}`],
+    split: true,
     cleanup: async () => {
       await db.drop();
       await dropNatsNamespace(namespace).catch(() => {});
@@ -106,9 +109,17 @@ function runOptionsSuite(name: string, makeBackend: () => Backend | Promise<Back
     let tools: ReturnType<typeof startBarrierTools>;
     let backend: Backend;
     let child: ChildProcess;
+    let worker: ChildProcess | undefined;
     let api: ReturnType<typeof runApi>;
+    const serve = (roles: string[]) => startChild(["serve", ...roles, ...backend.args(), `--model-base-url=${fake.url}`], { env: { ...TEST_RUN_ENV, LOG_LEVEL: "error" } });
+    // Split: the tools role lives with the worker, so the kill also cuts the tool request in
+    // flight (a tools process that survived would deliver it, and the re-run would be a second delivery).
+    const startWorker = async () => {
+      worker = await serve(["--role=worker,tools"]);
+    };
     const start = async () => {
-      child = await startChild(["serve", ...backend.args(), `--model-base-url=${fake.url}`], { env: { ...TEST_RUN_ENV, LOG_LEVEL: "error" } });
+      child = await serve(backend.split ? ["--role=gateway,auth,agents,memory,billing,notify"] : []);
+      if (backend.split) await startWorker();
     };
     const client = { get url() { return child.url; }, request: requester(() => child.url) };
     const tool = (toolName: string, extra: Record<string, unknown> = {}) =>
@@ -126,7 +137,7 @@ function runOptionsSuite(name: string, makeBackend: () => Backend | Promise<Back
       api = runApi(client, token);
     }, 120_000);
     afterAll(async () => {
-      await child?.stop("SIGKILL").catch(() => {});
+      await Promise.all([child?.stop("SIGKILL").catch(() => {}), worker?.stop("SIGKILL").catch(() => {})]);
       fake?.stop();
       tools?.stop();
       await backend?.cleanup();
@@ -344,7 +355,7 @@ function runOptionsSuite(name: string, makeBackend: () => Backend | Promise<Back
       expect(fake.requests[1].body.messages.filter((m: any) => m.role === "tool").map((m: any) => m.tool_call_id)).toEqual(["b_srv", "b_cli", "b_apr"]);
     }, 60_000);
 
-    test("kill -9 mid-batch: after the restart only the call without a written result runs again; each is delivered once", async () => {
+    test("kill -9 of the worker mid-batch: after the restart only the call without a written result runs again; each is delivered once", async () => {
       const k = await tool("kappa");
       const agent = await api.agent({ tools: [k.id] });
       tools.reset();
@@ -363,11 +374,13 @@ function runOptionsSuite(name: string, makeBackend: () => Backend | Promise<Back
         if (i > 400) throw new Error(`steps never reached the crash point: ${JSON.stringify(status)}`);
         await Bun.sleep(50);
       }
-      child.proc.kill("SIGKILL");
-      await child.proc.exited;
+      // Split: only the worker process dies (the API stays up); embedded: the one process.
+      const victim = worker ?? child;
+      victim.proc.kill("SIGKILL");
+      await victim.proc.exited;
       tools.release();
 
-      await start();
+      await (worker ? startWorker() : start());
       const done = await api.wait(run.id, 60);
       expect(done.status).toBe("completed");
       expect(["k1", "k2", "k3"].map((id) => [id, tools.delivered(id)])).toEqual([["k1", 1], ["k2", 1], ["k3", 1]]);
