@@ -4,9 +4,15 @@
  *
  *   no model step yet / all tool calls of the last one done → model call
  *   last model step interrupted (in_progress)               → the same model call again
- *   last model step asked for tools                         → execute the ones not completed
+ *   last model step asked for tools                         → execute the ones not completed, several
+ *                                                              at once with parallel_tool_calls (tool-plan.ts)
  *                                                              (client / approval → requires_action)
  *   last model step answered without tools                  → assistant message, completed
+ *                                                              (an answer that misses a JSON response_format:
+ *                                                              one corrective model call, then invalid_output)
+ *
+ * What the run executes with — model, instructions, tools, sampling, limits, tool_choice — is
+ * the run's options over its agent's settings (src/runs/options.ts), fixed for the run.
  *
  * Every model call and tool call is written as a step before it starts and after it ends
  * (fenced by the lease). One transaction per step boundary: the "after" write of the call
