@@ -52,6 +52,6 @@ export interface ToolsContract {
  */
 export const TOOLS_RPC = [
   "getRunTools", "execute", "createTool", "listTools", "listBuiltins", "getTool", "updateTool", "deleteTool",
-  "invokeTool",
+  "invokeTool", "rotateSecret",
 ] as const satisfies readonly (keyof ToolsService)[];
 export type ToolsClient = Pick<ToolsService, (typeof TOOLS_RPC)[number]>;

@@ -77,6 +77,19 @@ export const InvokeResult = t.Object({
   duration_ms: t.Number(),
 });
 
+export const DEFAULT_SECRET_GRACE_SECONDS = 24 * 3600;
+export const MAX_SECRET_GRACE_SECONDS = 7 * 24 * 3600;
+export const RotateSecretBody = t.Object({
+  grace_seconds: t.Optional(t.Integer({ minimum: 0, maximum: MAX_SECRET_GRACE_SECONDS, description: `How long the old secret keeps signing calls beside the new one (0-${MAX_SECRET_GRACE_SECONDS}; default ${DEFAULT_SECRET_GRACE_SECONDS}, one day)` })),
+});
+export const RotatedSecret = t.Object({
+  id: t.String(),
+  signing_secret: t.String({ description: "The new HMAC-SHA256 key. Shown once: store it now." }),
+  previous_secret_expires_at: t.Union([Timestamp, t.Null()], { description: "Until then calls carry a second v1= signature made with the old secret" }),
+});
+
+export type RotateSecretInput = typeof RotateSecretBody.static;
+export type RotatedSecretOut = typeof RotatedSecret.static;
 export type CreateToolInput = typeof CreateToolBody.static;
 export type UpdateToolInput = typeof UpdateToolBody.static;
 export type ToolOut = typeof Tool.static;

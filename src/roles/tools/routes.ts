@@ -1,11 +1,11 @@
 /** The tools controller: /v1/tools registry CRUD and /v1/tools/:id/invoke. */
-import { Elysia } from "elysia";
+import { Elysia, t } from "elysia";
 import type { AuthGuard } from "../../platform/http/auth-guard";
 import { idempotencyKeys } from "../../platform/http/idempotency";
 import { errors, PageQuery } from "../../platform/http/models";
 import type { AppPlatform } from "../clients";
 import {
-  BuiltinToolList, CreateToolBody, CreatedTool, DeletedTool, DeleteToolQuery, InvokeBody, InvokeResult, Tool, ToolPage, ToolRefParam, UpdateToolBody,
+  BuiltinToolList, CreateToolBody, RotatedSecret, RotateSecretBody, CreatedTool, DeletedTool, DeleteToolQuery, InvokeBody, InvokeResult, Tool, ToolPage, ToolRefParam, UpdateToolBody,
 } from "./model";
 
 export function toolsController(p: AppPlatform, guard: AuthGuard) {
@@ -58,6 +58,13 @@ export function toolsController(p: AppPlatform, guard: AuthGuard) {
       query: DeleteToolQuery,
       response: { 200: DeletedTool, ...errors(400, 401, 404, 409) },
       detail: { tags, summary: "Delete a tool (409 tool_in_use naming the agents that use it, unless ?force=true)" },
+    })
+    .post("/tools/:id/rotate-secret", ({ principal, params, body }) => p.clients.tools.rotateSecret(principal, params.id, body ?? {}), {
+      auth: true,
+      params: ToolRefParam,
+      body: t.Optional(RotateSecretBody),
+      response: { 200: RotatedSecret, ...errors(400, 401, 404) },
+      detail: { tags, summary: "New signing secret (shown once); the old one keeps signing calls beside it for grace_seconds (default one day)" },
     })
     .post("/tools/:id/invoke", ({ principal, params, body }) => p.clients.tools.invokeTool(principal, params.id, body ?? {}), {
       auth: true,

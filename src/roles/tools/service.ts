@@ -21,7 +21,7 @@ import { BUILTIN_MEMORY_TOOL_DEFS, BUILTIN_MEMORY_TOOLS, isBuiltinMemoryTool, ty
 import type { RunTool, ToolCallRequest, ToolCallResult, ToolsContract } from "./contract";
 import { checkToolUrl, executeHttp } from "./executors/http";
 import { checkToolSubject, executeNats } from "./executors/nats";
-import { DEFAULT_TIMEOUT_MS, type CreateToolInput, type CreatedToolOut, type InvokeInput, type ToolOut, type UpdateToolInput } from "./model";
+import { DEFAULT_SECRET_GRACE_SECONDS, DEFAULT_TIMEOUT_MS, type RotatedSecretOut, type RotateSecretInput, type CreateToolInput, type CreatedToolOut, type InvokeInput, type ToolOut, type UpdateToolInput } from "./model";
 import { checkParameters, validateArguments } from "./schemas";
 
 type ToolRow = typeof tools.$inferSelect;
@@ -82,6 +82,10 @@ const runToolOf = (r: ToolRow): RunTool => ({
   requires_approval: r.requiresApproval,
   timeout_ms: r.timeoutMs,
 });
+
+/** The secrets that sign a call: the current one, and the previous one until its grace period ends. */
+const signingSecrets = (r: ToolRow, now = Date.now()): string[] =>
+  r.previousSigningSecret && r.previousSecretExpiresAt && r.previousSecretExpiresAt.getTime() > now ? [r.signingSecret, r.previousSigningSecret] : [r.signingSecret];
 
 /** Nesting bound of a tool's JSON output. */
 export const MAX_OUTPUT_DEPTH = 64;
@@ -180,7 +184,7 @@ export class ToolsService implements ToolsContract {
       case "http": {
         const config = tool.config as { url: string; headers?: Record<string, string> };
         return executeHttp(
-          { name, url: config.url, headers: config.headers, secret: tool.signingSecret, timeoutMs: tool.timeoutMs },
+          { name, url: config.url, headers: config.headers, secrets: signingSecrets(tool), timeoutMs: tool.timeoutMs },
           { arguments: args, run_id: runId, tool_call_id: call.tool_call_id },
           this.deps.outbound,
           (detail) => this.deps.log.debug("http tool unreachable", { tool_id: tool.id, error: detail }),
@@ -301,6 +305,24 @@ export class ToolsService implements ToolsContract {
     const deleted = await this.db.delete(tools).where(and(eq(tools.id, id), eq(tools.orgId, principal.orgId))).returning({ id: tools.id });
     if (!deleted.length) throw notFound("tool", id);
     return { id, deleted: true, detached_from: detached };
+  }
+
+  /**
+   * A new signing secret (shown once); the old one keeps signing calls beside it (a second
+   * `v1=`) for `grace_seconds`, so the tool server can switch over without a failed call.
+   */
+  async rotateSecret(principal: Principal, id: string, input: RotateSecretInput): Promise<RotatedSecretOut> {
+    const current = await this.requireRow(principal.orgId, id);
+    const graceSeconds = input.grace_seconds ?? DEFAULT_SECRET_GRACE_SECONDS;
+    const secret = newSecret();
+    const expiresAt = new Date(Date.now() + graceSeconds * 1000);
+    const [row] = await this.db
+      .update(tools)
+      .set({ signingSecret: secret, previousSigningSecret: graceSeconds > 0 ? current.signingSecret : null, previousSecretExpiresAt: graceSeconds > 0 ? expiresAt : null, updatedAt: new Date() })
+      .where(and(eq(tools.id, id), eq(tools.orgId, principal.orgId)))
+      .returning();
+    if (!row) throw notFound("tool", id);
+    return { id, signing_secret: secret, previous_secret_expires_at: graceSeconds > 0 ? expiresAt.toISOString() : null };
   }
 
   /** Runs a tool by hand (http, nats, or a builtin on `agent_id`'s memory); the result is what a model would see. */

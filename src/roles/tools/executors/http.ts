@@ -26,7 +26,8 @@ export interface HttpToolTarget {
   name: string;
   url: string;
   headers?: Record<string, string>;
-  secret: string;
+  /** The signing secret, then the previous one while its grace period lasts. */
+  secrets: string[];
   timeoutMs: number;
 }
 
@@ -36,9 +37,13 @@ export interface HttpCall {
   tool_call_id: string;
 }
 
-export function sign(secret: string, body: string, unix = Math.floor(Date.now() / 1000)): string {
-  const mac = new Bun.CryptoHasher("sha256", secret).update(`${unix}.${body}`).digest("hex");
-  return `t=${unix},v1=${mac}`;
+/**
+ * `t=<unix>,v1=<hmac>` with one `v1` per secret: during a rotation's grace period the call is
+ * signed with the new secret and the previous one, so a server that knows either verifies it.
+ */
+export function sign(secrets: string | string[], body: string, unix = Math.floor(Date.now() / 1000)): string {
+  const macs = (Array.isArray(secrets) ? secrets : [secrets]).map((secret) => `v1=${new Bun.CryptoHasher("sha256", secret).update(`${unix}.${body}`).digest("hex")}`);
+  return `t=${unix},${macs.join(",")}`;
 }
 
 const fail = (code: string, message: string): ToolCallResult => ({ ok: false, error: { code, message } });
@@ -83,7 +88,7 @@ export async function executeHttp(target: HttpToolTarget, call: HttpCall, policy
     ...(target.headers ?? {}),
     "content-type": "application/json",
     "user-agent": `AgentOS/${VERSION}`,
-    "x-agentos-signature": sign(target.secret, body),
+    "x-agentos-signature": sign(target.secrets, body),
     "x-agentos-tool-call-id": call.tool_call_id,
   };
   try {
