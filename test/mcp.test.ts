@@ -6,6 +6,8 @@
  * secret rotated with a grace period; JSON Schema 2020-12 parameters.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -188,6 +190,63 @@ function suite(start: (modelUrl: string) => Promise<Target>) {
       expect(gone).toMatchObject({ deleted: true, tools_deleted: 2, detached_from: 2 }); // this agent and the one of the run test
       expect((await api.call("GET", `/v1/tools/${tool("echo").id}`)).status).toBe(404);
       expect((await api.ok("GET", `/v1/agents/${agent.id}`)).tools).toEqual([]);
+    });
+  });
+
+  describe("AgentOS as an MCP server", () => {
+    const connect = async (authorization?: string) => {
+      const client = new Client({ name: "test-client", version: "1.0.0" });
+      const transport = new StreamableHTTPClientTransport(new URL(`${target.child.url}/v1/mcp`), { requestInit: { headers: authorization ? { authorization } : {} } });
+      await client.connect(transport);
+      return client;
+    };
+
+    test("an MCP client with an API key sees the agents as ask_<agent> tools and gets a run's final answer, progress streamed", async () => {
+      const key = (await api.ok("POST", "/v1/api-keys", { name: "mcp client" })).key;
+      const agent = await api.agent({ name: "Helper Bot" });
+      const client = await connect(`Bearer ${key}`);
+      try {
+        const { tools } = await client.listTools();
+        const ask = tools.find((t) => t.name === "ask_Helper_Bot");
+        expect(ask?.description).toContain(agent.id);
+        expect(ask?.inputSchema.required).toEqual(["input"]);
+        fake.reset();
+        fake.script({ content: "The answer is forty-two.", chunkSize: 4, chunkDelayMs: 30 });
+        const progress: { progress: number; message?: string }[] = [];
+        const res: any = await client.callTool({ name: "ask_Helper_Bot", arguments: { input: "What is it?" } }, undefined, { onprogress: (p) => progress.push(p), timeout: 60_000 });
+        expect(res.isError).toBeFalsy();
+        expect(res.content).toEqual([{ type: "text", text: "The answer is forty-two." }]);
+        expect(res.structuredContent).toMatchObject({ answer: "The answer is forty-two.", status: "completed" });
+        expect(progress.length).toBeGreaterThan(1);
+        expect(progress.map((p) => p.message ?? "").join("")).toContain("forty-two");
+        expect(progress.map((p) => p.progress)).toEqual(progress.map((_, i) => i + 1));
+        // thread_id continues the conversation: the model sees the first exchange.
+        fake.script({ content: "Yes, forty-two." });
+        const again: any = await client.callTool({ name: "ask_Helper_Bot", arguments: { input: "Sure?", thread_id: res.structuredContent.thread_id } });
+        expect(again.structuredContent.answer).toBe("Yes, forty-two.");
+        expect(JSON.stringify(fake.requests.at(-1)!.body.messages)).toContain("The answer is forty-two.");
+        const messages = await api.messages(res.structuredContent.thread_id);
+        expect(messages.map((m) => m.role)).toEqual(["user", "assistant", "user", "assistant"]);
+        // A failed run and an unknown agent are error results, not protocol failures.
+        fake.script({ status: 400, body: { error: { message: "bad request to the model" } } });
+        const failed: any = await client.callTool({ name: "ask_Helper_Bot", arguments: { input: "Fail" } });
+        expect(failed.isError).toBe(true);
+        expect(failed.content[0].text).toContain("failed");
+        const unknown: any = await client.callTool({ name: "ask_nobody", arguments: { input: "x" } });
+        expect(unknown.isError).toBe(true);
+      } finally {
+        await client.close();
+      }
+    });
+
+    test("without a valid API key the endpoint answers 401; GET is 405", async () => {
+      await expect(connect()).rejects.toThrow(/unauthorized/);
+      await expect(connect("Bearer aos_wrong")).rejects.toThrow(/unauthorized/);
+      const init = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } };
+      const raw = await fetch(`${target.child.url}/v1/mcp`, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream" }, body: JSON.stringify(init) });
+      expect(raw.status).toBe(401);
+      const get = await fetch(`${target.child.url}/v1/mcp`, { headers: { accept: "text/event-stream" } });
+      expect(get.status).toBe(405);
     });
   });
 
