@@ -7683,12 +7683,42 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description A JSON-RPC message (or batch) of the Model Context Protocol */
+        /** @description A JSON-RPC message of the Model Context Protocol */
         requestBody: {
             content: {
-                "application/json": unknown;
-                "application/x-www-form-urlencoded": unknown;
-                "multipart/form-data": unknown;
+                "application/json": {
+                    /** @constant */
+                    jsonrpc: "2.0";
+                    id?: string | (string | number);
+                    method?: string;
+                    params?: {
+                        [key: string]: unknown;
+                    };
+                    result?: unknown;
+                    error?: unknown;
+                };
+                "application/x-www-form-urlencoded": {
+                    /** @constant */
+                    jsonrpc: "2.0";
+                    id?: string | (string | number);
+                    method?: string;
+                    params?: {
+                        [key: string]: unknown;
+                    };
+                    result?: unknown;
+                    error?: unknown;
+                };
+                "multipart/form-data": {
+                    /** @constant */
+                    jsonrpc: "2.0";
+                    id?: string | (string | number);
+                    method?: string;
+                    params?: {
+                        [key: string]: unknown;
+                    };
+                    result?: unknown;
+                    error?: unknown;
+                };
             };
         };
         responses: {

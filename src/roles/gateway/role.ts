@@ -23,7 +23,7 @@ import { memoryController } from "../memory/routes";
 import { LiveHub, liveEventsRoute } from "../notify/live";
 import { notifyController } from "../notify/routes";
 import { toolsController } from "../tools/routes";
-import { mcpEndpointController } from "../agents/mcp-endpoint";
+import { mcpEndpointController } from "../agents/mcp-routes";
 import type { AppPlatform } from "../clients";
 import type { RoleModule } from "../modules";
 import { VERSION } from "../../version";

@@ -125,6 +125,19 @@ async function finalAnswer(p: AppPlatform, orgId: string, threadId: string, runI
   return last?.content ?? "";
 }
 
+/** One JSON-RPC 2.0 message (MCP 2025-06-18 has no batches): a request, a notification or a response. */
+const JsonRpcMessage = t.Object(
+  {
+    jsonrpc: t.Literal("2.0"),
+    id: t.Optional(t.Union([t.String({ maxLength: 256 }), t.Integer()])),
+    method: t.Optional(t.String({ maxLength: 256 })),
+    params: t.Optional(t.Record(t.String(), t.Any())),
+    result: t.Optional(t.Any()),
+    error: t.Optional(t.Any()),
+  },
+  { description: "A JSON-RPC message of the Model Context Protocol" },
+);
+
 export function mcpEndpointController(p: AppPlatform, guard: AuthGuard) {
   return new Elysia({ name: "mcp-endpoint" }).use(guard.plugin).post(
     "/mcp",
@@ -135,7 +148,7 @@ export function mcpEndpointController(p: AppPlatform, guard: AuthGuard) {
     },
     {
       auth: true,
-      body: t.Any({ description: "A JSON-RPC message (or batch) of the Model Context Protocol" }),
+      body: JsonRpcMessage,
       detail: {
         tags: ["mcp"],
         summary: "MCP (Streamable HTTP, stateless): the organization's agents as tools ask_<agent> {input, thread_id?} → the run's final answer, progress as notifications",
