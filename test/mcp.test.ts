@@ -107,7 +107,9 @@ function suite(start: (modelUrl: string) => Promise<Target>) {
       const before = rssMiB(target.child.proc.pid);
       const huge = await invoke(tool("huge").id, {});
       expect(huge).toMatchObject({ ok: false, error: { code: "tool_response_too_large" } });
-      expect(rssMiB(target.child.proc.pid) - before).toBeLessThan(64);
+      const grown = rssMiB(target.child.proc.pid) - before;
+      console.log(`measured: a 10 MB tools/call reply → ${huge.error.code} in ${huge.duration_ms} ms, RSS +${grown.toFixed(1)} MiB`);
+      expect(grown).toBeLessThan(64);
       const patched = await api.ok("PATCH", `/v1/mcp-servers/${srv.id}`, { timeout_ms: 1000 });
       expect(patched.timeout_ms).toBe(1000);
       srv = patched;
@@ -124,11 +126,15 @@ function suite(start: (modelUrl: string) => Promise<Target>) {
       expect(health.status).toBe(200);
       const hung = await hanging;
       expect([hung.status, hung.body.error.code, hung.body.error.details.reason]).toEqual([422, "mcp_server_failed", "tool_timeout"]);
-      expect(Date.now() - started).toBeLessThan(10_000);
+      const hungMs = Date.now() - started;
+      expect(hungMs).toBeLessThan(10_000);
       const before = rssMiB(target.child.proc.pid);
+      const listStarted = Date.now();
       const big = await register({ name: "big", url: `${mcp.url}/huge-list` });
       expect([big.status, big.body.error.details.reason]).toEqual([422, "tool_response_too_large"]);
-      expect(rssMiB(target.child.proc.pid) - before).toBeLessThan(64);
+      const grown = rssMiB(target.child.proc.pid) - before;
+      console.log(`measured: hanging server (timeout_ms 1500) refused after ${hungMs} ms; 10 MB tools/list refused after ${Date.now() - listStarted} ms, RSS +${grown.toFixed(1)} MiB`);
+      expect(grown).toBeLessThan(64);
       const names = (await api.ok("GET", "/v1/mcp-servers")).data.map((s: any) => s.name);
       expect(names).not.toContain("hang");
       expect(names).not.toContain("big");

@@ -10,11 +10,9 @@
  * (tried when the new one fails), re-save the secrets, then drop the old key.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import type { Config } from "./config";
 import { FatalError } from "./errors";
-import { randomSecret } from "./hash";
+import { generatedSecret } from "./generated-secret";
 import { loadJwtSecret } from "./jwt";
 import type { Logger } from "./logging";
 
@@ -69,14 +67,7 @@ export function loadSecretKey(config: Config, log: Logger): string {
     log.warn("AGENTOS_SECRET_KEY not set: secrets at rest are sealed under a key derived from JWT_SECRET; set AGENTOS_SECRET_KEY in production");
     return `agentos-secrets:${loadJwtSecret(config, log)}`;
   }
-  const file = join(config.dataDir, "secret-key");
-  if (existsSync(file)) return readFileSync(file, "utf8").trim();
-  mkdirSync(config.dataDir, { recursive: true });
-  const secret = randomSecret(48);
-  writeFileSync(file, secret + "\n", { mode: 0o600 });
-  chmodSync(file, 0o600);
-  log.warn("AGENTOS_SECRET_KEY not set: generated one and stored it in the data dir; set AGENTOS_SECRET_KEY in production", { file });
-  return secret;
+  return generatedSecret(config.dataDir, "secret-key", log, "AGENTOS_SECRET_KEY not set: generated one and stored it in the data dir; set AGENTOS_SECRET_KEY in production");
 }
 
 export function loadSecretBox(config: Config, log: Logger): SecretBox {

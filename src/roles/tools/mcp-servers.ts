@@ -27,6 +27,14 @@ import type { AgentsClient } from "./service";
 type ServerRow = typeof mcpServers.$inferSelect;
 type ToolRow = typeof tools.$inferSelect;
 type Approval = "all" | "none" | string[];
+interface ServerSettings {
+  name: string;
+  url: string;
+  headers: Record<string, string>;
+  allowedTools: string[] | null;
+  requiresApproval: Approval;
+  timeoutMs: number;
+}
 
 /** MCP's default dialect: a listed `inputSchema` without `$schema` is 2020-12. */
 const MCP_DEFAULT_SCHEMA = "https://json-schema.org/draft/2020-12/schema";
@@ -57,7 +65,7 @@ export class McpServers {
 
   async create(principal: Principal, input: CreateMcpServerInput): Promise<McpServerSyncedOut> {
     this.checkTarget(input.url, input.headers);
-    const settings = {
+    const settings: ServerSettings = {
       name: input.name,
       url: input.url,
       headers: input.headers ?? {},
@@ -70,18 +78,7 @@ export class McpServers {
     try {
       [row] = await this.db
         .insert(mcpServers)
-        .values({
-          id: newId("mcp"),
-          orgId: principal.orgId,
-          name: settings.name,
-          url: settings.url,
-          headersSealed: this.seal(settings.headers),
-          allowedTools: settings.allowedTools,
-          requiresApproval: settings.requiresApproval,
-          timeoutMs: settings.timeoutMs,
-          serverInfo: listing.serverInfo,
-          refreshedAt: new Date(),
-        })
+        .values({ id: newId("mcp"), orgId: principal.orgId, ...this.columns(settings, listing) })
         .returning();
     } catch (err) {
       throw this.translate(err, settings.name);
@@ -104,7 +101,7 @@ export class McpServers {
   /** Changes the settings and lists the tools again with them: nothing changes when the server cannot be listed. */
   async update(principal: Principal, id: string, input: UpdateMcpServerInput): Promise<McpServerSyncedOut> {
     const current = await this.requireRow(principal.orgId, id);
-    const settings = {
+    const settings: ServerSettings = {
       name: input.name ?? current.name,
       url: input.url ?? current.url,
       headers: input.headers ?? this.headersOf(current),
@@ -118,17 +115,7 @@ export class McpServers {
     try {
       [row] = await this.db
         .update(mcpServers)
-        .set({
-          name: settings.name,
-          url: settings.url,
-          headersSealed: this.seal(settings.headers),
-          allowedTools: settings.allowedTools,
-          requiresApproval: settings.requiresApproval,
-          timeoutMs: settings.timeoutMs,
-          serverInfo: listing.serverInfo,
-          refreshedAt: new Date(),
-          updatedAt: new Date(),
-        })
+        .set({ ...this.columns(settings, listing), updatedAt: new Date() })
         .where(and(eq(mcpServers.id, id), eq(mcpServers.orgId, principal.orgId)))
         .returning();
     } catch (err) {
@@ -193,7 +180,7 @@ export class McpServers {
   }
 
   /** `initialize` + `tools/list`, or 422 `mcp_server_failed` saying what went wrong (a refused address: 400). */
-  private async list(target: McpTarget & Record<string, unknown>): Promise<McpListing> {
+  private async list(target: McpTarget): Promise<McpListing> {
     const result = await listMcpTools({ url: target.url, headers: target.headers, timeoutMs: target.timeoutMs }, this.deps.outbound);
     if (result.ok) return result.listing;
     if (result.error.code === "target_unreachable") this.deps.log.debug("mcp server unreachable", { url: target.url, error: result.error.detail });
@@ -262,6 +249,20 @@ export class McpServers {
       if (err instanceof AppError) return err.message;
       throw err;
     }
+  }
+
+  /** The stored columns of a server's settings, after a successful listing. */
+  private columns(settings: ServerSettings, listing: McpListing) {
+    return {
+      name: settings.name,
+      url: settings.url,
+      headersSealed: this.seal(settings.headers),
+      allowedTools: settings.allowedTools,
+      requiresApproval: settings.requiresApproval,
+      timeoutMs: settings.timeoutMs,
+      serverInfo: listing.serverInfo,
+      refreshedAt: new Date(),
+    };
   }
 
   private seal(headers: Record<string, string>): string | null {
