@@ -69,6 +69,21 @@ function mcpServer(state: McpTestServer, authorization: string | null, hugeList:
   return server;
 }
 
+async function serveMcp(state: McpTestServer, req: Request, authorization: string | null, hugeList: boolean): Promise<Response> {
+  const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+  await mcpServer(state, authorization, hugeList).connect(transport);
+  return transport.handleRequest(req);
+}
+
+/** Answers `req` as `/mcp` does, for a test server of another kind that must also speak MCP (the fuzz sink). */
+export function answerMcp(req: Request): Promise<Response> {
+  const state: McpTestServer = { url: "", calls: [], hits: {}, slowMs: 0, tools: [...TEST_MCP_TOOLS], stop: () => {} };
+  return serveMcp(state, req, req.headers.get("authorization"), false);
+}
+
+/** MCP clients accept both JSON and SSE answers; webhooks and http tools do not ask for SSE. */
+export const isMcpRequest = (req: Request) => (req.headers.get("accept") ?? "").includes("text/event-stream");
+
 export function startMcpServer(): McpTestServer {
   const state: McpTestServer = { url: "", calls: [], hits: {}, slowMs: 5000, tools: [...TEST_MCP_TOOLS], stop: () => http.stop(true) };
   const http = Bun.serve({
@@ -82,9 +97,7 @@ export function startMcpServer(): McpTestServer {
       const authorization = req.headers.get("authorization");
       if (path === "/auth" && authorization !== `Bearer ${MCP_TOKEN}`) return Response.json({ error: "unauthorized" }, { status: 401 });
       if (path !== "/mcp" && path !== "/auth" && path !== "/huge-list") return new Response("not found", { status: 404 });
-      const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-      await mcpServer(state, authorization, path === "/huge-list").connect(transport);
-      return transport.handleRequest(req);
+      return serveMcp(state, req, authorization, path === "/huge-list");
     },
   });
   state.url = `http://127.0.0.1:${http.port}`;

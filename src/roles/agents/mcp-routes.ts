@@ -13,6 +13,7 @@ import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult, typ
 import { Elysia, t } from "elysia";
 import { AppError } from "../../platform/errors";
 import type { AuthGuard } from "../../platform/http/auth-guard";
+import { errors } from "../../platform/http/models";
 import type { Principal } from "../../platform/principal";
 import { VERSION } from "../../version";
 import type { RunEventOut } from "../../runs";
@@ -125,6 +126,17 @@ async function finalAnswer(p: AppPlatform, orgId: string, threadId: string, runI
   return last?.content ?? "";
 }
 
+async function transportMessage(response: Response): Promise<string> {
+  const text = await response.text();
+  try {
+    const message = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
+    if (typeof message === "string") return message.slice(0, 500);
+  } catch {
+    /* not JSON */
+  }
+  return `The MCP request was refused (HTTP ${response.status}).`;
+}
+
 /** One JSON-RPC 2.0 message (MCP 2025-06-18 has no batches): a request, a notification or a response. */
 const JsonRpcMessage = t.Object(
   {
@@ -144,11 +156,16 @@ export function mcpEndpointController(p: AppPlatform, guard: AuthGuard) {
     async ({ principal, request, body }) => {
       const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined });
       await mcpServerFor(p, principal).connect(transport);
-      return transport.handleRequest(request, { parsedBody: body });
+      const response = await transport.handleRequest(request, { parsedBody: body });
+      if (response.status < 400) return response;
+      // The transport's refusals (406 without Accept: text/event-stream, 400 for a message it
+      // cannot take) carry a JSON-RPC error: answered in the API's error shape, with its words.
+      throw new AppError(response.status, "mcp_request_refused", await transportMessage(response));
     },
     {
       auth: true,
       body: JsonRpcMessage,
+      response: errors(400, 401, 406),
       detail: {
         tags: ["mcp"],
         summary: "MCP (Streamable HTTP, stateless): the organization's agents as tools ask_<agent> {input, thread_id?} → the run's final answer, progress as notifications",
