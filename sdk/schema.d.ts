@@ -680,6 +680,23 @@ export interface paths {
         patch: operations["patchV1ToolsById"];
         trace?: never;
     };
+    "/v1/tools/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** New signing secret (shown once); the old one keeps signing calls beside it for grace_seconds (default one day) */
+        post: operations["postV1ToolsByIdRotate-secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tools/{id}/invoke": {
         parameters: {
             query?: never;
@@ -691,6 +708,77 @@ export interface paths {
         put?: never;
         /** Run a tool by hand with {arguments} and see the result a model would get */
         post: operations["postV1ToolsByIdInvoke"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/mcp-servers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the organization's MCP servers (headers are never returned) */
+        get: operations["getV1Mcp-servers"];
+        put?: never;
+        /** Register a remote MCP server (Streamable HTTP): initialize + tools/list, each tool registered as a tool of kind mcp */
+        post: operations["postV1Mcp-servers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/mcp-servers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get an MCP server and the tools registered from it */
+        get: operations["getV1Mcp-serversById"];
+        put?: never;
+        post?: never;
+        /** Delete an MCP server and its tools (409 mcp_server_in_use naming the agents, unless ?force=true) */
+        delete: operations["deleteV1Mcp-serversById"];
+        options?: never;
+        head?: never;
+        /** Change an MCP server; its tools are listed again with the new settings (nothing changes if that fails) */
+        patch: operations["patchV1Mcp-serversById"];
+        trace?: never;
+    };
+    "/v1/mcp-servers/{id}/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** List the server's tools again: new ones registered, changed ones updated, vanished ones removed */
+        post: operations["postV1Mcp-serversByIdRefresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/mcp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** MCP (Streamable HTTP, stateless): the organization's agents as tools ask_<agent> {input, thread_id?} → the run's final answer, progress as notifications */
+        post: operations["postV1Mcp"];
         delete?: never;
         options?: never;
         head?: never;
@@ -6997,6 +7085,106 @@ export interface operations {
             };
         };
     };
+    "postV1ToolsByIdRotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description How long the old secret keeps signing calls beside the new one (0-604800; default 86400, one day) */
+                    grace_seconds?: string | number;
+                };
+                "application/x-www-form-urlencoded": {
+                    /** @description How long the old secret keeps signing calls beside the new one (0-604800; default 86400, one day) */
+                    grace_seconds?: string | number;
+                };
+                "multipart/form-data": {
+                    /** @description How long the old secret keeps signing calls beside the new one (0-604800; default 86400, one day) */
+                    grace_seconds?: string | number;
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @description The new HMAC-SHA256 key. Shown once: store it now. */
+                        signing_secret: string;
+                        /**
+                         * Format: date-time
+                         * @description Until then calls carry a second v1= signature made with the old secret
+                         */
+                        previous_secret_expires_at: string | null;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     postV1ToolsByIdInvoke: {
         parameters: {
             query?: never;
@@ -7087,6 +7275,892 @@ export interface operations {
             };
             /** @description Error */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    "getV1Mcp-servers": {
+        parameters: {
+            query?: {
+                limit?: string | number;
+                after?: string;
+                order?: "asc" | "desc";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            id: string;
+                            name: string;
+                            url: string;
+                            /** @description Names of the stored headers (their values are never returned) */
+                            header_names: string[];
+                            allowed_tools: string[] | null;
+                            requires_approval: "all" | "none" | string[];
+                            timeout_ms: string | number;
+                            /** @description name and version the server reported in initialize */
+                            server_info: {
+                                [key: string]: unknown;
+                            } | null;
+                            tools: {
+                                id: string;
+                                /** @description The tool's name in AgentOS: <server>__<mcp tool> */
+                                name: string;
+                                /** @description The tool's name on the MCP server */
+                                mcp_name: string;
+                                requires_approval: boolean;
+                            }[];
+                            /** Format: date-time */
+                            refreshed_at: string | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            /** Format: date-time */
+                            updated_at: string;
+                        }[];
+                        has_more: boolean;
+                        next_cursor: ((string | null) | null) | null;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    "postV1Mcp-servers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Unique in the organization; its tools are named <name>__<tool> */
+                    name: string;
+                    /** @description The server's Streamable HTTP endpoint (http or https) */
+                    url: string;
+                    /** @description Sent with every request (e.g. Authorization); stored encrypted (AES-256-GCM), never returned */
+                    headers?: {
+                        [key: string]: string;
+                    };
+                    /** @description MCP tool names to register (default: every listed tool) */
+                    allowed_tools?: string[] | null;
+                    /** @description Which of the server's tools pause a run for approval: all, none, or a list of MCP tool names */
+                    requires_approval?: "all" | "none" | string[];
+                    /** @description Execution timeout in ms (100-120000) */
+                    timeout_ms?: string | number;
+                };
+                "application/x-www-form-urlencoded": {
+                    /** @description Unique in the organization; its tools are named <name>__<tool> */
+                    name: string;
+                    /** @description The server's Streamable HTTP endpoint (http or https) */
+                    url: string;
+                    /** @description Sent with every request (e.g. Authorization); stored encrypted (AES-256-GCM), never returned */
+                    headers?: {
+                        [key: string]: string;
+                    };
+                    /** @description MCP tool names to register (default: every listed tool) */
+                    allowed_tools?: string[] | null;
+                    /** @description Which of the server's tools pause a run for approval: all, none, or a list of MCP tool names */
+                    requires_approval?: "all" | "none" | string[];
+                    /** @description Execution timeout in ms (100-120000) */
+                    timeout_ms?: string | number;
+                };
+                "multipart/form-data": {
+                    /** @description Unique in the organization; its tools are named <name>__<tool> */
+                    name: string;
+                    /** @description The server's Streamable HTTP endpoint (http or https) */
+                    url: string;
+                    /** @description Sent with every request (e.g. Authorization); stored encrypted (AES-256-GCM), never returned */
+                    headers?: {
+                        [key: string]: string;
+                    };
+                    /** @description MCP tool names to register (default: every listed tool) */
+                    allowed_tools?: string[] | null;
+                    /** @description Which of the server's tools pause a run for approval: all, none, or a list of MCP tool names */
+                    requires_approval?: "all" | "none" | string[];
+                    /** @description Execution timeout in ms (100-120000) */
+                    timeout_ms?: string | number;
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 201 */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        name: string;
+                        url: string;
+                        /** @description Names of the stored headers (their values are never returned) */
+                        header_names: string[];
+                        allowed_tools: string[] | null;
+                        requires_approval: "all" | "none" | string[];
+                        timeout_ms: string | number;
+                        /** @description name and version the server reported in initialize */
+                        server_info: {
+                            [key: string]: unknown;
+                        } | null;
+                        tools: {
+                            id: string;
+                            /** @description The tool's name in AgentOS: <server>__<mcp tool> */
+                            name: string;
+                            /** @description The tool's name on the MCP server */
+                            mcp_name: string;
+                            requires_approval: boolean;
+                        }[];
+                        /** Format: date-time */
+                        refreshed_at: string | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                        /** @description Listed tools that were not registered, and why */
+                        skipped: {
+                            name: string;
+                            reason: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    "getV1Mcp-serversById": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        name: string;
+                        url: string;
+                        /** @description Names of the stored headers (their values are never returned) */
+                        header_names: string[];
+                        allowed_tools: string[] | null;
+                        requires_approval: "all" | "none" | string[];
+                        timeout_ms: string | number;
+                        /** @description name and version the server reported in initialize */
+                        server_info: {
+                            [key: string]: unknown;
+                        } | null;
+                        tools: {
+                            id: string;
+                            /** @description The tool's name in AgentOS: <server>__<mcp tool> */
+                            name: string;
+                            /** @description The tool's name on the MCP server */
+                            mcp_name: string;
+                            requires_approval: boolean;
+                        }[];
+                        /** Format: date-time */
+                        refreshed_at: string | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    "deleteV1Mcp-serversById": {
+        parameters: {
+            query?: {
+                force?: boolean;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @constant */
+                        deleted: true;
+                        tools_deleted: string | number;
+                        /** @description Agents its tools were removed from (force) */
+                        detached_from: string | number;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    "patchV1Mcp-serversById": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    url?: string;
+                    /** @description Sent with every request (e.g. Authorization); stored encrypted (AES-256-GCM), never returned */
+                    headers?: {
+                        [key: string]: string;
+                    };
+                    allowed_tools?: string[] | null;
+                    /** @description Which of the server's tools pause a run for approval: all, none, or a list of MCP tool names */
+                    requires_approval?: "all" | "none" | string[];
+                    /** @description Execution timeout in ms (100-120000) */
+                    timeout_ms?: string | number;
+                };
+                "application/x-www-form-urlencoded": {
+                    name?: string;
+                    url?: string;
+                    /** @description Sent with every request (e.g. Authorization); stored encrypted (AES-256-GCM), never returned */
+                    headers?: {
+                        [key: string]: string;
+                    };
+                    allowed_tools?: string[] | null;
+                    /** @description Which of the server's tools pause a run for approval: all, none, or a list of MCP tool names */
+                    requires_approval?: "all" | "none" | string[];
+                    /** @description Execution timeout in ms (100-120000) */
+                    timeout_ms?: string | number;
+                };
+                "multipart/form-data": {
+                    name?: string;
+                    url?: string;
+                    /** @description Sent with every request (e.g. Authorization); stored encrypted (AES-256-GCM), never returned */
+                    headers?: {
+                        [key: string]: string;
+                    };
+                    allowed_tools?: string[] | null;
+                    /** @description Which of the server's tools pause a run for approval: all, none, or a list of MCP tool names */
+                    requires_approval?: "all" | "none" | string[];
+                    /** @description Execution timeout in ms (100-120000) */
+                    timeout_ms?: string | number;
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        name: string;
+                        url: string;
+                        /** @description Names of the stored headers (their values are never returned) */
+                        header_names: string[];
+                        allowed_tools: string[] | null;
+                        requires_approval: "all" | "none" | string[];
+                        timeout_ms: string | number;
+                        /** @description name and version the server reported in initialize */
+                        server_info: {
+                            [key: string]: unknown;
+                        } | null;
+                        tools: {
+                            id: string;
+                            /** @description The tool's name in AgentOS: <server>__<mcp tool> */
+                            name: string;
+                            /** @description The tool's name on the MCP server */
+                            mcp_name: string;
+                            requires_approval: boolean;
+                        }[];
+                        /** Format: date-time */
+                        refreshed_at: string | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                        /** @description Listed tools that were not registered, and why */
+                        skipped: {
+                            name: string;
+                            reason: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    "postV1Mcp-serversByIdRefresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        name: string;
+                        url: string;
+                        /** @description Names of the stored headers (their values are never returned) */
+                        header_names: string[];
+                        allowed_tools: string[] | null;
+                        requires_approval: "all" | "none" | string[];
+                        timeout_ms: string | number;
+                        /** @description name and version the server reported in initialize */
+                        server_info: {
+                            [key: string]: unknown;
+                        } | null;
+                        tools: {
+                            id: string;
+                            /** @description The tool's name in AgentOS: <server>__<mcp tool> */
+                            name: string;
+                            /** @description The tool's name on the MCP server */
+                            mcp_name: string;
+                            requires_approval: boolean;
+                        }[];
+                        /** Format: date-time */
+                        refreshed_at: string | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                        /** @description Listed tools that were not registered, and why */
+                        skipped: {
+                            name: string;
+                            reason: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    postV1Mcp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description A JSON-RPC message of the Model Context Protocol */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    jsonrpc: "2.0";
+                    id?: string | (string | number);
+                    method?: string;
+                    params?: {
+                        [key: string]: unknown;
+                    };
+                    result?: unknown;
+                    error?: unknown;
+                };
+                "application/x-www-form-urlencoded": {
+                    /** @constant */
+                    jsonrpc: "2.0";
+                    id?: string | (string | number);
+                    method?: string;
+                    params?: {
+                        [key: string]: unknown;
+                    };
+                    result?: unknown;
+                    error?: unknown;
+                };
+                "multipart/form-data": {
+                    /** @constant */
+                    jsonrpc: "2.0";
+                    id?: string | (string | number);
+                    method?: string;
+                    params?: {
+                        [key: string]: unknown;
+                    };
+                    result?: unknown;
+                    error?: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            406: {
                 headers: {
                     [name: string]: unknown;
                 };

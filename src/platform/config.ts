@@ -45,6 +45,9 @@ export interface Config {
   otelTracesSamplerArg?: string;
   logLevel: LogLevel;
   jwtSecret?: string;
+  /** Key of the secrets stored at rest (AES-256-GCM), and the one before it during a rotation. */
+  secretKey?: string;
+  secretKeyPrevious?: string;
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
   modelBaseUrl: string;
@@ -207,6 +210,8 @@ export const FLAGS: Record<string, FlagSpec> = {
     help: "debug | info | warn | error (default info)",
   },
   "jwt-secret": { key: "jwtSecret", env: "JWT_SECRET", help: "HS256 secret for access tokens (required with a real database)" },
+  "secret-key": { key: "secretKey", env: "AGENTOS_SECRET_KEY", help: "key (>= 32 chars) sealing stored secrets such as MCP server headers (default: generated, or derived from JWT_SECRET)" },
+  "secret-key-previous": { key: "secretKeyPrevious", env: "AGENTOS_SECRET_KEY_PREVIOUS", help: "the former secret key, still accepted for decryption during a rotation" },
   "access-token-ttl": { key: "accessTokenTtlSeconds", env: "ACCESS_TOKEN_TTL", parse: parsePositiveInt, help: "access token lifetime in seconds (default 900)" },
   "refresh-token-ttl": { key: "refreshTokenTtlSeconds", env: "REFRESH_TOKEN_TTL", parse: parsePositiveInt, help: "refresh token lifetime in seconds (default 2592000)" },
   "model-base-url": { key: "modelBaseUrl", env: "MODEL_BASE_URL", parse: parseUrl(["http:", "https:"]), help: "OpenAI-compatible API base URL (default https://api.openai.com/v1)" },

@@ -23,6 +23,7 @@ import { memoryController } from "../memory/routes";
 import { LiveHub, liveEventsRoute } from "../notify/live";
 import { notifyController } from "../notify/routes";
 import { toolsController } from "../tools/routes";
+import { mcpEndpointController } from "../agents/mcp-routes";
 import type { AppPlatform } from "../clients";
 import type { RoleModule } from "../modules";
 import { VERSION } from "../../version";
@@ -46,7 +47,7 @@ export function buildGatewayApp(p: AppPlatform) {
   const unsubscribePlans = p.bus.subscribe<{ org_id?: string }>(p.bus.subject(PLAN_CHANGED), (m) => rateLimiter.forget(m.data?.org_id));
   p.websockets.push(liveEventsRoute(live, guard.authenticate));
   const agentCache = createEdgeCache<AgentOut>(p.bus, AGENT_CACHE_KIND);
-  const v1 = new Elysia({ prefix: "/v1" }).use(authController(p, guard)).use(agentsController(p, guard, agentCache)).use(billingController(p, guard)).use(notifyController(p, guard)).use(memoryController(p, guard)).use(toolsController(p, guard));
+  const v1 = new Elysia({ prefix: "/v1" }).use(authController(p, guard)).use(agentsController(p, guard, agentCache)).use(billingController(p, guard)).use(notifyController(p, guard)).use(memoryController(p, guard)).use(toolsController(p, guard)).use(mcpEndpointController(p, guard));
   const app = new Elysia({ name: "gateway" })
     .use(
       openapi({

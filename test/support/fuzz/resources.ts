@@ -115,6 +115,7 @@ export class Resources {
     }
     const bodies = fc.sample(validArbitrary(op.body, this.context(user, true)), { numRuns: attempts, seed: this.seed++ });
     let last = "";
+    let madeRoom = false;
     for (const body of bodies) {
       if (this.validators.errors(op.body!, body)) continue;
       const res = await fetch(this.baseUrl + fillPath(collection, full), {
@@ -134,9 +135,24 @@ export class Resources {
         return resource;
       }
       last = `${res.status} ${text.slice(0, 200)}`;
+      // A per-organization limit (20 webhooks) reached by earlier fuzz requests: make room once.
+      if (res.status === 422 && text.includes('"code":"too_many_') && !madeRoom) madeRoom = await this.makeRoom(user, fillPath(collection, full));
     }
     this.failures.push({ collection, reason: `no generated body accepted in ${attempts} tries; last reply ${last}` });
     return undefined;
+  }
+
+  /** Deletes one of `user`'s items of the collection at `path` (preferably one no test holds): whether it did. */
+  private async makeRoom(user: User, path: string): Promise<boolean> {
+    const headers = { authorization: `Bearer ${user.token}` };
+    const list = (await (await fetch(`${this.baseUrl}${path}?limit=100`, { headers })).json().catch(() => null)) as { data?: { id: string }[] } | null;
+    const ids = (list?.data ?? []).map((r) => r.id);
+    const victim = ids.find((id) => !this.all.some((r) => r.id === id)) ?? ids[0];
+    if (!victim) return false;
+    const res = await fetch(`${this.baseUrl}${path}/${victim}`, { method: "DELETE", headers });
+    const index = this.all.findIndex((r) => r.id === victim);
+    if (index >= 0) this.all.splice(index, 1);
+    return res.ok;
   }
 
   /** Records a resource a fuzz request created (a 2xx POST with an id). */
