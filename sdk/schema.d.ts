@@ -866,6 +866,13 @@ export interface components {
             /** @constant */
             deleted: true;
         };
+        DeleteThreadResponse: {
+            id: string;
+            /** @constant */
+            object: "thread";
+            /** @constant */
+            deleted: true;
+        };
         Deleted: {
             id: string;
             /** @constant */
@@ -877,13 +884,6 @@ export interface components {
             deleted: true;
             /** @description Agents the tool was removed from (force) */
             detached_from: number;
-        };
-        DeleteThreadResponse: {
-            id: string;
-            /** @constant */
-            object: "thread";
-            /** @constant */
-            deleted: true;
         };
         Delivery: {
             id: string;
@@ -974,10 +974,7 @@ export interface components {
         InvokeResult: {
             ok: boolean;
             output?: unknown;
-            error?: {
-                code: string;
-                message: string;
-            };
+            error?: components["schemas"]["StreamError"];
             duration_ms: number;
         };
         LogoutResult: {
@@ -1036,6 +1033,10 @@ export interface components {
             /** Format: date-time */
             created_at: string;
         };
+        MessageDelta: {
+            step_id: string;
+            delta: string;
+        };
         MessagePage: {
             data: components["schemas"]["Message"][];
             has_more: boolean;
@@ -1067,10 +1068,6 @@ export interface components {
             plan: string;
             /** Format: date-time */
             created_at: string;
-        };
-        /** @description JSON Schema of the arguments (an object schema); validated at registration and before every call */
-        Parameters: {
-            [key: string]: unknown;
         };
         Plan: {
             /** @enum {string} */
@@ -1130,10 +1127,7 @@ export interface components {
             status: components["schemas"]["RunStatus"];
             stream: boolean;
             required_action: components["schemas"]["RequiredAction"] | null;
-            last_error: {
-                code: string;
-                message: string;
-            } | null;
+            last_error: components["schemas"]["StreamError"] | null;
             usage: components["schemas"]["RunUsage"];
             /** @description Model calls made */
             step_count: number;
@@ -1151,22 +1145,20 @@ export interface components {
             /** Format: date-time */
             cancel_requested_at: string | null;
         };
-        RunEvent: {
-            seq: number;
-            id: string;
-            run_id: string;
-            type: string;
-            data: unknown;
-            /** Format: date-time */
-            created_at: string;
-        };
         RunPage: {
             data: components["schemas"]["Run"][];
             has_more: boolean;
             next_cursor: string | null;
         };
+        RunPickedUp: {
+            run_id: string;
+            status: components["schemas"]["RunStatus"];
+            attempt?: number;
+        };
         /** @enum {string} */
         RunStatus: "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
+        /** @description run.* events carry the Run (run.in_progress a RunPickedUp), step.* the Step, message.delta a MessageDelta, tool_call.* a ToolCallEvent, error a StreamError */
+        RunStreamData: components["schemas"]["Run"] | components["schemas"]["RunPickedUp"] | components["schemas"]["Step"] | components["schemas"]["MessageDelta"] | components["schemas"]["ToolCallEvent"] | components["schemas"]["StreamError"];
         RunTrace: {
             /** @constant */
             object: "run.trace";
@@ -1263,6 +1255,10 @@ export interface components {
         };
         /** @enum {string} */
         StepStatus: "in_progress" | "requires_action" | "approved" | "completed" | "failed" | "cancelled";
+        StreamError: {
+            code: string;
+            message: string;
+        };
         Thread: {
             id: string;
             /** @constant */
@@ -1279,14 +1275,6 @@ export interface components {
             data: components["schemas"]["Thread"][];
             has_more: boolean;
             next_cursor: string | null;
-        };
-        Tokens: {
-            access_token: string;
-            refresh_token: string;
-            /** @constant */
-            token_type: "Bearer";
-            /** @description Seconds until the access token expires */
-            expires_in: number;
         };
         Tool: {
             id: string;
@@ -1306,6 +1294,16 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
         };
+        ToolCallEvent: {
+            step_id?: string;
+            tool_call_id: string;
+            name: string;
+            arguments?: string;
+            action?: string;
+            ok?: boolean;
+            output?: unknown;
+            error?: unknown;
+        };
         ToolCallView: {
             id: string;
             /** @constant */
@@ -1314,10 +1312,6 @@ export interface components {
                 name: string;
                 arguments: string;
             };
-        };
-        /** @description Per kind: http {url, headers?}; nats {subject}; client {} */
-        ToolConfig: {
-            [key: string]: unknown;
         };
         ToolPage: {
             data: components["schemas"]["Tool"][];
@@ -2668,16 +2662,16 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description text/event-stream; `id:` = seq, `event:` = type, `data:` = the RunEvent as JSON */
+            /** @description text/event-stream; `id:` = seq, `event:` = type (run.*, step.*, message.delta, tool_call.*, error), `data:` = its JSON (RunStreamData) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     /**
-                     * @example id: 1
-                     *     event: run.created
-                     *     data: {"seq":1,"id":"evt_…","run_id":"run_…","type":"run.created","data":{},"created_at":"2026-01-01T00:00:00.000Z"}
+                     * @example id: 3
+                     *     event: message.delta
+                     *     data: {"step_id":"step_…","delta":"Hel"}
                      */
                     "text/event-stream": string;
                 };

@@ -41,6 +41,8 @@ export interface DocumentOptions {
   examples?: Record<string, unknown>;
   /** Better names than the derived ones, by "METHOD /path" (Elysia path syntax). */
   operationIds?: Record<string, string>;
+  /** A description per tag (the tag list is made from the operations). */
+  tagDescriptions?: Record<string, string>;
   /** Only paths under this prefix get the API's error responses (default "/v1/"). */
   apiPrefix?: string;
 }
@@ -252,18 +254,36 @@ export function finishDocument(generated: Json, routes: RouteLike[], opts: Docum
   }
   for (const [name, schema] of Object.entries(schemas)) schemas[name] = named(schema, name);
   const paths = { ...doc.paths, ...extraPaths };
-  const tags = [...new Set(Object.values<Json>(paths).flatMap((item) => Object.values<Json>(item).flatMap((op) => op.tags ?? [])))].map((name) => ({ name }));
+  const tags = [...new Set(Object.values<Json>(paths).flatMap((item) => Object.values<Json>(item).flatMap((op) => op.tags ?? [])))].map((name) => ({ name, description: opts.tagDescriptions?.[name] ?? name }));
+  const responses = errorResponses();
   return {
-    tags,
     openapi: "3.1.0",
     ...opts.documentation,
+    tags,
     paths,
     components: {
       ...opts.documentation.components,
-      schemas: Object.fromEntries(Object.entries(schemas).sort(([a], [b]) => a.localeCompare(b))),
-      responses: errorResponses(),
+      schemas: used(schemas, [paths, responses]),
+      responses,
     },
   };
+}
+
+/** The schemas referenced from `roots`, directly or through other schemas (sorted by name). */
+function used(schemas: Json, roots: unknown[]): Json {
+  const keep = new Set<string>();
+  const visit = (v: unknown) => {
+    if (Array.isArray(v)) return v.forEach(visit);
+    if (!isObject(v)) return;
+    const name = typeof v.$ref === "string" && v.$ref.startsWith("#/components/schemas/") ? v.$ref.slice(21) : undefined;
+    if (name && !keep.has(name)) {
+      keep.add(name);
+      visit(schemas[name]);
+    }
+    Object.values(v).forEach(visit);
+  };
+  roots.forEach(visit);
+  return Object.fromEntries([...keep].sort().map((name) => [name, schemas[name]]));
 }
 
 /** A TypeBox model as the plugin writes it into the document (symbols and functions dropped). */

@@ -125,12 +125,12 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
           summary: "Server-Sent Events of a run: replays events after `after` (or Last-Event-ID), then follows live; ends after the terminal event",
           responses: {
             200: {
-              description: "text/event-stream; `id:` = seq, `event:` = type, `data:` = the RunEvent as JSON",
+              description: "text/event-stream; `id:` = seq, `event:` = type (run.*, step.*, message.delta, tool_call.*, error), `data:` = its JSON (RunStreamData)",
               content: {
                 "text/event-stream": {
                   // contentSchema (JSON Schema 2020-12) names each event's payload; the 3.0 typings lack it.
-                  schema: { type: "string", contentMediaType: "text/event-stream", contentSchema: { $ref: "#/components/schemas/RunEvent" }, description: "Each event's `data:` is a RunEvent" } as { type: "string" },
-                  example: 'id: 1\nevent: run.created\ndata: {"seq":1,"id":"evt_…","run_id":"run_…","type":"run.created","data":{},"created_at":"2026-01-01T00:00:00.000Z"}\n\n',
+                  schema: { type: "string", contentMediaType: "text/event-stream", contentSchema: { $ref: "#/components/schemas/RunStreamData" }, description: "Each event's `data:` is a RunStreamData (by `event:` type)" } as { type: "string" },
+                  example: 'id: 3\nevent: message.delta\ndata: {"step_id":"step_…","delta":"Hel"}\n\n',
                 },
               },
             },

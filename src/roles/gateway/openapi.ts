@@ -26,7 +26,7 @@ const MODEL_MODULES: [string, Record<string, unknown>][] = [
 
 /** Response models only: parameters are split into parameters, request bodies stay inline (openapi.ts). */
 const isComponent = (name: string, v: unknown): v is TSchema =>
-  !!v && typeof v === "object" && Kind in v && !/(Query|Params?|Body|In)$/.test(name) && ((v as { type?: string }).type === "object" || (v as { [Kind]: string })[Kind] === "UnionEnum");
+  !!v && typeof v === "object" && Kind in v && !/(Query|Params?|Body|In)$/.test(name) && ((v as { type?: string }).type === "object" || ["UnionEnum", "Union"].includes((v as { [Kind]: string })[Kind]));
 
 export function namedModels(): Record<string, TSchema> {
   const found = new Map<string, [string, TSchema][]>();
@@ -108,6 +108,20 @@ export function gatewayDocument(path: string) {
     components: namedModels(),
     operationIds: OPERATION_IDS,
     examples: EXAMPLES,
+    tagDescriptions: {
+      auth: "Sign up, log in, refresh and revoke sessions",
+      "api-keys": "Long-lived credentials (aos_…) for servers",
+      organization: "Members and their roles",
+      agents: "Agents: model, instructions, tools, memory",
+      threads: "Conversations and their messages",
+      runs: "An agent working on a thread: status, steps, events, trace",
+      billing: "Plan, usage and invoices",
+      webhooks: "Signed HTTP callbacks for events",
+      notifications: "The organization's inbox and the live WebSocket",
+      memory: "Core memory blocks and archival memories of an agent",
+      tools: "HTTP, client and builtin tools agents call",
+      health: "Liveness, readiness and metrics",
+    },
     documentation: {
       info: {
         title: "AgentOS API",
@@ -115,7 +129,8 @@ export function gatewayDocument(path: string) {
         description: "Agents, threads, runs, memory, tools, billing and notifications. Errors have one shape (`Error`); lists are cursor pages (`limit`, `after`).",
         license: { name: "Proprietary", identifier: "LicenseRef-Proprietary" },
       },
-      servers: [{ url: "http://localhost:8080", description: "A local AgentOS (the default port); use your deployment's URL" }],
+      // Relative: the server that serves this document (a local one is http://localhost:8080).
+      servers: [{ url: "/", description: "The AgentOS that serves this document" }],
       security: [{ bearer: [] }],
       paths: WEBSOCKET_PATH,
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "Access token (JWT) or API key (aos_…)" } } },
