@@ -159,6 +159,23 @@ describe("the OpenAPI document of the compiled binary", () => {
     }
     // The generator's class names come from component names: they must be identifiers.
     for (const name of Object.keys(doc.components.schemas)) expect(name).toMatch(/^[A-Z][A-Za-z0-9]*$/);
+    // Its function names are the snake_cased operation ids: still unique.
+    const snake = [...ids].map((id) => id.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
+    expect(new Set(snake).size).toBe(ids.size);
+    // Constructs it rejects: a type array other than [T, "null"], enums mixing value types, a
+    // $ref with siblings it would drop.
+    const bad: string[] = [];
+    const walk = (v: unknown, at: string) => {
+      if (Array.isArray(v)) return v.forEach((c, i) => walk(c, `${at}/${i}`));
+      if (!v || typeof v !== "object") return;
+      const s = v as Json;
+      if (Array.isArray(s.type) && !(s.type.length === 2 && s.type.includes("null"))) bad.push(`${at}: type ${JSON.stringify(s.type)}`);
+      if (Array.isArray(s.enum) && new Set(s.enum.map((e: unknown) => typeof e)).size > 1) bad.push(`${at}: mixed enum`);
+      if (typeof s.$ref === "string" && Object.keys(s).some((k) => k !== "$ref" && k !== "description" && k !== "summary")) bad.push(`${at}: $ref with siblings`);
+      for (const [k, c] of Object.entries(s)) if (k !== "example" && k !== "examples" && k !== "enum" && k !== "const" && k !== "default") walk(c, `${at}/${k}`);
+    };
+    walk(doc, "#");
+    expect(bad).toEqual([]);
   });
 
   test("a client generated from it type-checks with tsc --strict and drives a run; every reply is documented and valid", async () => {
