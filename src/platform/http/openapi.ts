@@ -11,7 +11,8 @@
  *   bodies stay inline (see below);
  * - the error shape (`Error`) for every status a route can answer, from what the route is
  *   (authenticated: 401 and 429 with its headers; path parameters: 404; a body: 408, 413,
- *   415; every route: 400, 500, 503), plus what the route declares itself (402, 403, 409…);
+ *   415; an Idempotency-Key: 409; every route: 400, 500, 503), plus what the route declares
+ *   itself (402, 403, 422…);
  * - only `application/json` request bodies (the platform refuses form and multipart: 415);
  * - operation ids that read as method names (`createAgent`, `listThreadMessages`, `getRun`),
  *   unless a route sets `detail.operationId`; `detail.responses` of a route is merged in
@@ -169,6 +170,8 @@ function impliedStatuses(op: Json, method: string): number[] {
   const authenticated = !(Array.isArray(op.security) && op.security.length === 0);
   if (authenticated) statuses.push(401, 429);
   if ((op.parameters ?? []).some((p: Json) => p.in === "path")) statuses.push(404);
+  // An Idempotency-Key reused with another body, or still in flight: 409.
+  if ((op.parameters ?? []).some((p: Json) => p.in === "header" && p.name.toLowerCase() === "idempotency-key")) statuses.push(409);
   if (op.requestBody || ["post", "put", "patch"].includes(method)) statuses.push(408, 413, 415);
   return statuses;
 }
