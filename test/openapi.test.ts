@@ -202,9 +202,23 @@ describe("the OpenAPI document of the compiled binary", () => {
     expect(replies.seen).toEqual(expect.arrayContaining(["streamRunEvents 404", "getRun 404", "listAgents 400", "streamRunEvents 204"]));
   }, 120_000);
 
-  test("the document is the same after all those calls", async () => {
+  test("the document is the same after all those calls, and in a process asked for it only after calls", async () => {
     const again = await (await fetch(`${child.url}/swagger/json`)).text();
     expect(JSON.parse(again)).toEqual(doc);
     expect(again).toBe(firstText);
-  });
+    const otherDir = mkdtempSync(join(tmpdir(), "agentos-openapi-late-"));
+    const other = await startChild(["serve", `--data-dir=${otherDir}`, `--model-base-url=${fake.url}`]);
+    try {
+      const post = (path: string, body: unknown, token?: string) =>
+        fetch(other.url + path, { method: "POST", headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
+      const session = (await (await post("/v1/auth/signup", { email: "late@example.com", password: "correct horse battery" })).json()) as { access_token: string };
+      await post("/v1/agents", { name: "late", model: "fake-model" }, session.access_token);
+      await fetch(`${other.url}/v1/agents?limit=abc`, { headers: { authorization: `Bearer ${session.access_token}` } });
+      await fetch(`${other.url}/v1/runs/run_00000000000000000000000000/events`, { headers: { authorization: `Bearer ${session.access_token}` } });
+      expect(await (await fetch(`${other.url}/swagger/json`)).text()).toBe(firstText);
+    } finally {
+      await other.stop();
+      rmSync(otherDir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });

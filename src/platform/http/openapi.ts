@@ -300,7 +300,7 @@ function toJsonSchema(model: TSchema): unknown {
  */
 export function openApiDocument(path: string, opts: DocumentOptions) {
   let text: string | undefined;
-  const plugin = new Elysia({ name: "openapi-document" });
+  const plugin = new Elysia();
   return plugin.get(
     path,
     () => {
