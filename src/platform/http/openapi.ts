@@ -131,6 +131,19 @@ export function normalizeSchema(input: unknown): unknown {
   return s;
 }
 
+/**
+ * Response objects are documented open (a client must accept fields added later), and must be:
+ * Elysia closes a response schema (`additionalProperties: false`) in place the first time the
+ * route answers, which would make the document depend on the calls made before it was read.
+ */
+function openObjects(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(openObjects);
+  if (!isObject(schema)) return schema;
+  const out: Json = {};
+  for (const [k, v] of Object.entries(schema)) if (!(k === "additionalProperties" && v === false)) out[k] = k === "enum" || k === "const" || k === "default" ? v : openObjects(v);
+  return out;
+}
+
 /** The name a route gets unless it sets one: createAgent, listThreadMessages, getRun, cancelRun. */
 export function operationIdFor(method: string, path: string): string {
   const segments = path.split("/").filter((p) => p && p !== "v1");
@@ -191,7 +204,7 @@ export function finishDocument(generated: Json, routes: RouteLike[], opts: Docum
   // Named models, as they appear in the document once normalised (matched by their text).
   const byText = new Map<string, string>();
   for (const [name, model] of Object.entries(opts.components)) {
-    const schema = normalizeSchema(clone(toJsonSchema(model))) as Json;
+    const schema = normalizeSchema(openObjects(clone(toJsonSchema(model)))) as Json;
     schemas[name] = schema;
     if (!byText.has(canonical(schema))) byText.set(canonical(schema), name);
   }
@@ -209,7 +222,7 @@ export function finishDocument(generated: Json, routes: RouteLike[], opts: Docum
     return out;
   };
   const hoist = (schema: unknown, name: string): unknown => {
-    const normal = named(normalizeSchema(schema));
+    const normal = named(normalizeSchema(openObjects(schema)));
     if (!isObject(normal) || normal.$ref || (normal.type !== "object" && normal.type !== "array")) return normal;
     const text = canonical(normal);
     const known = byText.get(text);
