@@ -4,6 +4,7 @@
  */
 import { t } from "elysia";
 import { Enum, Metadata, Page, Timestamp } from "../platform/http/models";
+import { MultitaskStrategy } from "./multitask";
 
 export const ToolCallView = t.Object({ id: t.String(), type: t.Literal("function"), function: t.Object({ name: t.String(), arguments: t.String() }) });
 export type ToolCallView = typeof ToolCallView.static;
@@ -11,7 +12,7 @@ export type ToolCallView = typeof ToolCallView.static;
 export const Usage = t.Object({ prompt_tokens: t.Integer(), completion_tokens: t.Integer(), total_tokens: t.Integer() });
 export type Usage = typeof Usage.static;
 
-export const RunStatus = Enum(["queued", "in_progress", "requires_action", "cancelling", "completed", "failed", "cancelled", "expired"]);
+export const RunStatus = Enum(["pending", "queued", "in_progress", "requires_action", "cancelling", "completed", "failed", "cancelled", "expired"]);
 export type RunStatus = typeof RunStatus.static;
 
 /**
@@ -85,6 +86,7 @@ export const CreateRunBody = t.Object({
   input: t.Optional(t.String({ minLength: 1, maxLength: 200_000, description: "Appended to the thread as a user message before the run starts" })),
   stream: t.Optional(t.Boolean({ default: false, description: "Answer with a text/event-stream of the run's events; model output streams as message.delta" })),
   metadata: t.Optional(Metadata),
+  multitask_strategy: t.Optional(MultitaskStrategy),
 });
 export type CreateRunInput = typeof CreateRunBody.static;
 
