@@ -24,7 +24,8 @@ export interface Deployment {
   gateways: Member[];
   members: Member[];
   databaseUrl: string | null;
-  restart(m: Member): Promise<Member>;
+  /** Starts the member again with its arguments (plus `extra` flags). */
+  restart(m: Member, extra?: string[]): Promise<Member>;
   stop(): Promise<void>;
 }
 
@@ -72,8 +73,8 @@ export async function startEmbedded(opts: { modelUrl: string; flags?: string[]; 
     gateways: [member],
     members: [member],
     databaseUrl: null,
-    async restart(m) {
-      const again = await startMember(m.role, m.args, env);
+    async restart(m, extra = []) {
+      const again = await startMember(m.role, [...m.args, ...extra], env);
       dep.members[dep.members.indexOf(m)] = again;
       dep.gateways = [again];
       return again;
@@ -103,8 +104,8 @@ export async function startSplit(opts: { modelUrl: string; layout: string[]; fla
     members,
     gateways: members.filter((m) => m.role.split(",").includes("gateway")),
     databaseUrl: db.url,
-    async restart(m) {
-      const again = await startMember(m.role, m.args, env);
+    async restart(m, extra = []) {
+      const again = await startMember(m.role, [...m.args, ...extra], env);
       dep.members[dep.members.indexOf(m)] = again;
       dep.gateways = dep.members.filter((x) => x.role.split(",").includes("gateway"));
       return again;
