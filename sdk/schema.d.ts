@@ -417,6 +417,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List schedules */
+        get: operations["getV1Schedules"];
+        put?: never;
+        /** Create a schedule: runs of an agent by cron (5 fields, time zone) or once at run_at */
+        post: operations["postV1Schedules"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a schedule (next_run_at, last_run_id) */
+        get: operations["getV1SchedulesById"];
+        put?: never;
+        post?: never;
+        /** Delete a schedule (its runs stay) */
+        delete: operations["deleteV1SchedulesById"];
+        options?: never;
+        head?: never;
+        /** Update a schedule; next_run_at is recomputed from now */
+        patch: operations["patchV1SchedulesById"];
+        trace?: never;
+    };
+    "/v1/schedules/{id}/fires": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The schedule's last 100 fires, newest first: status, run_id, error */
+        get: operations["getV1SchedulesByIdFires"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/billing/plan": {
         parameters: {
             query?: never;
@@ -2972,7 +3026,7 @@ export interface operations {
                             agent_id: string;
                             model: string;
                             /** @enum {string} */
-                            status: "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
+                            status: "pending" | "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
                             stream: boolean;
                             required_action: (({
                                 /** @constant */
@@ -3108,6 +3162,11 @@ export interface operations {
                     metadata?: {
                         [key: string]: unknown;
                     };
+                    /**
+                     * @description When the thread already has an active run: reject (409 thread_busy, the default), enqueue (this run waits as `pending`, in order), interrupt (the active run is cancelled, its partial work kept, this one starts), rollback (the active run is cancelled and its messages removed)
+                     * @enum {string}
+                     */
+                    multitask_strategy?: "reject" | "enqueue" | "interrupt" | "rollback";
                 };
                 "application/x-www-form-urlencoded": {
                     agent_id: string;
@@ -3125,6 +3184,11 @@ export interface operations {
                     metadata?: {
                         [key: string]: unknown;
                     };
+                    /**
+                     * @description When the thread already has an active run: reject (409 thread_busy, the default), enqueue (this run waits as `pending`, in order), interrupt (the active run is cancelled, its partial work kept, this one starts), rollback (the active run is cancelled and its messages removed)
+                     * @enum {string}
+                     */
+                    multitask_strategy?: "reject" | "enqueue" | "interrupt" | "rollback";
                 };
                 "multipart/form-data": {
                     agent_id: string;
@@ -3142,6 +3206,11 @@ export interface operations {
                     metadata?: {
                         [key: string]: unknown;
                     };
+                    /**
+                     * @description When the thread already has an active run: reject (409 thread_busy, the default), enqueue (this run waits as `pending`, in order), interrupt (the active run is cancelled, its partial work kept, this one starts), rollback (the active run is cancelled and its messages removed)
+                     * @enum {string}
+                     */
+                    multitask_strategy?: "reject" | "enqueue" | "interrupt" | "rollback";
                 };
             };
         };
@@ -3169,7 +3238,7 @@ export interface operations {
                         agent_id: string;
                         model: string;
                         /** @enum {string} */
-                        status: "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
+                        status: "pending" | "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
                         stream: boolean;
                         required_action: (({
                             /** @constant */
@@ -3334,7 +3403,7 @@ export interface operations {
                         agent_id: string;
                         model: string;
                         /** @enum {string} */
-                        status: "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
+                        status: "pending" | "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
                         stream: boolean;
                         required_action: (({
                             /** @constant */
@@ -3739,7 +3808,7 @@ export interface operations {
                         agent_id: string;
                         model: string;
                         /** @enum {string} */
-                        status: "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
+                        status: "pending" | "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
                         stream: boolean;
                         required_action: (({
                             /** @constant */
@@ -3868,7 +3937,7 @@ export interface operations {
                         agent_id: string;
                         model: string;
                         /** @enum {string} */
-                        status: "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
+                        status: "pending" | "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
                         stream: boolean;
                         required_action: (({
                             /** @constant */
@@ -4051,7 +4120,7 @@ export interface operations {
                         agent_id: string;
                         model: string;
                         /** @enum {string} */
-                        status: "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
+                        status: "pending" | "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
                         stream: boolean;
                         required_action: (({
                             /** @constant */
@@ -4155,6 +4224,899 @@ export interface operations {
             };
             /** @description Error */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getV1Schedules: {
+        parameters: {
+            query?: {
+                limit?: string | number;
+                after?: string;
+                order?: "asc" | "desc";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            id: string;
+                            /** @constant */
+                            object: "schedule";
+                            agent_id: string;
+                            thread_id: ((string | null) | null) | null;
+                            cron: ((string | null) | null) | null;
+                            timezone: string;
+                            /** Format: date-time */
+                            run_at: ((string | null) | null) | null;
+                            input: ((string | null) | null) | null;
+                            run: {
+                                [key: string]: unknown;
+                            };
+                            enabled: boolean;
+                            /**
+                             * @description A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it
+                             * @enum {string}
+                             */
+                            misfire_policy: "run_once" | "skip";
+                            /**
+                             * Format: date-time
+                             * @description The next fire; null when none will come (one-shot fired, disabled)
+                             */
+                            next_run_at: ((string | null) | null) | null;
+                            last_run_id: ((string | null) | null) | null;
+                            /** Format: date-time */
+                            last_fired_at: ((string | null) | null) | null;
+                            metadata: {
+                                [key: string]: unknown;
+                            };
+                            /** Format: date-time */
+                            created_at: string;
+                            /** Format: date-time */
+                            updated_at: string;
+                        }[];
+                        has_more: boolean;
+                        next_cursor: ((string | null) | null) | null;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    postV1Schedules: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    agent_id: string;
+                    /** @description Every fire runs on this thread; omitted: a new thread per fire */
+                    thread_id?: string;
+                    /** @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`) */
+                    cron?: string;
+                    /** @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin */
+                    timezone?: string;
+                    /**
+                     * Format: date-time
+                     * @description One-shot: the only fire (instead of cron)
+                     */
+                    run_at?: string;
+                    /** @description The user message of every fire's run */
+                    input?: string;
+                    /** @description Run-create options applied to every fire (as in POST /v1/threads/:id/runs: metadata, multitask_strategy, …) */
+                    run?: {
+                        /**
+                         * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                         * @default {}
+                         */
+                        metadata?: {
+                            [key: string]: unknown;
+                        };
+                        /**
+                         * @description When the thread already has an active run: reject (409 thread_busy, the default), enqueue (this run waits as `pending`, in order), interrupt (the active run is cancelled, its partial work kept, this one starts), rollback (the active run is cancelled and its messages removed)
+                         * @enum {string}
+                         */
+                        multitask_strategy?: "reject" | "enqueue" | "interrupt" | "rollback";
+                    };
+                    /** @default true */
+                    enabled?: boolean;
+                    /**
+                     * @description A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it
+                     * @enum {string}
+                     */
+                    misfire_policy?: "run_once" | "skip";
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                };
+                "application/x-www-form-urlencoded": {
+                    agent_id: string;
+                    /** @description Every fire runs on this thread; omitted: a new thread per fire */
+                    thread_id?: string;
+                    /** @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`) */
+                    cron?: string;
+                    /** @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin */
+                    timezone?: string;
+                    /**
+                     * Format: date-time
+                     * @description One-shot: the only fire (instead of cron)
+                     */
+                    run_at?: string;
+                    /** @description The user message of every fire's run */
+                    input?: string;
+                    /** @description Run-create options applied to every fire (as in POST /v1/threads/:id/runs: metadata, multitask_strategy, …) */
+                    run?: {
+                        /**
+                         * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                         * @default {}
+                         */
+                        metadata?: {
+                            [key: string]: unknown;
+                        };
+                        /**
+                         * @description When the thread already has an active run: reject (409 thread_busy, the default), enqueue (this run waits as `pending`, in order), interrupt (the active run is cancelled, its partial work kept, this one starts), rollback (the active run is cancelled and its messages removed)
+                         * @enum {string}
+                         */
+                        multitask_strategy?: "reject" | "enqueue" | "interrupt" | "rollback";
+                    };
+                    /** @default true */
+                    enabled?: boolean;
+                    /**
+                     * @description A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it
+                     * @enum {string}
+                     */
+                    misfire_policy?: "run_once" | "skip";
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                };
+                "multipart/form-data": {
+                    agent_id: string;
+                    /** @description Every fire runs on this thread; omitted: a new thread per fire */
+                    thread_id?: string;
+                    /** @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`) */
+                    cron?: string;
+                    /** @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin */
+                    timezone?: string;
+                    /**
+                     * Format: date-time
+                     * @description One-shot: the only fire (instead of cron)
+                     */
+                    run_at?: string;
+                    /** @description The user message of every fire's run */
+                    input?: string;
+                    /** @description Run-create options applied to every fire (as in POST /v1/threads/:id/runs: metadata, multitask_strategy, …) */
+                    run?: {
+                        /**
+                         * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                         * @default {}
+                         */
+                        metadata?: {
+                            [key: string]: unknown;
+                        };
+                        /**
+                         * @description When the thread already has an active run: reject (409 thread_busy, the default), enqueue (this run waits as `pending`, in order), interrupt (the active run is cancelled, its partial work kept, this one starts), rollback (the active run is cancelled and its messages removed)
+                         * @enum {string}
+                         */
+                        multitask_strategy?: "reject" | "enqueue" | "interrupt" | "rollback";
+                    };
+                    /** @default true */
+                    enabled?: boolean;
+                    /**
+                     * @description A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it
+                     * @enum {string}
+                     */
+                    misfire_policy?: "run_once" | "skip";
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 201 */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @constant */
+                        object: "schedule";
+                        agent_id: string;
+                        thread_id: ((string | null) | null) | null;
+                        cron: ((string | null) | null) | null;
+                        timezone: string;
+                        /** Format: date-time */
+                        run_at: ((string | null) | null) | null;
+                        input: ((string | null) | null) | null;
+                        run: {
+                            [key: string]: unknown;
+                        };
+                        enabled: boolean;
+                        /**
+                         * @description A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it
+                         * @enum {string}
+                         */
+                        misfire_policy: "run_once" | "skip";
+                        /**
+                         * Format: date-time
+                         * @description The next fire; null when none will come (one-shot fired, disabled)
+                         */
+                        next_run_at: ((string | null) | null) | null;
+                        last_run_id: ((string | null) | null) | null;
+                        /** Format: date-time */
+                        last_fired_at: ((string | null) | null) | null;
+                        metadata: {
+                            [key: string]: unknown;
+                        };
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getV1SchedulesById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @constant */
+                        object: "schedule";
+                        agent_id: string;
+                        thread_id: ((string | null) | null) | null;
+                        cron: ((string | null) | null) | null;
+                        timezone: string;
+                        /** Format: date-time */
+                        run_at: ((string | null) | null) | null;
+                        input: ((string | null) | null) | null;
+                        run: {
+                            [key: string]: unknown;
+                        };
+                        enabled: boolean;
+                        /**
+                         * @description A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it
+                         * @enum {string}
+                         */
+                        misfire_policy: "run_once" | "skip";
+                        /**
+                         * Format: date-time
+                         * @description The next fire; null when none will come (one-shot fired, disabled)
+                         */
+                        next_run_at: ((string | null) | null) | null;
+                        last_run_id: ((string | null) | null) | null;
+                        /** Format: date-time */
+                        last_fired_at: ((string | null) | null) | null;
+                        metadata: {
+                            [key: string]: unknown;
+                        };
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    deleteV1SchedulesById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @constant */
+                        object: "schedule";
+                        /** @constant */
+                        deleted: true;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    patchV1SchedulesById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    agent_id?: string;
+                    /** @description Every fire runs on this thread; omitted: a new thread per fire */
+                    thread_id?: ((string | null) | null) | null;
+                    /** @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`) */
+                    cron?: ((string | null) | null) | null;
+                    /** @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin */
+                    timezone?: string;
+                    /** Format: date-time */
+                    run_at?: ((string | null) | null) | null;
+                    /** @description The user message of every fire's run */
+                    input?: ((string | null) | null) | null;
+                    /** @description Run-create options applied to every fire (as in POST /v1/threads/:id/runs: metadata, multitask_strategy, …) */
+                    run?: {
+                        /**
+                         * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                         * @default {}
+                         */
+                        metadata?: {
+                            [key: string]: unknown;
+                        };
+                        /**
+                         * @description When the thread already has an active run: reject (409 thread_busy, the default), enqueue (this run waits as `pending`, in order), interrupt (the active run is cancelled, its partial work kept, this one starts), rollback (the active run is cancelled and its messages removed)
+                         * @enum {string}
+                         */
+                        multitask_strategy?: "reject" | "enqueue" | "interrupt" | "rollback";
+                    };
+                    enabled?: boolean;
+                    /**
+                     * @description A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it
+                     * @enum {string}
+                     */
+                    misfire_policy?: "run_once" | "skip";
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                };
+                "application/x-www-form-urlencoded": {
+                    agent_id?: string;
+                    /** @description Every fire runs on this thread; omitted: a new thread per fire */
+                    thread_id?: ((string | null) | null) | null;
+                    /** @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`) */
+                    cron?: ((string | null) | null) | null;
+                    /** @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin */
+                    timezone?: string;
+                    /** Format: date-time */
+                    run_at?: ((string | null) | null) | null;
+                    /** @description The user message of every fire's run */
+                    input?: ((string | null) | null) | null;
+                    /** @description Run-create options applied to every fire (as in POST /v1/threads/:id/runs: metadata, multitask_strategy, …) */
+                    run?: {
+                        /**
+                         * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                         * @default {}
+                         */
+                        metadata?: {
+                            [key: string]: unknown;
+                        };
+                        /**
+                         * @description When the thread already has an active run: reject (409 thread_busy, the default), enqueue (this run waits as `pending`, in order), interrupt (the active run is cancelled, its partial work kept, this one starts), rollback (the active run is cancelled and its messages removed)
+                         * @enum {string}
+                         */
+                        multitask_strategy?: "reject" | "enqueue" | "interrupt" | "rollback";
+                    };
+                    enabled?: boolean;
+                    /**
+                     * @description A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it
+                     * @enum {string}
+                     */
+                    misfire_policy?: "run_once" | "skip";
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                };
+                "multipart/form-data": {
+                    agent_id?: string;
+                    /** @description Every fire runs on this thread; omitted: a new thread per fire */
+                    thread_id?: ((string | null) | null) | null;
+                    /** @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`) */
+                    cron?: ((string | null) | null) | null;
+                    /** @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin */
+                    timezone?: string;
+                    /** Format: date-time */
+                    run_at?: ((string | null) | null) | null;
+                    /** @description The user message of every fire's run */
+                    input?: ((string | null) | null) | null;
+                    /** @description Run-create options applied to every fire (as in POST /v1/threads/:id/runs: metadata, multitask_strategy, …) */
+                    run?: {
+                        /**
+                         * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                         * @default {}
+                         */
+                        metadata?: {
+                            [key: string]: unknown;
+                        };
+                        /**
+                         * @description When the thread already has an active run: reject (409 thread_busy, the default), enqueue (this run waits as `pending`, in order), interrupt (the active run is cancelled, its partial work kept, this one starts), rollback (the active run is cancelled and its messages removed)
+                         * @enum {string}
+                         */
+                        multitask_strategy?: "reject" | "enqueue" | "interrupt" | "rollback";
+                    };
+                    enabled?: boolean;
+                    /**
+                     * @description A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it
+                     * @enum {string}
+                     */
+                    misfire_policy?: "run_once" | "skip";
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @constant */
+                        object: "schedule";
+                        agent_id: string;
+                        thread_id: ((string | null) | null) | null;
+                        cron: ((string | null) | null) | null;
+                        timezone: string;
+                        /** Format: date-time */
+                        run_at: ((string | null) | null) | null;
+                        input: ((string | null) | null) | null;
+                        run: {
+                            [key: string]: unknown;
+                        };
+                        enabled: boolean;
+                        /**
+                         * @description A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it
+                         * @enum {string}
+                         */
+                        misfire_policy: "run_once" | "skip";
+                        /**
+                         * Format: date-time
+                         * @description The next fire; null when none will come (one-shot fired, disabled)
+                         */
+                        next_run_at: ((string | null) | null) | null;
+                        last_run_id: ((string | null) | null) | null;
+                        /** Format: date-time */
+                        last_fired_at: ((string | null) | null) | null;
+                        metadata: {
+                            [key: string]: unknown;
+                        };
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getV1SchedulesByIdFires: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            /** @constant */
+                            object: "schedule.fire";
+                            schedule_id: string;
+                            /** Format: date-time */
+                            fire_at: string;
+                            /**
+                             * @description firing: being created (a crash resumes it); skipped: missed with misfire_policy skip; failed: the run create was refused (error)
+                             * @enum {string}
+                             */
+                            status: "firing" | "fired" | "skipped" | "failed";
+                            run_id: ((string | null) | null) | null;
+                            thread_id: ((string | null) | null) | null;
+                            error: (({
+                                code: string;
+                                message: string;
+                            } | null) | null) | null;
+                            /** Format: date-time */
+                            created_at: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
