@@ -5,6 +5,7 @@
  * the executions of the thread's runs never overlap (each starts after the previous ended).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import postgres from "postgres";
 import { describeReal } from "./support/backends";
 import { apiOn, startEmbedded, startSplit, type Deployment } from "./support/deployment";
 import { startFakeModel, type FakeModel } from "./support/fake-model";
@@ -84,6 +85,20 @@ function busyThreadSuite(name: string, start: (modelUrl: string) => Promise<Depl
       const seen = fake.requests.find((r) => lastUser(r) === "after rollback")!.body.messages.map((m: any) => m.content);
       expect(seen).not.toContain("slow rolled back");
     }, 60_000);
+
+    test("PostgreSQL itself refuses a second active run on a thread (partial unique index)", async () => {
+      if (!dep.databaseUrl) return; // the embedded database has the same index; reached only through the API there
+      const thread = await api().thread();
+      const a = await api().run(thread.id, { agent_id: agentId, input: "slow index" });
+      const sql = postgres(dep.databaseUrl, { max: 1, onnotice: () => {} });
+      try {
+        const err = await sql`insert into runs (id, org_id, thread_id, agent_id, model, status) select 'run_dup', org_id, thread_id, agent_id, model, 'queued' from runs where id = ${a.id}`.catch((e) => e);
+        expect(`${err?.code} ${err?.constraint_name}`).toBe("23505 runs_thread_active_key");
+      } finally {
+        await sql.end();
+      }
+      await api().ok("POST", `/v1/runs/${a.id}/cancel`);
+    }, 30_000);
 
     test("40 concurrent creates with mixed strategies on every gateway: the thread's runs never overlap and all end", async () => {
       const thread = await api().thread();

@@ -180,6 +180,11 @@ export class SchedulesService {
       .where(and(eq(schedules.enabled, true), isNotNull(schedules.nextRunAt), lte(schedules.nextRunAt, sql`now()`)))
       .orderBy(asc(schedules.nextRunAt))
       .limit(limit);
+    // Replicas see the same due list: each walks it in its own order, so they mostly fire different schedules.
+    for (let i = due.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [due[i], due[j]] = [due[j], due[i]];
+    }
     let fired = 0;
     for (const s of due) {
       try {
