@@ -4356,9 +4356,17 @@ export interface operations {
                     agent_id: string;
                     /** @description Every fire runs on this thread; omitted: a new thread per fire */
                     thread_id?: string;
-                    /** @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`) */
+                    /**
+                     * @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`)
+                     * @example 0 9 * * mon-fri
+                     * @example *\/15 * * * *
+                     */
                     cron?: string;
-                    /** @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin */
+                    /**
+                     * @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin
+                     * @example UTC
+                     * @example Europe/Berlin
+                     */
                     timezone?: string;
                     /**
                      * Format: date-time
@@ -4401,9 +4409,17 @@ export interface operations {
                     agent_id: string;
                     /** @description Every fire runs on this thread; omitted: a new thread per fire */
                     thread_id?: string;
-                    /** @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`) */
+                    /**
+                     * @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`)
+                     * @example 0 9 * * mon-fri
+                     * @example *\/15 * * * *
+                     */
                     cron?: string;
-                    /** @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin */
+                    /**
+                     * @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin
+                     * @example UTC
+                     * @example Europe/Berlin
+                     */
                     timezone?: string;
                     /**
                      * Format: date-time
@@ -4446,9 +4462,17 @@ export interface operations {
                     agent_id: string;
                     /** @description Every fire runs on this thread; omitted: a new thread per fire */
                     thread_id?: string;
-                    /** @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`) */
+                    /**
+                     * @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`)
+                     * @example 0 9 * * mon-fri
+                     * @example *\/15 * * * *
+                     */
                     cron?: string;
-                    /** @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin */
+                    /**
+                     * @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin
+                     * @example UTC
+                     * @example Europe/Berlin
+                     */
                     timezone?: string;
                     /**
                      * Format: date-time
@@ -4816,9 +4840,17 @@ export interface operations {
                     agent_id?: string;
                     /** @description Every fire runs on this thread; omitted: a new thread per fire */
                     thread_id?: ((string | null) | null) | null;
-                    /** @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`) */
+                    /**
+                     * @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`)
+                     * @example 0 9 * * mon-fri
+                     * @example *\/15 * * * *
+                     */
                     cron?: ((string | null) | null) | null;
-                    /** @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin */
+                    /**
+                     * @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin
+                     * @example UTC
+                     * @example Europe/Berlin
+                     */
                     timezone?: string;
                     /** Format: date-time */
                     run_at?: ((string | null) | null) | null;
@@ -4857,9 +4889,17 @@ export interface operations {
                     agent_id?: string;
                     /** @description Every fire runs on this thread; omitted: a new thread per fire */
                     thread_id?: ((string | null) | null) | null;
-                    /** @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`) */
+                    /**
+                     * @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`)
+                     * @example 0 9 * * mon-fri
+                     * @example *\/15 * * * *
+                     */
                     cron?: ((string | null) | null) | null;
-                    /** @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin */
+                    /**
+                     * @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin
+                     * @example UTC
+                     * @example Europe/Berlin
+                     */
                     timezone?: string;
                     /** Format: date-time */
                     run_at?: ((string | null) | null) | null;
@@ -4898,9 +4938,17 @@ export interface operations {
                     agent_id?: string;
                     /** @description Every fire runs on this thread; omitted: a new thread per fire */
                     thread_id?: ((string | null) | null) | null;
-                    /** @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`) */
+                    /**
+                     * @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`)
+                     * @example 0 9 * * mon-fri
+                     * @example *\/15 * * * *
+                     */
                     cron?: ((string | null) | null) | null;
-                    /** @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin */
+                    /**
+                     * @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin
+                     * @example UTC
+                     * @example Europe/Berlin
+                     */
                     timezone?: string;
                     /** Format: date-time */
                     run_at?: ((string | null) | null) | null;

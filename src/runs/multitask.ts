@@ -30,12 +30,12 @@ export type MultitaskStrategy = (typeof MULTITASK_STRATEGIES)[number];
 /** A run waiting for its thread (multitask_strategy enqueue). Not active: it holds no lease and no worker sees it. */
 export const PENDING = "pending";
 
-/** The runs of a thread that are active or waiting, oldest first. */
-export async function liveRunsOf(db: Db, threadId: string) {
+/** The runs of the organization's thread that are active or waiting, oldest first. */
+export async function liveRunsOf(db: Db, orgId: string, threadId: string) {
   return db
     .select({ id: runs.id, status: runs.status })
     .from(runs)
-    .where(and(eq(runs.threadId, threadId), inArray(runs.status, [...ACTIVE_STATUSES, PENDING])))
+    .where(and(eq(runs.threadId, threadId), eq(runs.orgId, orgId), inArray(runs.status, [...ACTIVE_STATUSES, PENDING])))
     .orderBy(asc(runs.id));
 }
 

@@ -92,7 +92,7 @@ export class RunsService {
       if (!thread) throw notFound("thread", threadId);
       const [agent] = await tx.select().from(agents).where(and(eq(agents.id, input.agent_id), eq(agents.orgId, orgId)));
       if (!agent) throw notFound("agent", input.agent_id);
-      const live = await liveRunsOf(tx as unknown as Db, threadId);
+      const live = await liveRunsOf(tx as unknown as Db, orgId, threadId);
       const busy = live[0];
       if (busy && strategy === "reject") {
         throw conflict("thread_busy", `Run ${busy.id} is still ${busy.status} on this thread; wait for it, cancel it, or send multitask_strategy.`, { run_id: busy.id });
@@ -121,7 +121,7 @@ export class RunsService {
 
   /** interrupt / rollback: cancels the thread's waiting runs, then its active one (rollback flags them first). */
   private async clearThread(orgId: string, threadId: string, rollback: boolean) {
-    const live = await liveRunsOf(this.db, threadId);
+    const live = await liveRunsOf(this.db, orgId, threadId);
     const ordered = [...live.filter((r) => r.status === PENDING), ...live.filter((r) => r.status !== PENDING)];
     for (const r of ordered) {
       if (rollback) await this.db.update(runs).set({ rolledBack: true }).where(and(eq(runs.id, r.id), eq(runs.orgId, orgId)));

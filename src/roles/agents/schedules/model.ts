@@ -16,8 +16,8 @@ export const MisfirePolicy = Enum(["run_once", "skip"], {
   description: "A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it",
 });
 
-const Cron = t.String({ minLength: 9, maxLength: 200, description: "5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`)" });
-const TimeZone = t.String({ minLength: 1, maxLength: 64, description: "IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin" });
+const Cron = t.String({ minLength: 9, maxLength: 200, description: "5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`)", examples: ["0 9 * * mon-fri", "*/15 * * * *"] });
+const TimeZone = t.String({ minLength: 1, maxLength: 64, description: "IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin", examples: ["UTC", "Europe/Berlin"] });
 const Input = t.String({ minLength: 1, maxLength: 200_000, description: "The user message of every fire's run" });
 const ThreadId = t.String({ maxLength: 64, description: "Every fire runs on this thread; omitted: a new thread per fire" });
 

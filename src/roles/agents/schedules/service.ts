@@ -80,6 +80,7 @@ export function nextRunAt(s: Timing, after: Date, fired = false): Date | null {
   } catch (err) {
     throw badRequest("invalid_timezone", `timezone: ${(err as Error).message}; use an IANA name such as Europe/Berlin.`, { field: "timezone" });
   }
+  if (s.runAt && Number.isNaN(s.runAt.getTime())) throw badRequest("invalid_run_at", "run_at: not a valid instant; use ISO 8601 such as 2026-01-31T09:00:00Z.", { field: "run_at" });
   if (s.runAt) return s.enabled && !fired ? s.runAt : null;
   let spec;
   try {
