@@ -417,6 +417,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List schedules */
+        get: operations["listSchedules"];
+        put?: never;
+        /** Create a schedule: runs of an agent by cron (5 fields, time zone) or once at run_at */
+        post: operations["createSchedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a schedule (next_run_at, last_run_id) */
+        get: operations["getSchedule"];
+        put?: never;
+        post?: never;
+        /** Delete a schedule (its runs stay) */
+        delete: operations["deleteSchedule"];
+        options?: never;
+        head?: never;
+        /** Update a schedule; next_run_at is recomputed from now */
+        patch: operations["updateSchedule"];
+        trace?: never;
+    };
+    "/v1/schedules/{id}/fires": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The schedule's last 100 fires, newest first: status, run_id, error */
+        get: operations["listScheduleFires"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/billing/plan": {
         parameters: {
             query?: never;
@@ -905,6 +959,42 @@ export interface components {
         BuiltinToolList: {
             data: components["schemas"]["BuiltinTool"][];
         };
+        CreateScheduleResponse: {
+            id: string;
+            /** @constant */
+            object: "schedule";
+            agent_id: string;
+            thread_id: string | null;
+            cron: string | null;
+            timezone: string;
+            /** Format: date-time */
+            run_at: string | null;
+            input: string | null;
+            run: {
+                [key: string]: unknown;
+            };
+            enabled: boolean;
+            /**
+             * @description A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it
+             * @enum {string}
+             */
+            misfire_policy: "run_once" | "skip";
+            /**
+             * Format: date-time
+             * @description The next fire; null when none will come (one-shot fired, disabled)
+             */
+            next_run_at: string | null;
+            last_run_id: string | null;
+            /** Format: date-time */
+            last_fired_at: string | null;
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
         CreatedApiKey: {
             id: string;
             name: string;
@@ -954,6 +1044,13 @@ export interface components {
             id: string;
             /** @constant */
             object: "agent";
+            /** @constant */
+            deleted: true;
+        };
+        DeleteScheduleResponse: {
+            id: string;
+            /** @constant */
+            object: "schedule";
             /** @constant */
             deleted: true;
         };
@@ -1075,6 +1172,30 @@ export interface components {
             output?: unknown;
             error?: components["schemas"]["StreamError"];
             duration_ms: number;
+        };
+        ListScheduleFiresResponse: {
+            data: {
+                /** @constant */
+                object: "schedule.fire";
+                schedule_id: string;
+                /** Format: date-time */
+                fire_at: string;
+                /**
+                 * @description firing: being created (a crash resumes it); skipped: missed with misfire_policy skip; failed: the run create was refused (error)
+                 * @enum {string}
+                 */
+                status: "firing" | "fired" | "skipped" | "failed";
+                run_id: string | null;
+                thread_id: string | null;
+                error: components["schemas"]["StreamError"] | null;
+                /** Format: date-time */
+                created_at: string;
+            }[];
+        };
+        ListSchedulesResponse: {
+            data: components["schemas"]["CreateScheduleResponse"][];
+            has_more: boolean;
+            next_cursor: string | null;
         };
         LogoutResult: {
             /** @description Sessions (refresh tokens) revoked */
@@ -1362,7 +1483,7 @@ export interface components {
             attempt?: number;
         };
         /** @enum {string} */
-        RunStatus: "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
+        RunStatus: "pending" | "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
         /** @description run.* events carry the Run (run.in_progress a RunPickedUp), step.* the Step, message.delta a MessageDelta, tool_call.* a ToolCallEvent, error a StreamError */
         RunStreamData: components["schemas"]["Run"] | components["schemas"]["RunPickedUp"] | components["schemas"]["Step"] | components["schemas"]["MessageDelta"] | components["schemas"]["ToolCallEvent"] | components["schemas"]["StreamError"];
         RunTrace: {
@@ -2793,6 +2914,11 @@ export interface operations {
                      * @default true
                      */
                     parallel_tool_calls?: boolean;
+                    /**
+                     * @description When the thread already has an active run: reject (409 thread_busy, the default), enqueue (this run waits as `pending`, in order), interrupt (the active run is cancelled, its partial work kept, this one starts), rollback (the active run is cancelled and its messages removed)
+                     * @enum {string}
+                     */
+                    multitask_strategy?: "reject" | "enqueue" | "interrupt" | "rollback";
                 };
             };
         };
@@ -3059,6 +3185,390 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listSchedules: {
+        parameters: {
+            query?: {
+                limit?: number;
+                after?: string;
+                order?: "asc" | "desc";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListSchedulesResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createSchedule: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    agent_id: string;
+                    /** @description Every fire runs on this thread; omitted: a new thread per fire */
+                    thread_id?: string;
+                    /**
+                     * @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`)
+                     * @example 0 9 * * mon-fri
+                     * @example *\/15 * * * *
+                     */
+                    cron?: string;
+                    /**
+                     * @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin
+                     * @example UTC
+                     * @example Europe/Berlin
+                     */
+                    timezone?: string;
+                    /**
+                     * Format: date-time
+                     * @description One-shot: the only fire (instead of cron)
+                     */
+                    run_at?: string;
+                    /** @description The user message of every fire's run */
+                    input?: string;
+                    /** @description Run-create options applied to every fire (as in POST /v1/threads/:id/runs: metadata, multitask_strategy, …) */
+                    run?: {
+                        /**
+                         * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                         * @default {}
+                         */
+                        metadata?: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Model for this run instead of the agent's */
+                        model?: string;
+                        /** @description Replaces the agent's instructions for this run */
+                        instructions?: string;
+                        /** @description Appended to the (agent's or overridden) instructions for this run */
+                        additional_instructions?: string;
+                        /** @description Replaces the agent's tools for this run: tool ids (tool_…) or builtin names of the organization */
+                        tools?: string[];
+                        temperature?: number;
+                        top_p?: number;
+                        /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                        max_output_tokens?: number;
+                        /** @description Model calls this run may make instead of the agent's max_steps */
+                        max_steps?: number;
+                        /** @description Tool calls this run may make in total; past it the model is asked to answer (tool_choice none) */
+                        max_tool_calls?: number;
+                        /** @description auto (the model decides), none (no tool calls), required (at least one), or {type:'function', function:{name}} (that tool). Applies until the run's first tool call; later turns are auto. */
+                        tool_choice?: ("auto" | "none" | "required") | {
+                            /** @constant */
+                            type: "function";
+                            function: {
+                                name: string;
+                            };
+                        };
+                        /** @description Shape of the final answer: text (default), json_object (any JSON object) or json_schema (validated; one corrective turn, then failed/invalid_output) */
+                        response_format?: {
+                            /** @constant */
+                            type: "text";
+                        } | {
+                            /** @constant */
+                            type: "json_object";
+                        } | {
+                            /** @constant */
+                            type: "json_schema";
+                            json_schema: {
+                                name: string;
+                                description?: string;
+                                /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                                schema: {
+                                    [key: string]: unknown;
+                                };
+                                /** @default true */
+                                strict?: boolean;
+                            };
+                        };
+                        /**
+                         * @description Several tool calls of one model turn run at once (false: the model is told so, and calls run one after the other)
+                         * @default true
+                         */
+                        parallel_tool_calls?: boolean;
+                        /**
+                         * @description When the thread already has an active run: reject (409 thread_busy, the default), enqueue (this run waits as `pending`, in order), interrupt (the active run is cancelled, its partial work kept, this one starts), rollback (the active run is cancelled and its messages removed)
+                         * @enum {string}
+                         */
+                        multitask_strategy?: "reject" | "enqueue" | "interrupt" | "rollback";
+                    };
+                    /** @default true */
+                    enabled?: boolean;
+                    /**
+                     * @description A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it
+                     * @enum {string}
+                     */
+                    misfire_policy?: "run_once" | "skip";
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 201 */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreateScheduleResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreateScheduleResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeleteScheduleResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    agent_id?: string;
+                    /** @description Every fire runs on this thread; omitted: a new thread per fire */
+                    thread_id?: string | null;
+                    /**
+                     * @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`)
+                     * @example 0 9 * * mon-fri
+                     * @example *\/15 * * * *
+                     */
+                    cron?: string | null;
+                    /**
+                     * @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin
+                     * @example UTC
+                     * @example Europe/Berlin
+                     */
+                    timezone?: string;
+                    /** Format: date-time */
+                    run_at?: string | null;
+                    /** @description The user message of every fire's run */
+                    input?: string | null;
+                    /** @description Run-create options applied to every fire (as in POST /v1/threads/:id/runs: metadata, multitask_strategy, …) */
+                    run?: {
+                        /**
+                         * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                         * @default {}
+                         */
+                        metadata?: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Model for this run instead of the agent's */
+                        model?: string;
+                        /** @description Replaces the agent's instructions for this run */
+                        instructions?: string;
+                        /** @description Appended to the (agent's or overridden) instructions for this run */
+                        additional_instructions?: string;
+                        /** @description Replaces the agent's tools for this run: tool ids (tool_…) or builtin names of the organization */
+                        tools?: string[];
+                        temperature?: number;
+                        top_p?: number;
+                        /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                        max_output_tokens?: number;
+                        /** @description Model calls this run may make instead of the agent's max_steps */
+                        max_steps?: number;
+                        /** @description Tool calls this run may make in total; past it the model is asked to answer (tool_choice none) */
+                        max_tool_calls?: number;
+                        /** @description auto (the model decides), none (no tool calls), required (at least one), or {type:'function', function:{name}} (that tool). Applies until the run's first tool call; later turns are auto. */
+                        tool_choice?: ("auto" | "none" | "required") | {
+                            /** @constant */
+                            type: "function";
+                            function: {
+                                name: string;
+                            };
+                        };
+                        /** @description Shape of the final answer: text (default), json_object (any JSON object) or json_schema (validated; one corrective turn, then failed/invalid_output) */
+                        response_format?: {
+                            /** @constant */
+                            type: "text";
+                        } | {
+                            /** @constant */
+                            type: "json_object";
+                        } | {
+                            /** @constant */
+                            type: "json_schema";
+                            json_schema: {
+                                name: string;
+                                description?: string;
+                                /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                                schema: {
+                                    [key: string]: unknown;
+                                };
+                                /** @default true */
+                                strict?: boolean;
+                            };
+                        };
+                        /**
+                         * @description Several tool calls of one model turn run at once (false: the model is told so, and calls run one after the other)
+                         * @default true
+                         */
+                        parallel_tool_calls?: boolean;
+                        /**
+                         * @description When the thread already has an active run: reject (409 thread_busy, the default), enqueue (this run waits as `pending`, in order), interrupt (the active run is cancelled, its partial work kept, this one starts), rollback (the active run is cancelled and its messages removed)
+                         * @enum {string}
+                         */
+                        multitask_strategy?: "reject" | "enqueue" | "interrupt" | "rollback";
+                    };
+                    enabled?: boolean;
+                    /**
+                     * @description A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it
+                     * @enum {string}
+                     */
+                    misfire_policy?: "run_once" | "skip";
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreateScheduleResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listScheduleFires: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListScheduleFiresResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];

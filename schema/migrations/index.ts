@@ -4,6 +4,7 @@ import m1 from "./0001_run_traceparent.sql" with { type: "text" };
 import m2 from "./0002_webhook_delivery_traceparent.sql" with { type: "text" };
 import m3 from "./0003_run_options.sql" with { type: "text" };
 import m4 from "./0004_mcp_servers_and_secret_rotation.sql" with { type: "text" };
+import m5 from "./0005_multitask_schedules.sql" with { type: "text" };
 
 export const migrations: { tag: string; sql: string }[] = [
   { tag: "0000_init", sql: m0 },
@@ -11,4 +12,5 @@ export const migrations: { tag: string; sql: string }[] = [
   { tag: "0002_webhook_delivery_traceparent", sql: m2 },
   { tag: "0003_run_options", sql: m3 },
   { tag: "0004_mcp_servers_and_secret_rotation", sql: m4 },
+  { tag: "0005_multitask_schedules", sql: m5 },
 ];

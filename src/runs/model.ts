@@ -5,6 +5,7 @@
 import { t } from "elysia";
 import { Enum, Metadata, Page, Timestamp } from "../platform/http/models";
 import { RunOptionFields, RunOptionsView } from "./options";
+import { MultitaskStrategy } from "./multitask";
 
 export const ToolCallView = t.Object({ id: t.String(), type: t.Literal("function"), function: t.Object({ name: t.String(), arguments: t.String() }) });
 export type ToolCallView = typeof ToolCallView.static;
@@ -12,7 +13,7 @@ export type ToolCallView = typeof ToolCallView.static;
 export const Usage = t.Object({ prompt_tokens: t.Integer(), completion_tokens: t.Integer(), total_tokens: t.Integer() });
 export type Usage = typeof Usage.static;
 
-export const RunStatus = Enum(["queued", "in_progress", "requires_action", "cancelling", "completed", "failed", "cancelled", "expired"]);
+export const RunStatus = Enum(["pending", "queued", "in_progress", "requires_action", "cancelling", "completed", "failed", "cancelled", "expired"]);
 export type RunStatus = typeof RunStatus.static;
 
 /**
@@ -111,6 +112,7 @@ export const CreateRunBody = t.Object({
   stream: t.Optional(t.Boolean({ default: false, description: "Answer with a text/event-stream of the run's events; model output streams as message.delta" })),
   metadata: t.Optional(Metadata),
   ...RunOptionFields,
+  multitask_strategy: t.Optional(MultitaskStrategy),
 });
 export type CreateRunInput = typeof CreateRunBody.static;
 
