@@ -14,6 +14,7 @@ import * as billing from "../billing/model";
 import * as memory from "../memory/model";
 import * as notify from "../notify/model";
 import * as tools from "../tools/model";
+import * as schedules from "../agents/schedules/model";
 import * as runs from "../../runs/model";
 import { RunTrace, RunTraceStep } from "../../runs";
 import { LIVE_PATH } from "../notify/live";
@@ -21,7 +22,7 @@ import { VERSION } from "../../version";
 
 /** Model modules, with the prefix that disambiguates a name two modules export (`BillingUsage`). */
 const MODEL_MODULES: [string, Record<string, unknown>][] = [
-  ["Agent", agents], ["Auth", auth], ["Billing", billing], ["Memory", memory], ["Notify", notify], ["Tool", tools], ["Run", { ...runs, RunTrace, RunTraceStep }],
+  ["Agent", agents], ["Auth", auth], ["Billing", billing], ["Memory", memory], ["Notify", notify], ["Tool", tools], ["Schedule", schedules], ["Run", { ...runs, RunTrace, RunTraceStep }],
 ];
 
 /** Response models only: parameters are split into parameters, request bodies stay inline (openapi.ts). */
