@@ -160,7 +160,7 @@ export function operationIdFor(method: string, path: string): string {
   }
   if (m === "GET") return plural ? `list${nouns(statics.slice(0, -1))}${pascal(last)}` : `get${nouns(statics)}`;
   if (m === "POST" && plural) return `create${nouns(statics)}`;
-  if (m === "POST") return `${last.replace(/_(\w)/g, (_, c: string) => c.toUpperCase())}${nouns(statics.slice(0, -1))}`;
+  if (m === "POST") return `${last.replace(/[-_](\w)/g, (_, c: string) => c.toUpperCase())}${nouns(statics.slice(0, -1))}`;
   if (m === "DELETE") return `delete${nouns(statics)}`;
   return `update${nouns(statics)}`;
 }
