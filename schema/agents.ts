@@ -62,7 +62,7 @@ export const runs = pgTable(
     stream: boolean("stream").notNull().default(false),
     requiredAction: jsonb("required_action"),
     lastError: jsonb("last_error").$type<{ code: string; message: string } | null>(),
-    usage: jsonb("usage").$type<{ prompt_tokens: number; completion_tokens: number; total_tokens: number }>().notNull()
+    usage: jsonb("usage").$type<{ prompt_tokens: number; completion_tokens: number; total_tokens: number; estimated?: boolean }>().notNull()
       .default({ prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }),
     stepCount: integer("step_count").notNull().default(0),
     /** Next event sequence number; incremented in the same statement that writes an event. */

@@ -228,6 +228,15 @@ export function describeErrors(errors: Iterable<ValueError>): { unknown: Unknown
   for (const error of errors) {
     if (++seen > 200) break;
     const field = fieldOf(error.path);
+    // A union (a string or a list of messages): when only one branch is of the value's JSON
+    // type, that branch's problems are the ones to tell (`input.0.role must be one of …`).
+    const branch = error.type === ValueErrorType.Union ? branchOfSameType(error) : undefined;
+    if (branch) {
+      const inner = describeErrors(branch);
+      for (const u of inner.unknown) if (unknown.length < MAX_LISTED) unknown.push(u);
+      for (const f of inner.fields) if (!byField.has(f.field) && byField.size < MAX_LISTED) byField.set(f.field, f);
+      continue;
+    }
     if (error.type === ValueErrorType.ObjectAdditionalProperties) {
       if (unknown.length < MAX_LISTED) unknown.push({ name: field.split(".").at(-1)!, path: field });
       continue;
@@ -240,6 +249,21 @@ export function describeErrors(errors: Iterable<ValueError>): { unknown: Unknown
     if (byField.size < MAX_LISTED) byField.set(field, problem);
   }
   return { unknown, fields: [...byField.values()] };
+}
+
+const jsonTypeOf = (value: unknown) => (value === null ? "null" : Array.isArray(value) ? "array" : Number.isInteger(value) ? "integer" : typeof value);
+
+/**
+ * The errors of the one union branch whose `type` is the value's (an array or an object:
+ * where nested fields have their own rules), if exactly one is. Scalar unions (Elysia's
+ * numeric strings, enums) are described as a whole by `describe`.
+ */
+function branchOfSameType(error: ValueError): Iterable<ValueError> | undefined {
+  const branches = ((error.schema as AnySchema).anyOf ?? []) as AnySchema[];
+  const kind = jsonTypeOf(error.value);
+  if (kind !== "array" && kind !== "object") return undefined;
+  const same = branches.flatMap((b, i) => (b.type === kind ? [i] : []));
+  return same.length === 1 ? error.errors[same[0]] : undefined;
 }
 
 function describeError(error: ValueError, field: string): FieldProblem {
