@@ -259,7 +259,8 @@ export interface paths {
         delete: operations["deleteV1ThreadsById"];
         options?: never;
         head?: never;
-        patch?: never;
+        /** Update a thread (its metadata is replaced) */
+        patch: operations["patchV1ThreadsById"];
         trace?: never;
     };
     "/v1/threads/{id}/messages": {
@@ -274,6 +275,58 @@ export interface paths {
         put?: never;
         /** Append a message */
         post: operations["postV1ThreadsByIdMessages"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/threads/{id}/messages/{message_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a message */
+        get: operations["getV1ThreadsByIdMessagesByMessage_id"];
+        put?: never;
+        post?: never;
+        /** Delete a message (409 thread_busy while a run is active on the thread) */
+        delete: operations["deleteV1ThreadsByIdMessagesByMessage_id"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/threads/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create a thread (metadata, first messages) and start a run on it in one call; the run's thread_id names the thread */
+        post: operations["postV1ThreadsRuns"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the organization's runs, filtered by status, agent, thread and creation time */
+        get: operations["getV1Runs"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1271,6 +1324,7 @@ export interface operations {
             query?: {
                 limit?: string | number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -1444,6 +1498,7 @@ export interface operations {
             query?: {
                 limit?: string | number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -1673,6 +1728,7 @@ export interface operations {
             query?: {
                 limit?: string | number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -2312,6 +2368,7 @@ export interface operations {
             query?: {
                 limit?: string | number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -2668,11 +2725,120 @@ export interface operations {
             };
         };
     };
+    patchV1ThreadsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Replaces the thread's metadata. Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                };
+                "application/x-www-form-urlencoded": {
+                    /** @description Replaces the thread's metadata. Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                };
+                "multipart/form-data": {
+                    /** @description Replaces the thread's metadata. Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @constant */
+                        object: "thread";
+                        metadata: {
+                            [key: string]: unknown;
+                        };
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     getV1ThreadsByIdMessages: {
         parameters: {
             query?: {
                 limit?: string | number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -2942,11 +3108,674 @@ export interface operations {
             };
         };
     };
+    getV1ThreadsByIdMessagesByMessage_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @constant */
+                        object: "message";
+                        thread_id: string;
+                        role: string;
+                        content: ((string | null) | null) | null;
+                        tool_calls: (({
+                            id: string;
+                            /** @constant */
+                            type: "function";
+                            function: {
+                                name: string;
+                                arguments: string;
+                            };
+                        }[] | null) | null) | null;
+                        tool_call_id: ((string | null) | null) | null;
+                        run_id: ((string | null) | null) | null;
+                        metadata: {
+                            [key: string]: unknown;
+                        };
+                        /** Format: date-time */
+                        created_at: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    deleteV1ThreadsByIdMessagesByMessage_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @constant */
+                        object: "message";
+                        /** @constant */
+                        deleted: true;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    postV1ThreadsRuns: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The agent that runs (agt_…) */
+                    agent_id: string;
+                    /** @description Appended to the thread before the run starts: a string is one user message; a list of messages is appended in order */
+                    input?: string | {
+                        /**
+                         * @description Who said it; system messages add to the agent's instructions for the rest of the thread
+                         * @enum {string}
+                         */
+                        role: "user" | "assistant" | "system";
+                        content: string;
+                    }[];
+                    /**
+                     * @description Answer with a text/event-stream of the run's events; model output streams as message.delta
+                     * @default false
+                     */
+                    stream?: boolean;
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                    /** @description The new thread (default: no metadata, no messages) */
+                    thread?: {
+                        /**
+                         * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                         * @default {}
+                         */
+                        metadata?: {
+                            [key: string]: unknown;
+                        };
+                        /** @description The thread's first messages, before the run's input */
+                        messages?: {
+                            /**
+                             * @description Who said it
+                             * @enum {string}
+                             */
+                            role: "user" | "assistant";
+                            content: string;
+                            /**
+                             * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                             * @default {}
+                             */
+                            metadata?: {
+                                [key: string]: unknown;
+                            };
+                        }[];
+                    };
+                };
+                "application/x-www-form-urlencoded": {
+                    /** @description The agent that runs (agt_…) */
+                    agent_id: string;
+                    /** @description Appended to the thread before the run starts: a string is one user message; a list of messages is appended in order */
+                    input?: string | {
+                        /**
+                         * @description Who said it; system messages add to the agent's instructions for the rest of the thread
+                         * @enum {string}
+                         */
+                        role: "user" | "assistant" | "system";
+                        content: string;
+                    }[];
+                    /**
+                     * @description Answer with a text/event-stream of the run's events; model output streams as message.delta
+                     * @default false
+                     */
+                    stream?: boolean;
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                    /** @description The new thread (default: no metadata, no messages) */
+                    thread?: {
+                        /**
+                         * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                         * @default {}
+                         */
+                        metadata?: {
+                            [key: string]: unknown;
+                        };
+                        /** @description The thread's first messages, before the run's input */
+                        messages?: {
+                            /**
+                             * @description Who said it
+                             * @enum {string}
+                             */
+                            role: "user" | "assistant";
+                            content: string;
+                            /**
+                             * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                             * @default {}
+                             */
+                            metadata?: {
+                                [key: string]: unknown;
+                            };
+                        }[];
+                    };
+                };
+                "multipart/form-data": {
+                    /** @description The agent that runs (agt_…) */
+                    agent_id: string;
+                    /** @description Appended to the thread before the run starts: a string is one user message; a list of messages is appended in order */
+                    input?: string | {
+                        /**
+                         * @description Who said it; system messages add to the agent's instructions for the rest of the thread
+                         * @enum {string}
+                         */
+                        role: "user" | "assistant" | "system";
+                        content: string;
+                    }[];
+                    /**
+                     * @description Answer with a text/event-stream of the run's events; model output streams as message.delta
+                     * @default false
+                     */
+                    stream?: boolean;
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                    /** @description The new thread (default: no metadata, no messages) */
+                    thread?: {
+                        /**
+                         * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                         * @default {}
+                         */
+                        metadata?: {
+                            [key: string]: unknown;
+                        };
+                        /** @description The thread's first messages, before the run's input */
+                        messages?: {
+                            /**
+                             * @description Who said it
+                             * @enum {string}
+                             */
+                            role: "user" | "assistant";
+                            content: string;
+                            /**
+                             * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                             * @default {}
+                             */
+                            metadata?: {
+                                [key: string]: unknown;
+                            };
+                        }[];
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description With stream: true — a text/event-stream of the run's events (id: seq, event: type, data: JSON) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Response for status 201 */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @constant */
+                        object: "run";
+                        thread_id: string;
+                        agent_id: string;
+                        model: string;
+                        /** @enum {string} */
+                        status: "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
+                        stream: boolean;
+                        required_action: (({
+                            /** @constant */
+                            type: "submit_tool_outputs";
+                            tool_calls: {
+                                id: string;
+                                /** @constant */
+                                type: "function";
+                                function: {
+                                    name: string;
+                                    arguments: string;
+                                };
+                                /**
+                                 * @description output: a client tool, submit its output; approval: approve or reject the call
+                                 * @enum {string}
+                                 */
+                                action: "output" | "approval";
+                                tool_id: string;
+                            }[];
+                        } | null) | null) | null;
+                        last_error: (({
+                            code: string;
+                            message: string;
+                        } | null) | null) | null;
+                        usage: {
+                            prompt_tokens: string | number;
+                            completion_tokens: string | number;
+                            total_tokens: string | number;
+                            /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
+                            estimated: boolean;
+                        };
+                        /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with) */
+                        cost_cents: number;
+                        /** @description Model calls made */
+                        step_count: string | number;
+                        metadata: {
+                            [key: string]: unknown;
+                        };
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                        /** Format: date-time */
+                        started_at: ((string | null) | null) | null;
+                        /** Format: date-time */
+                        completed_at: ((string | null) | null) | null;
+                        /** Format: date-time */
+                        cancel_requested_at: ((string | null) | null) | null;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getV1Runs: {
+        parameters: {
+            query?: {
+                limit?: string | number;
+                after?: string;
+                before?: string;
+                order?: "asc" | "desc";
+                status?: "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
+                agent_id?: string;
+                thread_id?: string;
+                created_after?: string;
+                created_before?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            id: string;
+                            /** @constant */
+                            object: "run";
+                            thread_id: string;
+                            agent_id: string;
+                            model: string;
+                            /** @enum {string} */
+                            status: "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
+                            stream: boolean;
+                            required_action: (({
+                                /** @constant */
+                                type: "submit_tool_outputs";
+                                tool_calls: {
+                                    id: string;
+                                    /** @constant */
+                                    type: "function";
+                                    function: {
+                                        name: string;
+                                        arguments: string;
+                                    };
+                                    /**
+                                     * @description output: a client tool, submit its output; approval: approve or reject the call
+                                     * @enum {string}
+                                     */
+                                    action: "output" | "approval";
+                                    tool_id: string;
+                                }[];
+                            } | null) | null) | null;
+                            last_error: (({
+                                code: string;
+                                message: string;
+                            } | null) | null) | null;
+                            usage: {
+                                prompt_tokens: string | number;
+                                completion_tokens: string | number;
+                                total_tokens: string | number;
+                                /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
+                                estimated: boolean;
+                            };
+                            /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with) */
+                            cost_cents: number;
+                            /** @description Model calls made */
+                            step_count: string | number;
+                            metadata: {
+                                [key: string]: unknown;
+                            };
+                            /** Format: date-time */
+                            created_at: string;
+                            /** Format: date-time */
+                            updated_at: string;
+                            /** Format: date-time */
+                            started_at: ((string | null) | null) | null;
+                            /** Format: date-time */
+                            completed_at: ((string | null) | null) | null;
+                            /** Format: date-time */
+                            cancel_requested_at: ((string | null) | null) | null;
+                        }[];
+                        has_more: boolean;
+                        next_cursor: ((string | null) | null) | null;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     getV1ThreadsByIdRuns: {
         parameters: {
             query?: {
                 limit?: string | number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -3001,7 +3830,11 @@ export interface operations {
                                 prompt_tokens: string | number;
                                 completion_tokens: string | number;
                                 total_tokens: string | number;
+                                /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
+                                estimated: boolean;
                             };
+                            /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with) */
+                            cost_cents: number;
                             /** @description Model calls made */
                             step_count: string | number;
                             metadata: {
@@ -3093,9 +3926,17 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    /** @description The agent that runs (agt_…) */
                     agent_id: string;
-                    /** @description Appended to the thread as a user message before the run starts */
-                    input?: string;
+                    /** @description Appended to the thread before the run starts: a string is one user message; a list of messages is appended in order */
+                    input?: string | {
+                        /**
+                         * @description Who said it; system messages add to the agent's instructions for the rest of the thread
+                         * @enum {string}
+                         */
+                        role: "user" | "assistant" | "system";
+                        content: string;
+                    }[];
                     /**
                      * @description Answer with a text/event-stream of the run's events; model output streams as message.delta
                      * @default false
@@ -3110,9 +3951,17 @@ export interface operations {
                     };
                 };
                 "application/x-www-form-urlencoded": {
+                    /** @description The agent that runs (agt_…) */
                     agent_id: string;
-                    /** @description Appended to the thread as a user message before the run starts */
-                    input?: string;
+                    /** @description Appended to the thread before the run starts: a string is one user message; a list of messages is appended in order */
+                    input?: string | {
+                        /**
+                         * @description Who said it; system messages add to the agent's instructions for the rest of the thread
+                         * @enum {string}
+                         */
+                        role: "user" | "assistant" | "system";
+                        content: string;
+                    }[];
                     /**
                      * @description Answer with a text/event-stream of the run's events; model output streams as message.delta
                      * @default false
@@ -3127,9 +3976,17 @@ export interface operations {
                     };
                 };
                 "multipart/form-data": {
+                    /** @description The agent that runs (agt_…) */
                     agent_id: string;
-                    /** @description Appended to the thread as a user message before the run starts */
-                    input?: string;
+                    /** @description Appended to the thread before the run starts: a string is one user message; a list of messages is appended in order */
+                    input?: string | {
+                        /**
+                         * @description Who said it; system messages add to the agent's instructions for the rest of the thread
+                         * @enum {string}
+                         */
+                        role: "user" | "assistant" | "system";
+                        content: string;
+                    }[];
                     /**
                      * @description Answer with a text/event-stream of the run's events; model output streams as message.delta
                      * @default false
@@ -3198,7 +4055,11 @@ export interface operations {
                             prompt_tokens: string | number;
                             completion_tokens: string | number;
                             total_tokens: string | number;
+                            /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
+                            estimated: boolean;
                         };
+                        /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with) */
+                        cost_cents: number;
                         /** @description Model calls made */
                         step_count: string | number;
                         metadata: {
@@ -3363,7 +4224,11 @@ export interface operations {
                             prompt_tokens: string | number;
                             completion_tokens: string | number;
                             total_tokens: string | number;
+                            /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
+                            estimated: boolean;
                         };
+                        /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with) */
+                        cost_cents: number;
                         /** @description Model calls made */
                         step_count: string | number;
                         metadata: {
@@ -3487,6 +4352,8 @@ export interface operations {
                             prompt_tokens: string | number;
                             completion_tokens: string | number;
                             total_tokens: string | number;
+                            /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
+                            estimated: boolean;
                         };
                         cost_cents: number;
                         steps: {
@@ -3505,6 +4372,8 @@ export interface operations {
                                 prompt_tokens: string | number;
                                 completion_tokens: string | number;
                                 total_tokens: string | number;
+                                /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
+                                estimated: boolean;
                             } | null) | null) | null;
                             /** @description Model calls: tokens × the model's prices (fractional cents) */
                             cost_cents: ((number | null) | null) | null;
@@ -3579,6 +4448,7 @@ export interface operations {
             query?: {
                 limit?: string | number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -3613,6 +4483,8 @@ export interface operations {
                                 prompt_tokens: string | number;
                                 completion_tokens: string | number;
                                 total_tokens: string | number;
+                                /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
+                                estimated: boolean;
                             } | null) | null) | null;
                             error: unknown;
                             /** Format: date-time */
@@ -3768,7 +4640,11 @@ export interface operations {
                             prompt_tokens: string | number;
                             completion_tokens: string | number;
                             total_tokens: string | number;
+                            /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
+                            estimated: boolean;
                         };
+                        /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with) */
+                        cost_cents: number;
                         /** @description Model calls made */
                         step_count: string | number;
                         metadata: {
@@ -3897,7 +4773,11 @@ export interface operations {
                             prompt_tokens: string | number;
                             completion_tokens: string | number;
                             total_tokens: string | number;
+                            /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
+                            estimated: boolean;
                         };
+                        /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with) */
+                        cost_cents: number;
                         /** @description Model calls made */
                         step_count: string | number;
                         metadata: {
@@ -4080,7 +4960,11 @@ export interface operations {
                             prompt_tokens: string | number;
                             completion_tokens: string | number;
                             total_tokens: string | number;
+                            /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
+                            estimated: boolean;
                         };
+                        /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with) */
+                        cost_cents: number;
                         /** @description Model calls made */
                         step_count: string | number;
                         metadata: {
@@ -4641,6 +5525,7 @@ export interface operations {
             query?: {
                 limit?: string | number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -4898,6 +5783,7 @@ export interface operations {
             query?: {
                 limit?: string | number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -5226,6 +6112,7 @@ export interface operations {
             query?: {
                 limit?: string | number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -5534,6 +6421,7 @@ export interface operations {
                 query?: string;
                 limit?: string | number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -5938,6 +6826,7 @@ export interface operations {
             query?: {
                 limit?: string | number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
