@@ -260,7 +260,7 @@ export interface paths {
         options?: never;
         head?: never;
         /** Update a thread (its metadata is replaced) */
-        patch: operations["patchV1ThreadsById"];
+        patch: operations["updateThread"];
         trace?: never;
     };
     "/v1/threads/{id}/messages": {
@@ -289,11 +289,11 @@ export interface paths {
             cookie?: never;
         };
         /** Get a message */
-        get: operations["getV1ThreadsByIdMessagesByMessage_id"];
+        get: operations["getMessage"];
         put?: never;
         post?: never;
         /** Delete a message (409 thread_busy while a run is active on the thread) */
-        delete: operations["deleteV1ThreadsByIdMessagesByMessage_id"];
+        delete: operations["deleteMessage"];
         options?: never;
         head?: never;
         patch?: never;
@@ -309,7 +309,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Create a thread (metadata, first messages) and start a run on it in one call; the run's thread_id names the thread */
-        post: operations["postV1ThreadsRuns"];
+        post: operations["createThreadAndRun"];
         delete?: never;
         options?: never;
         head?: never;
@@ -324,7 +324,7 @@ export interface paths {
             cookie?: never;
         };
         /** List the organization's runs, filtered by status, agent, thread and creation time */
-        get: operations["getV1Runs"];
+        get: operations["listRuns"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2725,7 +2725,7 @@ export interface operations {
             };
         };
     };
-    patchV1ThreadsById: {
+    updateThread: {
         parameters: {
             query?: never;
             header?: never;
@@ -3108,7 +3108,7 @@ export interface operations {
             };
         };
     };
-    getV1ThreadsByIdMessagesByMessage_id: {
+    getMessage: {
         parameters: {
             query?: never;
             header?: never;
@@ -3208,7 +3208,7 @@ export interface operations {
             };
         };
     };
-    deleteV1ThreadsByIdMessagesByMessage_id: {
+    deleteMessage: {
         parameters: {
             query?: never;
             header?: never;
@@ -3309,7 +3309,7 @@ export interface operations {
             };
         };
     };
-    postV1ThreadsRuns: {
+    createThreadAndRun: {
         parameters: {
             query?: never;
             header?: {
@@ -3643,7 +3643,7 @@ export interface operations {
             };
         };
     };
-    getV1Runs: {
+    listRuns: {
         parameters: {
             query?: {
                 limit?: string | number;

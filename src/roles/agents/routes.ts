@@ -65,7 +65,7 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
       auth: true, params: ThreadIdParam, response: { 200: Thread, ...errors(401, 404) }, detail: { tags: ["threads"], summary: "Get a thread" },
     })
     .patch("/threads/:id", ({ principal, params, body }) => agentsApi().updateThread(principal.orgId, params.id, body), {
-      auth: true, params: ThreadIdParam, body: UpdateThreadBody, response: { 200: Thread, ...errors(400, 401, 404) }, detail: { tags: ["threads"], summary: "Update a thread (its metadata is replaced)" },
+      auth: true, params: ThreadIdParam, body: UpdateThreadBody, response: { 200: Thread, ...errors(400, 401, 404) }, detail: { tags: ["threads"], operationId: "updateThread", summary: "Update a thread (its metadata is replaced)" },
     })
     .delete("/threads/:id", ({ principal, params }) => agentsApi().deleteThread(principal.orgId, params.id), {
       auth: true, params: ThreadIdParam, response: { 200: Deleted("thread"), ...errors(401, 404) }, detail: { tags: ["threads"], summary: "Delete a thread with its messages and runs" },
@@ -83,11 +83,11 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
       auth: true, params: ThreadIdParam, query: PageQuery, response: { 200: MessagePage, ...errors(400, 401, 404) }, detail: { tags: ["threads"], summary: "List messages" },
     })
     .get("/threads/:id/messages/:message_id", ({ principal, params }) => agentsApi().getMessage(principal.orgId, params.id, params.message_id), {
-      auth: true, params: MessageParams, response: { 200: Message, ...errors(401, 404) }, detail: { tags: ["threads"], summary: "Get a message" },
+      auth: true, params: MessageParams, response: { 200: Message, ...errors(401, 404) }, detail: { tags: ["threads"], operationId: "getMessage", summary: "Get a message" },
     })
     .delete("/threads/:id/messages/:message_id", ({ principal, params }) => agentsApi().deleteMessage(principal.orgId, params.id, params.message_id), {
       auth: true, params: MessageParams, response: { 200: Deleted("message"), ...errors(401, 404, 409) },
-      detail: { tags: ["threads"], summary: "Delete a message (409 thread_busy while a run is active on the thread)" },
+      detail: { tags: ["threads"], operationId: "deleteMessage", summary: "Delete a message (409 thread_busy while a run is active on the thread)" },
     })
     // ------------------------------------------------------------- runs
     .post(
@@ -101,12 +101,12 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
       {
         auth: true, body: CreateThreadAndRunBody, idempotent: true,
         response: { 200: RunStream200, 201: Run, ...errors(400, 401, 402, 404, 409) },
-        detail: { tags: ["runs"], summary: "Create a thread (metadata, first messages) and start a run on it in one call; the run's thread_id names the thread" },
+        detail: { tags: ["runs"], operationId: "createThreadAndRun", summary: "Create a thread (metadata, first messages) and start a run on it in one call; the run's thread_id names the thread" },
       },
     )
     .get("/runs", ({ principal, query }) => agentsApi().listOrgRuns(principal.orgId, query), {
       auth: true, query: ListRunsQuery, response: { 200: RunPage, ...errors(400, 401) },
-      detail: { tags: ["runs"], summary: "List the organization's runs, filtered by status, agent, thread and creation time" },
+      detail: { tags: ["runs"], operationId: "listRuns", summary: "List the organization's runs, filtered by status, agent, thread and creation time" },
     })
     .post(
       "/threads/:id/runs",
