@@ -104,6 +104,10 @@ function suite(start: (modelUrl: string) => Promise<Deployment>) {
     expect(stream.events[0].event).toBe("run.created");
     expect(stream.events.at(-1)!.event).toBe("run.completed");
 
+    // Nested metadata is bounded like top-level metadata.
+    const longKey = await api.call("POST", "/v1/threads/runs", { agent_id: agent.id, thread: { messages: [{ role: "user", content: "x", metadata: { ["k".repeat(65)]: 1 } }] } });
+    expect([longKey.status, longKey.body.error.details.fields[0].field]).toEqual([400, "thread.messages.0.metadata"]);
+
     // A refused run leaves no thread behind.
     const before = (await api.ok("GET", "/v1/threads?limit=100")).data.length;
     const missing = await api.call("POST", "/v1/threads/runs", { agent_id: "agt_01M8T2750GCH4F8693MWNDPX49", input: "x" });
