@@ -109,6 +109,8 @@ export interface WaitOptions {
 /** Runs end with one of these events; nothing follows them. */
 export const TERMINAL_EVENTS = ["run.completed", "run.failed", "run.cancelled", "run.expired"] as const;
 const TERMINAL_STATUSES: readonly string[] = ["completed", "failed", "cancelled", "expired"];
+const isTerminalEvent = (event: RunEvent) => (TERMINAL_EVENTS as readonly string[]).includes(event.type);
+const sleepMs = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export type AgentOS = Client<paths> & {
   session(): Session | null;
@@ -308,34 +310,38 @@ export function createAgentOS(opts: AgentOSOptions = {}): AgentOS {
     }
   }
 
-  /** Follows a run's events from `after`, reconnecting with Last-Event-ID until its terminal event. */
-  async function* follow(runId: string, first: Response | null, options: StreamOptions = {}): AsyncGenerator<RunEvent> {
+  /**
+   * Follows a run's events from `after`, reconnecting with Last-Event-ID until its terminal
+   * event. Network failures count against `maxReconnects` (reset by every event); a stream the
+   * server or a proxy ended cleanly is simply reopened.
+   */
+  async function* follow(runId: string, options: StreamOptions = {}): AsyncGenerator<RunEvent> {
     let last = options.after ?? 0;
     let failures = 0;
     const maxReconnects = options.maxReconnects ?? 5;
-    let response = first;
+    const delayMs = options.reconnectDelayMs ?? 250;
     for (;;) {
       if (options.signal?.aborted) return;
       try {
-        response ??= await authedFetch(
+        const response = await authedFetch(
           new Request(`${baseUrl}/v1/runs/${path(runId)}/events`, { headers: { accept: "text/event-stream", "last-event-id": String(last) }, signal: options.signal }),
         );
         if (response.status === 204) return; // the run has ended and nothing follows `last`
-        if (!response.ok) await runEvents(response).next(); // throws its AgentOSError
         for await (const event of runEvents(response)) {
           if (event.seq <= last) continue;
           last = event.seq;
           failures = 0;
           yield event;
-          if ((TERMINAL_EVENTS as readonly string[]).includes(event.type)) return;
+          if (isTerminalEvent(event)) return;
         }
+        await sleepMs(delayMs);
+        continue;
       } catch (err) {
         if (err instanceof AgentOSError || options.signal?.aborted) throw err;
         // A network failure: reconnect below.
       }
-      response = null;
       if (++failures > maxReconnects) throw new AgentOSError(0, { code: "stream_lost", message: `The event stream of run ${runId} was lost ${failures} times in a row after seq ${last}.` });
-      await new Promise((resolve) => setTimeout(resolve, (options.reconnectDelayMs ?? 250) * 2 ** (failures - 1)));
+      await sleepMs(delayMs * 2 ** (failures - 1));
     }
   }
 
@@ -385,7 +391,7 @@ export function createAgentOS(opts: AgentOSOptions = {}): AgentOS {
           if (enough(run) || left === 0) return run;
         }
       },
-      stream: (id, options) => follow(id, null, options),
+      stream: (id, options) => follow(id, options),
       async *createAndStream(threadId, body, options = {}) {
         const response = await startRunStream(threadId, body);
         let runId: string | undefined;
@@ -395,13 +401,13 @@ export function createAgentOS(opts: AgentOSOptions = {}): AgentOS {
             runId ??= event.type === "run.created" ? (event.data as { id: string }).id : undefined;
             after = event.seq;
             yield event;
-            if ((TERMINAL_EVENTS as readonly string[]).includes(event.type)) return;
+            if (isTerminalEvent(event)) return;
           }
         } catch (err) {
           if (err instanceof AgentOSError || !runId) throw err;
         }
         if (!runId) throw new AgentOSError(0, { code: "stream_lost", message: "The run's stream ended before its first event." });
-        yield* follow(runId, null, { ...options, after });
+        yield* follow(runId, { ...options, after });
       },
     },
     billing: {

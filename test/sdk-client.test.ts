@@ -127,6 +127,25 @@ describe("the SDK against the compiled binary [embedded]", () => {
     const listed = [];
     for await (const r of api.runs.iterate({ status: "completed", agent_id: agent.id })) listed.push(r.id);
     expect(listed).toEqual([run.id]);
+
+    // createAndStream(): the POST's own stream is cut; the rest comes from the events endpoint.
+    let resumed = 0;
+    const cutPost = (async (req: Request) => {
+      const res = await fetch(req);
+      if (req.url.includes("/events")) resumed++;
+      if (req.method !== "POST" || !req.url.endsWith("/runs") || !res.body) return res;
+      return new Response(cutAfterEvents(res.body, 3), { status: res.status, headers: res.headers });
+    }) as typeof fetch;
+    const api2 = createAgentOS({ baseUrl: child.url, fetch: cutPost });
+    api2.setSession(api.session());
+    fake.script({ content: "resumed after the cut", chunkSize: 3, chunkDelayMs: 30 });
+    const thread = await api2.threads.create();
+    const streamed: RunEvent[] = [];
+    for await (const e of api2.runs.createAndStream(thread.id, { agent_id: agent.id, input: "go" }, { reconnectDelayMs: 20 })) streamed.push(e);
+    expect(streamed.map((e) => e.seq)).toEqual(streamed.map((_, i) => i + 1));
+    expect(streamed.at(-1)!.type).toBe("run.completed");
+    expect(streamed.filter((e) => e.type === "message.delta").map((e) => e.data.delta).join("")).toBe("resumed after the cut");
+    expect(resumed).toBeGreaterThanOrEqual(1);
   }, 60_000);
 
   test("a real webhook delivery verifies with sdk/webhooks.ts; a tampered or stale one does not", async () => {
