@@ -25,7 +25,7 @@ export async function quickstart(baseUrl: string, email: string, password: strin
 
   // Not streamed: start, then wait for the end (or requires_action).
   const run = await api.runs.wait((await api.runs.create(thread.id, { agent_id: agent.id, input: "Again." })).id);
-  print(`run ${run.id}: ${run.status}, ${run.usage.total_tokens} tokens${run.usage.estimated ? " (estimated)" : ""}, ${run.cost_cents.toFixed(4)} cents`);
+  print(`run ${run.id}: ${run.status}, ${run.usage.total_tokens} tokens${run.usage.estimated ? " (estimated)" : ""}, ${run.cost_cents === null ? "(prices unavailable)" : `${run.cost_cents.toFixed(4)} cents`}`);
 
   const messages = [];
   for await (const message of api.messages.iterate(thread.id, { limit: 10 })) messages.push(message);

@@ -3531,8 +3531,8 @@ export interface operations {
                             /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
                             estimated: boolean;
                         };
-                        /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with) */
-                        cost_cents: number;
+                        /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with); null while billing does not answer */
+                        cost_cents: ((number | null) | null) | null;
                         /** @description Model calls made */
                         step_count: string | number;
                         metadata: {
@@ -3709,8 +3709,8 @@ export interface operations {
                                 /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
                                 estimated: boolean;
                             };
-                            /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with) */
-                            cost_cents: number;
+                            /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with); null while billing does not answer */
+                            cost_cents: ((number | null) | null) | null;
                             /** @description Model calls made */
                             step_count: string | number;
                             metadata: {
@@ -3833,8 +3833,8 @@ export interface operations {
                                 /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
                                 estimated: boolean;
                             };
-                            /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with) */
-                            cost_cents: number;
+                            /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with); null while billing does not answer */
+                            cost_cents: ((number | null) | null) | null;
                             /** @description Model calls made */
                             step_count: string | number;
                             metadata: {
@@ -4058,8 +4058,8 @@ export interface operations {
                             /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
                             estimated: boolean;
                         };
-                        /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with) */
-                        cost_cents: number;
+                        /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with); null while billing does not answer */
+                        cost_cents: ((number | null) | null) | null;
                         /** @description Model calls made */
                         step_count: string | number;
                         metadata: {
@@ -4227,8 +4227,8 @@ export interface operations {
                             /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
                             estimated: boolean;
                         };
-                        /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with) */
-                        cost_cents: number;
+                        /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with); null while billing does not answer */
+                        cost_cents: ((number | null) | null) | null;
                         /** @description Model calls made */
                         step_count: string | number;
                         metadata: {
@@ -4643,8 +4643,8 @@ export interface operations {
                             /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
                             estimated: boolean;
                         };
-                        /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with) */
-                        cost_cents: number;
+                        /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with); null while billing does not answer */
+                        cost_cents: ((number | null) | null) | null;
                         /** @description Model calls made */
                         step_count: string | number;
                         metadata: {
@@ -4776,8 +4776,8 @@ export interface operations {
                             /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
                             estimated: boolean;
                         };
-                        /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with) */
-                        cost_cents: number;
+                        /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with); null while billing does not answer */
+                        cost_cents: ((number | null) | null) | null;
                         /** @description Model calls made */
                         step_count: string | number;
                         metadata: {
@@ -4963,8 +4963,8 @@ export interface operations {
                             /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
                             estimated: boolean;
                         };
-                        /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with) */
-                        cost_cents: number;
+                        /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with); null while billing does not answer */
+                        cost_cents: ((number | null) | null) | null;
                         /** @description Model calls made */
                         step_count: string | number;
                         metadata: {

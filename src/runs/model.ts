@@ -52,7 +52,7 @@ export const Run = t.Object({
   required_action: t.Nullable(RequiredAction),
   last_error: t.Nullable(t.Object({ code: t.String(), message: t.String() })),
   usage: Usage,
-  cost_cents: t.Number({ description: "What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with)" }),
+  cost_cents: t.Nullable(t.Number({ description: "What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with); null while billing does not answer" })),
   step_count: t.Integer({ description: "Model calls made" }),
   metadata: t.Record(t.String(), t.Any()),
   created_at: Timestamp,

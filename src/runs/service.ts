@@ -105,12 +105,19 @@ export class RunsService {
     return (await this.pricedAll([row]))[0];
   }
 
+  /** Prices come from billing: while it does not answer, runs still read, with `cost_cents: null`. */
   private async pricedAll(rows: RunRow[]): Promise<RunOut[]> {
     const views = rows.map(runOut);
     const used = views.filter((v) => v.usage.total_tokens > 0);
-    const costs = used.length ? await this.deps.costOf(used.map((v) => ({ model: v.model, prompt_tokens: v.usage.prompt_tokens, completion_tokens: v.usage.completion_tokens }))) : [];
-    const costOf = new Map(used.map((v, i) => [v.id, costs[i] ?? 0]));
-    return views.map((v) => withCost(v, costOf.get(v.id) ?? 0));
+    let costs: number[] | null = [];
+    if (used.length) {
+      costs = await this.deps.costOf(used.map((v) => ({ model: v.model, prompt_tokens: v.usage.prompt_tokens, completion_tokens: v.usage.completion_tokens }))).catch((err) => {
+        this.deps.log.warn("run prices unavailable: cost_cents is null", { error: err as Error });
+        return null;
+      });
+    }
+    const costOf = new Map(used.map((v, i) => [v.id, costs ? (costs[i] ?? 0) : null]));
+    return views.map((v) => withCost(v, costOf.has(v.id) ? costOf.get(v.id)! : 0));
   }
 
   async listRuns(orgId: string, threadId: string, page: PageRequest): Promise<PageOf<RunOut>> {
@@ -264,7 +271,7 @@ const inputMessages = (input: CreateRunInput["input"]): { role: string; content:
 
 /** A run just created has used nothing yet. */
 const unpriced = (row: RunRow): RunOut => withCost(runOut(row), 0);
-const withCost = (view: RunView, costCents: number): RunOut => ({ ...view, cost_cents: costCents });
+const withCost = (view: RunView, costCents: number | null): RunOut => ({ ...view, cost_cents: costCents });
 
 type Decision =
   | { kind: "output"; call: RequiredAction["tool_calls"][number]; output: string }
