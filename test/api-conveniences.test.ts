@@ -181,6 +181,8 @@ function suite(start: (modelUrl: string) => Promise<Deployment>) {
     const earlier = await api.ok("GET", `/v1/runs?created_after=${startedAt}&before=${page.next_cursor}&limit=1`);
     expect([earlier.data.map((r: any) => r.id), earlier.has_more]).toEqual([[r1.id], false]);
     expect(await ids(`created_after=${startedAt}&after=${r1.id}&before=${r3.id}`)).toEqual([r2.id]);
+    // Newest first, "before" still means earlier in the list: [r3, r2] come before r1.
+    expect(await ids(`created_after=${startedAt}&order=desc&before=${r1.id}`)).toEqual([r3.id, r2.id]);
     expect((await api.ok("GET", `/v1/threads/${t1.id}/runs?before=${r3.id}`)).data.map((r: any) => r.id)).toEqual([r1.id]);
 
     const bad = await api.call("GET", "/v1/runs?status=done");
