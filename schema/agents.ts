@@ -69,7 +69,7 @@ export const runs = pgTable(
     stream: boolean("stream").notNull().default(false),
     requiredAction: jsonb("required_action"),
     lastError: jsonb("last_error").$type<{ code: string; message: string } | null>(),
-    usage: jsonb("usage").$type<{ prompt_tokens: number; completion_tokens: number; total_tokens: number }>().notNull()
+    usage: jsonb("usage").$type<{ prompt_tokens: number; completion_tokens: number; total_tokens: number; estimated?: boolean }>().notNull()
       .default({ prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }),
     stepCount: integer("step_count").notNull().default(0),
     /** Next event sequence number; incremented in the same statement that writes an event. */
@@ -84,7 +84,7 @@ export const runs = pgTable(
     traceparent: text("traceparent"),
     /** Per-run overrides and output/tool options given on create (src/runs/options.ts). */
     options: jsonb("options").$type<RunOptions>().notNull().default({}),
-    /** multitask_strategy enqueue: the input of a `pending` run, appended to the thread when it is promoted to `queued`. */
+    /** multitask_strategy enqueue: the input messages (JSON) of a `pending` run, appended to the thread when it is promoted to `queued`. */
     pendingInput: text("pending_input"),
     /** When a `pending` run became `queued`: its history cut-off (it sees what the runs before it wrote). */
     promotedAt: tstz("promoted_at"),

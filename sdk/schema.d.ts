@@ -259,7 +259,8 @@ export interface paths {
         delete: operations["deleteThread"];
         options?: never;
         head?: never;
-        patch?: never;
+        /** Update a thread (its metadata is replaced) */
+        patch: operations["updateThread"];
         trace?: never;
     };
     "/v1/threads/{id}/messages": {
@@ -274,6 +275,58 @@ export interface paths {
         put?: never;
         /** Append a message */
         post: operations["createThreadMessage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/threads/{id}/messages/{message_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a message */
+        get: operations["getMessage"];
+        put?: never;
+        post?: never;
+        /** Delete a message (409 thread_busy while a run is active on the thread) */
+        delete: operations["deleteMessage"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/threads/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create a thread (metadata, first messages) and start a run on it in one call; the run's thread_id names the thread */
+        post: operations["createThreadAndRun"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the organization's runs, filtered by status, agent, thread and creation time */
+        get: operations["listRuns"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -744,7 +797,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** New signing secret (shown once); the old one keeps signing calls beside it for grace_seconds (default one day) */
-        post: operations["rotate-secretTool"];
+        post: operations["rotateSecretTool"];
         delete?: never;
         options?: never;
         head?: never;
@@ -959,42 +1012,6 @@ export interface components {
         BuiltinToolList: {
             data: components["schemas"]["BuiltinTool"][];
         };
-        CreateScheduleResponse: {
-            id: string;
-            /** @constant */
-            object: "schedule";
-            agent_id: string;
-            thread_id: string | null;
-            cron: string | null;
-            timezone: string;
-            /** Format: date-time */
-            run_at: string | null;
-            input: string | null;
-            run: {
-                [key: string]: unknown;
-            };
-            enabled: boolean;
-            /**
-             * @description A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it
-             * @enum {string}
-             */
-            misfire_policy: "run_once" | "skip";
-            /**
-             * Format: date-time
-             * @description The next fire; null when none will come (one-shot fired, disabled)
-             */
-            next_run_at: string | null;
-            last_run_id: string | null;
-            /** Format: date-time */
-            last_fired_at: string | null;
-            metadata: {
-                [key: string]: unknown;
-            };
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-        };
         CreatedApiKey: {
             id: string;
             name: string;
@@ -1044,6 +1061,13 @@ export interface components {
             id: string;
             /** @constant */
             object: "agent";
+            /** @constant */
+            deleted: true;
+        };
+        DeleteMessageResponse: {
+            id: string;
+            /** @constant */
+            object: "message";
             /** @constant */
             deleted: true;
         };
@@ -1173,27 +1197,8 @@ export interface components {
             error?: components["schemas"]["StreamError"];
             duration_ms: number;
         };
-        ListScheduleFiresResponse: {
-            data: {
-                /** @constant */
-                object: "schedule.fire";
-                schedule_id: string;
-                /** Format: date-time */
-                fire_at: string;
-                /**
-                 * @description firing: being created (a crash resumes it); skipped: missed with misfire_policy skip; failed: the run create was refused (error)
-                 * @enum {string}
-                 */
-                status: "firing" | "fired" | "skipped" | "failed";
-                run_id: string | null;
-                thread_id: string | null;
-                error: components["schemas"]["StreamError"] | null;
-                /** Format: date-time */
-                created_at: string;
-            }[];
-        };
         ListSchedulesResponse: {
-            data: components["schemas"]["CreateScheduleResponse"][];
+            data: components["schemas"]["Schedule"][];
             has_more: boolean;
             next_cursor: string | null;
         };
@@ -1323,6 +1328,11 @@ export interface components {
             has_more: boolean;
             next_cursor: string | null;
         };
+        /**
+         * @description A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it
+         * @enum {string}
+         */
+        MisfirePolicy: "run_once" | "skip";
         Notification: {
             id: string;
             /** @description run.completed | run.failed | billing.quota_warning | billing.quota_exceeded */
@@ -1420,6 +1430,8 @@ export interface components {
             required_action: components["schemas"]["RequiredAction"] | null;
             last_error: components["schemas"]["StreamError"] | null;
             usage: components["schemas"]["RunUsage"];
+            /** @description What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with); null while billing does not answer */
+            cost_cents: number | null;
             /** @description Model calls made */
             step_count: number;
             metadata: {
@@ -1545,6 +1557,60 @@ export interface components {
             prompt_tokens: number;
             completion_tokens: number;
             total_tokens: number;
+            /** @description true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate */
+            estimated: boolean;
+        };
+        Schedule: {
+            id: string;
+            /** @constant */
+            object: "schedule";
+            agent_id: string;
+            thread_id: string | null;
+            cron: string | null;
+            timezone: string;
+            /** Format: date-time */
+            run_at: string | null;
+            input: string | null;
+            run: {
+                [key: string]: unknown;
+            };
+            enabled: boolean;
+            misfire_policy: components["schemas"]["MisfirePolicy"];
+            /**
+             * Format: date-time
+             * @description The next fire; null when none will come (one-shot fired, disabled)
+             */
+            next_run_at: string | null;
+            last_run_id: string | null;
+            /** Format: date-time */
+            last_fired_at: string | null;
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        ScheduleFire: {
+            /** @constant */
+            object: "schedule.fire";
+            schedule_id: string;
+            /** Format: date-time */
+            fire_at: string;
+            /**
+             * @description firing: being created (a crash resumes it); skipped: missed with misfire_policy skip; failed: the run create was refused (error)
+             * @enum {string}
+             */
+            status: "firing" | "fired" | "skipped" | "failed";
+            run_id: string | null;
+            thread_id: string | null;
+            error: components["schemas"]["StreamError"] | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        ScheduleFireList: {
+            data: components["schemas"]["ScheduleFire"][];
         };
         Session: {
             user: components["schemas"]["User"];
@@ -2185,6 +2251,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -2285,6 +2352,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -2362,6 +2430,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -2577,6 +2646,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -2707,11 +2777,52 @@ export interface operations {
             503: components["responses"]["ServiceUnavailable"];
         };
     };
+    updateThread: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Replaces the thread's metadata. Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Thread"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
     listThreadMessages: {
         parameters: {
             query?: {
                 limit?: number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -2797,11 +2908,250 @@ export interface operations {
             503: components["responses"]["ServiceUnavailable"];
         };
     };
+    getMessage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteMessage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeleteMessageResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createThreadAndRun: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The agent that runs (agt_…) */
+                    agent_id: string;
+                    /** @description Appended to the thread before the run starts: a string is one user message; a list of messages is appended in order */
+                    input?: string | {
+                        /**
+                         * @description Who said it; system messages add to the agent's instructions for the rest of the thread
+                         * @enum {string}
+                         */
+                        role: "user" | "assistant" | "system";
+                        content: string;
+                    }[];
+                    /**
+                     * @description Answer with a text/event-stream of the run's events; model output streams as message.delta
+                     * @default false
+                     */
+                    stream?: boolean;
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                    /** @description Model for this run instead of the agent's */
+                    model?: string;
+                    /** @description Replaces the agent's instructions for this run */
+                    instructions?: string;
+                    /** @description Appended to the (agent's or overridden) instructions for this run */
+                    additional_instructions?: string;
+                    /** @description Replaces the agent's tools for this run: tool ids (tool_…) or builtin names of the organization */
+                    tools?: string[];
+                    temperature?: number;
+                    top_p?: number;
+                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                    max_output_tokens?: number;
+                    /** @description Model calls this run may make instead of the agent's max_steps */
+                    max_steps?: number;
+                    /** @description Tool calls this run may make in total; past it the model is asked to answer (tool_choice none) */
+                    max_tool_calls?: number;
+                    /** @description auto (the model decides), none (no tool calls), required (at least one), or {type:'function', function:{name}} (that tool). Applies until the run's first tool call; later turns are auto. */
+                    tool_choice?: ("auto" | "none" | "required") | {
+                        /** @constant */
+                        type: "function";
+                        function: {
+                            name: string;
+                        };
+                    };
+                    /** @description Shape of the final answer: text (default), json_object (any JSON object) or json_schema (validated; one corrective turn, then failed/invalid_output) */
+                    response_format?: {
+                        /** @constant */
+                        type: "text";
+                    } | {
+                        /** @constant */
+                        type: "json_object";
+                    } | {
+                        /** @constant */
+                        type: "json_schema";
+                        json_schema: {
+                            name: string;
+                            description?: string;
+                            /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                            schema: {
+                                [key: string]: unknown;
+                            };
+                            /** @default true */
+                            strict?: boolean;
+                        };
+                    };
+                    /**
+                     * @description Several tool calls of one model turn run at once (false: the model is told so, and calls run one after the other)
+                     * @default true
+                     */
+                    parallel_tool_calls?: boolean;
+                    /** @description The new thread (default: no metadata, no messages) */
+                    thread?: {
+                        /**
+                         * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                         * @default {}
+                         */
+                        metadata?: {
+                            [key: string]: unknown;
+                        };
+                        /** @description The thread's first messages, before the run's input */
+                        messages?: {
+                            /**
+                             * @description Who said it
+                             * @enum {string}
+                             */
+                            role: "user" | "assistant";
+                            content: string;
+                            /**
+                             * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                             * @default {}
+                             */
+                            metadata?: {
+                                [key: string]: unknown;
+                            };
+                        }[];
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description With `stream: true`: the run's events as `text/event-stream`, the same stream as `streamRunEvents` (GET /v1/runs/{id}/events), whose response documents the events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Response for status 201 */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Run"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            402: components["responses"]["PaymentRequired"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listRuns: {
+        parameters: {
+            query?: {
+                limit?: number;
+                after?: string;
+                before?: string;
+                order?: "asc" | "desc";
+                status?: components["schemas"]["RunStatus"];
+                agent_id?: string;
+                thread_id?: string;
+                created_after?: string;
+                created_before?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
     listThreadRuns: {
         parameters: {
             query?: {
                 limit?: number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -2849,9 +3199,17 @@ export interface operations {
                  *     }
                  */
                 "application/json": {
+                    /** @description The agent that runs (agt_…) */
                     agent_id: string;
-                    /** @description Appended to the thread as a user message before the run starts */
-                    input?: string;
+                    /** @description Appended to the thread before the run starts: a string is one user message; a list of messages is appended in order */
+                    input?: string | {
+                        /**
+                         * @description Who said it; system messages add to the agent's instructions for the rest of the thread
+                         * @enum {string}
+                         */
+                        role: "user" | "assistant" | "system";
+                        content: string;
+                    }[];
                     /**
                      * @description Answer with a text/event-stream of the run's events; model output streams as message.delta
                      * @default false
@@ -3013,6 +3371,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -3195,6 +3554,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -3342,7 +3702,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CreateScheduleResponse"];
+                    "application/json": components["schemas"]["Schedule"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3374,7 +3734,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CreateScheduleResponse"];
+                    "application/json": components["schemas"]["Schedule"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3532,7 +3892,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CreateScheduleResponse"];
+                    "application/json": components["schemas"]["Schedule"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3563,7 +3923,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ListScheduleFiresResponse"];
+                    "application/json": components["schemas"]["ScheduleFireList"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3701,6 +4061,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -3811,6 +4172,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -3904,6 +4266,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -4008,6 +4371,7 @@ export interface operations {
                 query?: string;
                 limit?: number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -4145,6 +4509,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -4358,7 +4723,7 @@ export interface operations {
             503: components["responses"]["ServiceUnavailable"];
         };
     };
-    "rotate-secretTool": {
+    rotateSecretTool: {
         parameters: {
             query?: never;
             header?: never;
@@ -4442,6 +4807,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 after?: string;
+                before?: string;
                 order?: "asc" | "desc";
             };
             header?: never;

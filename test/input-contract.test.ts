@@ -193,7 +193,7 @@ function contractSuite(start: () => Promise<{ child: ChildProcess; cleanup(): Pr
     const run = await send(t, "POST", `/v1/threads/${thread.id}/runs`, JSON.stringify({ agent_id: `agt_${"0".repeat(26)}`, instruction: "x", models: "m", temprature: 0.2 }));
     expect(run.status).toBe(400);
     expect(run.body.error.details.unknown.map((u: any) => u.path).sort()).toEqual(["instruction", "models", "temprature"]);
-    for (const q of ["status=completed", "before=x"]) {
+    for (const q of ["status=completed", "since=x"]) {
       const list = await send(t, "GET", `/v1/threads/${thread.id}/runs?${q}`);
       expect(list.status).toBe(400);
       expect(list.body.error.code).toBe("unknown_parameter");

@@ -15,10 +15,10 @@
  * - service: RunsService, the run API (create, read, cancel, tool outputs, events, trace)
  */
 export {
-  CreateRunBody, EventsQuery, RequiredAction, Run, RunEvent, RunPage, RunStatus, Step, StepPage, StepStatus, ToolCallView, ToolOutputsBody, Usage, WaitQuery,
-  type CreateRunInput, type RunEventOut, type RunOut, type StepOut, type ToolOutputsInput,
+  CreateRunBody, CreateThreadAndRunBody, EventsQuery, InputMessage, ListRunsQuery, ThreadMessage, RequiredAction, Run, RunEvent, RunPage, RunStatus, Step, StepPage, StepStatus, ToolCallView, ToolOutputsBody, Usage, WaitQuery,
+  type CreateRunInput, type CreateThreadAndRunInput, type ListRunsInput, type RunEventOut, type RunOut, type StepOut, type ToolOutputsInput,
 } from "./model";
-export { ACTIVE_STATUSES, eventOut, isTerminal, runOut, stepOut, TERMINAL_EVENTS, TERMINAL_STATUSES, type EventRow, type RunEventType, type RunRow, type StepRow } from "./types";
+export { ACTIVE_STATUSES, eventOut, isTerminal, runOut, stepOut, usageOut, type RunView, TERMINAL_EVENTS, TERMINAL_STATUSES, type EventRow, type RunEventType, type RunRow, type StepRow } from "./types";
 export { LeaseLostError, leaseFree, leaseHeld, msInterval, RunStore, type EventSpec, type MutateOptions, type RunSet } from "./store";
 export { finishRun, runPayload, type FinalStatus } from "./transitions";
 export { enqueueRun, runCancelSubject, runLiveSubject, RUNS_STREAM, RUNS_SUBJECT, tryEnqueueRun, WORKER_DURABLE, type RunDoorbell } from "./queue";

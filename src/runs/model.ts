@@ -3,14 +3,19 @@
  * of the route schemas (validation + OpenAPI) and of the TypeScript types (`typeof X.static`).
  */
 import { t } from "elysia";
-import { Enum, Metadata, Page, Timestamp } from "../platform/http/models";
+import { Enum, Metadata, Page, PageQuery, Timestamp } from "../platform/http/models";
 import { RunOptionFields, RunOptionsView } from "./options";
 import { MultitaskStrategy } from "./multitask";
 
 export const ToolCallView = t.Object({ id: t.String(), type: t.Literal("function"), function: t.Object({ name: t.String(), arguments: t.String() }) });
 export type ToolCallView = typeof ToolCallView.static;
 
-export const Usage = t.Object({ prompt_tokens: t.Integer(), completion_tokens: t.Integer(), total_tokens: t.Integer() });
+export const Usage = t.Object({
+  prompt_tokens: t.Integer(),
+  completion_tokens: t.Integer(),
+  total_tokens: t.Integer(),
+  estimated: t.Boolean({ description: "true when the model server reported no usage (for some call): the counts are AgentOS's own tokenizer estimate" }),
+});
 export type Usage = typeof Usage.static;
 
 export const RunStatus = Enum(["pending", "queued", "in_progress", "requires_action", "cancelling", "completed", "failed", "cancelled", "expired"]);
@@ -49,6 +54,7 @@ const RunCore = t.Object({
   required_action: t.Nullable(RequiredAction),
   last_error: t.Nullable(t.Object({ code: t.String(), message: t.String() })),
   usage: Usage,
+  cost_cents: t.Nullable(t.Number({ description: "What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with); null while billing does not answer" })),
   step_count: t.Integer({ description: "Model calls made" }),
   metadata: t.Record(t.String(), t.Any()),
   created_at: Timestamp,
@@ -106,15 +112,45 @@ export const RunStreamData = t.Union([Run, RunPickedUp, Step, MessageDelta, Tool
   description: "run.* events carry the Run (run.in_progress a RunPickedUp), step.* the Step, message.delta a MessageDelta, tool_call.* a ToolCallEvent, error a StreamError",
 });
 
-export const CreateRunBody = t.Object({
-  agent_id: t.String({ maxLength: 64 }),
-  input: t.Optional(t.String({ minLength: 1, maxLength: 200_000, description: "Appended to the thread as a user message before the run starts" })),
+/** One message of a run's `input`. */
+export const InputMessage = t.Object({
+  role: Enum(["user", "assistant", "system"], { description: "Who said it; system messages add to the agent's instructions for the rest of the thread" }),
+  content: t.String({ minLength: 1, maxLength: 200_000 }),
+});
+
+const RunInput = t.Union(
+  [t.String({ minLength: 1, maxLength: 200_000 }), t.Array(InputMessage, { minItems: 1, maxItems: 100 })],
+  { description: "Appended to the thread before the run starts: a string is one user message; a list of messages is appended in order" },
+);
+
+const runFields = {
+  agent_id: t.String({ maxLength: 64, description: "The agent that runs (agt_…)" }),
+  input: t.Optional(RunInput),
   stream: t.Optional(t.Boolean({ default: false, description: "Answer with a text/event-stream of the run's events; model output streams as message.delta" })),
   metadata: t.Optional(Metadata),
   ...RunOptionFields,
-  multitask_strategy: t.Optional(MultitaskStrategy),
-});
+};
+
+export const CreateRunBody = t.Object({ ...runFields, multitask_strategy: t.Optional(MultitaskStrategy) });
 export type CreateRunInput = typeof CreateRunBody.static;
+
+/** A message a new thread starts with (POST /v1/threads/runs). */
+export const ThreadMessage = t.Object({
+  role: Enum(["user", "assistant"], { description: "Who said it" }),
+  content: t.String({ minLength: 1, maxLength: 200_000 }),
+  metadata: t.Optional(Metadata),
+});
+
+export const CreateThreadAndRunBody = t.Object({
+  ...runFields,
+  thread: t.Optional(
+    t.Object({
+      metadata: t.Optional(Metadata),
+      messages: t.Optional(t.Array(ThreadMessage, { maxItems: 100, description: "The thread's first messages, before the run's input" })),
+    }, { description: "The new thread (default: no metadata, no messages)" }),
+  ),
+});
+export type CreateThreadAndRunInput = typeof CreateThreadAndRunBody.static;
 
 export const ToolOutputsBody = t.Object({
   tool_outputs: t.Array(
@@ -135,3 +171,16 @@ export const EventsQuery = t.Object({
 export const WaitQuery = t.Object({
   timeout_s: t.Optional(t.Number({ minimum: 0, maximum: 60, default: 30, description: "Seconds to wait at most (0-60)" })),
 });
+
+/** GET /v1/runs: the organization's runs, filtered; paginated and ordered like every list. */
+export const ListRunsQuery = t.Composite([
+  PageQuery,
+  t.Object({
+    status: t.Optional(RunStatus),
+    agent_id: t.Optional(t.String({ maxLength: 64, description: "Only this agent's runs (agt_…)" })),
+    thread_id: t.Optional(t.String({ maxLength: 64, description: "Only this thread's runs (thr_…)" })),
+    created_after: t.Optional(t.String({ format: "date-time", description: "Created at or after this instant (ISO 8601)" })),
+    created_before: t.Optional(t.String({ format: "date-time", description: "Created before this instant (ISO 8601)" })),
+  }),
+]);
+export type ListRunsInput = typeof ListRunsQuery.static;

@@ -71,8 +71,10 @@ export async function promoteNext(store: RunStore, threadId: string, opts: { dis
     if (active) return null;
     const [next] = await tx.select().from(runs).where(and(eq(runs.threadId, threadId), eq(runs.status, PENDING))).orderBy(asc(runs.id)).limit(1).for("update");
     if (!next) return null;
-    if (next.pendingInput !== null) {
-      await tx.insert(messages).values({ id: newId("msg"), orgId: next.orgId, threadId, role: "user", content: next.pendingInput, runId: next.id });
+    // The waiting run's input (its messages, as JSON) joins the thread only now, after the runs before it.
+    const waiting: { role: string; content: string }[] = next.pendingInput === null ? [] : JSON.parse(next.pendingInput);
+    if (waiting.length) {
+      await tx.insert(messages).values(waiting.map((m) => ({ id: newId("msg"), orgId: next.orgId, threadId, role: m.role, content: m.content, runId: next.id })));
     }
     const [row] = await tx
       .update(runs)

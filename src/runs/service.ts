@@ -4,25 +4,25 @@
  * executed by the worker role. Free of HTTP: JSON in, JSON out; every query filters by the
  * caller's organization; every state change goes through the run store, like the worker's.
  */
-import { and, asc, eq, inArray } from "drizzle-orm";
+import { and, asc, eq, gte, inArray, lt } from "drizzle-orm";
 import { agents, messages, runEvents, runSteps, runs, threads } from "../../schema";
 import type { Bus } from "../platform/bus";
 import { currentContext } from "../platform/context";
-import type { Db } from "../platform/db";
+import type { Db, Tx } from "../platform/db";
 import { pageQuery, toPage, type PageOf, type PageRequest } from "../platform/db/pagination";
 import { AppError, badRequest, conflict, notFound } from "../platform/errors";
 import { withIdempotency, type CommitResponse, type IdempotencyScope, type IdempotentResult } from "../platform/idempotency";
 import { isId, newId } from "../platform/ids";
 import type { Logger } from "../platform/logging";
 import { emitEvent } from "../platform/outbox";
-import type { CreateRunInput, RequiredAction, RunEventOut, RunOut, StepOut, ToolOutputsInput } from "./model";
+import type { CreateRunInput, CreateThreadAndRunInput, ListRunsInput, RequiredAction, RunEventOut, RunOut, StepOut, ToolOutputsInput } from "./model";
 import { assertRunOptions, runOptionsOf, type RunOptionChecks, type RunOptions } from "./options";
 import { isActiveRunConflict, liveRunsOf, PENDING, promoteNext, type MultitaskStrategy } from "./multitask";
 import { runCancelSubject, tryEnqueueRun } from "./queue";
 import { leaseFree, type RunStore } from "./store";
 import { buildRunTrace, TIMELINE_EVENTS, type CostOf, type RunTraceOut } from "./trace";
 import { finishRun, runPayload } from "./transitions";
-import { eventOut, isTerminal, runOut, stepOut, type RunRow } from "./types";
+import { eventOut, isTerminal, runOut, stepOut, type RunRow, type RunView } from "./types";
 
 const RETRY = Symbol("retry");
 
@@ -66,15 +66,14 @@ export class RunsService {
       if (!isId("thr", threadId)) throw notFound("thread", threadId);
       if (!isId("agt", input.agent_id)) throw notFound("agent", input.agent_id);
       await this.deps.beforeRunCreate(orgId);
-      const [agent] = await this.db.select().from(agents).where(and(eq(agents.id, input.agent_id), eq(agents.orgId, orgId)));
-      if (!agent) throw notFound("agent", input.agent_id);
+      const agent = await agentOf(this.db, orgId, input.agent_id);
       const options = runOptionsOf(input);
       await assertRunOptions(orgId, agent.tools, options, this.deps.optionChecks);
       const strategy = input.multitask_strategy ?? "reject";
       const preempts = strategy === "interrupt" || strategy === "rollback";
       for (let attempt = 0; ; attempt++) {
         if (preempts) await this.clearThread(orgId, threadId, strategy === "rollback");
-        const run = await this.insertRun(orgId, threadId, agent, input, options, strategy, commit).catch((err) => {
+        const run = await this.insertRunLocked(orgId, threadId, agent, input, options, strategy, commit).catch((err) => {
           if (isActiveRunConflict(err)) throw conflict("thread_busy", "Another run became active on this thread at the same moment; retry.");
           throw err;
         });
@@ -86,13 +85,41 @@ export class RunsService {
         if (run.status === "queued") await tryEnqueueRun(this.deps.bus(), this.deps.log, run);
         // The active run may have ended between our check and our commit: nothing else would promote us.
         else await promoteNext(this.deps.store, threadId);
-        return { status: 201, body: runOut(run) };
+        return { status: 201, body: unpriced(run) };
       }
     });
   }
 
+  /**
+   * A new thread (with its metadata and first messages) and a run on it, in one transaction
+   * (POST /v1/threads/runs, the Assistants API's createThreadAndRun): a refused run leaves no thread.
+   */
+  async createThreadAndRun(orgId: string, input: CreateThreadAndRunInput, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<RunOut>> {
+    return withIdempotency(this.db, { orgId, scope: idempotency, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async (commit) => {
+      if (!isId("agt", input.agent_id)) throw notFound("agent", input.agent_id);
+      await this.deps.beforeRunCreate(orgId);
+      const agent = await agentOf(this.db, orgId, input.agent_id);
+      const options = runOptionsOf(input);
+      await assertRunOptions(orgId, agent.tools, options, this.deps.optionChecks);
+      const run = await this.db.transaction(async (tx) => {
+        const threadId = newId("thr");
+        await tx.insert(threads).values({ id: threadId, orgId, metadata: input.thread?.metadata ?? {} });
+        const seeded = input.thread?.messages ?? [];
+        if (seeded.length) {
+          await tx.insert(messages).values(seeded.map((m) => ({ id: newId("msg"), orgId, threadId, role: m.role, content: m.content, metadata: m.metadata ?? {} })));
+        }
+        const { thread: _thread, ...runInput } = input;
+        const row = await insertRun(tx, orgId, threadId, agent, runInput, options, false);
+        await commit(tx, { status: 201, body: unpriced(row) });
+        return row;
+      });
+      await tryEnqueueRun(this.deps.bus(), this.deps.log, run);
+      return { status: 201, body: unpriced(run) };
+    });
+  }
+
   /** One transaction under the thread row lock: the busy check, the input message, the run and its events. */
-  private async insertRun(orgId: string, threadId: string, agent: { id: string; model: string }, input: CreateRunInput, options: RunOptions, strategy: MultitaskStrategy, commit: CommitResponse<RunOut>): Promise<RunRow | typeof RETRY> {
+  private async insertRunLocked(orgId: string, threadId: string, agent: { id: string; model: string }, input: CreateRunInput, options: RunOptions, strategy: MultitaskStrategy, commit: CommitResponse<RunOut>): Promise<RunRow | typeof RETRY> {
     return this.db.transaction(async (tx) => {
       // The thread row lock serialises run creation per thread (the unique index is the backstop).
       const [thread] = await tx.select({ id: threads.id }).from(threads).where(and(eq(threads.id, threadId), eq(threads.orgId, orgId))).for("update");
@@ -104,22 +131,9 @@ export class RunsService {
       }
       // interrupt/rollback cancelled everything before this transaction; only a run still stopping may remain.
       if (strategy !== "enqueue" && live.some((r) => r.status !== "cancelling")) return RETRY;
-      const waits = live.length > 0;
-      const runId = newId("run");
-      if (input.input !== undefined && !waits) {
-        await tx.insert(messages).values({ id: newId("msg"), orgId, threadId, role: "user", content: input.input, runId });
-      }
-      const [row] = await tx
-        .insert(runs)
-        .values({
-          id: runId, orgId, threadId, agentId: agent.id, model: input.model ?? agent.model, status: waits ? PENDING : "queued", stream: input.stream ?? false, metadata: input.metadata ?? {},
-          options, pendingInput: waits ? (input.input ?? null) : null, nextSeq: 2, traceparent: currentContext()?.traceparent ?? null,
-        })
-        .returning();
-      await tx.insert(runEvents).values({ runId, seq: 1, id: newId("evt"), orgId, type: "run.created", data: runOut(row) });
-      await emitEvent(tx, { orgId, type: "run.created", payload: runPayload(row) });
+      const row = await insertRun(tx, orgId, threadId, agent, input, options, live.length > 0);
       // The stored response commits with the run: a retry after a crash never creates a second one.
-      await commit(tx, { status: 201, body: runOut(row) });
+      await commit(tx, { status: 201, body: unpriced(row) });
       return row;
     });
   }
@@ -141,21 +155,60 @@ export class RunsService {
   }
 
   async getRun(orgId: string, id: string): Promise<RunOut> {
-    return runOut(await this.runRow(orgId, id));
+    return this.priced(await this.runRow(orgId, id));
+  }
+
+  /** The run with `cost_cents`: its usage at its model's prices (billing's, through its contract). */
+  private async priced(row: RunRow): Promise<RunOut> {
+    return (await this.pricedAll([row]))[0];
+  }
+
+  /** Prices come from billing: while it does not answer, runs still read, with `cost_cents: null`. */
+  private async pricedAll(rows: RunRow[]): Promise<RunOut[]> {
+    const views = rows.map(runOut);
+    const used = views.filter((v) => v.usage.total_tokens > 0);
+    let costs: number[] | null = [];
+    if (used.length) {
+      costs = await this.deps.costOf(used.map((v) => ({ model: v.model, prompt_tokens: v.usage.prompt_tokens, completion_tokens: v.usage.completion_tokens }))).catch((err) => {
+        this.deps.log.warn("run prices unavailable: cost_cents is null", { error: err as Error });
+        return null;
+      });
+    }
+    const costOf = new Map(used.map((v, i) => [v.id, costs ? (costs[i] ?? 0) : null]));
+    return views.map((v) => withCost(v, costOf.has(v.id) ? costOf.get(v.id)! : 0));
   }
 
   async listRuns(orgId: string, threadId: string, page: PageRequest): Promise<PageOf<RunOut>> {
     await this.deps.requireThread(orgId, threadId);
     const q = pageQuery(runs.id, page, and(eq(runs.threadId, threadId), eq(runs.orgId, orgId)));
     const rows = await this.db.select().from(runs).where(q.where).orderBy(q.orderBy).limit(q.limit);
-    return toPage(rows, q.pageSize, runOut);
+    return this.pricedPage(toPage(rows, q, (r) => r));
+  }
+
+  /** Every run of the organization, filtered (GET /v1/runs): status, agent, thread, creation time. */
+  async listOrgRuns(orgId: string, query: ListRunsInput): Promise<PageOf<RunOut>> {
+    const filters = and(
+      eq(runs.orgId, orgId),
+      query.status ? eq(runs.status, query.status) : undefined,
+      query.agent_id ? eq(runs.agentId, query.agent_id) : undefined,
+      query.thread_id ? eq(runs.threadId, query.thread_id) : undefined,
+      query.created_after ? gte(runs.createdAt, new Date(query.created_after)) : undefined,
+      query.created_before ? lt(runs.createdAt, new Date(query.created_before)) : undefined,
+    );
+    const q = pageQuery(runs.id, query, filters);
+    const rows = await this.db.select().from(runs).where(q.where).orderBy(q.orderBy).limit(q.limit);
+    return this.pricedPage(toPage(rows, q, (r) => r));
+  }
+
+  private async pricedPage(page: PageOf<RunRow>): Promise<PageOf<RunOut>> {
+    return { ...page, data: await this.pricedAll(page.data) };
   }
 
   async listSteps(orgId: string, runId: string, page: PageRequest): Promise<PageOf<StepOut>> {
     await this.runRow(orgId, runId);
     const q = pageQuery(runSteps.id, page, and(eq(runSteps.runId, runId), eq(runSteps.orgId, orgId)));
     const rows = await this.db.select().from(runSteps).where(q.where).orderBy(q.orderBy).limit(q.limit);
-    return toPage(rows, q.pageSize, stepOut);
+    return toPage(rows, q, stepOut);
   }
 
   /** Where a run's time and money went: queue, each step, waiting for the caller (GET /v1/runs/:id/trace). */
@@ -184,7 +237,7 @@ export class RunsService {
   async cancelRun(orgId: string, id: string): Promise<RunOut> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const run = await this.runRow(orgId, id);
-      if (run.status === "cancelling") return runOut(run);
+      if (run.status === "cancelling") return this.priced(run);
       if (isTerminal(run.status)) throw conflict("run_not_cancellable", `The run is already ${run.status}.`);
       const store = this.deps.store;
       let done;
@@ -196,7 +249,7 @@ export class RunsService {
         // A worker may still be executing it (even with an expired lease): tell it to abort now.
         if (done) this.deps.bus().publish(runCancelSubject(this.deps.bus(), id), {});
       }
-      if (done) return runOut(done.run);
+      if (done) return this.priced(done.run);
       // The run changed state under us (e.g. picked up by a worker): look again.
     }
     throw conflict("run_busy", "The run is changing state; retry the cancel.");
@@ -239,7 +292,7 @@ export class RunsService {
     });
     if (!result) throw conflict("run_not_requires_action", "The run left requires_action meanwhile (cancelled or expired).");
     await tryEnqueueRun(this.deps.bus(), this.deps.log, result.run);
-    return runOut(result.run);
+    return this.priced(result.run);
   }
 
   private async runRow(orgId: string, id: string) {
@@ -249,6 +302,38 @@ export class RunsService {
     return run;
   }
 }
+
+async function agentOf(tx: Tx | Db, orgId: string, agentId: string) {
+  const [agent] = await tx.select().from(agents).where(and(eq(agents.id, agentId), eq(agents.orgId, orgId)));
+  if (!agent) throw notFound("agent", agentId);
+  return agent;
+}
+
+/** The run row, its input messages (in order, before it), its first event and its outbox row. */
+/** Inserts the run (queued, or pending behind a live run: its input waits on the run) with its input messages and created event. */
+async function insertRun(tx: Tx, orgId: string, threadId: string, agent: { id: string; model: string }, input: CreateRunInput, options: RunOptions, waits: boolean): Promise<RunRow> {
+  const runId = newId("run");
+  const given = inputMessages(input.input);
+  if (given.length && !waits) await tx.insert(messages).values(given.map((m) => ({ id: newId("msg"), orgId, threadId, role: m.role, content: m.content, runId })));
+  const [row] = await tx
+    .insert(runs)
+    .values({
+      id: runId, orgId, threadId, agentId: agent.id, model: input.model ?? agent.model, status: waits ? PENDING : "queued", stream: input.stream ?? false, metadata: input.metadata ?? {},
+      options, pendingInput: waits && given.length ? JSON.stringify(given) : null, nextSeq: 2, traceparent: currentContext()?.traceparent ?? null,
+    })
+    .returning();
+  await tx.insert(runEvents).values({ runId, seq: 1, id: newId("evt"), orgId, type: "run.created", data: runOut(row) });
+  await emitEvent(tx, { orgId, type: "run.created", payload: runPayload(row) });
+  return row;
+}
+
+/** `input`: a string is one user message; a list is appended as given. */
+const inputMessages = (input: CreateRunInput["input"]): { role: string; content: string }[] =>
+  input === undefined ? [] : typeof input === "string" ? [{ role: "user", content: input }] : input;
+
+/** A run just created has used nothing yet. */
+const unpriced = (row: RunRow): RunOut => withCost(runOut(row), 0);
+const withCost = (view: RunView, costCents: number | null): RunOut => ({ ...view, cost_cents: costCents });
 
 type Decision =
   | { kind: "output"; call: RequiredAction["tool_calls"][number]; output: string }

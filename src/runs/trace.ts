@@ -6,7 +6,7 @@
  */
 import { t } from "elysia";
 import { Usage } from "./model";
-import type { EventRow, RunRow, StepRow } from "./types";
+import { usageOut, type EventRow, type RunRow, type StepRow } from "./types";
 import { Timestamp } from "../platform/http/models";
 
 const Interval = t.Object({ from: Timestamp, to: t.Nullable(Timestamp), ms: t.Integer({ description: "Until now while still open" }) });
@@ -82,7 +82,7 @@ export async function buildRunTrace(run: RunRow, steps: StepRow[], events: Event
     requires_action_ms: requiresActionMs,
     requires_action: waits.map((w) => ({ from: w.from.toISOString(), to: w.to?.toISOString() ?? null, ms: ms(w.from, w.to, now) })),
     attempts: run.attempts,
-    usage: run.usage,
+    usage: usageOut(run.usage),
     cost_cents: costs.reduce((a, b) => a + b, 0),
     steps: steps.map((s) => ({
       id: s.id,
@@ -92,7 +92,7 @@ export async function buildRunTrace(run: RunRow, steps: StepRow[], events: Event
       started_at: s.createdAt.toISOString(),
       completed_at: s.completedAt?.toISOString() ?? null,
       duration_ms: s.completedAt ? ms(s.createdAt, s.completedAt, now) : null,
-      usage: (s.usage ?? null) as Usage | null,
+      usage: s.usage ? usageOut(s.usage as Usage) : null,
       cost_cents: costById.get(s.id) ?? null,
       error: (s.error ?? null) as { code: string; message: string } | null,
     })),

@@ -20,7 +20,15 @@ export type RunEventType =
   | "step.created" | "step.completed" | "step.failed" | "message.delta" | "tool_call.created" | "tool_call.completed";
 export const TERMINAL_EVENTS: readonly string[] = ["run.completed", "run.failed", "run.cancelled", "run.expired"];
 
-export function runOut(r: RunRow): RunOut {
+/** A run as stored, without its price (RunsService adds `cost_cents` from billing's prices). */
+export type RunView = Omit<RunOut, "cost_cents">;
+
+/** Stored usage (rows from before `estimated` existed lack it) as the API shows it. */
+export function usageOut(u: { prompt_tokens: number; completion_tokens: number; total_tokens: number; estimated?: boolean }): Usage {
+  return { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens, total_tokens: u.total_tokens, estimated: u.estimated ?? false };
+}
+
+export function runOut(r: RunRow): RunView {
   return {
     id: r.id,
     object: "run" as const,
@@ -31,7 +39,7 @@ export function runOut(r: RunRow): RunOut {
     stream: r.stream,
     required_action: (r.requiredAction ?? null) as RequiredAction | null,
     last_error: r.lastError ?? null,
-    usage: r.usage,
+    usage: usageOut(r.usage),
     step_count: r.stepCount,
     metadata: r.metadata,
     created_at: r.createdAt.toISOString(),
@@ -54,7 +62,7 @@ export function stepOut(s: StepRow): StepOut {
     tool_name: s.toolName,
     input: s.input ?? null,
     output: s.output ?? null,
-    usage: (s.usage ?? null) as Usage | null,
+    usage: s.usage ? usageOut(s.usage as Usage) : null,
     error: (s.error ?? null) as { code: string; message: string } | null,
     created_at: s.createdAt.toISOString(),
     completed_at: iso(s.completedAt),

@@ -37,6 +37,7 @@ export interface FieldProblem {
 }
 
 interface Bounded {
+  /** Where the record is: `metadata`, `thread.metadata`, `thread.messages.*.metadata` (`*`: every item). */
   key: string;
   maxBytes?: number;
   maxKeyLength?: number;
@@ -71,12 +72,32 @@ export function closeObjects(schema: unknown, seen = new Set<unknown>()): void {
   }
 }
 
-function boundedRecords(schema: AnySchema | undefined): Bounded[] {
+/** The bounded records of a body, also inside nested objects and arrays of objects. */
+function boundedRecords(schema: AnySchema | undefined, prefix = "", depth = 0): Bounded[] {
   const out: Bounded[] = [];
-  for (const [key, child] of Object.entries<AnySchema>(schema?.properties ?? {})) {
-    if (child && (MAX_BYTES in child || MAX_KEY_LENGTH in child)) out.push({ key, maxBytes: child[MAX_BYTES], maxKeyLength: child[MAX_KEY_LENGTH] });
+  if (!schema || depth > 4) return out;
+  for (const [name, child] of Object.entries<AnySchema>(schema.properties ?? {})) {
+    if (!child) continue;
+    const key = `${prefix}${name}`;
+    if (MAX_BYTES in child || MAX_KEY_LENGTH in child) out.push({ key, maxBytes: child[MAX_BYTES], maxKeyLength: child[MAX_KEY_LENGTH] });
+    else if (child.type === "object") out.push(...boundedRecords(child, `${key}.`, depth + 1));
+    else if (child.type === "array" && child.items?.type === "object") out.push(...boundedRecords(child.items, `${key}.*.`, depth + 1));
   }
   return out;
+}
+
+/** The values at a bounded record's key, with their concrete paths (`thread.messages.0.metadata`). */
+function valuesAt(root: unknown, key: string): { path: string; value: unknown }[] {
+  let found = [{ path: "", value: root }];
+  for (const segment of key.split(".")) {
+    found = found.flatMap(({ path, value }) => {
+      if (!value || typeof value !== "object") return [];
+      const join = (k: string | number) => (path ? `${path}.${k}` : String(k));
+      if (segment === "*") return Array.isArray(value) ? value.map((v, i) => ({ path: join(i), value: v })) : [];
+      return [{ path: join(segment), value: (value as Record<string, unknown>)[segment] }];
+    });
+  }
+  return found;
 }
 
 const isObjectSchema = (s: unknown): s is AnySchema => !!s && typeof s === "object" && (s as AnySchema).type === "object";
@@ -180,14 +201,14 @@ function checkBody(contract: RouteContract, body: unknown) {
     return;
   }
   if (!contract.body.Check(body)) throw validationError(contract.body.Errors(body), "body");
-  const record = body as Record<string, unknown>;
   for (const b of contract.bounded) {
-    const value = record?.[b.key];
-    if (!value || typeof value !== "object") continue;
-    const long = b.maxKeyLength ? Object.keys(value).find((k) => k.length > b.maxKeyLength!) : undefined;
-    if (long !== undefined) throw validationFailed("body", [{ field: b.key, message: `keys must be at most ${b.maxKeyLength} characters (one is ${long.length})` }]);
-    if (b.maxBytes && Buffer.byteLength(JSON.stringify(value)) > b.maxBytes) {
-      throw validationFailed("body", [{ field: b.key, message: `must be at most ${b.maxBytes} bytes as JSON` }]);
+    for (const { path, value } of valuesAt(body, b.key)) {
+      if (!value || typeof value !== "object") continue;
+      const long = b.maxKeyLength ? Object.keys(value).find((k) => k.length > b.maxKeyLength!) : undefined;
+      if (long !== undefined) throw validationFailed("body", [{ field: path, message: `keys must be at most ${b.maxKeyLength} characters (one is ${long.length})` }]);
+      if (b.maxBytes && Buffer.byteLength(JSON.stringify(value)) > b.maxBytes) {
+        throw validationFailed("body", [{ field: path, message: `must be at most ${b.maxBytes} bytes as JSON` }]);
+      }
     }
   }
 }
@@ -228,6 +249,15 @@ export function describeErrors(errors: Iterable<ValueError>): { unknown: Unknown
   for (const error of errors) {
     if (++seen > 200) break;
     const field = fieldOf(error.path);
+    // A union (a string or a list of messages): when only one branch is of the value's JSON
+    // type, that branch's problems are the ones to tell (`input.0.role must be one of …`).
+    const branch = error.type === ValueErrorType.Union ? branchOfSameType(error) : undefined;
+    if (branch) {
+      const inner = describeErrors(branch);
+      for (const u of inner.unknown) if (unknown.length < MAX_LISTED) unknown.push(u);
+      for (const f of inner.fields) if (!byField.has(f.field) && byField.size < MAX_LISTED) byField.set(f.field, f);
+      continue;
+    }
     if (error.type === ValueErrorType.ObjectAdditionalProperties) {
       if (unknown.length < MAX_LISTED) unknown.push({ name: field.split(".").at(-1)!, path: field });
       continue;
@@ -240,6 +270,21 @@ export function describeErrors(errors: Iterable<ValueError>): { unknown: Unknown
     if (byField.size < MAX_LISTED) byField.set(field, problem);
   }
   return { unknown, fields: [...byField.values()] };
+}
+
+const jsonTypeOf = (value: unknown) => (value === null ? "null" : Array.isArray(value) ? "array" : Number.isInteger(value) ? "integer" : typeof value);
+
+/**
+ * The errors of the one union branch whose `type` is the value's (an array or an object:
+ * where nested fields have their own rules), if exactly one is. Scalar unions (Elysia's
+ * numeric strings, enums) are described as a whole by `describe`.
+ */
+function branchOfSameType(error: ValueError): Iterable<ValueError> | undefined {
+  const branches = ((error.schema as AnySchema).anyOf ?? []) as AnySchema[];
+  const kind = jsonTypeOf(error.value);
+  if (kind !== "array" && kind !== "object") return undefined;
+  const same = branches.flatMap((b, i) => (b.type === kind ? [i] : []));
+  return same.length === 1 ? error.errors[same[0]] : undefined;
 }
 
 function describeError(error: ValueError, field: string): FieldProblem {

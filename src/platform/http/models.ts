@@ -16,7 +16,8 @@ export function Enum<const V extends readonly string[]>(values: V, options: { de
 
 export const PageQuery = t.Object({
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, default: 20, description: "Page size (1-100)" })),
-  after: t.Optional(t.String({ maxLength: 64, description: "Cursor: the `next_cursor` of the previous page" })),
+  after: t.Optional(t.String({ maxLength: 64, description: "Cursor: the `next_cursor` of the previous page (items after this id, in the list's order)" })),
+  before: t.Optional(t.String({ maxLength: 64, description: "Cursor: the items just before this id (in the list's order); has_more and next_cursor then continue backwards" })),
   order: t.Optional(Enum(["asc", "desc"], { default: "asc", description: "By creation time" })),
 });
 export type PageQuery = typeof PageQuery.static;
@@ -50,12 +51,15 @@ export const IdParam = (prefix: IdPrefix, description?: string) => t.Object({ id
 export const METADATA_MAX_KEYS = 50;
 export const METADATA_MAX_KEY_LENGTH = 64;
 export const METADATA_MAX_BYTES = 16 * 1024;
+const METADATA_RULE = `Free-form key/value pairs: at most ${METADATA_MAX_KEYS} keys of at most ${METADATA_MAX_KEY_LENGTH} characters, ${METADATA_MAX_BYTES / 1024} KiB as JSON`;
 /** Free-form, but bounded: at most 50 keys of at most 64 characters, 16 KiB as JSON. */
-export const Metadata = t.Record(t.String({ maxLength: METADATA_MAX_KEY_LENGTH }), t.Any(), {
-  description: `Free-form key/value pairs: at most ${METADATA_MAX_KEYS} keys of at most ${METADATA_MAX_KEY_LENGTH} characters, ${METADATA_MAX_BYTES / 1024} KiB as JSON`,
-  default: {},
-  maxProperties: METADATA_MAX_KEYS,
-  [MAX_KEY_LENGTH]: METADATA_MAX_KEY_LENGTH,
-  [MAX_BYTES]: METADATA_MAX_BYTES,
-});
+export const metadataOf = (options: { default?: Record<string, never>; description?: string } = {}) =>
+  t.Record(t.String({ maxLength: METADATA_MAX_KEY_LENGTH }), t.Any(), {
+    description: options.description ? `${options.description} ${METADATA_RULE}` : METADATA_RULE,
+    ...(options.default ? { default: options.default } : {}),
+    maxProperties: METADATA_MAX_KEYS,
+    [MAX_KEY_LENGTH]: METADATA_MAX_KEY_LENGTH,
+    [MAX_BYTES]: METADATA_MAX_BYTES,
+  });
+export const Metadata = metadataOf({ default: {} });
 export const Timestamp = t.String({ format: "date-time" });

@@ -83,6 +83,13 @@ describe("non-streaming", () => {
     expect(reply.usage.prompt_tokens).toBeGreaterThan(5);
     expect(reply.usage.completion_tokens).toBe(3);
     expect(reply.usage.total_tokens).toBe(reply.usage.prompt_tokens + reply.usage.completion_tokens);
+    expect(reply.usage.estimated).toBe(true);
+  });
+
+  test("usage the provider reports is not marked estimated", async () => {
+    fake.script({ content: "hi" });
+    const reply = await provider().complete({ model: "m", messages });
+    expect(reply.usage.estimated).toBeUndefined();
   });
 
   test("dynamic reply function sees the request", async () => {
@@ -144,6 +151,7 @@ describe("streaming", () => {
     expect(reply.content).toBe("hello world");
     expect(reply.usage.completion_tokens).toBe(2);
     expect(reply.usage.prompt_tokens).toBeGreaterThan(5);
+    expect(reply.usage.estimated).toBe(true);
   });
 
   test("stream cut before any delta is retried; after deltas it is not", async () => {
@@ -314,6 +322,7 @@ describe("retries and errors", () => {
     expect(e1.status).toBe(401);
     expect(e1.message).not.toContain("sk-test-secret");
     expect(e1.message).toContain("[REDACTED]");
+    expect(e1.message).toContain("MODEL_API_KEY");
     const e2 = await catchErr(provider().complete({ model: "m", messages }));
     expect(e2.code).toBe("model_auth_failed");
     expect(fake.requests).toHaveLength(2);
@@ -323,11 +332,15 @@ describe("retries and errors", () => {
     const tmp = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
     const port = tmp.port;
     tmp.stop(true);
-    const p = createOpenAIProvider({ baseUrl: `http://127.0.0.1:${port}/v1`, maxRetries: 2, backoffBaseMs: 1 });
+    const p = createOpenAIProvider({ baseUrl: `http://user:pw@127.0.0.1:${port}/v1`, apiKey: "sk-test-secret", maxRetries: 2, backoffBaseMs: 1 });
     const e = await catchErr(p.complete({ model: "m", messages }));
     expect(e).toBeInstanceOf(ModelError);
     expect(e.code).toBe("model_unavailable");
     expect(e.attempts).toBe(3);
+    // It says where it tried and what to check, without any credential.
+    expect(e.message).toContain(`POST http://127.0.0.1:${port}/v1/chat/completions`);
+    expect(e.message).toContain("MODEL_BASE_URL");
+    for (const secret of ["sk-test-secret", "pw@"]) expect(e.message).not.toContain(secret);
   });
 
   test("per-attempt timeout -> retried, then model_timeout", async () => {

@@ -27,6 +27,19 @@ export type OpenAIProviderOptions = {
   fetch?: typeof fetch;
 };
 
+const CHECK_SERVER = "check that the model server is running and MODEL_BASE_URL / --model-base-url points at it";
+const CHECK_KEY = "check MODEL_API_KEY / --model-api-key";
+
+/** A URL fit for an error message: userinfo and query (where keys hide) removed. */
+export function shownUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return "(invalid MODEL_BASE_URL)";
+  }
+}
+
 const TIMEOUT = Symbol("timeout");
 
 /** Thrown inside an attempt; carries whether the outer loop may retry it. */
@@ -52,6 +65,8 @@ class OpenAIProvider implements ModelProvider {
   private readonly maxBackoffMs: number;
   private readonly send: (url: string, init: RequestInit) => Promise<Response>;
   private readonly apiKey: string | undefined;
+  /** The URL as shown in errors: no credentials, no query string. */
+  private readonly shownUrl: string;
 
   constructor(opts: OpenAIProviderOptions) {
     this.url = `${opts.baseUrl.replace(/\/+$/, "")}/chat/completions`;
@@ -62,6 +77,12 @@ class OpenAIProvider implements ModelProvider {
     const send = opts.fetch ?? globalThis.fetch;
     this.send = (url, init) => send(url, init);
     this.apiKey = opts.apiKey;
+    this.shownUrl = shownUrl(this.url);
+  }
+
+  /** Where the call went and what to check: a failed run tells its owner, who cannot read our logs. */
+  private hint(check: string): string {
+    return ` (POST ${this.shownUrl}; ${check})`;
   }
 
   private redact(s: string): string {
@@ -143,12 +164,12 @@ class OpenAIProvider implements ModelProvider {
     if (external?.aborted) return makeAbortError(external.reason);
     if (ctrl.signal.aborted && ctrl.signal.reason === TIMEOUT) {
       return new AttemptFailure(
-        new ModelError("model_timeout", `model request timed out after ${this.timeoutMs} ms`, { retryable: true, cause: e }),
+        new ModelError("model_timeout", `model request timed out after ${this.timeoutMs} ms${this.hint(CHECK_SERVER)}`, { retryable: true, cause: e }),
       );
     }
     const msg = e instanceof Error ? e.message : String(e);
     return new AttemptFailure(
-      new ModelError("model_unavailable", this.redact(`model request failed: ${msg}`), { retryable: true, cause: e }),
+      new ModelError("model_unavailable", this.redact(`could not reach the model server: ${msg}${this.hint(CHECK_SERVER)}`), { retryable: true, cause: e }),
     );
   }
 
@@ -163,15 +184,17 @@ class OpenAIProvider implements ModelProvider {
     }
     if (status >= 500) {
       return new AttemptFailure(
-        new ModelError("model_unavailable", `model provider error (${status}): ${providerMsg}`, { status, retryable: true }),
+        new ModelError("model_unavailable", `model provider error (${status}): ${providerMsg}${this.hint(CHECK_SERVER)}`, { status, retryable: true }),
       );
     }
     if (status === 401 || status === 403) {
       return new AttemptFailure(
-        new ModelError("model_auth_failed", `model authentication failed (${status}): ${providerMsg}`, { status }),
+        new ModelError("model_auth_failed", `model authentication failed (${status}): ${providerMsg}${this.hint(CHECK_KEY)}`, { status }),
       );
     }
-    return new AttemptFailure(new ModelError("model_bad_request", providerMsg, { status }));
+    // A 404 is most often a base URL without its /v1, or a model name the server does not have.
+    const hint = status === 404 ? this.hint("check MODEL_BASE_URL / --model-base-url (it usually ends in /v1) and the agent's model name") : "";
+    return new AttemptFailure(new ModelError("model_bad_request", `${providerMsg}${hint}`, { status }));
   }
 
   private async readStream(

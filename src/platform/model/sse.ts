@@ -31,7 +31,7 @@ export function estimateUsage(req: CompleteRequest, content: string | null, tool
   for (const m of req.messages) prompt += countMessageTokens(m);
   let completion = countTokens(content);
   for (const tc of toolCalls) completion += countTokens(tc.function.name) + countTokens(tc.function.arguments);
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, estimated: true };
 }
 
 /**

@@ -11,7 +11,8 @@ export type ChatMessage = {
 };
 export type ToolCall = { id: string; type: "function"; function: { name: string; arguments: string } };
 export type ToolSpec = { type: "function"; function: { name: string; description?: string; parameters: object } };
-export type ModelUsage = { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+/** `estimated`: the provider reported no usage; the counts are our tokenizer's (sse.ts estimateUsage). */
+export type ModelUsage = { prompt_tokens: number; completion_tokens: number; total_tokens: number; estimated?: boolean };
 export type ModelReply = {
   content: string | null;
   tool_calls: ToolCall[];

@@ -27,7 +27,8 @@ type Public<T> = { [K in keyof T]: T[K] };
  */
 export const AGENTS_RPC = [
   "createAgent", "listAgents", "getAgent", "updateAgent", "deleteAgent", "createThread", "listThreads",
-  "getThread", "deleteThread", "createMessage", "listMessages", "createRun", "getRun", "listRuns",
+  "getThread", "updateThread", "deleteThread", "createMessage", "listMessages", "getMessage", "deleteMessage",
+  "createRun", "createThreadAndRun", "getRun", "listRuns", "listOrgRuns",
   "listSteps", "runEvents", "runTrace", "cancelRun", "submitToolOutputs", "agentsUsingTool", "detachTool",
   "createSchedule", "listSchedules", "getSchedule", "updateSchedule", "deleteSchedule", "listScheduleFires",
 ] as const satisfies readonly (keyof AgentsServed)[];

@@ -1,8 +1,8 @@
 /** Route models of the agents role (agents, threads, messages, runs): validation + OpenAPI. */
 import { t } from "elysia";
-import { Metadata, Page, Timestamp, Enum } from "../../platform/http/models";
+import { Metadata, metadataOf, Page, Timestamp } from "../../platform/http/models";
 import { MemoryBlockIn } from "../memory/contract";
-import { SamplingFields, ToolCallView } from "../../runs";
+import { SamplingFields, ThreadMessage, ToolCallView } from "../../runs";
 
 export const DEFAULT_CONTEXT_WINDOW = 8192;
 export const DEFAULT_MAX_STEPS = 10;
@@ -54,14 +54,12 @@ export const Agent = t.Object({
 export const AgentPage = Page(Agent);
 
 export const CreateThreadBody = t.Object({ metadata: t.Optional(Metadata) });
+// No default: a PATCH without metadata changes nothing (a default would wipe it).
+export const UpdateThreadBody = t.Object({ metadata: t.Optional(metadataOf({ description: "Replaces the thread's metadata." })) });
 export const Thread = t.Object({ id: t.String(), object: t.Literal("thread"), metadata: t.Record(t.String(), t.Any()), created_at: Timestamp, updated_at: Timestamp });
 export const ThreadPage = Page(Thread);
 
-export const CreateMessageBody = t.Object({
-  role: Enum(["user", "assistant"], { description: "Who said it" }),
-  content: t.String({ minLength: 1, maxLength: 200_000 }),
-  metadata: t.Optional(Metadata),
-});
+export const CreateMessageBody = ThreadMessage;
 export const Message = t.Object({
   id: t.String(),
   object: t.Literal("message"),
@@ -81,5 +79,6 @@ export type CreateAgentInput = typeof CreateAgentBody.static;
 export type UpdateAgentInput = typeof UpdateAgentBody.static;
 export type AgentOut = typeof Agent.static;
 export type ThreadOut = typeof Thread.static;
+export type UpdateThreadInput = typeof UpdateThreadBody.static;
 export type CreateMessageInput = typeof CreateMessageBody.static;
 export type MessageOut = typeof Message.static;

@@ -2,20 +2,23 @@
 import { idempotencyKeys } from "../../platform/http/idempotency";
 import { Elysia, t } from "elysia";
 import type { AuthGuard } from "../../platform/http/auth-guard";
-import { errors, IdParam, PageQuery } from "../../platform/http/models";
+import { errors, IdOf, IdParam, PageQuery } from "../../platform/http/models";
 import type { EdgeCache } from "../../platform/edge-cache";
 import type { AppPlatform } from "../clients";
 import { agentCacheKey } from "./contract";
 import type { AgentOut } from "./model";
 import { lastEventId, runEventStream, waitForRun } from "./live";
 import {
-  Agent, AgentPage, CreateAgentBody, CreateMessageBody, CreateThreadBody, Message, MessagePage, Thread, ThreadPage, UpdateAgentBody,
+  Agent, AgentPage, CreateAgentBody, CreateMessageBody, CreateThreadBody, Message, MessagePage, Thread, ThreadPage, UpdateAgentBody, UpdateThreadBody,
 } from "./model";
-import { CreateRunBody, EventsQuery, Run, RunPage, RunTrace, StepPage, ToolOutputsBody, WaitQuery } from "../../runs";
+import { CreateRunBody, CreateThreadAndRunBody, EventsQuery, ListRunsQuery, Run, RunPage, RunTrace, StepPage, ToolOutputsBody, WaitQuery } from "../../runs";
 
 const AgentIdParam = IdParam("agt", "Agent id (agt_…)");
 const ThreadIdParam = IdParam("thr", "Thread id (thr_…)");
 const RunIdParam = IdParam("run", "Run id (run_…)");
+const MessageParams = t.Object({ id: IdOf("thr", "Thread id (thr_…)"), message_id: IdOf("msg", "Message id (msg_…)") });
+/** The 200 of a run create with `stream: true`, documented without a body schema so generated clients type the JSON reply (201) as Run. */
+const STREAM_200 = "With `stream: true`: the run's events as `text/event-stream`, the same stream as `streamRunEvents` (GET /v1/runs/{id}/events), whose response documents the events";
 const Deleted = (object: string) => t.Object({ id: t.String(), object: t.Literal(object), deleted: t.Literal(true) });
 
 export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: EdgeCache<AgentOut>) {
@@ -62,6 +65,9 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
     .get("/threads/:id", ({ principal, params }) => agentsApi().getThread(principal.orgId, params.id), {
       auth: true, params: ThreadIdParam, response: { 200: Thread, ...errors(401, 404) }, detail: { tags: ["threads"], summary: "Get a thread" },
     })
+    .patch("/threads/:id", ({ principal, params, body }) => agentsApi().updateThread(principal.orgId, params.id, body), {
+      auth: true, params: ThreadIdParam, body: UpdateThreadBody, response: { 200: Thread, ...errors(400, 401, 404) }, detail: { tags: ["threads"], operationId: "updateThread", summary: "Update a thread (its metadata is replaced)" },
+    })
     .delete("/threads/:id", ({ principal, params }) => agentsApi().deleteThread(principal.orgId, params.id), {
       auth: true, params: ThreadIdParam, response: { 200: Deleted("thread"), ...errors(401, 404) }, detail: { tags: ["threads"], summary: "Delete a thread with its messages and runs" },
     })
@@ -77,7 +83,35 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
     .get("/threads/:id/messages", ({ principal, params, query }) => agentsApi().listMessages(principal.orgId, params.id, query), {
       auth: true, params: ThreadIdParam, query: PageQuery, response: { 200: MessagePage, ...errors(400, 401, 404) }, detail: { tags: ["threads"], summary: "List messages" },
     })
+    .get("/threads/:id/messages/:message_id", ({ principal, params }) => agentsApi().getMessage(principal.orgId, params.id, params.message_id), {
+      auth: true, params: MessageParams, response: { 200: Message, ...errors(401, 404) }, detail: { tags: ["threads"], operationId: "getMessage", summary: "Get a message" },
+    })
+    .delete("/threads/:id/messages/:message_id", ({ principal, params }) => agentsApi().deleteMessage(principal.orgId, params.id, params.message_id), {
+      auth: true, params: MessageParams, response: { 200: Deleted("message"), ...errors(401, 404, 409) },
+      detail: { tags: ["threads"], operationId: "deleteMessage", summary: "Delete a message (409 thread_busy while a run is active on the thread)" },
+    })
     // ------------------------------------------------------------- runs
+    .post(
+      "/threads/runs",
+      async ({ principal, body, idempotency, set }) => {
+        const r = await agentsApi().createThreadAndRun(principal.orgId, body, idempotency);
+        if (body.stream) return runEventStream(p, principal.orgId, r.body.id, 0) as never;
+        set.status = r.status;
+        return r.body;
+      },
+      {
+        auth: true, body: CreateThreadAndRunBody, idempotent: true,
+        response: { 201: Run, ...errors(400, 401, 402, 404, 409) },
+        detail: {
+          tags: ["runs"], operationId: "createThreadAndRun", summary: "Create a thread (metadata, first messages) and start a run on it in one call; the run's thread_id names the thread",
+          responses: { 200: { description: STREAM_200 } },
+        },
+      },
+    )
+    .get("/runs", ({ principal, query }) => agentsApi().listOrgRuns(principal.orgId, query), {
+      auth: true, query: ListRunsQuery, response: { 200: RunPage, ...errors(400, 401) },
+      detail: { tags: ["runs"], operationId: "listRuns", summary: "List the organization's runs, filtered by status, agent, thread and creation time" },
+    })
     .post(
       "/threads/:id/runs",
       async ({ principal, params, body, idempotency, set }) => {
@@ -97,7 +131,7 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
         detail: {
           tags: ["runs"],
           summary: "Start a run (status queued); with stream: true the response is a text/event-stream of its events",
-          responses: { 200: { description: "With `stream: true`: the run's events as `text/event-stream`, the same stream as `streamRunEvents` (GET /v1/runs/{id}/events), whose response documents the events" } },
+          responses: { 200: { description: STREAM_200 } },
         },
       },
     )

@@ -10,7 +10,7 @@ import { agents, messages, runs, threads } from "../../../schema";
 import type { Bus } from "../../platform/bus";
 import { rowsOf, type Db } from "../../platform/db";
 import { pageQuery, toPage, type PageOf, type PageRequest } from "../../platform/db/pagination";
-import { notFound, unprocessable } from "../../platform/errors";
+import { conflict, notFound, unprocessable } from "../../platform/errors";
 import { withIdempotency, type IdempotencyScope, type IdempotentResult } from "../../platform/idempotency";
 import { isId, newId } from "../../platform/ids";
 import { emitEvent } from "../../platform/outbox";
@@ -20,7 +20,7 @@ import type { ToolsContract } from "../tools/contract";
 import { AGENT_CACHE_KIND, agentCacheKey, type AgentsContract } from "./contract";
 import {
   DEFAULT_CONTEXT_WINDOW, DEFAULT_MAX_STEPS,
-  type AgentOut, type CreateAgentInput, type CreateMessageInput, type MessageOut, type ThreadOut, type UpdateAgentInput,
+  type AgentOut, type CreateAgentInput, type CreateMessageInput, type MessageOut, type ThreadOut, type UpdateAgentInput, type UpdateThreadInput,
 } from "./model";
 
 type AgentRow = typeof agents.$inferSelect;
@@ -145,7 +145,7 @@ export class AgentsService implements AgentsContract {
   async listAgents(orgId: string, page: PageRequest): Promise<PageOf<AgentOut>> {
     const q = pageQuery(agents.id, page, eq(agents.orgId, orgId));
     const rows = await this.db.select().from(agents).where(q.where).orderBy(q.orderBy).limit(q.limit);
-    const result = toPage(rows, q.pageSize, (r) => r);
+    const result = toPage(rows, q, (r) => r);
     const blocks = await Promise.all(result.data.map((a) => this.deps.memory().listBlocks(orgId, a.id)));
     return { ...result, data: result.data.map((a, i) => agentOut(a, blocks[i])) };
   }
@@ -245,11 +245,24 @@ export class AgentsService implements AgentsContract {
   async listThreads(orgId: string, page: PageRequest): Promise<PageOf<ThreadOut>> {
     const q = pageQuery(threads.id, page, eq(threads.orgId, orgId));
     const rows = await this.db.select().from(threads).where(q.where).orderBy(q.orderBy).limit(q.limit);
-    return toPage(rows, q.pageSize, threadOut);
+    return toPage(rows, q, threadOut);
   }
 
   async getThread(orgId: string, id: string): Promise<ThreadOut> {
     return threadOut(await this.threadRow(orgId, id));
+  }
+
+  /** PATCH /v1/threads/:id: the metadata is replaced (as in the Assistants API's modifyThread). */
+  async updateThread(orgId: string, id: string, input: UpdateThreadInput): Promise<ThreadOut> {
+    await this.threadRow(orgId, id);
+    if (input.metadata === undefined) return this.getThread(orgId, id);
+    const [row] = await this.db
+      .update(threads)
+      .set({ metadata: input.metadata, updatedAt: new Date() })
+      .where(and(eq(threads.id, id), eq(threads.orgId, orgId)))
+      .returning();
+    if (!row) throw notFound("thread", id);
+    return threadOut(row);
   }
 
   async deleteThread(orgId: string, id: string): Promise<{ id: string; object: "thread"; deleted: true }> {
@@ -283,7 +296,35 @@ export class AgentsService implements AgentsContract {
     await this.threadRow(orgId, threadId);
     const q = pageQuery(messages.id, page, and(eq(messages.threadId, threadId), eq(messages.orgId, orgId)));
     const rows = await this.db.select().from(messages).where(q.where).orderBy(q.orderBy).limit(q.limit);
-    return toPage(rows, q.pageSize, messageOut);
+    return toPage(rows, q, messageOut);
+  }
+
+  async getMessage(orgId: string, threadId: string, messageId: string): Promise<MessageOut> {
+    return messageOut(await this.messageRow(orgId, threadId, messageId));
+  }
+
+  /** Refused while a run is active on the thread: its prompt is being built from these messages. */
+  async deleteMessage(orgId: string, threadId: string, messageId: string): Promise<{ id: string; object: "message"; deleted: true }> {
+    await this.messageRow(orgId, threadId, messageId);
+    const [busy] = await this.db.select({ id: runs.id }).from(runs).where(and(eq(runs.threadId, threadId), inArray(runs.status, [...ACTIVE_STATUSES]))).limit(1);
+    if (busy) throw conflict("thread_busy", `Run ${busy.id} is active on this thread; wait for it or cancel it before deleting messages.`, { run_id: busy.id });
+    const gone = await this.db
+      .delete(messages)
+      .where(and(eq(messages.id, messageId), eq(messages.threadId, threadId), eq(messages.orgId, orgId)))
+      .returning({ id: messages.id });
+    if (!gone.length) throw notFound("message", messageId);
+    return { id: messageId, object: "message", deleted: true };
+  }
+
+  private async messageRow(orgId: string, threadId: string, messageId: string): Promise<MessageRow> {
+    if (!isId("thr", threadId)) throw notFound("thread", threadId);
+    if (!isId("msg", messageId)) throw notFound("message", messageId);
+    const [row] = await this.db.select().from(messages).where(and(eq(messages.id, messageId), eq(messages.threadId, threadId), eq(messages.orgId, orgId)));
+    if (!row) {
+      await this.threadRow(orgId, threadId); // which of the two is missing
+      throw notFound("message", messageId);
+    }
+    return row;
   }
 
   /** The thread, or 404 outside the organization; the run API's thread check too. */

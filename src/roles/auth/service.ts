@@ -178,7 +178,7 @@ export class AuthService {
   async listApiKeys(principal: Principal, page: PageRequest): Promise<PageOf<ApiKeyOut>> {
     const q = pageQuery(apiKeys.id, page, eq(apiKeys.orgId, principal.orgId));
     const rows = await this.db.select().from(apiKeys).where(q.where).orderBy(q.orderBy).limit(q.limit);
-    return toPage(rows, q.pageSize, apiKeyOut);
+    return toPage(rows, q, apiKeyOut);
   }
 
   /** Owners may delete any key of the organization; members only their own. */
@@ -228,7 +228,7 @@ export class AuthService {
       .where(q.where)
       .orderBy(q.orderBy)
       .limit(q.limit);
-    return toPage(rows, q.pageSize, (r) => ({ user_id: r.id, email: r.email, name: r.name, role: r.role, created_at: r.createdAt.toISOString() }));
+    return toPage(rows, q, (r) => ({ user_id: r.id, email: r.email, name: r.name, role: r.role, created_at: r.createdAt.toISOString() }));
   }
 
   async addMember(principal: Principal, input: { email: string; role?: MemberRole }, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<MemberOut>> {

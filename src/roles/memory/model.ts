@@ -66,6 +66,7 @@ export const MemoryListQuery = t.Object({
   ),
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, default: 20, description: "Page size (1-100)" })),
   after: t.Optional(t.String({ maxLength: 64, description: "Cursor (listing without `query`): the `next_cursor` of the previous page" })),
+  before: t.Optional(t.String({ maxLength: 64, description: "Cursor (listing without `query`): the items just before this id; has_more and next_cursor then continue backwards" })),
   order: t.Optional(Enum(["asc", "desc"], { default: "asc", description: "Listing without `query`: by creation time" })),
 });
 

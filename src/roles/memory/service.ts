@@ -163,7 +163,7 @@ export class MemoryService implements MemoryContract {
     await this.assertAgent(principal, agentId);
     const q = pageQuery(memoryBlocks.id, page, and(eq(memoryBlocks.orgId, principal.orgId), eq(memoryBlocks.agentId, agentId)));
     const rows = await this.db.select().from(memoryBlocks).where(q.where).orderBy(q.orderBy).limit(q.limit);
-    return toPage(rows, q.pageSize, blockOut);
+    return toPage(rows, q, blockOut);
   }
 
   async getBlock(principal: Principal, agentId: string, label: string): Promise<MemoryBlockOut> {
@@ -215,7 +215,7 @@ export class MemoryService implements MemoryContract {
     if (query) return this.searchArchival(principal.orgId, agentId, query, input.limit ?? 20);
     const q = pageQuery(archivalMemories.id, input, and(eq(archivalMemories.orgId, principal.orgId), eq(archivalMemories.agentId, agentId)));
     const rows = await this.db.select(archivalColumns).from(archivalMemories).where(q.where).orderBy(q.orderBy).limit(q.limit);
-    return toPage(rows, q.pageSize, (r) => memoryOut(r));
+    return toPage(rows, q, (r) => memoryOut(r));
   }
 
   async getMemory(principal: Principal, agentId: string, memoryId: string): Promise<ArchivalMemoryOut> {

@@ -83,7 +83,7 @@ export class NotifyService {
   async listWebhooks(principal: Principal, page: PageRequest): Promise<PageOf<WebhookOut>> {
     const q = pageQuery(webhooks.id, page, eq(webhooks.orgId, principal.orgId));
     const rows = await this.db.select().from(webhooks).where(q.where).orderBy(q.orderBy).limit(q.limit);
-    return toPage(rows, q.pageSize, toWebhook);
+    return toPage(rows, q, toWebhook);
   }
 
   private async ownWebhook(orgId: string, id: string): Promise<WebhookRow> {
@@ -103,7 +103,7 @@ export class NotifyService {
     await this.ownWebhook(principal.orgId, webhookId);
     const q = pageQuery(webhookDeliveries.id, page, and(eq(webhookDeliveries.webhookId, webhookId), eq(webhookDeliveries.orgId, principal.orgId)));
     const rows = await this.db.select().from(webhookDeliveries).where(q.where).orderBy(q.orderBy).limit(q.limit);
-    return toPage(rows, q.pageSize, toDelivery);
+    return toPage(rows, q, toDelivery);
   }
 
   /**

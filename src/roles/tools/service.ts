@@ -266,7 +266,7 @@ export class ToolsService implements ToolsContract {
   async listTools(principal: Principal, page: PageRequest): Promise<PageOf<ToolOut>> {
     const q = pageQuery(tools.id, page, eq(tools.orgId, principal.orgId));
     const rows = await this.db.select().from(tools).where(q.where).orderBy(q.orderBy).limit(q.limit);
-    return toPage(rows, q.pageSize, toolOut);
+    return toPage(rows, q, toolOut);
   }
 
   async listBuiltins(): Promise<{ data: { id: string; name: string; description: string; parameters: Record<string, unknown>; kind: "builtin" }[] }> {

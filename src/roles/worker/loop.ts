@@ -27,7 +27,7 @@ import { agents, messages, runSteps, runs } from "../../../schema";
 import { newId } from "../../platform/ids";
 import type { Logger } from "../../platform/logging";
 import type { Metrics } from "../../platform/metrics";
-import { type ChatMessage, ModelError, type ModelProvider, type ModelReply, type ToolCall, type ToolSpec } from "../../platform/model/types";
+import { type ChatMessage, ModelError, type ModelProvider, type ModelReply, type ModelUsage, type ToolCall, type ToolSpec } from "../../platform/model/types";
 import { buildPromptSliced, ContextWindowExceededError, type BuiltPrompt } from "../../platform/model/prompt";
 import type { EventType } from "../../platform/event-types";
 import { emitEvent } from "../../platform/outbox";
@@ -730,9 +730,11 @@ function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 const sqlAdd = (col: Column, n: number) => sql`${col} + ${n}::int`;
-const sqlUsage = (u: { prompt_tokens: number; completion_tokens: number; total_tokens: number }) =>
+/** Adds a call's usage to the run's; the run's is `estimated` once any call's was. */
+const sqlUsage = (u: ModelUsage) =>
   sql`jsonb_build_object(
     'prompt_tokens', coalesce((${runs.usage}->>'prompt_tokens')::int, 0) + ${u.prompt_tokens}::int,
     'completion_tokens', coalesce((${runs.usage}->>'completion_tokens')::int, 0) + ${u.completion_tokens}::int,
-    'total_tokens', coalesce((${runs.usage}->>'total_tokens')::int, 0) + ${u.total_tokens}::int)`;
+    'total_tokens', coalesce((${runs.usage}->>'total_tokens')::int, 0) + ${u.total_tokens}::int,
+    'estimated', coalesce((${runs.usage}->>'estimated')::boolean, false) or ${u.estimated === true}::boolean)`;
 
