@@ -1,6 +1,6 @@
 /** Memory: core memory blocks (always in the prompt) and archival memory (searched). */
 import { sql } from "drizzle-orm";
-import { index, integer, jsonb, pgTable, text, uniqueIndex } from "drizzle-orm/pg-core";
+import { index, integer, jsonb, pgTable, real, text, uniqueIndex } from "drizzle-orm/pg-core";
 import { createdAt, tsvector, updatedAt } from "./columns";
 
 export const memoryBlocks = pgTable(
@@ -27,10 +27,20 @@ export const archivalMemories = pgTable(
     content: text("content").notNull(),
     metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
     searchVector: tsvector("search_vector").generatedAlwaysAs(sql`to_tsvector('english', content)`),
+    /**
+     * The content's embedding (unit length), null until computed (the outbox consumer, or the
+     * backfill after an embedding outage). A plain real[] on every backend: with pgvector it is
+     * cast to `vector` for `<=>`, without it the cosine is a dot product in SQL.
+     */
+    embedding: real("embedding").array(),
+    /** The model that computed `embedding` (a changed --embedding-model re-embeds). */
+    embeddingModel: text("embedding_model"),
     createdAt: createdAt(),
   },
   (t) => [
     index("archival_memories_agent_idx").on(t.agentId, t.id),
     index("archival_memories_search_idx").using("gin", t.searchVector),
+    // The backfill's worklist: memories still without an embedding.
+    index("archival_memories_unembedded_idx").on(t.id).where(sql`embedding is null`),
   ],
 );

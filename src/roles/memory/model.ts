@@ -47,8 +47,9 @@ export const ArchivalMemory = t.Object({
   agent_id: t.String(),
   content: t.String(),
   metadata: t.Record(t.String(), t.Any()),
+  embedded: t.Boolean({ description: "Whether its embedding is computed yet (found by full text until then)" }),
   created_at: Timestamp,
-  score: t.Optional(t.Number({ description: "Search results only: full-text rank, higher is better" })),
+  score: t.Optional(t.Number({ description: "Search results only, higher is better: the fused reciprocal-rank score (hybrid), ts_rank (keyword) or cosine similarity (vector)" })),
 });
 export const ArchivalMemoryPage = Page(ArchivalMemory);
 
@@ -57,13 +58,17 @@ export const CreateMemoryBody = t.Object({
   metadata: t.Optional(Metadata),
 });
 
+export const SEARCH_MODES = ["hybrid", "keyword", "vector"] as const;
+export type SearchMode = (typeof SEARCH_MODES)[number];
+
 export const MemoryListQuery = t.Object({
   query: t.Optional(
     t.String({
       maxLength: 1000,
-      description: "Full-text search (web-search syntax: words, \"quoted phrases\", or, -exclusion); results ranked best first",
+      description: "Search (web-search syntax: words, \"quoted phrases\", or, -exclusion); results ranked best first",
     }),
   ),
+  mode: t.Optional(Enum(SEARCH_MODES, { default: "hybrid", description: "With `query`: hybrid (full text + embeddings, fused by reciprocal rank), keyword or vector" })),
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, default: 20, description: "Page size (1-100)" })),
   after: t.Optional(t.String({ maxLength: 64, description: "Cursor (listing without `query`): the `next_cursor` of the previous page" })),
   order: t.Optional(Enum(["asc", "desc"], { default: "asc", description: "Listing without `query`: by creation time" })),

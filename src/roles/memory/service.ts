@@ -5,17 +5,20 @@
  * directly in-process or over NATS request/reply. Every query is scoped by organization.
  */
 import { withIdempotency, type IdempotencyScope, type IdempotentResult } from "../../platform/idempotency";
-import { and, asc, eq, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import { archivalMemories, memoryBlocks } from "../../../schema";
 import { isUniqueViolation, type Db, type DbOrTx } from "../../platform/db";
 import { pageQuery, toPage, type PageOf } from "../../platform/db/pagination";
 import { AppError, badRequest, conflict, notFound, unprocessable } from "../../platform/errors";
 import type { Principal } from "../../platform/principal";
 import { isId, newId } from "../../platform/ids";
+import { reciprocalRankFusion } from "../../platform/model/embeddings";
+import { emitEvent } from "../../platform/outbox";
+import type { ArchivalEmbeddings } from "./semantic";
 import {
   BUILTIN_MEMORY_TOOLS, isBuiltinMemoryTool, type ArchivalMemoryOut, type MemoryBlockInput, type MemoryBlockOut, type MemoryContract,
 } from "./contract";
-import { DEFAULT_BLOCK_LIMIT, LABEL_PATTERN, MAX_BLOCK_LIMIT, type CreateMemoryInput, type MemoryListInput, type PutBlockInput } from "./model";
+import { DEFAULT_BLOCK_LIMIT, LABEL_PATTERN, MAX_BLOCK_LIMIT, type CreateMemoryInput, type MemoryListInput, type PutBlockInput, type SearchMode } from "./model";
 
 type BlockRow = typeof memoryBlocks.$inferSelect;
 type ArchivalRow = typeof archivalMemories.$inferSelect;
@@ -35,23 +38,30 @@ const blockOut = (b: BlockRow): MemoryBlockOut => ({
   updated_at: b.updatedAt.toISOString(),
 });
 
-const memoryOut = (m: Omit<ArchivalRow, "searchVector" | "orgId">, score?: number): ArchivalMemoryOut => ({
+type ArchivalListed = Pick<ArchivalRow, "id" | "agentId" | "content" | "metadata" | "createdAt"> & { embedded: boolean };
+
+const memoryOut = (m: ArchivalListed, score?: number): ArchivalMemoryOut => ({
   id: m.id,
   agent_id: m.agentId,
   content: m.content,
   metadata: m.metadata ?? {},
+  embedded: m.embedded,
   created_at: m.createdAt.toISOString(),
   ...(score === undefined ? {} : { score }),
 });
 
-/** The archival columns without the generated tsvector (never sent to clients). */
+/** The archival columns sent to clients: not the generated tsvector nor the embedding itself. */
 const archivalColumns = {
   id: archivalMemories.id,
   agentId: archivalMemories.agentId,
   content: archivalMemories.content,
   metadata: archivalMemories.metadata,
   createdAt: archivalMemories.createdAt,
+  embedded: sql<boolean>`(${archivalMemories.embedding} is not null)`.mapWith(Boolean),
 };
+
+/** Candidates each ranking contributes to the fusion (its top N). */
+const FUSION_CANDIDATES = 50;
 
 function tooLarge(label: string, length: number, limit: number) {
   return unprocessable(
@@ -75,6 +85,8 @@ export class MemoryService implements MemoryContract {
     private blocksChanged: (orgId: string, agentId: string) => void,
     /** --idempotency-stale (see withIdempotency). */
     private idempotencyStaleMs: number,
+    /** Embeddings of archival memory and the vector half of its search. */
+    private embeddings: ArchivalEmbeddings,
   ) {}
 
   // ---- contract (other roles) ------------------------------------------------------------
@@ -151,7 +163,7 @@ export class MemoryService implements MemoryContract {
       case "archival_memory_search": {
         const query = requireString(args, "query");
         const limit = typeof args.limit === "number" && Number.isInteger(args.limit) ? Math.min(Math.max(args.limit, 1), 50) : 10;
-        const found = await this.searchArchival(orgId, agentId, query, limit);
+        const found = await this.searchArchival(orgId, agentId, query, limit, "hybrid");
         return { results: found.data.map((m) => ({ id: m.id, content: m.content, created_at: m.created_at, score: m.score })) };
       }
     }
@@ -212,7 +224,7 @@ export class MemoryService implements MemoryContract {
   async listMemories(principal: Principal, agentId: string, input: MemoryListInput): Promise<PageOf<ArchivalMemoryOut>> {
     await this.assertAgent(principal, agentId);
     const query = input.query?.trim();
-    if (query) return this.searchArchival(principal.orgId, agentId, query, input.limit ?? 20);
+    if (query) return this.searchArchival(principal.orgId, agentId, query, input.limit ?? 20, input.mode ?? "hybrid");
     const q = pageQuery(archivalMemories.id, input, and(eq(archivalMemories.orgId, principal.orgId), eq(archivalMemories.agentId, agentId)));
     const rows = await this.db.select(archivalColumns).from(archivalMemories).where(q.where).orderBy(q.orderBy).limit(q.limit);
     return toPage(rows, q.pageSize, (r) => memoryOut(r));
@@ -272,19 +284,53 @@ export class MemoryService implements MemoryContract {
     return notFoundText(`No memory block labelled '${label}'. ${labels.length ? `Existing labels: ${labels.join(", ")}.` : "This agent has no memory blocks."}`);
   }
 
+  /**
+   * Stores the passage and, in the same transaction, its `memory.created` event: the memory
+   * role's consumer embeds it after the commit (an embedding outage never fails the insert).
+   */
   private async insertArchival(orgId: string, agentId: string, input: CreateMemoryInput): Promise<ArchivalMemoryOut> {
-    const [row] = await this.db
-      .insert(archivalMemories)
-      .values({ id: newId("mem"), orgId, agentId, content: input.content, metadata: input.metadata ?? {} })
-      .returning(archivalColumns);
+    const row = await this.db.transaction(async (tx) => {
+      const [row] = await tx
+        .insert(archivalMemories)
+        .values({ id: newId("mem"), orgId, agentId, content: input.content, metadata: input.metadata ?? {} })
+        .returning(archivalColumns);
+      await emitEvent(tx, { orgId, type: "memory.created", payload: { memory_id: row.id, agent_id: agentId } });
+      return row;
+    });
     return memoryOut(row);
   }
 
+  /** The consumer of `memory.created`: embeds the memory if it has no embedding yet (the backfill retries failures). */
+  async embedCreated(memoryId: string): Promise<void> {
+    await this.embeddings.embedPending([memoryId]);
+  }
+
   /**
-   * Ranked full-text search: `websearch_to_tsquery` never fails on user syntax, the GIN index
-   * answers `@@`, ts_rank orders (ties: newest first). Same SQL on PGlite and PostgreSQL.
+   * Archival search. `keyword`: ranked full-text (`websearch_to_tsquery` never fails on user
+   * syntax, the GIN index answers `@@`, ts_rank orders). `vector`: cosine similarity of the
+   * embeddings. `hybrid` (default): both rankings' top 50 fused by reciprocal rank (score =
+   * Σ 1/(60 + rank)), so a passage that shares no word with the query can still come first,
+   * and one both rankings like beats one only one of them likes. Without an embedding model
+   * (or while the embedding server is down) hybrid is the keyword ranking.
    */
-  private async searchArchival(orgId: string, agentId: string, query: string, limit: number): Promise<PageOf<ArchivalMemoryOut>> {
+  private async searchArchival(orgId: string, agentId: string, query: string, limit: number, mode: SearchMode): Promise<PageOf<ArchivalMemoryOut>> {
+    const vector = mode === "keyword" ? null : await this.embeddings.embedQuery(query);
+    if (!vector) return mode === "vector" ? { data: [], has_more: false, next_cursor: null } : this.keywordSearch(orgId, agentId, query, limit);
+    const nearest = await this.embeddings.nearest(orgId, agentId, vector, mode === "vector" ? limit + 1 : FUSION_CANDIDATES);
+    let ranked: { id: string; score: number }[];
+    if (mode === "vector") ranked = nearest.map((n) => ({ id: n.id, score: n.similarity }));
+    else {
+      const keyword = await this.keywordSearch(orgId, agentId, query, FUSION_CANDIDATES);
+      ranked = reciprocalRankFusion([keyword.data.map((m) => m.id), nearest.map((n) => n.id)]);
+    }
+    const page = ranked.slice(0, limit);
+    const rows = page.length ? await this.db.select(archivalColumns).from(archivalMemories).where(and(eq(archivalMemories.orgId, orgId), inArray(archivalMemories.id, page.map((r) => r.id)))) : [];
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const data = page.flatMap((r) => (byId.has(r.id) ? [memoryOut(byId.get(r.id)!, r.score)] : []));
+    return { data, has_more: ranked.length > limit, next_cursor: null };
+  }
+
+  private async keywordSearch(orgId: string, agentId: string, query: string, limit: number): Promise<PageOf<ArchivalMemoryOut>> {
     const tsquery = sql`websearch_to_tsquery('english', ${query})`;
     const score = sql<number>`ts_rank(${archivalMemories.searchVector}, ${tsquery})`.mapWith(Number);
     const rows = await this.db
