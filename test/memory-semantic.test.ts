@@ -5,57 +5,12 @@
  * vectors make synonyms close. Prints hits@1 of keyword-only vs hybrid on the labelled set.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { apiClient, type ApiClient } from "./support/api";
+import { apiClient } from "./support/api";
 import { ARCHIVAL_MEMORIES, ARCHIVAL_QUERIES } from "./support/archival-set";
-import { createTestDatabase, describeReal, dropNatsNamespace, dropRedisNamespace, REAL_URLS, uniqueName } from "./support/backends";
-import { startChild, type ChildProcess } from "./support/binary";
+import { describeReal } from "./support/backends";
+import { startBinary, unlimitedUser, type Deployment } from "./support/binary-deployment";
 import { waitFor } from "./support/cluster";
 import { startFakeModel, type FakeModel } from "./support/fake-model";
-import { TEST_JWT_SECRET, TEST_SECRET_KEY } from "./support/harness";
-
-interface Deployment {
-  child: ChildProcess;
-  stop(): Promise<void>;
-}
-
-/** Starts the binary on a fresh data dir (embedded) or fresh database and namespace (real). */
-export async function startBinary(real: boolean, args: string[], env: Record<string, string> = {}): Promise<Deployment> {
-  if (!real) {
-    const dataDir = mkdtempSync(join(tmpdir(), "agentos-mem-"));
-    const child = await startChild(["serve", `--data-dir=${dataDir}`, ...args], { env });
-    return { child, stop: async () => void (await child.stop(), rmSync(dataDir, { recursive: true, force: true })) };
-  }
-  const database = await createTestDatabase();
-  const namespace = uniqueName("mem");
-  const child = await startChild(["serve", `--database-url=${database.url}`, `--redis-url=${REAL_URLS.redis}`, `--nats-url=${REAL_URLS.nats}`, `--namespace=${namespace}`, ...args], {
-    env: { JWT_SECRET: TEST_JWT_SECRET, AGENTOS_SECRET_KEY: TEST_SECRET_KEY, ...env },
-  });
-  return {
-    child,
-    async stop() {
-      await child.stop();
-      await database.drop();
-      await dropNatsNamespace(namespace);
-      await dropRedisNamespace(namespace);
-    },
-  };
-}
-
-/** A signed-up user on the enterprise plan (these suites send more than 60 requests a minute). */
-export async function unlimitedUser(api: ApiClient) {
-  const user = await api.signup();
-  const plan = await api.call("PUT", "/v1/billing/plan", { token: user.token, body: { plan: "enterprise" } });
-  if (plan.status !== 200) throw new Error(`plan change failed: ${plan.status}`);
-  const ok = async (method: string, path: string, body?: unknown) => {
-    const r = await api.call(method, path, { token: user.token, body });
-    if (r.status >= 300) throw new Error(`${method} ${path} → ${r.status} ${JSON.stringify(r.body)}`);
-    return r.body;
-  };
-  return { ...user, ok, call: (method: string, path: string, body?: unknown) => api.call(method, path, { token: user.token, body }) };
-}
 
 function semanticSuite(name: string, real: boolean, expectedBackend: string) {
   describe(name, () => {

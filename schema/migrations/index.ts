@@ -3,10 +3,12 @@ import m0 from "./0000_init.sql" with { type: "text" };
 import m1 from "./0001_run_traceparent.sql" with { type: "text" };
 import m2 from "./0002_webhook_delivery_traceparent.sql" with { type: "text" };
 import m3 from "./0003_semantic_archival_memory.sql" with { type: "text" };
+import m4 from "./0004_shared_memory_blocks.sql" with { type: "text" };
 
 export const migrations: { tag: string; sql: string }[] = [
   { tag: "0000_init", sql: m0 },
   { tag: "0001_run_traceparent", sql: m1 },
   { tag: "0002_webhook_delivery_traceparent", sql: m2 },
   { tag: "0003_semantic_archival_memory", sql: m3 },
+  { tag: "0004_shared_memory_blocks", sql: m4 },
 ];

@@ -12,7 +12,7 @@ export { DEFAULT_BLOCK_LIMIT, MemoryBlockIn } from "./model";
 export interface MemoryContract {
   /** Creates the agent's core memory blocks (agent creation); 422 memory_block_too_large when value > limit. */
   createBlocks(orgId: string, agentId: string, blocks: MemoryBlockInput[]): Promise<MemoryBlockOut[]>;
-  /** Core memory blocks of an agent, by label; what the run loop renders into the prompt. */
+  /** Core memory blocks of an agent (its own, then the shared blocks attached to it); what the run loop renders into the prompt. */
   listBlocks(orgId: string, agentId: string): Promise<MemoryBlockOut[]>;
   /** Removes every block and archival memory of a deleted agent. */
   deleteAgentMemory(orgId: string, agentId: string): Promise<void>;
@@ -87,6 +87,7 @@ export const BUILTIN_MEMORY_TOOL_DEFS: Record<BuiltinMemoryTool, { description: 
  */
 export const MEMORY_RPC = [
   "createBlocks", "listBlocks", "deleteAgentMemory", "runBuiltinTool", "listBlocksPage", "getBlock",
-  "putBlock", "createMemory", "listMemories", "getMemory", "deleteMemory",
+  "putBlock", "createMemory", "listMemories", "getMemory", "deleteMemory", "deleteAgentBlock", "createSharedBlock", "listSharedBlocks",
+  "getSharedBlock", "updateSharedBlock", "deleteSharedBlock", "attachBlock", "detachBlock",
 ] as const satisfies readonly (keyof MemoryService)[];
 export type MemoryClient = Pick<MemoryService, (typeof MEMORY_RPC)[number]>;

@@ -32,6 +32,7 @@ export const MemoryBlock = t.Object({
   label: t.String(),
   value: t.String(),
   limit: t.Integer(),
+  shared: t.Boolean({ description: "A shared block (/v1/blocks, `id` is its id) attached to this agent; false: the agent's own block" }),
   created_at: Timestamp,
   updated_at: Timestamp,
 });
@@ -75,6 +76,50 @@ export const MemoryListQuery = t.Object({
 });
 
 export const Deleted = t.Object({ id: t.String(), deleted: t.Literal(true) });
+
+// ---- shared blocks (/v1/blocks) -------------------------------------------------------------
+
+const SharedBlockId = IdOf("blk", "Shared block id (blk_…)");
+export const SharedBlockParam = t.Object({ id: SharedBlockId });
+export const AttachParams = t.Object({ id: AgentId, block_id: SharedBlockId });
+export const MAX_ATTACHED_AGENTS_SHOWN = 100;
+
+export const SharedBlock = t.Object({
+  id: t.String(),
+  label: t.String(),
+  value: t.String(),
+  limit: t.Integer(),
+  description: t.Union([t.String(), t.Null()]),
+  agent_ids: t.Array(t.String(), { description: `Agents it is attached to (the first ${MAX_ATTACHED_AGENTS_SHOWN})` }),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+export const SharedBlockPage = Page(SharedBlock);
+
+export const CreateSharedBlockBody = t.Object({
+  label: BlockLabel,
+  value: t.String({ maxLength: MAX_BLOCK_LIMIT, default: "" }),
+  limit: t.Optional(BlockLimit),
+  description: t.Optional(t.String({ maxLength: 1000 })),
+});
+export const UpdateSharedBlockBody = t.Object({
+  label: t.Optional(BlockLabel),
+  value: t.Optional(t.String({ maxLength: MAX_BLOCK_LIMIT })),
+  limit: t.Optional(BlockLimit),
+  description: t.Optional(t.Union([t.String({ maxLength: 1000 }), t.Null()])),
+});
+export const SharedBlockListQuery = t.Object({
+  limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, default: 20, description: "Page size (1-100)" })),
+  after: t.Optional(t.String({ maxLength: 64, description: "Cursor: the `next_cursor` of the previous page" })),
+  order: t.Optional(Enum(["asc", "desc"], { default: "asc" })),
+  label: t.Optional(BlockLabel),
+});
+export const Detached = t.Object({ agent_id: t.String(), label: t.String(), deleted: t.Literal(true) });
+
+export type SharedBlockOut = typeof SharedBlock.static;
+export type CreateSharedBlockInput = typeof CreateSharedBlockBody.static;
+export type UpdateSharedBlockInput = typeof UpdateSharedBlockBody.static;
+export type SharedBlockListInput = typeof SharedBlockListQuery.static;
 
 export type MemoryBlockOut = typeof MemoryBlock.static;
 export type ArchivalMemoryOut = typeof ArchivalMemory.static;
