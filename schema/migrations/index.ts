@@ -4,6 +4,7 @@ import m1 from "./0001_run_traceparent.sql" with { type: "text" };
 import m2 from "./0002_webhook_delivery_traceparent.sql" with { type: "text" };
 import m3 from "./0003_semantic_archival_memory.sql" with { type: "text" };
 import m4 from "./0004_shared_memory_blocks.sql" with { type: "text" };
+import m5 from "./0005_model_providers.sql" with { type: "text" };
 
 export const migrations: { tag: string; sql: string }[] = [
   { tag: "0000_init", sql: m0 },
@@ -11,4 +12,5 @@ export const migrations: { tag: string; sql: string }[] = [
   { tag: "0002_webhook_delivery_traceparent", sql: m2 },
   { tag: "0003_semantic_archival_memory", sql: m3 },
   { tag: "0004_shared_memory_blocks", sql: m4 },
+  { tag: "0005_model_providers", sql: m5 },
 ];

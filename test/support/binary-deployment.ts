@@ -49,16 +49,20 @@ export async function startBinary(real: boolean, args: string[], env: Record<str
   return deployment;
 }
 
-/** A signed-up user on the enterprise plan (these suites send more than 60 requests a minute). */
-export async function unlimitedUser(api: ApiClient) {
-  const user = await api.signup();
-  const plan = await api.call("PUT", "/v1/billing/plan", { token: user.token, body: { plan: "enterprise" } });
+/**
+ * A signed-up user on the enterprise plan (these suites send more than 60 requests a minute).
+ * Give a function for the client when the deployment restarts on another port.
+ */
+export async function unlimitedUser(client: ApiClient | (() => ApiClient)) {
+  const api = typeof client === "function" ? client : () => client;
+  const user = await api().signup();
+  const plan = await api().call("PUT", "/v1/billing/plan", { token: user.token, body: { plan: "enterprise" } });
   if (plan.status !== 200) throw new Error(`plan change failed: ${plan.status}`);
+  const call = (method: string, path: string, body?: unknown) => api().call(method, path, { token: user.token, body });
   const ok = async (method: string, path: string, body?: unknown) => {
-    const r = await api.call(method, path, { token: user.token, body });
+    const r = await call(method, path, body);
     if (r.status >= 300) throw new Error(`${method} ${path} → ${r.status} ${JSON.stringify(r.body)}`);
     return r.body;
   };
-  return { ...user, ok, call: (method: string, path: string, body?: unknown) => api.call(method, path, { token: user.token, body }) };
+  return { ...user, ok, call };
 }
-

@@ -1,5 +1,7 @@
 import type { RunsService } from "../../runs";
+import type { ProvidersService } from "./providers";
 import type { AgentsService } from "./service";
+export type { ModelRoute } from "./providers";
 /** What other roles may call on the agents role (through `p.clients.agents`), besides its HTTP API. */
 export interface AgentsContract {
   /** Agents of the organization whose `tools` list references the tool (tool deletion → 409). */
@@ -16,7 +18,7 @@ export const AGENT_CACHE_KIND = "agents";
 export const agentCacheKey = (orgId: string, agentId: string) => `${orgId}:${agentId}`;
 
 /** What the agents role serves: its agents, threads and messages, and the run kernel's run API. */
-export type AgentsServed = Public<AgentsService> & Public<RunsService>;
+export type AgentsServed = Public<AgentsService> & Public<RunsService> & Public<ProvidersService>;
 /** A class's public members (an intersection of two classes with private members is `never`). */
 type Public<T> = { [K in keyof T]: T[K] };
 
@@ -28,5 +30,6 @@ export const AGENTS_RPC = [
   "createAgent", "listAgents", "getAgent", "updateAgent", "deleteAgent", "createThread", "listThreads",
   "getThread", "deleteThread", "createMessage", "listMessages", "createRun", "getRun", "listRuns",
   "listSteps", "runEvents", "runTrace", "cancelRun", "submitToolOutputs", "agentsUsingTool", "detachTool",
+  "createProvider", "listProviders", "deleteProvider", "resolveModel",
 ] as const satisfies readonly (keyof AgentsServed)[];
 export type AgentsClient = Pick<AgentsServed, (typeof AGENTS_RPC)[number]>;

@@ -2,15 +2,18 @@ import { AGENTS_RPC, type AgentsClient } from "./contract";
 import type { AppPlatform } from "../clients";
 import type { RoleModule } from "../modules";
 import { RUNS_STREAM, RunStore, RunsService } from "../../runs";
+import { ProvidersService } from "./providers";
 import { AgentsService } from "./service";
 
 export function createAgentsService(p: AppPlatform): AgentsClient {
+  const providers = new ProvidersService(p.db, p.secrets, { allowPrivate: p.config.allowPrivateTargets });
   const agents = new AgentsService({
     db: p.db,
     bus: () => p.bus,
     memory: () => p.clients.memory,
     tools: () => p.clients.tools,
     idempotencyStaleMs: p.config.idempotencyStaleMs,
+    assertModelServed: (orgId, model) => providers.assertModelServed(orgId, model),
   });
   const runs = new RunsService({
     db: p.db,
@@ -23,16 +26,16 @@ export function createAgentsService(p: AppPlatform): AgentsClient {
     costOf: (items) => p.clients.billing.modelCosts(items),
     idempotencyStaleMs: p.config.idempotencyStaleMs,
   });
-  return servedSurface(agents, runs);
+  return servedSurface([agents, runs, providers]);
 }
 
-/** One service object for the role: each contract method bound to the service that implements it. */
-function servedSurface(agents: AgentsService, runs: RunsService): AgentsClient {
+/** One service object for the role: each contract method bound to the one service that implements it. */
+function servedSurface(services: object[]): AgentsClient {
   const surface: Record<string, unknown> = {};
   for (const method of AGENTS_RPC) {
-    if (method in agents && method in runs) throw new Error(`agents role: ${method} is implemented twice (AgentsService and RunsService)`);
-    const owner: Record<string, unknown> = method in runs ? (runs as never) : (agents as never);
-    surface[method] = (owner[method] as (...args: unknown[]) => unknown).bind(owner);
+    const owners = services.filter((s) => method in s) as unknown as Record<string, (...args: unknown[]) => unknown>[];
+    if (owners.length !== 1) throw new Error(`agents role: ${method} is implemented ${owners.length} times (AgentsService, RunsService, ProvidersService)`);
+    surface[method] = owners[0][method].bind(owners[0]);
   }
   return surface as AgentsClient;
 }
@@ -42,7 +45,7 @@ export const agentsRole: RoleModule = {
   rpc: AGENTS_RPC,
   deps: ["database", "bus", "cache", "outbox"],
   uses: ["memory", "tools", "billing"],
-  description: "agent orchestration: agents, threads, messages, runs (create, cancel, tool outputs, events)",
+  description: "agent orchestration: agents, threads, messages, runs (create, cancel, tool outputs, events), model providers",
   init(p) {
     const service = createAgentsService(p);
     return {
