@@ -584,7 +584,63 @@ export interface paths {
         /** Create or replace a core memory block (value over its limit → 422 memory_block_too_large) */
         put: operations["putV1AgentsByIdMemoryBlocksByLabel"];
         post?: never;
+        /** Remove a label from the agent: deletes its own block, or detaches the shared block (which stays) */
+        delete: operations["deleteV1AgentsByIdMemoryBlocksByLabel"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/blocks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the organization's shared memory blocks */
+        get: operations["getV1Blocks"];
+        put?: never;
+        /** Create a shared memory block (attach it to any number of agents) */
+        post: operations["postV1Blocks"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/blocks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a shared memory block and the agents it is attached to */
+        get: operations["getV1BlocksById"];
+        put?: never;
+        post?: never;
+        /** Delete a shared block (detached from every agent) */
+        delete: operations["deleteV1BlocksById"];
+        options?: never;
+        head?: never;
+        /** Change a shared block: every attached agent's next prompt shows it */
+        patch: operations["patchV1BlocksById"];
+        trace?: never;
+    };
+    "/v1/agents/{id}/blocks/{block_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Attach a shared block to the agent (409 when the agent already has its label) */
+        post: operations["postV1AgentsByIdBlocksByBlock_id"];
+        /** Detach a shared block from the agent */
+        delete: operations["deleteV1AgentsByIdBlocksByBlock_id"];
         options?: never;
         head?: never;
         patch?: never;
@@ -692,6 +748,41 @@ export interface paths {
         /** Run a tool by hand with {arguments} and see the result a model would get */
         post: operations["postV1ToolsByIdInvoke"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the organization's model providers */
+        get: operations["getV1Providers"];
+        put?: never;
+        /** Add an OpenAI-compatible model server; agents use it as model "<name>/<model>" (owners only; the key is stored encrypted, never returned) */
+        post: operations["postV1Providers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/providers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a model provider (agents naming it fall back to the default provider) */
+        delete: operations["deleteV1ProvidersById"];
         options?: never;
         head?: never;
         patch?: never;
@@ -4744,7 +4835,7 @@ export interface operations {
                      * @description Only these event types; empty or absent = every event
                      * @default []
                      */
-                    event_types?: ("*" | "agent.*" | "run.*" | "step.*" | "tool_call.*" | "billing.*" | "agent.created" | "agent.updated" | "agent.deleted" | "run.created" | "run.requires_action" | "run.completed" | "run.failed" | "run.cancelled" | "run.expired" | "step.completed" | "tool_call.completed" | "billing.quota_warning" | "billing.quota_exceeded")[];
+                    event_types?: ("*" | "agent.*" | "run.*" | "step.*" | "tool_call.*" | "billing.*" | "memory.*" | "agent.created" | "agent.updated" | "agent.deleted" | "run.created" | "run.requires_action" | "run.completed" | "run.failed" | "run.cancelled" | "run.expired" | "step.completed" | "tool_call.completed" | "billing.quota_warning" | "billing.quota_exceeded" | "memory.created")[];
                     description?: string;
                 };
                 "application/x-www-form-urlencoded": {
@@ -4754,7 +4845,7 @@ export interface operations {
                      * @description Only these event types; empty or absent = every event
                      * @default []
                      */
-                    event_types?: ("*" | "agent.*" | "run.*" | "step.*" | "tool_call.*" | "billing.*" | "agent.created" | "agent.updated" | "agent.deleted" | "run.created" | "run.requires_action" | "run.completed" | "run.failed" | "run.cancelled" | "run.expired" | "step.completed" | "tool_call.completed" | "billing.quota_warning" | "billing.quota_exceeded")[];
+                    event_types?: ("*" | "agent.*" | "run.*" | "step.*" | "tool_call.*" | "billing.*" | "memory.*" | "agent.created" | "agent.updated" | "agent.deleted" | "run.created" | "run.requires_action" | "run.completed" | "run.failed" | "run.cancelled" | "run.expired" | "step.completed" | "tool_call.completed" | "billing.quota_warning" | "billing.quota_exceeded" | "memory.created")[];
                     description?: string;
                 };
                 "multipart/form-data": {
@@ -4764,7 +4855,7 @@ export interface operations {
                      * @description Only these event types; empty or absent = every event
                      * @default []
                      */
-                    event_types?: ("*" | "agent.*" | "run.*" | "step.*" | "tool_call.*" | "billing.*" | "agent.created" | "agent.updated" | "agent.deleted" | "run.created" | "run.requires_action" | "run.completed" | "run.failed" | "run.cancelled" | "run.expired" | "step.completed" | "tool_call.completed" | "billing.quota_warning" | "billing.quota_exceeded")[];
+                    event_types?: ("*" | "agent.*" | "run.*" | "step.*" | "tool_call.*" | "billing.*" | "memory.*" | "agent.created" | "agent.updated" | "agent.deleted" | "run.created" | "run.requires_action" | "run.completed" | "run.failed" | "run.cancelled" | "run.expired" | "step.completed" | "tool_call.completed" | "billing.quota_warning" | "billing.quota_exceeded" | "memory.created")[];
                     description?: string;
                 };
             };
@@ -5249,6 +5340,8 @@ export interface operations {
                             label: string;
                             value: string;
                             limit: string | number;
+                            /** @description A shared block (/v1/blocks, `id` is its id) attached to this agent; false: the agent's own block */
+                            shared: boolean;
                             /** Format: date-time */
                             created_at: string;
                             /** Format: date-time */
@@ -5339,6 +5432,8 @@ export interface operations {
                         label: string;
                         value: string;
                         limit: string | number;
+                        /** @description A shared block (/v1/blocks, `id` is its id) attached to this agent; false: the agent's own block */
+                        shared: boolean;
                         /** Format: date-time */
                         created_at: string;
                         /** Format: date-time */
@@ -5447,6 +5542,8 @@ export interface operations {
                         label: string;
                         value: string;
                         limit: string | number;
+                        /** @description A shared block (/v1/blocks, `id` is its id) attached to this agent; false: the agent's own block */
+                        shared: boolean;
                         /** Format: date-time */
                         created_at: string;
                         /** Format: date-time */
@@ -5528,10 +5625,794 @@ export interface operations {
             };
         };
     };
+    deleteV1AgentsByIdMemoryBlocksByLabel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                label: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        agent_id: string;
+                        label: string;
+                        /** @constant */
+                        deleted: true;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getV1Blocks: {
+        parameters: {
+            query?: {
+                limit?: string | number;
+                after?: string;
+                order?: "asc" | "desc";
+                label?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            id: string;
+                            label: string;
+                            value: string;
+                            limit: string | number;
+                            description: string | null;
+                            /** @description Agents it is attached to (the first 100) */
+                            agent_ids: string[];
+                            /** Format: date-time */
+                            created_at: string;
+                            /** Format: date-time */
+                            updated_at: string;
+                        }[];
+                        has_more: boolean;
+                        next_cursor: ((string | null) | null) | null;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    postV1Blocks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Block label (letters, digits, _ . -), e.g. `persona` or `human` */
+                    label: string;
+                    /** @default  */
+                    value: string;
+                    /** @description Maximum characters of the value */
+                    limit?: string | number;
+                    description?: string;
+                };
+                "application/x-www-form-urlencoded": {
+                    /** @description Block label (letters, digits, _ . -), e.g. `persona` or `human` */
+                    label: string;
+                    /** @default  */
+                    value: string;
+                    /** @description Maximum characters of the value */
+                    limit?: string | number;
+                    description?: string;
+                };
+                "multipart/form-data": {
+                    /** @description Block label (letters, digits, _ . -), e.g. `persona` or `human` */
+                    label: string;
+                    /** @default  */
+                    value: string;
+                    /** @description Maximum characters of the value */
+                    limit?: string | number;
+                    description?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 201 */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        label: string;
+                        value: string;
+                        limit: string | number;
+                        description: string | null;
+                        /** @description Agents it is attached to (the first 100) */
+                        agent_ids: string[];
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getV1BlocksById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        label: string;
+                        value: string;
+                        limit: string | number;
+                        description: string | null;
+                        /** @description Agents it is attached to (the first 100) */
+                        agent_ids: string[];
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    deleteV1BlocksById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @constant */
+                        deleted: true;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    patchV1BlocksById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Block label (letters, digits, _ . -), e.g. `persona` or `human` */
+                    label?: string;
+                    value?: string;
+                    /** @description Maximum characters of the value */
+                    limit?: string | number;
+                    description?: string | null;
+                };
+                "application/x-www-form-urlencoded": {
+                    /** @description Block label (letters, digits, _ . -), e.g. `persona` or `human` */
+                    label?: string;
+                    value?: string;
+                    /** @description Maximum characters of the value */
+                    limit?: string | number;
+                    description?: string | null;
+                };
+                "multipart/form-data": {
+                    /** @description Block label (letters, digits, _ . -), e.g. `persona` or `human` */
+                    label?: string;
+                    value?: string;
+                    /** @description Maximum characters of the value */
+                    limit?: string | number;
+                    description?: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        label: string;
+                        value: string;
+                        limit: string | number;
+                        description: string | null;
+                        /** @description Agents it is attached to (the first 100) */
+                        agent_ids: string[];
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    postV1AgentsByIdBlocksByBlock_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                block_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        agent_id: string;
+                        label: string;
+                        value: string;
+                        limit: string | number;
+                        /** @description A shared block (/v1/blocks, `id` is its id) attached to this agent; false: the agent's own block */
+                        shared: boolean;
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    deleteV1AgentsByIdBlocksByBlock_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                block_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        agent_id: string;
+                        label: string;
+                        /** @constant */
+                        deleted: true;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     getV1AgentsByIdMemories: {
         parameters: {
             query?: {
                 query?: string;
+                mode?: "hybrid" | "keyword" | "vector";
                 limit?: string | number;
                 after?: string;
                 order?: "asc" | "desc";
@@ -5558,9 +6439,11 @@ export interface operations {
                             metadata: {
                                 [key: string]: unknown;
                             };
+                            /** @description Whether its embedding is computed yet (found by full text until then) */
+                            embedded: boolean;
                             /** Format: date-time */
                             created_at: string;
-                            /** @description Search results only: full-text rank, higher is better */
+                            /** @description Search results only, higher is better: the fused reciprocal-rank score (hybrid), ts_rank (keyword) or cosine similarity (vector) */
                             score?: number;
                         }[];
                         has_more: boolean;
@@ -5683,9 +6566,11 @@ export interface operations {
                         metadata: {
                             [key: string]: unknown;
                         };
+                        /** @description Whether its embedding is computed yet (found by full text until then) */
+                        embedded: boolean;
                         /** Format: date-time */
                         created_at: string;
-                        /** @description Search results only: full-text rank, higher is better */
+                        /** @description Search results only, higher is better: the fused reciprocal-rank score (hybrid), ts_rank (keyword) or cosine similarity (vector) */
                         score?: number;
                     };
                 };
@@ -5789,9 +6674,11 @@ export interface operations {
                         metadata: {
                             [key: string]: unknown;
                         };
+                        /** @description Whether its embedding is computed yet (found by full text until then) */
+                        embedded: boolean;
                         /** Format: date-time */
                         created_at: string;
-                        /** @description Search results only: full-text rank, higher is better */
+                        /** @description Search results only, higher is better: the fused reciprocal-rank score (hybrid), ts_rank (keyword) or cosine similarity (vector) */
                         score?: number;
                     };
                 };
@@ -6668,6 +7555,326 @@ export interface operations {
             };
             /** @description Error */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getV1Providers: {
+        parameters: {
+            query?: {
+                limit?: string | number;
+                after?: string;
+                order?: "asc" | "desc";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            id: string;
+                            name: string;
+                            base_url: string;
+                            /** @description Whether a key is stored (the key itself is never returned) */
+                            has_api_key: boolean;
+                            models: string[] | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            /** Format: date-time */
+                            updated_at: string;
+                        }[];
+                        has_more: boolean;
+                        next_cursor: ((string | null) | null) | null;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    postV1Providers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Lower-case name (letters, digits, _ -); agents use it as `model: "<name>/<model>"` */
+                    name: string;
+                    /**
+                     * Format: uri
+                     * @description OpenAI-compatible API base URL (…/v1): /chat/completions is appended
+                     */
+                    base_url: string;
+                    /** @description Sent as `Authorization: Bearer`; stored encrypted, never returned */
+                    api_key?: string;
+                    /** @description Models it serves; an agent naming another is refused (422). Omitted: any */
+                    models?: string[];
+                };
+                "application/x-www-form-urlencoded": {
+                    /** @description Lower-case name (letters, digits, _ -); agents use it as `model: "<name>/<model>"` */
+                    name: string;
+                    /**
+                     * Format: uri
+                     * @description OpenAI-compatible API base URL (…/v1): /chat/completions is appended
+                     */
+                    base_url: string;
+                    /** @description Sent as `Authorization: Bearer`; stored encrypted, never returned */
+                    api_key?: string;
+                    /** @description Models it serves; an agent naming another is refused (422). Omitted: any */
+                    models?: string[];
+                };
+                "multipart/form-data": {
+                    /** @description Lower-case name (letters, digits, _ -); agents use it as `model: "<name>/<model>"` */
+                    name: string;
+                    /**
+                     * Format: uri
+                     * @description OpenAI-compatible API base URL (…/v1): /chat/completions is appended
+                     */
+                    base_url: string;
+                    /** @description Sent as `Authorization: Bearer`; stored encrypted, never returned */
+                    api_key?: string;
+                    /** @description Models it serves; an agent naming another is refused (422). Omitted: any */
+                    models?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 201 */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        name: string;
+                        base_url: string;
+                        /** @description Whether a key is stored (the key itself is never returned) */
+                        has_api_key: boolean;
+                        models: string[] | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    deleteV1ProvidersById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @constant */
+                        object: "provider";
+                        /** @constant */
+                        deleted: true;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
