@@ -14,6 +14,7 @@ import { describeReal } from "./support/backends";
 import { startBinary, unlimitedUser, type Deployment } from "./support/binary-deployment";
 import { startFakeModel, type FakeModel } from "./support/fake-model";
 import { TEST_SECRET_KEY } from "./support/harness";
+import { SecretBox } from "../src/platform/secrets";
 
 const TENANT_KEY = "sk-tenant-secret-0123456789abcdef";
 const ROTATED_KEY = "rotated-secret-key-that-is-long-enough-0123456789";
@@ -140,26 +141,35 @@ function providersSuite(name: string, real: boolean) {
       if (!real) expect(filesContaining(deployment.dataDir!, TENANT_KEY)).toEqual([]);
     }, 60_000);
 
-    test("rotation: a new AGENTOS_SECRET_KEY with the former one in AGENTOS_SECRET_KEY_PREVIOUS still opens the stored key; without it the run fails clearly", async () => {
+    test("rotation: a new AGENTOS_SECRET_KEY with the former one in AGENTOS_SECRET_KEY_PREVIOUS opens the stored key and re-seals it; an unknown key fails the run clearly", async () => {
       const former = real ? TEST_SECRET_KEY : readFileSync(join(deployment.dataDir!, "secret-key"), "utf8").trim();
       await deployment.restart(args(), { AGENTOS_SECRET_KEY: ROTATED_KEY, AGENTOS_SECRET_KEY_PREVIOUS: former });
       const done = await runOnce(agentId);
       expect(done.status).toBe("completed");
       expect(tenantModel.requests.at(-1)!.headers.authorization).toBe(`Bearer ${TENANT_KEY}`);
-      // A provider created now is sealed with the new key: it works with the new key alone.
-      await user.ok("POST", "/v1/providers", { name: "fresh", base_url: tenantModel.url, api_key: "sk-fresh-key-0123456789" });
-      const fresh = await user.ok("POST", "/v1/agents", { name: "fresh", model: "fresh/m" });
+      if (real) {
+        const sql = postgres(deployment.databaseUrl!, { max: 1 });
+        try {
+          const [row] = await sql`select api_key_sealed from model_providers where name = 'acme'`;
+          expect(row.api_key_sealed.split(":")[1]).toBe(new SecretBox(ROTATED_KEY).encrypt("x").split(":")[1]);
+        } finally {
+          await sql.end();
+        }
+      }
 
+      // Re-sealed at start: the former key can go.
       await deployment.restart(args(), { AGENTOS_SECRET_KEY: ROTATED_KEY });
+      expect((await runOnce(agentId)).status).toBe("completed");
+
+      // A deployment with neither key cannot open it: the run fails with a clear code.
+      await deployment.restart(args(), { AGENTOS_SECRET_KEY: "a-third-secret-key-that-is-long-enough-0123456789" });
       const failed = await runOnce(agentId);
       expect(failed.status).toBe("failed");
       expect(failed.last_error).toMatchObject({ code: "provider_key_unreadable" });
-      expect((await runOnce(fresh.id)).status).toBe("completed");
-      expect(tenantModel.requests.at(-1)!.headers.authorization).toBe("Bearer sk-fresh-key-0123456789");
     }, 120_000);
 
     test("SSRF guard: with private targets refused, an internal base_url is refused at registration and at call time", async () => {
-      await deployment.restart(args(), { AGENTOS_SECRET_KEY: ROTATED_KEY, AGENTOS_SECRET_KEY_PREVIOUS: real ? TEST_SECRET_KEY : readFileSync(join(deployment.dataDir!, "secret-key"), "utf8").trim(), AGENTOS_ALLOW_PRIVATE_TARGETS: "false" });
+      await deployment.restart(args(), { AGENTOS_SECRET_KEY: ROTATED_KEY, AGENTOS_ALLOW_PRIVATE_TARGETS: "false" });
       const refused = await user.call("POST", "/v1/providers", { name: "internal", base_url: "http://169.254.169.254/v1" });
       expect(refused.status).toBe(400);
       expect(refused.body.error.code).toBe("target_refused");

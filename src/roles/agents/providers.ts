@@ -9,12 +9,13 @@
  * when split). The base URL is a tenant-chosen outbound target: an IP literal in a blocked
  * range is refused at registration, and every call goes through the SSRF guard.
  */
-import { and, eq } from "drizzle-orm";
+import { and, eq, isNotNull } from "drizzle-orm";
 import { modelProviders } from "../../../schema";
 import { isUniqueViolation, type Db } from "../../platform/db";
 import { pageQuery, toPage, type PageOf, type PageRequest } from "../../platform/db/pagination";
 import { AppError, badRequest, conflict, forbidden, notFound, unprocessable } from "../../platform/errors";
 import { isId, newId } from "../../platform/ids";
+import type { Logger } from "../../platform/logging";
 import { literalTargetProblem, type OutboundPolicy } from "../../platform/net/outbound";
 import type { Principal } from "../../platform/principal";
 import type { SecretBox } from "../../platform/secrets";
@@ -103,6 +104,32 @@ export class ProvidersService {
     if (row?.models && bare && !row.models.includes(bare)) {
       throw unprocessable("model_not_served", `The provider '${row.name}' does not list the model '${bare}' (it serves: ${row.models.join(", ")}).`);
     }
+  }
+
+  /**
+   * After a rotation (new AGENTOS_SECRET_KEY, the old one in AGENTOS_SECRET_KEY_PREVIOUS): keys
+   * sealed with a previous key are sealed again with the current one (at the agents role's
+   * start), so the old key can be dropped after one restart. Keys no configured key opens are
+   * left alone (and logged by id). Several processes doing it at once write equivalent seals.
+   */
+  async resealStaleKeys(log: Logger): Promise<number> {
+    if (!this.secrets.configured) return 0;
+    const rows = await this.db.select({ id: modelProviders.id, sealed: modelProviders.apiKeySealed }).from(modelProviders).where(isNotNull(modelProviders.apiKeySealed));
+    let resealed = 0;
+    for (const row of rows) {
+      if (!this.secrets.isStale(row.sealed!)) continue;
+      let plain: string;
+      try {
+        plain = this.secrets.decrypt(row.sealed!);
+      } catch {
+        log.warn("a model provider's API key cannot be decrypted with the configured secret keys", { provider_id: row.id });
+        continue;
+      }
+      await this.db.update(modelProviders).set({ apiKeySealed: this.secrets.encrypt(plain) }).where(and(eq(modelProviders.id, row.id), eq(modelProviders.apiKeySealed, row.sealed!)));
+      resealed++;
+    }
+    if (resealed) log.info("re-sealed model provider API keys with the current secret key", { count: resealed });
+    return resealed;
   }
 
   private openKey(row: ProviderRow): string {

@@ -5,8 +5,7 @@ import { RUNS_STREAM, RunStore, RunsService } from "../../runs";
 import { ProvidersService } from "./providers";
 import { AgentsService } from "./service";
 
-export function createAgentsService(p: AppPlatform): AgentsClient {
-  const providers = new ProvidersService(p.db, p.secrets, { allowPrivate: p.config.allowPrivateTargets });
+export function createAgentsService(p: AppPlatform, providers = newProviders(p)): AgentsClient {
   const agents = new AgentsService({
     db: p.db,
     bus: () => p.bus,
@@ -29,6 +28,10 @@ export function createAgentsService(p: AppPlatform): AgentsClient {
   return servedSurface([agents, runs, providers]);
 }
 
+function newProviders(p: AppPlatform) {
+  return new ProvidersService(p.db, p.secrets, { allowPrivate: p.config.allowPrivateTargets });
+}
+
 /** One service object for the role: each contract method bound to the one service that implements it. */
 function servedSurface(services: object[]): AgentsClient {
   const surface: Record<string, unknown> = {};
@@ -47,11 +50,15 @@ export const agentsRole: RoleModule = {
   uses: ["memory", "tools", "billing"],
   description: "agent orchestration: agents, threads, messages, runs (create, cancel, tool outputs, events), model providers",
   init(p) {
-    const service = createAgentsService(p);
+    const providers = newProviders(p);
+    const service = createAgentsService(p, providers);
     return {
       service,
-      // Runs are enqueued on create and on resume.
-      start: () => p.bus.ensureStream(RUNS_STREAM),
+      async start() {
+        // Runs are enqueued on create and on resume.
+        await p.bus.ensureStream(RUNS_STREAM);
+        await providers.resealStaleKeys(p.log);
+      },
     };
   },
 };
