@@ -33,7 +33,7 @@ export const archivalMemories = pgTable(
      * cast to `vector` for `<=>`, without it the cosine is a dot product in SQL.
      */
     embedding: real("embedding").array(),
-    /** The model that computed `embedding` (a changed --embedding-model re-embeds). */
+    /** The model that computed `embedding` (after --embedding-model changed, start-up clears the others and the backfill re-embeds). */
     embeddingModel: text("embedding_model"),
     createdAt: createdAt(),
   },

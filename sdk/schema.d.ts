@@ -653,7 +653,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Search archival memory (ranked full-text, best first) or, without query, list it by creation */
+        /** Search archival memory (hybrid: full text + embeddings fused by reciprocal rank, best first) or, without query, list it by creation */
         get: operations["getV1AgentsByIdMemories"];
         put?: never;
         /** Store a passage in the agent's archival memory */
@@ -5787,7 +5787,9 @@ export interface operations {
     postV1Blocks: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -5864,6 +5866,24 @@ export interface operations {
             };
             /** @description Error */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7669,7 +7689,9 @@ export interface operations {
     postV1Providers: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -7793,6 +7815,24 @@ export interface operations {
             };
             /** @description Error */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,6 +1,7 @@
 /** The model providers controller: /v1/providers (bring your own OpenAI-compatible server and key). */
 import { Elysia } from "elysia";
 import type { AuthGuard } from "../../platform/http/auth-guard";
+import { idempotencyKeys } from "../../platform/http/idempotency";
 import { errors, IdParam, PageQuery } from "../../platform/http/models";
 import type { AppPlatform } from "../clients";
 import { CreateProviderBody, Provider, ProviderDeleted, ProviderPage } from "./model";
@@ -9,16 +10,19 @@ export function providersController(p: AppPlatform, guard: AuthGuard) {
   const tags = ["providers"];
   return new Elysia({ name: "providers-controller" })
     .use(guard.plugin)
+    .use(idempotencyKeys)
     .post(
       "/providers",
-      async ({ principal, body, set }) => {
-        set.status = 201;
-        return p.clients.agents.createProvider(principal, body);
+      async ({ principal, body, idempotency, set }) => {
+        const result = await p.clients.agents.createProvider(principal, body, idempotency);
+        set.status = result.status;
+        return result.body;
       },
       {
         auth: true,
+        idempotent: true,
         body: CreateProviderBody,
-        response: { 201: Provider, ...errors(400, 401, 403, 409) },
+        response: { 201: Provider, ...errors(400, 401, 403, 409, 503) },
         detail: { tags, summary: "Add an OpenAI-compatible model server; agents use it as model \"<name>/<model>\" (owners only; the key is stored encrypted, never returned)" },
       },
     )

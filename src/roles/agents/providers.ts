@@ -15,6 +15,8 @@ import { isUniqueViolation, type Db } from "../../platform/db";
 import { pageQuery, toPage, type PageOf, type PageRequest } from "../../platform/db/pagination";
 import { AppError, badRequest, conflict, forbidden, notFound, unprocessable } from "../../platform/errors";
 import { isId, newId } from "../../platform/ids";
+import { sha256Hex } from "../../platform/hash";
+import { withIdempotency, type IdempotencyScope, type IdempotentResult } from "../../platform/idempotency";
 import type { Logger } from "../../platform/logging";
 import { literalTargetProblem, type OutboundPolicy } from "../../platform/net/outbound";
 import type { Principal } from "../../platform/principal";
@@ -52,22 +54,28 @@ export class ProvidersService {
     private db: Db,
     private secrets: SecretBox,
     private outbound: OutboundPolicy,
+    /** --idempotency-stale (see withIdempotency). */
+    private idempotencyStaleMs: number,
   ) {}
 
-  async createProvider(principal: Principal, input: CreateProviderInput): Promise<ProviderOut> {
+  async createProvider(principal: Principal, input: CreateProviderInput, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<ProviderOut>> {
     if (principal.role !== "owner") throw forbidden("Only an owner of the organization can add model providers.");
-    const url = parseBaseUrl(input.base_url, this.outbound);
-    const sealed = input.api_key ? this.secrets.encrypt(input.api_key) : null;
-    try {
-      const [row] = await this.db
-        .insert(modelProviders)
-        .values({ id: newId("prv"), orgId: principal.orgId, name: input.name, baseUrl: url, apiKeySealed: sealed, models: input.models ?? null })
-        .returning();
-      return providerOut(row);
-    } catch (err) {
-      if (isUniqueViolation(err)) throw conflict("duplicate_provider", `The organization already has a model provider named '${input.name}'.`);
-      throw err;
-    }
+    // The key is never stored with the idempotency record: only its hash takes part in the request's fingerprint.
+    const fingerprint = { ...input, api_key: input.api_key ? sha256Hex(input.api_key) : undefined };
+    return withIdempotency(this.db, { orgId: principal.orgId, scope: idempotency, body: fingerprint, staleClaimMs: this.idempotencyStaleMs }, async () => {
+      const url = parseBaseUrl(input.base_url, this.outbound);
+      const sealed = input.api_key ? this.secrets.encrypt(input.api_key) : null;
+      try {
+        const [row] = await this.db
+          .insert(modelProviders)
+          .values({ id: newId("prv"), orgId: principal.orgId, name: input.name, baseUrl: url, apiKeySealed: sealed, models: input.models ?? null })
+          .returning();
+        return { status: 201, body: providerOut(row) };
+      } catch (err) {
+        if (isUniqueViolation(err)) throw conflict("duplicate_provider", `The organization already has a model provider named '${input.name}'.`);
+        throw err;
+      }
+    });
   }
 
   async listProviders(principal: Principal, page: PageRequest): Promise<PageOf<ProviderOut>> {

@@ -29,7 +29,7 @@ export function createAgentsService(p: AppPlatform, providers = newProviders(p))
 }
 
 function newProviders(p: AppPlatform) {
-  return new ProvidersService(p.db, p.secrets, { allowPrivate: p.config.allowPrivateTargets });
+  return new ProvidersService(p.db, p.secrets, { allowPrivate: p.config.allowPrivateTargets }, p.config.idempotencyStaleMs);
 }
 
 /** One service object for the role: each contract method bound to the one service that implements it. */

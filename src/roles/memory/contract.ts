@@ -68,11 +68,11 @@ export const BUILTIN_MEMORY_TOOL_DEFS: Record<BuiltinMemoryTool, { description: 
     },
   },
   archival_memory_search: {
-    description: "Search your archival memory (full-text, best matches first).",
+    description: "Search your archival memory by meaning and words (hybrid: embeddings + full text), best matches first.",
     parameters: {
       type: "object",
       properties: {
-        query: { type: "string", minLength: 1, maxLength: 1000, description: "Words to look for; \"quoted phrases\", or, -exclusion work" },
+        query: { type: "string", minLength: 1, maxLength: 1000, description: "What to look for (a question or words); \"quoted phrases\", or, -exclusion work for the full-text half" },
         limit: { type: "integer", minimum: 1, maximum: 50, default: 10, description: "How many results (default 10)" },
       },
       required: ["query"],

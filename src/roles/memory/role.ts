@@ -38,6 +38,7 @@ export const memoryRole: RoleModule = {
       async start() {
         p.log.info("archival memory search", { vectors: backend, embedding_model: embedder?.model ?? "none" });
         if (!embedder) return;
+        await embeddings.forgetOtherModels();
         stopConsumer = await consumeDomainEvents(
           { bus: p.bus, db: p.db, log: p.log, database: p.database, tracing: p.tracing },
           {

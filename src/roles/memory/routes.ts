@@ -42,14 +42,16 @@ export function memoryController(p: AppPlatform, guard: AuthGuard) {
     })
     .post(
       "/blocks",
-      async ({ principal, body, set }) => {
-        set.status = 201;
-        return p.clients.memory.createSharedBlock(principal, body);
+      async ({ principal, body, idempotency, set }) => {
+        const result = await p.clients.memory.createSharedBlock(principal, body, idempotency);
+        set.status = result.status;
+        return result.body;
       },
       {
         auth: true,
+        idempotent: true,
         body: CreateSharedBlockBody,
-        response: { 201: SharedBlock, ...errors(400, 401, 422) },
+        response: { 201: SharedBlock, ...errors(400, 401, 409, 422) },
         detail: { tags, summary: "Create a shared memory block (attach it to any number of agents)" },
       },
     )
@@ -111,7 +113,7 @@ export function memoryController(p: AppPlatform, guard: AuthGuard) {
       params: AgentIdParam,
       query: MemoryListQuery,
       response: { 200: ArchivalMemoryPage, ...errors(400, 401, 404) },
-      detail: { tags, summary: "Search archival memory (ranked full-text, best first) or, without query, list it by creation" },
+      detail: { tags, summary: "Search archival memory (hybrid: full text + embeddings fused by reciprocal rank, best first) or, without query, list it by creation" },
     })
     .get("/agents/:id/memories/:memory_id", ({ principal, params }) => p.clients.memory.getMemory(principal, params.id, params.memory_id), {
       auth: true,

@@ -16,7 +16,7 @@
  * the row; if the embedding server is down the row simply stays without an embedding (it is
  * found by full-text meanwhile) and the backfill loop fills it in later. No memory is lost.
  */
-import { and, eq, inArray, isNull, ne, or, sql } from "drizzle-orm";
+import { and, eq, inArray, isNotNull, isNull, ne, sql } from "drizzle-orm";
 import { archivalMemories } from "../../../schema";
 import type { Db } from "../../platform/db";
 import { rowsOf } from "../../platform/db/rows";
@@ -57,11 +57,10 @@ export class ArchivalEmbeddings {
   async embedPending(ids?: string[]): Promise<number> {
     const embedder = this.embedder;
     if (!embedder) return 0;
-    const stale = or(isNull(archivalMemories.embedding), ne(archivalMemories.embeddingModel, embedder.model));
     const rows = await this.db
       .select({ id: archivalMemories.id, content: archivalMemories.content })
       .from(archivalMemories)
-      .where(ids ? and(stale, inArray(archivalMemories.id, ids)) : stale)
+      .where(ids ? and(isNull(archivalMemories.embedding), inArray(archivalMemories.id, ids)) : isNull(archivalMemories.embedding))
       .orderBy(archivalMemories.id)
       .limit(EMBED_BATCH);
     if (rows.length === 0) return 0;
@@ -103,6 +102,21 @@ export class ArchivalEmbeddings {
       .orderBy(sql`2 desc`, sql`${archivalMemories.id} desc`)
       .limit(k);
     return rows;
+  }
+
+  /**
+   * After --embedding-model changed: the other model's vectors cannot be compared with the new
+   * one's, so they are cleared (once, at start) and the backfill embeds those rows again.
+   */
+  async forgetOtherModels(): Promise<number> {
+    if (!this.embedder) return 0;
+    const cleared = await this.db
+      .update(archivalMemories)
+      .set({ embedding: null, embeddingModel: null })
+      .where(and(isNotNull(archivalMemories.embeddingModel), ne(archivalMemories.embeddingModel, this.embedder.model)))
+      .returning({ id: archivalMemories.id });
+    if (cleared.length) this.log.info("archival memories embedded by another model will be embedded again", { count: cleared.length, embedding_model: this.embedder.model });
+    return cleared.length;
   }
 
   /** Fills in embeddings missing after an outage, every `intervalMs`, until stopped. */

@@ -296,15 +296,17 @@ export class MemoryService implements MemoryContract {
 
   // ---- shared blocks (/v1/blocks) ------------------------------------------------------------
 
-  async createSharedBlock(principal: Principal, input: CreateSharedBlockInput): Promise<SharedBlockOut> {
-    const limit = input.limit ?? DEFAULT_BLOCK_LIMIT;
-    const value = input.value ?? "";
-    if (value.length > limit) throw tooLarge(input.label, value.length, limit);
-    const [row] = await this.db
-      .insert(sharedBlocks)
-      .values({ id: newId("blk"), orgId: principal.orgId, label: input.label, value, limit, description: input.description ?? null })
-      .returning();
-    return sharedOut(row, []);
+  async createSharedBlock(principal: Principal, input: CreateSharedBlockInput, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<SharedBlockOut>> {
+    return withIdempotency(this.db, { orgId: principal.orgId, scope: idempotency, body: input, staleClaimMs: this.idempotencyStaleMs }, async () => {
+      const limit = input.limit ?? DEFAULT_BLOCK_LIMIT;
+      const value = input.value ?? "";
+      if (value.length > limit) throw tooLarge(input.label, value.length, limit);
+      const [row] = await this.db
+        .insert(sharedBlocks)
+        .values({ id: newId("blk"), orgId: principal.orgId, label: input.label, value, limit, description: input.description ?? null })
+        .returning();
+      return { status: 201, body: sharedOut(row, []) };
+    });
   }
 
   async listSharedBlocks(principal: Principal, input: SharedBlockListInput): Promise<PageOf<SharedBlockOut>> {
