@@ -144,3 +144,24 @@ export const runEvents = pgTable(
   },
   (t) => [primaryKey({ columns: [t.runId, t.seq] })],
 );
+
+/**
+ * OpenAI-compatible model servers of an organization (bring your own key). An agent whose
+ * model is `<name>/<model>` is served by the provider `<name>`; the API key is stored sealed
+ * (AES-256-GCM, src/platform/secrets.ts) and never leaves the server.
+ */
+export const modelProviders = pgTable(
+  "model_providers",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id").notNull(),
+    name: text("name").notNull(),
+    baseUrl: text("base_url").notNull(),
+    apiKeySealed: text("api_key_sealed"),
+    /** The models it serves (null: any model name is sent to it). */
+    models: jsonb("models").$type<string[] | null>(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex("model_providers_org_name_key").on(t.orgId, t.name)],
+);

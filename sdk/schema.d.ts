@@ -691,7 +691,63 @@ export interface paths {
         /** Create or replace a core memory block (value over its limit → 422 memory_block_too_large) */
         put: operations["putMemoryBlock"];
         post?: never;
+        /** Remove a label from the agent: deletes its own block, or detaches the shared block (which stays) */
+        delete: operations["deleteAgentMemoryBlock"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/blocks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the organization's shared memory blocks */
+        get: operations["listBlocks"];
+        put?: never;
+        /** Create a shared memory block (attach it to any number of agents) */
+        post: operations["createBlock"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/blocks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a shared memory block and the agents it is attached to */
+        get: operations["getBlock"];
+        put?: never;
+        post?: never;
+        /** Delete a shared block (detached from every agent) */
+        delete: operations["deleteBlock"];
+        options?: never;
+        head?: never;
+        /** Change a shared block: every attached agent's next prompt shows it */
+        patch: operations["updateBlock"];
+        trace?: never;
+    };
+    "/v1/agents/{id}/blocks/{block_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Attach a shared block to the agent (409 when the agent already has its label) */
+        post: operations["createAgentBlock"];
+        /** Detach a shared block from the agent */
+        delete: operations["deleteAgentBlock"];
         options?: never;
         head?: never;
         patch?: never;
@@ -704,7 +760,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Search archival memory (ranked full-text, best first) or, without query, list it by creation */
+        /** Search archival memory (hybrid: full text + embeddings fused by reciprocal rank, best first) or, without query, list it by creation */
         get: operations["listMemories"];
         put?: never;
         /** Store a passage in the agent's archival memory */
@@ -892,6 +948,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the organization's model providers */
+        get: operations["listProviders"];
+        put?: never;
+        /** Add an OpenAI-compatible model server; agents use it as model "<name>/<model>" (owners only; the key is stored encrypted, never returned) */
+        post: operations["createProvider"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/providers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a model provider (agents naming it fall back to the default provider) */
+        delete: operations["deleteProvider"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/ws": {
         parameters: {
             query?: never;
@@ -971,9 +1062,11 @@ export interface components {
             metadata: {
                 [key: string]: unknown;
             };
+            /** @description Whether its embedding is computed yet (found by full text until then) */
+            embedded: boolean;
             /** Format: date-time */
             created_at: string;
-            /** @description Search results only: full-text rank, higher is better */
+            /** @description Search results only, higher is better: the fused reciprocal-rank score (hybrid), ts_rank (keyword) or cosine similarity (vector) */
             score?: number;
         };
         ArchivalMemoryPage: {
@@ -1132,6 +1225,12 @@ export interface components {
             data: components["schemas"]["Delivery"][];
             has_more: boolean;
             next_cursor: string | null;
+        };
+        Detached: {
+            agent_id: string;
+            label: string;
+            /** @constant */
+            deleted: true;
         };
         /** @description Error */
         Error: {
@@ -1292,6 +1391,8 @@ export interface components {
             label: string;
             value: string;
             limit: number;
+            /** @description A shared block (/v1/blocks, `id` is its id) attached to this agent; false: the agent's own block */
+            shared: boolean;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -1388,6 +1489,30 @@ export interface components {
                     requests_per_minute: number;
                 };
             }[];
+        };
+        Provider: {
+            id: string;
+            name: string;
+            base_url: string;
+            /** @description Whether a key is stored (the key itself is never returned) */
+            has_api_key: boolean;
+            models: string[] | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        ProviderDeleted: {
+            id: string;
+            /** @constant */
+            object: "provider";
+            /** @constant */
+            deleted: true;
+        };
+        ProviderPage: {
+            data: components["schemas"]["Provider"][];
+            has_more: boolean;
+            next_cursor: string | null;
         };
         RequiredAction: {
             /** @constant */
@@ -1621,6 +1746,24 @@ export interface components {
             token_type: "Bearer";
             /** @description Seconds until the access token expires */
             expires_in: number;
+        };
+        SharedBlock: {
+            id: string;
+            label: string;
+            value: string;
+            limit: number;
+            description: string | null;
+            /** @description Agents it is attached to (the first 100) */
+            agent_ids: string[];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        SharedBlockPage: {
+            data: components["schemas"]["SharedBlock"][];
+            has_more: boolean;
+            next_cursor: string | null;
         };
         Step: {
             id: string;
@@ -4112,7 +4255,7 @@ export interface operations {
                      * @description Only these event types; empty or absent = every event
                      * @default []
                      */
-                    event_types?: ("*" | "agent.*" | "run.*" | "step.*" | "tool_call.*" | "billing.*" | "agent.created" | "agent.updated" | "agent.deleted" | "run.created" | "run.requires_action" | "run.completed" | "run.failed" | "run.cancelled" | "run.expired" | "step.completed" | "tool_call.completed" | "billing.quota_warning" | "billing.quota_exceeded")[];
+                    event_types?: ("*" | "agent.*" | "run.*" | "step.*" | "tool_call.*" | "billing.*" | "memory.*" | "agent.created" | "agent.updated" | "agent.deleted" | "run.created" | "run.requires_action" | "run.completed" | "run.failed" | "run.cancelled" | "run.expired" | "step.completed" | "tool_call.completed" | "billing.quota_warning" | "billing.quota_exceeded" | "memory.created")[];
                     description?: string;
                 };
             };
@@ -4365,10 +4508,276 @@ export interface operations {
             503: components["responses"]["ServiceUnavailable"];
         };
     };
+    deleteAgentMemoryBlock: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                label: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detached"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listBlocks: {
+        parameters: {
+            query?: {
+                limit?: number;
+                after?: string;
+                order?: "asc" | "desc";
+                label?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharedBlockPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createBlock: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Block label (letters, digits, _ . -), e.g. `persona` or `human` */
+                    label: string;
+                    /** @default  */
+                    value: string;
+                    /** @description Maximum characters of the value */
+                    limit?: number;
+                    description?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 201 */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharedBlock"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getBlock: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharedBlock"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteBlock: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deleted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateBlock: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Block label (letters, digits, _ . -), e.g. `persona` or `human` */
+                    label?: string;
+                    value?: string;
+                    /** @description Maximum characters of the value */
+                    limit?: number;
+                    description?: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharedBlock"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createAgentBlock: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                block_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemoryBlock"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteAgentBlock: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                block_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detached"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
     listMemories: {
         parameters: {
             query?: {
                 query?: string;
+                mode?: "hybrid" | "keyword" | "vector";
                 limit?: number;
                 after?: string;
                 before?: string;
@@ -5075,6 +5484,113 @@ export interface operations {
             408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listProviders: {
+        parameters: {
+            query?: {
+                limit?: number;
+                after?: string;
+                before?: string;
+                order?: "asc" | "desc";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createProvider: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Lower-case name (letters, digits, _ -); agents use it as `model: "<name>/<model>"` */
+                    name: string;
+                    /**
+                     * Format: uri
+                     * @description OpenAI-compatible API base URL (…/v1): /chat/completions is appended
+                     */
+                    base_url: string;
+                    /** @description Sent as `Authorization: Bearer`; stored encrypted, never returned */
+                    api_key?: string;
+                    /** @description Models it serves; an agent naming another is refused (422). Omitted: any */
+                    models?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 201 */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Provider"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteProvider: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderDeleted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];

@@ -14,6 +14,7 @@ import { startHttpServer } from "./platform/http/server";
 import { ModuleManager } from "./platform/lifecycle";
 import { createLogger, type Logger } from "./platform/logging";
 import { createMetrics } from "./platform/metrics";
+import { loadSecretBox, useSecretBox } from "./platform/secrets";
 import { openTracing } from "./platform/tracing";
 import { VERSION } from "./version";
 import { createClients, type AppPlatform } from "./roles/clients";
@@ -71,6 +72,8 @@ export async function startProcess(config: Config, log: Logger = createLogger(co
     controllers: [],
     websockets: [],
   } as unknown as AppPlatform;
+  p.secrets = loadSecretBox(config, log);
+  useSecretBox(p.secrets);
   p.clients = createClients(local, () => p.bus, () => p.rpcSeal, tracing);
 
   const manager = new ModuleManager(moduleGraph);

@@ -45,13 +45,20 @@ export interface Config {
   otelTracesSamplerArg?: string;
   logLevel: LogLevel;
   jwtSecret?: string;
-  /** Key of the secrets stored at rest (AES-256-GCM), and the one before it during a rotation. */
-  secretKey?: string;
-  secretKeyPrevious?: string;
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
   modelBaseUrl: string;
   modelApiKey?: string;
+  /** Embedding model of archival memory (`none`: keyword search only). */
+  embeddingModel: string;
+  /** OpenAI-compatible base URL of `/embeddings`; default: the model server. */
+  embeddingBaseUrl?: string;
+  /** How often rows still without an embedding (an outage at insert) are filled in. */
+  embeddingBackfillIntervalMs: number;
+  /** AES-256-GCM key of secrets at rest (provider API keys, MCP server headers); generated into the data dir on the embedded default. */
+  secretKey?: string;
+  /** Former secret keys (comma list): still decrypt, never encrypt — rotation. */
+  secretKeyPrevious: string[];
   /** Subject / stream namespace on NATS and key prefix on Redis; `agentos` in production. */
   namespace: string;
   shutdownTimeoutMs: number;
@@ -111,6 +118,18 @@ function parseInternalKey(value: string, flag: string): string {
     throw new FatalError(`${flag}: the internal key must be at least ${MIN_INTERNAL_KEY_BYTES} bytes (e.g. \`openssl rand -base64 48\`)`);
   }
   return value;
+}
+
+/** Secret keys are passphrases of at least 32 characters (hashed into the 256-bit AES key). */
+export const MIN_SECRET_KEY_LENGTH = 32;
+
+function parseSecretKey(value: string, flag: string): string {
+  if (value.length < MIN_SECRET_KEY_LENGTH) throw new FatalError(`${flag}: the secret key must be at least ${MIN_SECRET_KEY_LENGTH} characters (e.g. \`openssl rand -base64 32\`)`);
+  return value;
+}
+
+function parseSecretKeyList(value: string, flag: string): string[] {
+  return value.split(",").map((k) => k.trim()).filter(Boolean).map((k) => parseSecretKey(k, flag));
 }
 
 const SAMPLERS = ["always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"];
@@ -212,12 +231,15 @@ export const FLAGS: Record<string, FlagSpec> = {
     help: "debug | info | warn | error (default info)",
   },
   "jwt-secret": { key: "jwtSecret", env: "JWT_SECRET", help: "HS256 secret for access tokens (required with a real database)" },
-  "secret-key": { key: "secretKey", env: "AGENTOS_SECRET_KEY", help: "key (>= 32 chars) sealing stored secrets such as MCP server headers (default: generated, or derived from JWT_SECRET)" },
-  "secret-key-previous": { key: "secretKeyPrevious", env: "AGENTOS_SECRET_KEY_PREVIOUS", help: "the former secret key, still accepted for decryption during a rotation" },
   "access-token-ttl": { key: "accessTokenTtlSeconds", env: "ACCESS_TOKEN_TTL", parse: parsePositiveInt, help: "access token lifetime in seconds (default 900)" },
   "refresh-token-ttl": { key: "refreshTokenTtlSeconds", env: "REFRESH_TOKEN_TTL", parse: parsePositiveInt, help: "refresh token lifetime in seconds (default 2592000)" },
   "model-base-url": { key: "modelBaseUrl", env: "MODEL_BASE_URL", parse: parseUrl(["http:", "https:"]), help: "OpenAI-compatible API base URL (default https://api.openai.com/v1)" },
   "model-api-key": { key: "modelApiKey", env: "MODEL_API_KEY", help: "API key sent to the model server" },
+  "embedding-model": { key: "embeddingModel", env: "AGENTOS_EMBEDDING_MODEL", help: "embedding model of archival memory search; none = keyword search only" },
+  "embedding-base-url": { key: "embeddingBaseUrl", env: "AGENTOS_EMBEDDING_BASE_URL", parse: parseUrl(["http:", "https:"]), help: "OpenAI-compatible base URL of /embeddings (default: --model-base-url)" },
+  "embedding-backfill-interval": { key: "embeddingBackfillIntervalMs", env: "AGENTOS_EMBEDDING_BACKFILL_INTERVAL_MS", parse: parsePositiveInt, help: "ms between fills of memories still without an embedding" },
+  "secret-key": { key: "secretKey", env: "AGENTOS_SECRET_KEY", parse: parseSecretKey, help: "key (>= 32 chars) encrypting secrets at rest: provider API keys, MCP server headers (generated in the data dir on the embedded default)" },
+  "secret-key-previous": { key: "secretKeyPrevious", env: "AGENTOS_SECRET_KEY_PREVIOUS", parse: parseSecretKeyList, help: "former secret keys, comma-separated: still decrypt during a rotation (default none)" },
   namespace: { key: "namespace", env: "AGENTOS_NAMESPACE", help: "NATS subject/stream and Redis key prefix (default agentos)" },
   "cors-origins": { key: "corsOrigins", env: "AGENTOS_CORS_ORIGINS", parse: (v) => v.split(",").map((o) => o.trim()).filter(Boolean), help: "origins allowed by CORS: * or a comma list (default *)" },
   "allow-private-targets": {
@@ -264,6 +286,9 @@ const DEFAULTS: Omit<Config, "command"> = {
   accessTokenTtlSeconds: 900,
   refreshTokenTtlSeconds: 30 * 24 * 3600,
   modelBaseUrl: "https://api.openai.com/v1",
+  embeddingModel: "text-embedding-3-small",
+  embeddingBackfillIntervalMs: 30_000,
+  secretKeyPrevious: [],
   namespace: "agentos",
   toolsSubjectPrefix: "tools.",
   otelTracesSampler: "parentbased_always_on",

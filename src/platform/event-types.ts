@@ -17,6 +17,7 @@ export const EVENT_TYPES = [
   "tool_call.completed",
   "billing.quota_warning",
   "billing.quota_exceeded",
+  "memory.created",
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

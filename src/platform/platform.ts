@@ -10,6 +10,7 @@ import type { Database, Db } from "./db";
 import type { Logger } from "./logging";
 import type { Metrics } from "./metrics";
 import type { RpcSeal } from "./rpc-seal";
+import type { SecretBox } from "./secrets";
 import type { Tracing } from "./tracing";
 
 export interface Platform<Clients = Record<string, object>> {
@@ -26,6 +27,8 @@ export interface Platform<Clients = Record<string, object>> {
   /** Seals RPC between processes; set when the internal key is configured (always for split roles). */
   rpcSeal?: RpcSeal;
   clients: Clients;
+  /** Encrypts secrets at rest (AGENTOS_SECRET_KEY, previous keys for rotation). */
+  secrets: SecretBox;
   /** Services of the roles that run in this process, by role name (the direct-call side of the clients). */
   local: Map<string, object>;
   /** True from the moment shutdown begins: /readyz turns 503, workers stop taking jobs. */

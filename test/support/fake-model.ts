@@ -17,6 +17,11 @@
  * least one — the first listed tool with `{}` when the script has none; a named function: only
  * calls to it) and `parallel_tool_calls: false` (at most one call per reply); `json` answers
  * with that value as JSON text and `invalidJson` with broken JSON (structured-output tests).
+ *
+ * POST /v1/embeddings answers deterministic vectors in which synonyms are close: each group
+ * of SYNONYM_GROUPS is one "concept" dimension, any other word lands (with a smaller weight)
+ * in one of a few hashed dimensions. So "automobile" and "car" point the same way while
+ * sharing no letters. `embeddingsDown(true)` makes it answer 503 (an embedding outage).
  */
 
 export type FakeUsage = { prompt_tokens: number; completion_tokens: number; total_tokens: number };
@@ -78,7 +83,56 @@ export type FakeModel = {
   /** Resolves when request i was aborted by the client. */
   waitForAbort(i: number, timeoutMs?: number): Promise<void>;
   stop(): void;
+  /** Inputs of the POST /v1/embeddings requests received (one array per request). */
+  embeddingRequests: { model: string; input: string[]; authorization?: string }[];
+  /** While true, /v1/embeddings answers 503. */
+  embeddingsDown(down: boolean): void;
 };
+
+/** Words that mean the same thing (for the fake embeddings): one concept dimension per group. */
+export const SYNONYM_GROUPS: string[][] = [
+  ["car", "automobile", "vehicle", "sedan", "drive", "drives"],
+  ["dog", "puppy", "canine", "hound"],
+  ["cat", "kitten", "feline"],
+  ["doctor", "physician", "gp", "medic", "clinic"],
+  ["movie", "film", "films", "cinema", "movies"],
+  ["house", "home", "residence", "apartment", "flat", "live", "lives"],
+  ["job", "employment", "occupation", "work", "works", "career", "employer"],
+  ["salary", "income", "pay", "wage", "earns", "earn"],
+  ["sick", "ill", "unwell", "flu", "fever"],
+  ["travel", "trip", "journey", "vacation", "holiday", "visit"],
+  ["food", "meal", "dinner", "lunch", "cuisine", "dish", "eat", "eats"],
+  ["phone", "smartphone", "mobile", "cellphone"],
+  ["music", "song", "songs", "tune", "melody", "band"],
+  ["child", "kid", "kids", "children", "son", "daughter"],
+  ["wife", "husband", "spouse", "partner", "married"],
+  ["birthday", "born"],
+  ["allergy", "allergic", "intolerant", "intolerance"],
+  ["peanut", "peanuts", "nut", "nuts"],
+  ["book", "books", "novel", "novels", "reading", "read"],
+  ["exercise", "workout", "gym", "running", "jogging", "train"],
+  ["sleep", "insomnia", "nap", "asleep"],
+  ["coffee", "espresso", "latte", "caffeine"],
+  ["meeting", "appointment", "call", "standup"],
+  ["password", "credentials", "login"],
+  ["garden", "plants", "flowers", "gardening"],
+];
+const HASHED_DIMS = 16;
+const STOPWORDS = new Set("a an the is are was were be of to in on at for and or my our your his her their what which who does do did with by from it its that this user user's users".split(" "));
+
+/** The fake embedding of `text`: concept dimensions for synonyms, hashed ones for other words (unit length). */
+export function fakeEmbedding(text: string): number[] {
+  const v = new Array(SYNONYM_GROUPS.length + HASHED_DIMS).fill(0);
+  for (const word of text.toLowerCase().match(/[a-z0-9']+/g) ?? []) {
+    if (STOPWORDS.has(word)) continue;
+    const group = SYNONYM_GROUPS.findIndex((g) => g.includes(word));
+    if (group >= 0) v[group] += 1;
+    else v[SYNONYM_GROUPS.length + (Bun.hash.crc32(word) % HASHED_DIMS)] += 0.35;
+  }
+  if (v.every((x) => x === 0)) v[v.length - 1] = 1;
+  const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+  return v.map((x) => x / norm);
+}
 
 const encoder = new TextEncoder();
 
@@ -134,7 +188,22 @@ export async function startFakeModel(): Promise<FakeModel> {
   const queue: FakeReply[] = [];
   let defaultReply: FakeReply = { content: "ok" };
   const requests: FakeRequest[] = [];
+  const embeddingRequests: FakeModel["embeddingRequests"] = [];
+  let embeddingsAreDown = false;
   let seq = 0;
+
+  async function handleEmbeddings(req: Request): Promise<Response> {
+    const body = (await req.json().catch(() => ({}))) as { model?: string; input?: string | string[] };
+    const input = typeof body.input === "string" ? [body.input] : Array.isArray(body.input) ? body.input : [];
+    embeddingRequests.push({ model: String(body.model), input, authorization: req.headers.get("authorization") ?? undefined });
+    if (embeddingsAreDown) return Response.json({ error: { message: "embeddings unavailable", type: "server_error" } }, { status: 503 });
+    return Response.json({
+      object: "list",
+      model: body.model,
+      data: input.map((text, index) => ({ object: "embedding", index, embedding: fakeEmbedding(text) })),
+      usage: { prompt_tokens: input.reduce((n, t) => n + roughTokens(t), 0), total_tokens: input.reduce((n, t) => n + roughTokens(t), 0) },
+    });
+  }
 
   async function handleChat(req: Request): Promise<Response> {
     const headers: Record<string, string> = {};
@@ -274,6 +343,7 @@ export async function startFakeModel(): Promise<FakeModel> {
     async fetch(req) {
       const path = new URL(req.url).pathname;
       if (req.method === "POST" && path === "/v1/chat/completions") return handleChat(req);
+      if (req.method === "POST" && path === "/v1/embeddings") return handleEmbeddings(req);
       if (req.method === "GET" && path === "/v1/models") {
         return Response.json({ object: "list", data: [{ id: "fake-model", object: "model", owned_by: "fake" }] });
       }
@@ -293,5 +363,7 @@ export async function startFakeModel(): Promise<FakeModel> {
     waitForRequests: (n, timeoutMs = 2000) => until(() => requests.length >= n, timeoutMs, `${n} requests`),
     waitForAbort: (i, timeoutMs = 2000) => until(() => requests[i]?.aborted === true, timeoutMs, `abort of request ${i}`),
     stop: () => void server.stop(true),
+    embeddingRequests,
+    embeddingsDown: (down) => void (embeddingsAreDown = down),
   };
 }

@@ -14,6 +14,8 @@ import { REAL_URLS, createTestDatabase, dropNatsNamespace, dropRedisNamespace, u
 export const TEST_JWT_SECRET = "test-secret-that-is-long-enough-0123456789";
 /** Seals RPC between the processes of a test deployment (split roles need it). */
 export const TEST_INTERNAL_KEY = "test-internal-key-that-is-long-enough-0123456789";
+/** Encrypts secrets at rest in real-backend test deployments (the embedded default generates one). */
+export const TEST_SECRET_KEY = "test-secret-key-at-rest-long-enough-0123456789";
 
 /** The environment that gives a child process the same settings (each flag's environment twin). */
 export function configEnv(config: Partial<Config>): Record<string, string> {
@@ -73,7 +75,7 @@ export async function startTestProcess(opts: StartOptions = {}): Promise<TestPro
     shutdownTimeoutMs: 5000,
     // Test tool servers and webhook receivers listen on loopback; SSRF tests turn this off.
     allowPrivateTargets: true,
-    ...(opts.real ? { databaseUrl, redisUrl: REAL_URLS.redis, natsUrl: REAL_URLS.nats, jwtSecret: TEST_JWT_SECRET, internalKey: TEST_INTERNAL_KEY } : {}),
+    ...(opts.real ? { databaseUrl, redisUrl: REAL_URLS.redis, natsUrl: REAL_URLS.nats, jwtSecret: TEST_JWT_SECRET, internalKey: TEST_INTERNAL_KEY, secretKey: TEST_SECRET_KEY } : {}),
     ...opts.config,
   };
   const running = await startProcess(config, silentLogger);

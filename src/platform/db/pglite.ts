@@ -22,16 +22,41 @@
  * Creating a new data dir peaks near 1 GB RSS (PGlite runs initdb in extra wasm
  * instances and snapshots a whole 128 MB heap); that memory is collected right after.
  *
- * Extensions shipped as separate tarballs (vector, pg_trgm, ...) are NOT
- * embedded; only the built-in ones (plpgsql, full-text search, ...) are available.
+ * Extensions: the built-in ones (plpgsql, full-text search, ...) and pgvector, whose
+ * tarball (@electric-sql/pglite-pgvector's vector.tar.gz, ~50 kB) is embedded the same way.
+ * PGlite reads extension bundles with fs.createReadStream, which cannot read `/$bunfs/...`,
+ * so the bundle is copied once to a content-named file in the temp dir and that path is
+ * handed over. Archival memory's similarity search uses it (`create extension vector` runs
+ * at the memory role's start). Other tarballs (pg_trgm, ...) are not embedded.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 // The package's `exports` map hides dist/*, so import by relative path.
 import pgliteWasmPath from "../../../node_modules/@electric-sql/pglite/dist/pglite.wasm" with { type: "file" };
 import initdbWasmPath from "../../../node_modules/@electric-sql/pglite/dist/initdb.wasm" with { type: "file" };
 import pgliteDataPath from "../../../node_modules/@electric-sql/pglite/dist/pglite.data" with { type: "file" };
+import vectorBundlePath from "../../../node_modules/@electric-sql/pglite-pgvector/dist/vector.tar.gz" with { type: "file" };
+
+/** pgvector as a PGlite extension: what `@electric-sql/pglite-pgvector` exports, with the embedded bundle. */
+const vector = {
+  name: "vector",
+  setup: async (_pg: unknown, emscriptenOpts: any) => ({ emscriptenOpts, bundlePath: (await extractedBundle(vectorBundlePath)) as unknown as URL }),
+};
+
+/** The embedded bundle as a real file: `<tmp>/agentos-<sha256 prefix>-<name>` (written once, atomically). */
+async function extractedBundle(embeddedPath: string): Promise<string> {
+  const bytes = await Bun.file(embeddedPath).bytes();
+  const digest = new Bun.CryptoHasher("sha256").update(bytes).digest("hex").slice(0, 16);
+  const file = join(tmpdir(), `agentos-${digest}-${basename(embeddedPath)}`);
+  if (!existsSync(file)) {
+    const partial = `${file}.${process.pid}.tmp`;
+    writeFileSync(partial, bytes, { mode: 0o644 });
+    renameSync(partial, file);
+  }
+  return file;
+}
 
 export type { PGlite };
 
@@ -110,6 +135,7 @@ export async function openPglite(dataDir: string, options: OpenPgliteOptions = {
       pgliteWasmModule,
       initdbWasmModule,
       fsBundle: Bun.file(pgliteDataPath),
+      extensions: { vector },
       startParams: [...PGlite.defaultStartParams, ...settings.flatMap((s) => ["-c", s])],
       // Also used by initdb (its bootstrap runs, and the postgresql.conf it writes).
       initDbStartParams: settings.flatMap((s) => ["-c", s]),

@@ -1,6 +1,8 @@
 import type { RunsService } from "../../runs";
 import type { SchedulesService } from "./schedules/service";
+import type { ProvidersService } from "./providers";
 import type { AgentsService } from "./service";
+export type { ModelRoute } from "./providers";
 /** What other roles may call on the agents role (through `p.clients.agents`), besides its HTTP API. */
 export interface AgentsContract {
   /** Agents of the organization whose `tools` list references the tool (tool deletion → 409). */
@@ -16,8 +18,8 @@ export interface AgentsContract {
 export const AGENT_CACHE_KIND = "agents";
 export const agentCacheKey = (orgId: string, agentId: string) => `${orgId}:${agentId}`;
 
-/** What the agents role serves: its agents, threads and messages, the run kernel's run API, and schedules. */
-export type AgentsServed = Public<AgentsService> & Public<RunsService> & Public<SchedulesService>;
+/** What the agents role serves: its agents, threads and messages, the run kernel's run API, schedules and model providers. */
+export type AgentsServed = Public<AgentsService> & Public<RunsService> & Public<SchedulesService> & Public<ProvidersService>;
 /** A class's public members (an intersection of two classes with private members is `never`). */
 type Public<T> = { [K in keyof T]: T[K] };
 
@@ -31,5 +33,6 @@ export const AGENTS_RPC = [
   "createRun", "createThreadAndRun", "getRun", "listRuns", "listOrgRuns",
   "listSteps", "runEvents", "runTrace", "cancelRun", "submitToolOutputs", "agentsUsingTool", "detachTool",
   "createSchedule", "listSchedules", "getSchedule", "updateSchedule", "deleteSchedule", "listScheduleFires",
+  "createProvider", "listProviders", "deleteProvider", "resolveModel",
 ] as const satisfies readonly (keyof AgentsServed)[];
 export type AgentsClient = Pick<AgentsServed, (typeof AGENTS_RPC)[number]>;

@@ -82,3 +82,29 @@ export type ThreadOut = typeof Thread.static;
 export type UpdateThreadInput = typeof UpdateThreadBody.static;
 export type CreateMessageInput = typeof CreateMessageBody.static;
 export type MessageOut = typeof Message.static;
+
+// ---- model providers (/v1/providers) --------------------------------------------------------
+
+/** A provider name is the prefix of `model: "<provider>/<model>"`. */
+export const PROVIDER_NAME_PATTERN = "^[a-z0-9][a-z0-9_-]{0,39}$";
+
+export const CreateProviderBody = t.Object({
+  name: t.String({ pattern: PROVIDER_NAME_PATTERN, description: "Lower-case name (letters, digits, _ -); agents use it as `model: \"<name>/<model>\"`" }),
+  base_url: t.String({ format: "uri", maxLength: 2000, description: "OpenAI-compatible API base URL (…/v1): /chat/completions is appended" }),
+  api_key: t.Optional(t.String({ minLength: 1, maxLength: 4000, description: "Sent as `Authorization: Bearer`; stored encrypted, never returned" })),
+  models: t.Optional(t.Array(t.String({ minLength: 1, maxLength: 200 }), { maxItems: 200, uniqueItems: true, description: "Models it serves; an agent naming another is refused (422). Omitted: any" })),
+});
+export const Provider = t.Object({
+  id: t.String(),
+  name: t.String(),
+  base_url: t.String(),
+  has_api_key: t.Boolean({ description: "Whether a key is stored (the key itself is never returned)" }),
+  models: t.Union([t.Array(t.String()), t.Null()]),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+export const ProviderPage = Page(Provider);
+export const ProviderDeleted = t.Object({ id: t.String(), object: t.Literal("provider"), deleted: t.Literal(true) });
+
+export type CreateProviderInput = typeof CreateProviderBody.static;
+export type ProviderOut = typeof Provider.static;

@@ -4,15 +4,17 @@ import type { RoleModule } from "../modules";
 import { RUNS_STREAM, RunStore, RunsService } from "../../runs";
 import { startScheduler } from "./schedules/scheduler";
 import { SchedulesService } from "./schedules/service";
+import { ProvidersService } from "./providers";
 import { AgentsService } from "./service";
 
-export function createAgentsService(p: AppPlatform): { surface: AgentsClient; schedules: SchedulesService } {
+export function createAgentsService(p: AppPlatform, providers = newProviders(p)): { surface: AgentsClient; schedules: SchedulesService } {
   const agents = new AgentsService({
     db: p.db,
     bus: () => p.bus,
     memory: () => p.clients.memory,
     tools: () => p.clients.tools,
     idempotencyStaleMs: p.config.idempotencyStaleMs,
+    assertModelServed: (orgId, model) => providers.assertModelServed(orgId, model),
   });
   const runs = new RunsService({
     db: p.db,
@@ -41,7 +43,11 @@ export function createAgentsService(p: AppPlatform): { surface: AgentsClient; sc
     idempotencyStaleMs: p.config.idempotencyStaleMs,
     misfireGraceMs: p.config.scheduleMisfireGraceMs,
   });
-  return { surface: servedSurface({ AgentsService: agents, RunsService: runs, SchedulesService: schedules }), schedules };
+  return { surface: servedSurface({ AgentsService: agents, RunsService: runs, SchedulesService: schedules, ProvidersService: providers }), schedules };
+}
+
+function newProviders(p: AppPlatform) {
+  return new ProvidersService(p.db, p.secrets, { allowPrivate: p.config.allowPrivateTargets }, p.config.idempotencyStaleMs);
 }
 
 /** One service object for the role: each contract method bound to the one service that implements it. */
@@ -61,15 +67,17 @@ export const agentsRole: RoleModule = {
   rpc: AGENTS_RPC,
   deps: ["database", "bus", "cache", "outbox"],
   uses: ["memory", "tools", "billing"],
-  description: "agent orchestration: agents, threads, messages, runs (create, cancel, tool outputs, events), schedules and the scheduler that fires them",
+  description: "agent orchestration: agents, threads, messages, runs (create, cancel, tool outputs, events), schedules and the scheduler that fires them, model providers",
   init(p) {
-    const { surface, schedules } = createAgentsService(p);
+    const providers = newProviders(p);
+    const { surface, schedules } = createAgentsService(p, providers);
     let scheduler: ReturnType<typeof startScheduler> | undefined;
     return {
       service: surface,
       async start() {
         // Runs are enqueued on create and on resume.
         await p.bus.ensureStream(RUNS_STREAM);
+        await providers.resealStaleKeys(p.log);
         // Every agents replica runs the scheduler: PostgreSQL keys make each fire happen once.
         scheduler = startScheduler({ schedules, intervalMs: p.config.scheduleIntervalMs, log: p.log });
       },

@@ -34,6 +34,8 @@ export interface AgentsDeps {
   tools: () => ToolsContract;
   /** --idempotency-stale (see withIdempotency). */
   idempotencyStaleMs: number;
+  /** 422 when the model names a provider's model it does not serve (providers.ts). */
+  assertModelServed: (orgId: string, model: string) => Promise<void>;
 }
 
 const threadOut = (t: ThreadRow): ThreadOut => ({ id: t.id, object: "thread", metadata: t.metadata, created_at: t.createdAt.toISOString(), updated_at: t.updatedAt.toISOString() });
@@ -112,6 +114,7 @@ export class AgentsService implements AgentsContract {
       validateBlocks(blocks);
       const tools = [...new Set(input.tools ?? [])];
       await this.assertToolsExist(orgId, tools);
+      await this.deps.assertModelServed(orgId, input.model);
       const id = newId("agt");
       const row = await this.db.transaction(async (tx) => {
         const [agent] = await tx
@@ -159,6 +162,7 @@ export class AgentsService implements AgentsContract {
     await this.agentRow(orgId, id);
     const tools = input.tools ? [...new Set(input.tools)] : undefined;
     if (tools) await this.assertToolsExist(orgId, tools);
+    if (input.model) await this.deps.assertModelServed(orgId, input.model);
     const row = await this.db.transaction(async (tx) => {
       const [agent] = await tx
         .update(agents)

@@ -80,8 +80,15 @@ export function loadBillingSettings(overrides: BillingOverrides = {}): BillingSe
   return { plans, prices };
 }
 
+/**
+ * The price of a model's tokens. A model served by an organization's provider is recorded as
+ * `<provider>/<model>`: priced by that exact key when the operator lists it (e.g.
+ * `"acme/gpt-4o"` in AGENTOS_MODEL_PRICES), else by the bare `<model>`'s price, else `default`.
+ */
 export function priceOf(prices: Record<string, ModelPrice>, model: string | null): ModelPrice {
-  return (model && prices[model]) || prices.default;
+  if (!model) return prices.default;
+  const bare = model.includes("/") ? model.slice(model.indexOf("/") + 1) : null;
+  return prices[model] ?? (bare ? prices[bare] : undefined) ?? prices.default;
 }
 
 /** Exact cost in micro-cents (1e-6 cent): tokens × cents-per-million. */

@@ -13,6 +13,7 @@ import { consoleUi } from "../../platform/http/console";
 import { createJwt, loadJwtSecret } from "../../platform/jwt";
 import { AGENT_CACHE_KIND } from "../agents/contract";
 import type { AgentOut } from "../agents/model";
+import { providersController } from "../agents/providers-routes";
 import { agentsController } from "../agents/routes";
 import { schedulesController } from "../agents/schedules/routes";
 import { createEdgeCache } from "../../platform/edge-cache";
@@ -47,7 +48,7 @@ export function buildGatewayApp(p: AppPlatform) {
   const unsubscribePlans = p.bus.subscribe<{ org_id?: string }>(p.bus.subject(PLAN_CHANGED), (m) => rateLimiter.forget(m.data?.org_id));
   p.websockets.push(liveEventsRoute(live, guard.authenticate));
   const agentCache = createEdgeCache<AgentOut>(p.bus, AGENT_CACHE_KIND);
-  const v1 = new Elysia({ prefix: "/v1" }).use(authController(p, guard)).use(agentsController(p, guard, agentCache)).use(schedulesController(p, guard)).use(billingController(p, guard)).use(notifyController(p, guard)).use(memoryController(p, guard)).use(toolsController(p, guard)).use(mcpEndpointController(p, guard));
+  const v1 = new Elysia({ prefix: "/v1" }).use(authController(p, guard)).use(agentsController(p, guard, agentCache)).use(schedulesController(p, guard)).use(billingController(p, guard)).use(notifyController(p, guard)).use(memoryController(p, guard)).use(toolsController(p, guard)).use(mcpEndpointController(p, guard)).use(providersController(p, guard));
   const app = new Elysia({ name: "gateway" })
     .use(gatewayDocument("/swagger/json"))
     .use(swaggerUi({ path: "/swagger", specPath: "/swagger/json" }))

@@ -12,7 +12,7 @@ export { DEFAULT_BLOCK_LIMIT, MemoryBlockIn } from "./model";
 export interface MemoryContract {
   /** Creates the agent's core memory blocks (agent creation); 422 memory_block_too_large when value > limit. */
   createBlocks(orgId: string, agentId: string, blocks: MemoryBlockInput[]): Promise<MemoryBlockOut[]>;
-  /** Core memory blocks of an agent, by label; what the run loop renders into the prompt. */
+  /** Core memory blocks of an agent (its own, then the shared blocks attached to it); what the run loop renders into the prompt. */
   listBlocks(orgId: string, agentId: string): Promise<MemoryBlockOut[]>;
   /** Removes every block and archival memory of a deleted agent. */
   deleteAgentMemory(orgId: string, agentId: string): Promise<void>;
@@ -68,11 +68,11 @@ export const BUILTIN_MEMORY_TOOL_DEFS: Record<BuiltinMemoryTool, { description: 
     },
   },
   archival_memory_search: {
-    description: "Search your archival memory (full-text, best matches first).",
+    description: "Search your archival memory by meaning and words (hybrid: embeddings + full text), best matches first.",
     parameters: {
       type: "object",
       properties: {
-        query: { type: "string", minLength: 1, maxLength: 1000, description: "Words to look for; \"quoted phrases\", or, -exclusion work" },
+        query: { type: "string", minLength: 1, maxLength: 1000, description: "What to look for (a question or words); \"quoted phrases\", or, -exclusion work for the full-text half" },
         limit: { type: "integer", minimum: 1, maximum: 50, default: 10, description: "How many results (default 10)" },
       },
       required: ["query"],
@@ -87,6 +87,7 @@ export const BUILTIN_MEMORY_TOOL_DEFS: Record<BuiltinMemoryTool, { description: 
  */
 export const MEMORY_RPC = [
   "createBlocks", "listBlocks", "deleteAgentMemory", "runBuiltinTool", "listBlocksPage", "getBlock",
-  "putBlock", "createMemory", "listMemories", "getMemory", "deleteMemory",
+  "putBlock", "createMemory", "listMemories", "getMemory", "deleteMemory", "deleteAgentBlock", "createSharedBlock", "listSharedBlocks",
+  "getSharedBlock", "updateSharedBlock", "deleteSharedBlock", "attachBlock", "detachBlock",
 ] as const satisfies readonly (keyof MemoryService)[];
 export type MemoryClient = Pick<MemoryService, (typeof MEMORY_RPC)[number]>;

@@ -2,7 +2,6 @@ import { TOOLS_RPC } from "./contract";
 import type { AppPlatform } from "../clients";
 import type { RoleModule } from "../modules";
 import { ToolsService } from "./service";
-import { loadSecretBox } from "../../platform/secrets";
 
 export const toolsRole: RoleModule = {
   name: "tools",
@@ -11,8 +10,6 @@ export const toolsRole: RoleModule = {
   uses: ["memory", "agents"],
   description: "tool registry (http, nats, client, mcp servers; builtin memory tools) and tool execution for runs",
   init(p: AppPlatform) {
-    // Loaded at start, so a bad key ends start-up rather than failing a request later.
-    const secrets = loadSecretBox(p.config, p.log);
     const service = new ToolsService({
       db: p.db,
       bus: p.bus,
@@ -22,7 +19,7 @@ export const toolsRole: RoleModule = {
       memory: () => p.clients.memory,
       agents: () => p.clients.agents,
       idempotencyStaleMs: p.config.idempotencyStaleMs,
-      secrets: () => secrets,
+      secrets: () => p.secrets,
     });
     return { service };
   },

@@ -12,6 +12,8 @@ import type { DurableJob, JobOutcome, Unsubscribe } from "../../platform/bus";
 import { AppError } from "../../platform/errors";
 import { holdThroughDatabaseOutage, outageOf } from "../../platform/outage";
 import { createOpenAIProvider } from "../../platform/model/openai";
+import { outboundFetch } from "../../platform/net/outbound";
+import type { ModelRoute } from "../agents/contract";
 import { isAbortError, type ModelProvider } from "../../platform/model/types";
 import type { AppPlatform } from "../clients";
 import { isTerminal, LeaseLostError, releaseAllLeases, runCancelSubject, RUNS_STREAM, RUNS_SUBJECT, runSettings, RunStore, startReconciler, WORKER_DURABLE, type RunDoorbell, type RunSettings } from "../../runs";
@@ -30,6 +32,8 @@ export class RunWorker {
   readonly settings: RunSettings;
   readonly store: RunStore;
   private model: ModelProvider;
+  /** Clients of organizations' providers, by provider id and version (a re-created provider gets a new client). */
+  private providerClients = new Map<string, ModelProvider>();
   private active = new Map<string, Active>();
   private unsubscribe: Unsubscribe | null = null;
   private reconciler: { stop(): Promise<void> } | null = null;
@@ -87,6 +91,56 @@ export class RunWorker {
     await Promise.all([...this.active.values()].map((a) => a.done));
   }
 
+  /**
+   * The model of one run execution: `<provider>/<model>` of an organization's provider goes to
+   * that server as `<model>` (the route is asked of the agents role once, at the first call);
+   * anything else to the default provider. The reply's model comes back as
+   * `<provider>/<served model>`, so usage is recorded and priced per provider.
+   */
+  private routedModel(orgId: string, model: string): ModelProvider {
+    let route: Promise<ModelRoute> | undefined;
+    return {
+      complete: async (req) => {
+        route ??= this.p.clients.agents.resolveModel(orgId, model);
+        const r = await route.catch((err) => {
+          route = undefined; // asked again at the next call (e.g. after the agents role was unreachable)
+          throw err;
+        });
+        if (!r.provider) return this.model.complete(req);
+        const reply = await this.providerClient(r.provider).complete({ ...req, model: r.model });
+        return { ...reply, model: `${r.provider.name}/${reply.model || r.model}` };
+      },
+    };
+  }
+
+  /**
+   * A client of an organization's provider: the same retries and timeouts as the default one,
+   * but every request goes through the SSRF guard (the base URL is the tenant's choice).
+   */
+  private providerClient(provider: NonNullable<ModelRoute["provider"]>): ModelProvider {
+    const key = `${provider.id}@${provider.updated_at}`;
+    let client = this.providerClients.get(key);
+    if (!client) {
+      const policy = { allowPrivate: this.p.config.allowPrivateTargets };
+      const guarded = async (url: string | URL | Request, init?: RequestInit) => {
+        const headers = Object.fromEntries(new Headers(init?.headers).entries());
+        const { response } = await outboundFetch(String(url), { method: init?.method ?? "POST", headers, body: init?.body as string | undefined, signal: init?.signal ?? AbortSignal.timeout(this.settings.modelTimeoutMs) }, policy);
+        return response;
+      };
+      client = createOpenAIProvider({
+        baseUrl: provider.base_url,
+        apiKey: provider.api_key ?? undefined,
+        timeoutMs: this.settings.modelTimeoutMs,
+        maxRetries: this.settings.modelMaxRetries,
+        backoffBaseMs: this.settings.modelBackoffMs,
+        fetch: guarded as typeof fetch,
+      });
+      if (this.providerClients.size > 1000) this.providerClients.clear();
+      this.providerClients.set(key, client);
+    }
+    return client;
+  }
+
   activeRuns() {
     return this.active.size;
   }
@@ -136,7 +190,7 @@ export class RunWorker {
         store: this.store,
         log: this.p.log,
         metrics: this.p.metrics,
-        model: this.model,
+        model: this.routedModel(run.orgId, run.model),
         memory: () => this.p.clients.memory,
         tools: () => this.p.clients.tools,
         deltaFlushMs: this.settings.deltaFlushMs,
