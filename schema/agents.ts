@@ -14,6 +14,8 @@ export const agents = pgTable(
     tools: jsonb("tools").$type<string[]>().notNull().default([]),
     contextWindow: integer("context_window").notNull(),
     maxSteps: integer("max_steps").notNull(),
+    /** truncate | summarize: what happens to the oldest messages when the history outgrows the window. */
+    contextStrategy: text("context_strategy").notNull().default("truncate"),
     metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -75,6 +77,10 @@ export const runs = pgTable(
     metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
     /** W3C traceparent of the request that created the run: workers continue its trace. */
     traceparent: text("traceparent"),
+    /** `{max_tokens?, max_cost_cents?}` given at creation, or null. */
+    budget: jsonb("budget").$type<{ max_tokens?: number; max_cost_cents?: number } | null>(),
+    /** The API key the run was created with (its daily spend cap applies), or null. */
+    apiKeyId: text("api_key_id"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
     startedAt: tstz("started_at"),
@@ -94,7 +100,7 @@ export const runSteps = pgTable(
     id: text("id").primaryKey(),
     orgId: text("org_id").notNull(),
     runId: text("run_id").notNull().references(() => runs.id, { onDelete: "cascade" }),
-    kind: text("kind").notNull(), // model_call | tool_call
+    kind: text("kind").notNull(), // model_call | tool_call | summarize
     status: text("status").notNull(), // in_progress | completed | failed | cancelled
     toolCallId: text("tool_call_id"),
     toolName: text("tool_name"),

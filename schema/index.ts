@@ -6,3 +6,4 @@ export * from "./tools";
 export * from "./billing";
 export * from "./events";
 export * from "./notify";
+export * from "./budgets";

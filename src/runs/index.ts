@@ -13,7 +13,7 @@
  * - service: RunsService, the run API (create, read, cancel, tool outputs, events, trace)
  */
 export {
-  CreateRunBody, EventsQuery, RequiredAction, Run, RunEvent, RunPage, RunStatus, Step, StepPage, StepStatus, ToolCallView, ToolOutputsBody, Usage, WaitQuery,
+  Budget, CreateRunBody, EventsQuery, RequiredAction, Run, RunEvent, RunPage, RunStatus, Step, StepPage, StepStatus, ToolCallView, ToolOutputsBody, Usage, WaitQuery,
   type CreateRunInput, type RunEventOut, type RunOut, type StepOut, type ToolOutputsInput,
 } from "./model";
 export { ACTIVE_STATUSES, eventOut, isTerminal, runOut, stepOut, TERMINAL_EVENTS, TERMINAL_STATUSES, type EventRow, type RunEventType, type RunRow, type StepRow } from "./types";
@@ -24,3 +24,4 @@ export { expireIdleRuns, releaseAllLeases, requeueStranded, startReconciler } fr
 export { runSettings, type RunSettings } from "./settings";
 export { RunTrace, RunTraceStep, type CostOf, type RunTraceOut } from "./trace";
 export { RunsService, validateToolOutputs, type RunsDeps } from "./service";
+export { BudgetExceededError, costOf, isBudgeted, limitsOf, MICRO, releaseHolds, reserve, settle, type BudgetLimits, type TokenPrice } from "./budget";

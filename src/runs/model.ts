@@ -36,6 +36,19 @@ export const RequiredAction = t.Object({
 });
 export type RequiredAction = typeof RequiredAction.static;
 
+/**
+ * Limits of one run, checked before every model call against a reservation of what the call may
+ * cost (prompt tokens + the reply's maximum, at billing's prices) and settled with the real usage.
+ */
+export const Budget = t.Object(
+  {
+    max_tokens: t.Optional(t.Integer({ minimum: 1, maximum: 1_000_000_000, description: "Prompt + completion tokens the run may use in all" })),
+    max_cost_cents: t.Optional(t.Number({ exclusiveMinimum: 0, maximum: 100_000_000, description: "Cents the run may cost at this deployment's model prices" })),
+  },
+  { minProperties: 1, description: "The run fails with budget_exceeded before a model call that could go over either limit" },
+);
+export type Budget = typeof Budget.static;
+
 export const Run = t.Object({
   id: t.String(),
   object: t.Literal("run"),
@@ -48,6 +61,7 @@ export const Run = t.Object({
   last_error: t.Nullable(t.Object({ code: t.String(), message: t.String() })),
   usage: Usage,
   step_count: t.Integer({ description: "Model calls made" }),
+  budget: t.Nullable(Budget),
   metadata: t.Record(t.String(), t.Any()),
   created_at: Timestamp,
   updated_at: Timestamp,
@@ -62,7 +76,7 @@ export const Step = t.Object({
   id: t.String(),
   object: t.Literal("run_step"),
   run_id: t.String(),
-  kind: Enum(["model_call", "tool_call"]),
+  kind: Enum(["model_call", "tool_call", "summarize"], { description: "summarize: older messages folded into the thread's summary (context_strategy summarize)" }),
   status: StepStatus,
   tool_call_id: t.Nullable(t.String()),
   tool_name: t.Nullable(t.String()),
@@ -85,6 +99,7 @@ export const CreateRunBody = t.Object({
   input: t.Optional(t.String({ minLength: 1, maxLength: 200_000, description: "Appended to the thread as a user message before the run starts" })),
   stream: t.Optional(t.Boolean({ default: false, description: "Answer with a text/event-stream of the run's events; model output streams as message.delta" })),
   metadata: t.Optional(Metadata),
+  budget: t.Optional(Budget),
 });
 export type CreateRunInput = typeof CreateRunBody.static;
 

@@ -48,7 +48,8 @@ export class RunsService {
   }
 
 
-  async createRun(orgId: string, threadId: string, input: CreateRunInput, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<RunOut>> {
+  /** `apiKeyId`: the key the request authenticated with (its daily spend cap applies to the run). */
+  async createRun(orgId: string, threadId: string, input: CreateRunInput, idempotency: IdempotencyScope | null = null, apiKeyId: string | null = null): Promise<IdempotentResult<RunOut>> {
     return withIdempotency(this.db, { orgId, scope: idempotency, params: { id: threadId }, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async (commit) => {
       if (!isId("thr", threadId)) throw notFound("thread", threadId);
       if (!isId("agt", input.agent_id)) throw notFound("agent", input.agent_id);
@@ -67,7 +68,7 @@ export class RunsService {
         }
         const [row] = await tx
           .insert(runs)
-          .values({ id: runId, orgId, threadId, agentId: agent.id, model: agent.model, status: "queued", stream: input.stream ?? false, metadata: input.metadata ?? {}, nextSeq: 2, traceparent: currentContext()?.traceparent ?? null })
+          .values({ id: runId, orgId, threadId, agentId: agent.id, model: agent.model, status: "queued", stream: input.stream ?? false, metadata: input.metadata ?? {}, budget: input.budget ?? null, apiKeyId, nextSeq: 2, traceparent: currentContext()?.traceparent ?? null })
           .returning();
         await tx.insert(runEvents).values({ runId, seq: 1, id: newId("evt"), orgId, type: "run.created", data: runOut(row) });
         await emitEvent(tx, { orgId, type: "run.created", payload: runPayload(row) });

@@ -6,6 +6,9 @@ import { ToolCallView } from "../../runs";
 
 export const DEFAULT_CONTEXT_WINDOW = 8192;
 export const DEFAULT_MAX_STEPS = 10;
+const ContextStrategy = Enum(["truncate", "summarize"], {
+  description: "When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary",
+});
 const MemoryBlockView = t.Object({ label: t.String(), value: t.String(), limit: t.Integer() });
 
 const ToolRefs = t.Array(t.String({ minLength: 1, maxLength: 64 }), { maxItems: 64, description: "Tool ids (tool_…) or builtin tool names" });
@@ -18,6 +21,7 @@ export const CreateAgentBody = t.Object({
   memory_blocks: t.Optional(t.Array(MemoryBlockIn, { maxItems: 32 })),
   context_window: t.Optional(t.Integer({ minimum: 256, maximum: 2_000_000, description: `Prompt budget in tokens (default ${DEFAULT_CONTEXT_WINDOW})` })),
   max_steps: t.Optional(t.Integer({ minimum: 1, maximum: 100, description: `Model calls per run (default ${DEFAULT_MAX_STEPS})` })),
+  context_strategy: t.Optional(ContextStrategy),
   metadata: t.Optional(Metadata),
 });
 export const UpdateAgentBody = t.Object({
@@ -27,6 +31,7 @@ export const UpdateAgentBody = t.Object({
   tools: t.Optional(ToolRefs),
   context_window: t.Optional(t.Integer({ minimum: 256, maximum: 2_000_000 })),
   max_steps: t.Optional(t.Integer({ minimum: 1, maximum: 100 })),
+  context_strategy: t.Optional(ContextStrategy),
   metadata: t.Optional(Metadata),
 });
 export const Agent = t.Object({
@@ -39,6 +44,7 @@ export const Agent = t.Object({
   memory_blocks: t.Array(MemoryBlockView),
   context_window: t.Integer(),
   max_steps: t.Integer(),
+  context_strategy: ContextStrategy,
   metadata: t.Record(t.String(), t.Any()),
   created_at: Timestamp,
   updated_at: Timestamp,

@@ -81,7 +81,7 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
     .post(
       "/threads/:id/runs",
       async ({ principal, params, body, idempotency, set }) => {
-        const r = await agentsApi().createRun(principal.orgId, params.id, body, idempotency);
+        const r = await agentsApi().createRun(principal.orgId, params.id, body, idempotency, principal.keyId ?? null);
         // The stream is a Response (text/event-stream): documented as 200, not validated.
         if (body.stream) return runEventStream(p, principal.orgId, r.body.id, 0) as never;
         set.status = r.status;

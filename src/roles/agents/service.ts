@@ -86,6 +86,7 @@ function agentOut(a: AgentRow, blocks: Pick<MemoryBlockOut, "label" | "value" | 
     memory_blocks: blocks.map((b) => ({ label: b.label, value: b.value, limit: b.limit })),
     context_window: a.contextWindow,
     max_steps: a.maxSteps,
+    context_strategy: a.contextStrategy as AgentOut["context_strategy"],
     metadata: a.metadata,
     created_at: a.createdAt.toISOString(),
     updated_at: a.updatedAt.toISOString(),
@@ -113,7 +114,8 @@ export class AgentsService implements AgentsContract {
           .insert(agents)
           .values({
             id, orgId, name: input.name, model: input.model, instructions: input.instructions ?? "", tools,
-            contextWindow: input.context_window ?? DEFAULT_CONTEXT_WINDOW, maxSteps: input.max_steps ?? DEFAULT_MAX_STEPS, metadata: input.metadata ?? {},
+            contextWindow: input.context_window ?? DEFAULT_CONTEXT_WINDOW, maxSteps: input.max_steps ?? DEFAULT_MAX_STEPS,
+            contextStrategy: input.context_strategy ?? "truncate", metadata: input.metadata ?? {},
           })
           .returning();
         await emitEvent(tx, { orgId, type: "agent.created", payload: { agent_id: id, name: agent.name, model: agent.model } });
@@ -158,7 +160,7 @@ export class AgentsService implements AgentsContract {
         .update(agents)
         .set({
           name: input.name, model: input.model, instructions: input.instructions, tools,
-          contextWindow: input.context_window, maxSteps: input.max_steps, metadata: input.metadata, updatedAt: new Date(),
+          contextWindow: input.context_window, maxSteps: input.max_steps, contextStrategy: input.context_strategy, metadata: input.metadata, updatedAt: new Date(),
         })
         .where(and(eq(agents.id, id), eq(agents.orgId, orgId)))
         .returning();
