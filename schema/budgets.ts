@@ -5,7 +5,7 @@
  * worker's retry of the same step finds its reservation instead of taking a second one.
  */
 import { bigint, index, integer, pgTable, primaryKey, text } from "drizzle-orm/pg-core";
-import { runs, threads } from "./agents";
+import { runs } from "./agents";
 import { createdAt, tstz } from "./columns";
 
 export const budgetReservations = pgTable(
@@ -39,17 +39,3 @@ export const apiKeyDailySpend = pgTable(
   },
   (t) => [primaryKey({ columns: [t.apiKeyId, t.day] })],
 );
-
-/**
- * The folded beginning of a thread (context_strategy "summarize"): one row per thread, replaced
- * when the summary grows. Messages up to `through_message_id` are represented by `content`.
- */
-export const threadSummaries = pgTable("thread_summaries", {
-  threadId: text("thread_id").primaryKey().references(() => threads.id, { onDelete: "cascade" }),
-  orgId: text("org_id").notNull(),
-  throughMessageId: text("through_message_id").notNull(),
-  content: text("content").notNull(),
-  /** The summarize step that wrote it. */
-  stepId: text("step_id").notNull(),
-  updatedAt: tstz("updated_at").notNull().defaultNow(),
-});

@@ -7,3 +7,4 @@ export * from "./billing";
 export * from "./events";
 export * from "./notify";
 export * from "./budgets";
+export * from "./compaction";

@@ -25,3 +25,4 @@ export { runSettings, type RunSettings } from "./settings";
 export { RunTrace, RunTraceStep, type CostOf, type RunTraceOut } from "./trace";
 export { RunsService, validateToolOutputs, type RunsDeps } from "./service";
 export { BudgetExceededError, costOf, isBudgeted, limitsOf, MICRO, releaseHolds, reserve, settle, type BudgetLimits, type TokenPrice } from "./budget";
+export { cutToTokens, messagesToFold, summarizeRequest, summaryMaxTokens, SUMMARIZE_MARKER, withSummary, type HistoryMessage } from "./compaction";

@@ -12,7 +12,12 @@
  * empty the default reply (setDefault) is used. Functions get the recorded request and return a
  * reply (dynamic behaviour). `delayMs` delays the response (abortable: a client disconnect sets
  * `aborted` on the recorded request). Works for both `stream: true` (SSE) and plain JSON.
+ *
+ * Summarize requests of context compaction (their system message starts with SUMMARIZE_MARKER)
+ * are answered by the summarizer, not from the queue: by default a summary listing every
+ * `fact-N` word of the previous summary and the folded messages (setSummarizer changes it).
  */
+import { SUMMARIZE_MARKER } from "../../src/runs/compaction";
 
 export type FakeUsage = { prompt_tokens: number; completion_tokens: number; total_tokens: number };
 
@@ -60,6 +65,11 @@ export type FakeModel = {
   requests: FakeRequest[];
   script(...replies: FakeReply[]): void;
   setDefault(reply: FakeReply): void;
+  /** Answers summarize requests (default: defaultSummary). */
+  setSummarizer(reply: FakeReply): void;
+  /** The recorded summarize requests / the other (chat) requests, in order. */
+  summarizeRequests(): FakeRequest[];
+  chatRequests(): FakeRequest[];
   /** Clears the queue and recorded requests (default reply kept). */
   reset(): void;
   /** Resolves when at least n requests were received. */
@@ -98,7 +108,18 @@ async function until(cond: () => boolean, timeoutMs: number, what: string): Prom
   }
 }
 
+export const isSummarizeRequest = (body: any) => typeof body?.messages?.[0]?.content === "string" && body.messages[0].content.startsWith(SUMMARIZE_MARKER);
+
+/** The default summary: `SUMMARY(<lines folded>): fact-1 fact-2 …` (facts of the previous summary and of the new messages). */
+export function defaultSummary(req: FakeRequest): FakeReplySpec {
+  const text = String(req.body.messages.at(-1)?.content ?? "");
+  const lines = text.split("\n").filter((l) => /^(user|assistant|tool result|system): /.test(l)).length;
+  const facts = [...new Set(text.match(/\bfact-\d+\b/g) ?? [])];
+  return { content: `SUMMARY(${lines}): ${facts.join(" ")}` };
+}
+
 export async function startFakeModel(): Promise<FakeModel> {
+  let summarizer: FakeReply = defaultSummary;
   const queue: FakeReply[] = [];
   let defaultReply: FakeReply = { content: "ok" };
   const requests: FakeRequest[] = [];
@@ -128,7 +149,7 @@ export async function startFakeModel(): Promise<FakeModel> {
       return Response.json({ error: { message: "invalid request body", type: "invalid_request_error" } }, { status: 400 });
     }
 
-    const next = queue.length > 0 ? queue.shift()! : defaultReply;
+    const next = isSummarizeRequest(body) ? summarizer : queue.length > 0 ? queue.shift()! : defaultReply;
     const spec: FakeReplySpec = typeof next === "function" ? await next(rec) : next;
 
     if (spec.delayMs && spec.delayMs > 0) {
@@ -254,6 +275,9 @@ export async function startFakeModel(): Promise<FakeModel> {
     requests,
     script: (...replies) => void queue.push(...replies),
     setDefault: (r) => void (defaultReply = r),
+    setSummarizer: (r) => void (summarizer = r),
+    summarizeRequests: () => requests.filter((r) => isSummarizeRequest(r.body)),
+    chatRequests: () => requests.filter((r) => !isSummarizeRequest(r.body)),
     reset: () => {
       queue.length = 0;
       requests.length = 0;

@@ -17,22 +17,27 @@
  * in-flight model request. The steps are read once per lease and kept in memory.
  */
 import { and, desc, eq, lte, sql, type Column, type SQL } from "drizzle-orm";
-import { agents, messages, runSteps, runs } from "../../../schema";
+import { agents, messages, runSteps, runs, threadSummaries } from "../../../schema";
 import { newId } from "../../platform/ids";
 import type { Logger } from "../../platform/logging";
 import type { Metrics } from "../../platform/metrics";
 import { type ChatMessage, ModelError, type ModelProvider, type ModelReply, type ToolCall, type ToolSpec } from "../../platform/model/types";
-import { buildPromptSliced, ContextWindowExceededError, type BuiltPrompt } from "../../platform/model/prompt";
+import { buildPromptSliced, ContextWindowExceededError, defaultReserve, renderSystemPrompt, type BuiltPrompt } from "../../platform/model/prompt";
+import { countMessageTokens, countToolTokens, precountTokens, promptTexts, REPLY_PRIMING_TOKENS } from "../../platform/model/tokens";
 import type { EventType } from "../../platform/event-types";
 import { emitEvent } from "../../platform/outbox";
 import type { Tracing } from "../../platform/tracing";
 import type { MemoryContract } from "../memory/contract";
 import type { Tx } from "../../platform/db";
 import {
-  finishRun, LeaseLostError, runOut, runPayload, stepOut,
+  BudgetExceededError, cutToTokens, finishRun, LeaseLostError, messagesToFold, runOut, runPayload, stepOut, summarizeRequest, summaryMaxTokens, withSummary,
+  type HistoryMessage,
   type EventSpec, type FinalStatus, type MutateOptions, type RequiredAction, type RunRow, type RunSet, type RunStore, type StepRow,
 } from "../../runs";
+import type { AuthClient } from "../auth/contract";
+import type { BillingClient } from "../billing/contract";
 import type { RunTool, ToolsContract } from "../tools/contract";
+import { Metering } from "./metering";
 
 export type AbortReason = "cancel" | "lease_lost" | "shutdown";
 
@@ -43,6 +48,10 @@ export interface LoopDeps {
   model: ModelProvider;
   memory: () => MemoryContract;
   tools: () => ToolsContract;
+  /** The daily spend cap of the run's API key (budgets). */
+  auth: () => Pick<AuthClient, "apiKeySpendCap">;
+  /** Model prices (budgets). */
+  billing: () => Pick<BillingClient, "modelCosts">;
   deltaFlushMs: number;
   tracing: Tracing;
 }
@@ -101,8 +110,11 @@ export class RunExecution {
    * while we hold it (a lost lease makes our next write fail and the execution stop).
    */
   private steps: StepRow[] = [];
-  /** The thread's messages up to the run's creation: fixed for the run, read once. */
-  private history: ChatMessage[] = [];
+  /** The thread's messages up to the run's creation (after its summary, if any): read once, shortened only by compaction. */
+  private history: HistoryMessage[] = [];
+  /** The thread's kept summary (context_strategy summarize), or null. */
+  private summary: string | null = null;
+  private meter!: Metering;
   /** Memory blocks read together with the agent, for the first model call only. */
   private prefetchedBlocks: Awaited<ReturnType<MemoryContract["listBlocks"]>> | null = null;
   private pending: PendingClose | null = null;
@@ -144,10 +156,17 @@ export class RunExecution {
     this.agent = agent;
     this.steps = steps;
     this.history = history;
-    const [runTools, blocks] = await Promise.all([
+    const [runTools, blocks, meter, summary] = await Promise.all([
       agent.tools.length ? this.deps.tools().getRunTools(this.run.orgId, agent.tools) : null,
       this.deps.memory().listBlocks(this.run.orgId, agent.id),
+      Metering.load(this.run, this.deps),
+      agent.contextStrategy === "summarize" ? this.threadSummary() : null,
     ]);
+    this.meter = meter;
+    if (summary) {
+      this.summary = summary.content;
+      this.history = this.history.filter((h) => h.id > summary.throughMessageId);
+    }
     if (runTools) {
       if (runTools.missing.length) this.deps.log.warn("agent refers to tools that no longer exist", { run_id: this.run.id, missing: runTools.missing });
       this.tools = runTools.tools;
@@ -234,18 +253,43 @@ export class RunExecution {
     const stepId = interrupted?.id ?? newId("stp");
     const input = { model: this.run.model, prompt_tokens: prompt.promptTokens, messages: prompt.messages.length, dropped_messages: prompt.droppedMessages };
     const created = interrupted ? undefined : newStep({ id: stepId, orgId: this.run.orgId, runId: this.run.id, kind: "model_call", input });
-    const started = await this.write({
-      work: async (tx) => {
-        if (created) await tx.insert(runSteps).values(created);
-      },
-      events: created ? [{ type: "step.created", data: stepOut(created) }] : [],
-    });
-    if (created) this.remember(created);
-    if (started!.run.status === "cancelling") return !(await this.cancel());
+    if (!(await this.openMeteredStep(stepId, created, prompt.promptTokens, this.maxOutputTokens()))) return false;
 
     const reply = await this.requestModel(stepId, prompt, toolSpecs);
     if (!reply) return false;
     this.recordModelReply(stepId, reply);
+    return true;
+  }
+
+  /** What a reply may take at most: the part of the window the prompt leaves free for it. */
+  private maxOutputTokens() {
+    return defaultReserve(this.agent.contextWindow);
+  }
+
+  /**
+   * Opens a metered step (model_call, summarize): its "before" write, holding what the call may
+   * use against the run's budget and its key's daily cap in the same transaction. False when the
+   * run stopped: the hold would exceed a limit (failed, budget_exceeded) or it is being cancelled.
+   */
+  private async openMeteredStep(stepId: string, created: StepRow | undefined, promptTokens: number, maxOutputTokens: number): Promise<boolean> {
+    const hold = await this.meter.hold(this.run.model, promptTokens, maxOutputTokens);
+    const reserveHold = this.meter.reserveWork(stepId, hold);
+    let started;
+    try {
+      started = await this.write({
+        work: async (tx, run) => {
+          if (created) await tx.insert(runSteps).values(created);
+          await reserveHold?.(tx, run);
+        },
+        events: created ? [{ type: "step.created", data: stepOut(created) }] : [],
+      });
+    } catch (err) {
+      if (!(err instanceof BudgetExceededError)) throw err;
+      await this.fail("budget_exceeded", err.message, created ? undefined : { stepId });
+      return false;
+    }
+    if (created) this.remember(created);
+    if (started!.run.status === "cancelling") return !(await this.cancel());
     return true;
   }
 
@@ -255,10 +299,12 @@ export class RunExecution {
     // Memory blocks may change during a run (memory tools, the API): read before every call but the first.
     const blocks = this.prefetchedBlocks ?? (await this.deps.memory().listBlocks(this.run.orgId, this.agent.id));
     this.prefetchedBlocks = null;
-    const history = [...this.history, ...transcript(this.steps)];
+    if (this.agent.contextStrategy === "summarize" && !(await this.compact(blocks, toolSpecs))) return null;
+    const history = [...this.history.map((h) => h.message), ...transcript(this.steps)];
     let prompt;
     try {
-      prompt = await buildPromptSliced({ instructions: this.agent.instructions, memoryBlocks: blocks, history, tools: toolSpecs, contextWindow: this.agent.contextWindow });
+      const instructions = withSummary(this.agent.instructions, this.summary);
+      prompt = await buildPromptSliced({ instructions, memoryBlocks: blocks, history, tools: toolSpecs, contextWindow: this.agent.contextWindow });
     } catch (err) {
       if (err instanceof ContextWindowExceededError) {
         await this.fail("context_window_exceeded", err.message);
@@ -270,9 +316,9 @@ export class RunExecution {
   }
 
   /** The model call itself: streamed deltas, its span and latency; null when it failed (the run failed with its error). */
-  private async requestModel(stepId: string, prompt: BuiltPrompt, toolSpecs: ToolSpec[]): Promise<ModelReply | null> {
+  private async requestModel(stepId: string, prompt: Pick<BuiltPrompt, "messages" | "promptTokens">, toolSpecs: ToolSpec[], stream = this.run.stream): Promise<ModelReply | null> {
     const t0 = performance.now();
-    const deltas = this.run.stream ? new DeltaWriter(this, stepId, this.deps.deltaFlushMs) : undefined;
+    const deltas = stream ? new DeltaWriter(this, stepId, this.deps.deltaFlushMs) : undefined;
     const { tracing } = this.deps;
     const span = tracing.enabled
       ? tracing.start(`chat ${this.run.model}`, { kind: "client", attributes: { "gen_ai.operation.name": "chat", "gen_ai.request.model": this.run.model, "agentos.step_id": stepId, "agentos.prompt_tokens_estimated": prompt.promptTokens } })
@@ -283,7 +329,7 @@ export class RunExecution {
         model: this.run.model,
         messages: prompt.messages,
         tools: toolSpecs.length ? toolSpecs : undefined,
-        stream: this.run.stream,
+        stream,
         signal: this.signal,
         onDelta: deltas
           ? (text) => {
@@ -324,6 +370,7 @@ export class RunExecution {
     const done = { status: "completed", output, usage: u, completedAt: new Date() };
     this.closeStep(this.steps.find((s) => s.id === stepId)!, done, {
       set: { stepCount: sqlAdd(runs.stepCount, 1), usage: sqlUsage(u) },
+      work: this.meter.settleWork(stepId, this.run.model, u),
       domainEvent: (run) => ({
         type: "step.completed",
         payload: { run_id: run.id, thread_id: run.threadId, agent_id: run.agentId, step_id: stepId, kind: "model_call", model, usage: u },
@@ -339,14 +386,20 @@ export class RunExecution {
   private closeStep(
     open: StepRow,
     done: Partial<StepRow>,
-    opts: { set?: RunSet; domainEvent: (run: RunRow) => { type: EventType; payload: Record<string, unknown> }; events: (closed: StepRow) => EventSpec[] },
+    opts: {
+      set?: RunSet;
+      /** More writes of the close (a budget settle, the thread's summary). */
+      work?: (tx: Tx, run: RunRow) => Promise<void>;
+      domainEvent: (run: RunRow) => { type: EventType; payload: Record<string, unknown> };
+      events: (closed: StepRow) => EventSpec[];
+    },
   ) {
     const closed: StepRow = { ...open, ...done };
     this.remember(closed);
     this.pending = {
       set: opts.set,
       work: async (tx, run) => {
-        await Promise.all([tx.update(runSteps).set(done).where(eq(runSteps.id, open.id)), emitEvent(tx, { orgId: run.orgId, ...opts.domainEvent(run) })]);
+        await Promise.all([tx.update(runSteps).set(done).where(eq(runSteps.id, open.id)), emitEvent(tx, { orgId: run.orgId, ...opts.domainEvent(run) }), opts.work?.(tx, run)]);
       },
       events: opts.events(closed),
     };
@@ -356,7 +409,12 @@ export class RunExecution {
     await this.store.fenced(this.run.id, this.owner, { events: [{ type: "message.delta", data: { step_id: stepId, delta: text } }] });
   }
 
-  private async threadHistory(): Promise<ChatMessage[]> {
+  private async threadSummary() {
+    const [row] = await this.store.db.select().from(threadSummaries).where(and(eq(threadSummaries.threadId, this.run.threadId), eq(threadSummaries.orgId, this.run.orgId)));
+    return row ?? null;
+  }
+
+  private async threadHistory(): Promise<HistoryMessage[]> {
     const rows = await this.store.db
       .select()
       .from(messages)
@@ -368,8 +426,76 @@ export class RunExecution {
       const msg: ChatMessage = { role: m.role as ChatMessage["role"], content: m.content };
       if (m.toolCalls?.length) msg.tool_calls = m.toolCalls as ToolCall[];
       if (m.toolCallId) msg.tool_call_id = m.toolCallId;
-      return msg;
+      return { id: m.id, message: msg };
     });
+  }
+
+  // ---------------------------------------------------------------- compaction
+
+  /**
+   * context_strategy "summarize": while the prompt would not fit the window, the oldest thread
+   * messages are folded into the thread's summary, one summarize step at a time (a step
+   * interrupted by a crash is done again with the same id and messages). False when the run stopped.
+   */
+  private async compact(blocks: Awaited<ReturnType<MemoryContract["listBlocks"]>>, toolSpecs: ToolSpec[]): Promise<boolean> {
+    const window = this.agent.contextWindow;
+    const tail = transcript(this.steps);
+    await precountTokens([this.agent.instructions, ...blocks.map((b) => b.value), ...promptTexts([...this.history.map((h) => h.message), ...tail], toolSpecs)]);
+    const tokensOf = (messages: ChatMessage[]) => messages.reduce((n, m) => n + countMessageTokens(m), 0);
+    const budget = window - defaultReserve(window) - REPLY_PRIMING_TOKENS - countToolTokens(toolSpecs) - tokensOf(tail);
+    for (;;) {
+      const open = this.steps.find((s) => s.kind === "summarize" && s.status === "in_progress");
+      let fold: HistoryMessage[];
+      if (open) {
+        const through = (open.input as { through_message_id: string }).through_message_id;
+        fold = this.history.filter((h) => h.id <= through);
+      } else {
+        const history = this.history.map((h) => h.message);
+        const system = (summary: string | null): ChatMessage => ({ role: "system", content: renderSystemPrompt(withSummary(this.agent.instructions, summary), blocks) });
+        if (countMessageTokens(system(this.summary)) + tokensOf(history) <= budget) return true;
+        // Room for the history next to a summary of the largest size allowed.
+        const free = budget - countMessageTokens(system(null)) - summaryMaxTokens(window) - 32;
+        fold = this.history.slice(0, messagesToFold(history, free));
+      }
+      if (!fold.length) return true; // nothing left to fold: truncation of the oldest steps takes over
+      if (!(await this.summarize(open, fold))) return false;
+    }
+  }
+
+  /** One summarize step: the request, the step opened (and its hold), the call, the step closed with the thread's new summary. */
+  private async summarize(open: StepRow | undefined, candidates: HistoryMessage[]): Promise<boolean> {
+    const window = this.agent.contextWindow;
+    const request = summarizeRequest(this.summary, candidates, window);
+    const through = request.folded.at(-1)!.id;
+    const stepId = open?.id ?? newId("stp");
+    const input = { model: this.run.model, prompt_tokens: request.promptTokens, folded_messages: request.folded.length, through_message_id: through };
+    const created = open ? undefined : newStep({ id: stepId, orgId: this.run.orgId, runId: this.run.id, kind: "summarize", input });
+    if (!(await this.openMeteredStep(stepId, created, request.promptTokens, summaryMaxTokens(window)))) return false;
+
+    const reply = await this.requestModel(stepId, request, [], false);
+    if (!reply) return false;
+    const summary = cutToTokens(reply.content ?? "", summaryMaxTokens(window));
+    const u = reply.usage;
+    const model = reply.model || this.run.model;
+    const { threadId, orgId } = this.run;
+    this.closeStep(this.steps.find((s) => s.id === stepId)!, { status: "completed", output: { summary, through_message_id: through }, usage: u, completedAt: new Date() }, {
+      set: { usage: sqlUsage(u) },
+      work: async (tx, run) => {
+        const kept = { throughMessageId: through, content: summary, stepId, updatedAt: new Date() };
+        await Promise.all([
+          tx.insert(threadSummaries).values({ threadId, orgId, ...kept }).onConflictDoUpdate({ target: threadSummaries.threadId, set: kept }),
+          this.meter.settleWork(stepId, this.run.model, u)?.(tx, run),
+        ]);
+      },
+      domainEvent: (run) => ({
+        type: "step.completed",
+        payload: { run_id: run.id, thread_id: run.threadId, agent_id: run.agentId, step_id: stepId, kind: "summarize", model, usage: u },
+      }),
+      events: (closed) => [{ type: "step.completed", data: stepOut(closed) }],
+    });
+    this.summary = summary;
+    this.history = this.history.filter((h) => h.id > through);
+    return true;
   }
 
   // ---------------------------------------------------------------- tool calls

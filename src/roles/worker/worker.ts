@@ -139,6 +139,8 @@ export class RunWorker {
         model: this.model,
         memory: () => this.p.clients.memory,
         tools: () => this.p.clients.tools,
+        auth: () => this.p.clients.auth,
+        billing: () => this.p.clients.billing,
         deltaFlushMs: this.settings.deltaFlushMs,
         tracing: this.p.tracing,
       },
