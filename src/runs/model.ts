@@ -45,7 +45,7 @@ export const Budget = t.Object(
     max_tokens: t.Optional(t.Integer({ minimum: 1, maximum: 1_000_000_000, description: "Prompt + completion tokens the run may use in all" })),
     max_cost_cents: t.Optional(t.Number({ exclusiveMinimum: 0, maximum: 100_000_000, description: "Cents the run may cost at this deployment's model prices" })),
   },
-  { minProperties: 1, description: "The run fails with budget_exceeded before a model call that could go over either limit" },
+  { description: "At least one limit. The run fails with budget_exceeded before a model call that could go over either" },
 );
 export type Budget = typeof Budget.static;
 

@@ -53,6 +53,9 @@ export class RunsService {
     return withIdempotency(this.db, { orgId, scope: idempotency, params: { id: threadId }, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async (commit) => {
       if (!isId("thr", threadId)) throw notFound("thread", threadId);
       if (!isId("agt", input.agent_id)) throw notFound("agent", input.agent_id);
+      if (input.budget && input.budget.max_tokens === undefined && input.budget.max_cost_cents === undefined) {
+        throw badRequest("invalid_budget", "budget needs max_tokens, max_cost_cents or both.", { field: "budget" });
+      }
       await this.deps.beforeRunCreate(orgId);
       const run = await this.db.transaction(async (tx) => {
         // The thread row lock serialises run creation per thread: one active run at a time.
