@@ -168,7 +168,8 @@ export interface paths {
         delete: operations["deleteV1Api-keysById"];
         options?: never;
         head?: never;
-        patch?: never;
+        /** Rename an API key or change its daily spend cap */
+        patch: operations["patchV1Api-keysById"];
         trace?: never;
     };
     "/v1/organization/members": {
@@ -1297,6 +1298,7 @@ export interface operations {
                             last_used_at: ((string | null) | null) | null;
                             /** Format: date-time */
                             expires_at: ((string | null) | null) | null;
+                            daily_spend_cap_cents: ((string | number) | null) | null;
                         }[];
                         has_more: boolean;
                         next_cursor: ((string | null) | null) | null;
@@ -1355,14 +1357,20 @@ export interface operations {
                 "application/json": {
                     name: string;
                     expires_in_days?: string | number;
+                    /** @description Cents that runs created with this key may spend per UTC day at this deployment's model prices; a run that would go over fails with budget_exceeded */
+                    daily_spend_cap_cents?: string | number;
                 };
                 "application/x-www-form-urlencoded": {
                     name: string;
                     expires_in_days?: string | number;
+                    /** @description Cents that runs created with this key may spend per UTC day at this deployment's model prices; a run that would go over fails with budget_exceeded */
+                    daily_spend_cap_cents?: string | number;
                 };
                 "multipart/form-data": {
                     name: string;
                     expires_in_days?: string | number;
+                    /** @description Cents that runs created with this key may spend per UTC day at this deployment's model prices; a run that would go over fails with budget_exceeded */
+                    daily_spend_cap_cents?: string | number;
                 };
             };
         };
@@ -1384,6 +1392,7 @@ export interface operations {
                         last_used_at: ((string | null) | null) | null;
                         /** Format: date-time */
                         expires_at: ((string | null) | null) | null;
+                        daily_spend_cap_cents: ((string | number) | null) | null;
                         /** @description The secret key. Shown once: store it now. */
                         key: string;
                     };
@@ -1438,6 +1447,130 @@ export interface operations {
         };
         requestBody?: never;
         responses: never;
+    };
+    "patchV1Api-keysById": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    /** @description null removes the cap */
+                    daily_spend_cap_cents?: ((string | number) | null) | null;
+                };
+                "application/x-www-form-urlencoded": {
+                    name?: string;
+                    /** @description null removes the cap */
+                    daily_spend_cap_cents?: ((string | number) | null) | null;
+                };
+                "multipart/form-data": {
+                    name?: string;
+                    /** @description null removes the cap */
+                    daily_spend_cap_cents?: ((string | number) | null) | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        name: string;
+                        /** @description The first characters of the key, to tell keys apart */
+                        prefix: string;
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        last_used_at: ((string | null) | null) | null;
+                        /** Format: date-time */
+                        expires_at: ((string | null) | null) | null;
+                        daily_spend_cap_cents: ((string | number) | null) | null;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description snake_case machine-readable code */
+                            code: string;
+                            /** @description what went wrong and how to fix it */
+                            message: string;
+                            details?: unknown;
+                            request_id: string;
+                        };
+                    };
+                };
+            };
+        };
     };
     getV1OrganizationMembers: {
         parameters: {
@@ -1703,6 +1836,11 @@ export interface operations {
                             }[];
                             context_window: string | number;
                             max_steps: string | number;
+                            /**
+                             * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
+                             * @enum {string}
+                             */
+                            context_strategy: "truncate" | "summarize";
                             metadata: {
                                 [key: string]: unknown;
                             };
@@ -1787,6 +1925,11 @@ export interface operations {
                     /** @description Model calls per run (default 10) */
                     max_steps?: string | number;
                     /**
+                     * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
+                     * @enum {string}
+                     */
+                    context_strategy?: "truncate" | "summarize";
+                    /**
                      * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
@@ -1816,6 +1959,11 @@ export interface operations {
                     /** @description Model calls per run (default 10) */
                     max_steps?: string | number;
                     /**
+                     * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
+                     * @enum {string}
+                     */
+                    context_strategy?: "truncate" | "summarize";
+                    /**
                      * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
@@ -1844,6 +1992,11 @@ export interface operations {
                     context_window?: string | number;
                     /** @description Model calls per run (default 10) */
                     max_steps?: string | number;
+                    /**
+                     * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
+                     * @enum {string}
+                     */
+                    context_strategy?: "truncate" | "summarize";
                     /**
                      * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
@@ -1876,6 +2029,11 @@ export interface operations {
                         }[];
                         context_window: string | number;
                         max_steps: string | number;
+                        /**
+                         * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
+                         * @enum {string}
+                         */
+                        context_strategy: "truncate" | "summarize";
                         metadata: {
                             [key: string]: unknown;
                         };
@@ -1992,6 +2150,11 @@ export interface operations {
                         }[];
                         context_window: string | number;
                         max_steps: string | number;
+                        /**
+                         * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
+                         * @enum {string}
+                         */
+                        context_strategy: "truncate" | "summarize";
                         metadata: {
                             [key: string]: unknown;
                         };
@@ -2160,6 +2323,11 @@ export interface operations {
                     context_window?: string | number;
                     max_steps?: string | number;
                     /**
+                     * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
+                     * @enum {string}
+                     */
+                    context_strategy?: "truncate" | "summarize";
+                    /**
                      * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
@@ -2176,6 +2344,11 @@ export interface operations {
                     context_window?: string | number;
                     max_steps?: string | number;
                     /**
+                     * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
+                     * @enum {string}
+                     */
+                    context_strategy?: "truncate" | "summarize";
+                    /**
                      * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
@@ -2191,6 +2364,11 @@ export interface operations {
                     tools?: string[];
                     context_window?: string | number;
                     max_steps?: string | number;
+                    /**
+                     * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
+                     * @enum {string}
+                     */
+                    context_strategy?: "truncate" | "summarize";
                     /**
                      * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
@@ -2223,6 +2401,11 @@ export interface operations {
                         }[];
                         context_window: string | number;
                         max_steps: string | number;
+                        /**
+                         * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
+                         * @enum {string}
+                         */
+                        context_strategy: "truncate" | "summarize";
                         metadata: {
                             [key: string]: unknown;
                         };
@@ -3004,6 +3187,13 @@ export interface operations {
                             };
                             /** @description Model calls made */
                             step_count: string | number;
+                            /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+                            budget: (({
+                                /** @description Prompt + completion tokens the run may use in all */
+                                max_tokens?: string | number;
+                                /** @description Cents the run may cost at this deployment's model prices */
+                                max_cost_cents?: number;
+                            } | null) | null) | null;
                             metadata: {
                                 [key: string]: unknown;
                             };
@@ -3108,6 +3298,13 @@ export interface operations {
                     metadata?: {
                         [key: string]: unknown;
                     };
+                    /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+                    budget?: {
+                        /** @description Prompt + completion tokens the run may use in all */
+                        max_tokens?: string | number;
+                        /** @description Cents the run may cost at this deployment's model prices */
+                        max_cost_cents?: number;
+                    };
                 };
                 "application/x-www-form-urlencoded": {
                     agent_id: string;
@@ -3125,6 +3322,13 @@ export interface operations {
                     metadata?: {
                         [key: string]: unknown;
                     };
+                    /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+                    budget?: {
+                        /** @description Prompt + completion tokens the run may use in all */
+                        max_tokens?: string | number;
+                        /** @description Cents the run may cost at this deployment's model prices */
+                        max_cost_cents?: number;
+                    };
                 };
                 "multipart/form-data": {
                     agent_id: string;
@@ -3141,6 +3345,13 @@ export interface operations {
                      */
                     metadata?: {
                         [key: string]: unknown;
+                    };
+                    /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+                    budget?: {
+                        /** @description Prompt + completion tokens the run may use in all */
+                        max_tokens?: string | number;
+                        /** @description Cents the run may cost at this deployment's model prices */
+                        max_cost_cents?: number;
                     };
                 };
             };
@@ -3201,6 +3412,13 @@ export interface operations {
                         };
                         /** @description Model calls made */
                         step_count: string | number;
+                        /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+                        budget: (({
+                            /** @description Prompt + completion tokens the run may use in all */
+                            max_tokens?: string | number;
+                            /** @description Cents the run may cost at this deployment's model prices */
+                            max_cost_cents?: number;
+                        } | null) | null) | null;
                         metadata: {
                             [key: string]: unknown;
                         };
@@ -3366,6 +3584,13 @@ export interface operations {
                         };
                         /** @description Model calls made */
                         step_count: string | number;
+                        /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+                        budget: (({
+                            /** @description Prompt + completion tokens the run may use in all */
+                            max_tokens?: string | number;
+                            /** @description Cents the run may cost at this deployment's model prices */
+                            max_cost_cents?: number;
+                        } | null) | null) | null;
                         metadata: {
                             [key: string]: unknown;
                         };
@@ -3491,7 +3716,7 @@ export interface operations {
                         cost_cents: number;
                         steps: {
                             id: string;
-                            /** @description model_call | tool_call */
+                            /** @description model_call | tool_call | summarize */
                             kind: string;
                             /** @description The model, or the tool's name */
                             name: string;
@@ -3601,8 +3826,11 @@ export interface operations {
                             /** @constant */
                             object: "run_step";
                             run_id: string;
-                            /** @enum {string} */
-                            kind: "model_call" | "tool_call";
+                            /**
+                             * @description summarize: older messages folded into the thread's summary (context_strategy summarize)
+                             * @enum {string}
+                             */
+                            kind: "model_call" | "tool_call" | "summarize";
                             /** @enum {string} */
                             status: "in_progress" | "requires_action" | "approved" | "completed" | "failed" | "cancelled";
                             tool_call_id: ((string | null) | null) | null;
@@ -3771,6 +3999,13 @@ export interface operations {
                         };
                         /** @description Model calls made */
                         step_count: string | number;
+                        /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+                        budget: (({
+                            /** @description Prompt + completion tokens the run may use in all */
+                            max_tokens?: string | number;
+                            /** @description Cents the run may cost at this deployment's model prices */
+                            max_cost_cents?: number;
+                        } | null) | null) | null;
                         metadata: {
                             [key: string]: unknown;
                         };
@@ -3900,6 +4135,13 @@ export interface operations {
                         };
                         /** @description Model calls made */
                         step_count: string | number;
+                        /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+                        budget: (({
+                            /** @description Prompt + completion tokens the run may use in all */
+                            max_tokens?: string | number;
+                            /** @description Cents the run may cost at this deployment's model prices */
+                            max_cost_cents?: number;
+                        } | null) | null) | null;
                         metadata: {
                             [key: string]: unknown;
                         };
@@ -4083,6 +4325,13 @@ export interface operations {
                         };
                         /** @description Model calls made */
                         step_count: string | number;
+                        /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+                        budget: (({
+                            /** @description Prompt + completion tokens the run may use in all */
+                            max_tokens?: string | number;
+                            /** @description Cents the run may cost at this deployment's model prices */
+                            max_cost_cents?: number;
+                        } | null) | null) | null;
                         metadata: {
                             [key: string]: unknown;
                         };
