@@ -137,6 +137,7 @@ function defineSuite(name: string, makeBackend: (fake: FakeModel) => Backend | P
       expect((await api.get(run.id)).budget).toEqual({ max_tokens: 10_000, max_cost_cents: 50_000 });
       const unbudgeted = await api.run((await api.thread()).id, { agent_id: agent.id, input: "hi" });
       expect(unbudgeted.budget).toBeNull();
+      expect((await api.wait(unbudgeted.id)).status).toBe("completed");
     }, 60_000);
 
     test("max_tokens: the run fails budget_exceeded before the call that could go over, and never went over", async () => {
@@ -221,6 +222,25 @@ function defineSuite(name: string, makeBackend: (fake: FakeModel) => Backend | P
         expect(n).toBe(0);
         const [day] = await backend.sql`select micro_cents::bigint as micro from api_key_daily_spend where api_key_id = ${keyId}`;
         expect(Number(day.micro)).toBe(spent.reduce((a, b) => a + b, 0) * 1_000_000);
+      }
+    }, 180_000);
+
+    test("concurrent runs of one capped key stay under the cap together (one atomic counter per key and day)", async () => {
+      const capCents = 5000;
+      const created = await request("POST", "/v1/api-keys", { body: { name: "burst", daily_spend_cap_cents: capCents } });
+      expect(created.status).toBe(201);
+      fake.reset();
+      const agent = await loopingAgent();
+      const withKey = runApi({ url: child.url, request: client(child.url) }, created.body.key);
+      const runs = await Promise.all(Array.from({ length: 5 }, async (_, i) => withKey.run((await withKey.thread()).id, { agent_id: agent.id, input: `burst ${i}` })));
+      const done = await Promise.all(runs.map((r) => withKey.wait(r.id, 60)));
+      expect(done.map((d) => d.last_error?.code)).toEqual(done.map(() => "budget_exceeded"));
+      const total = done.reduce((n, d) => n + centsOf(d.usage), 0);
+      expect(total).toBeGreaterThan(0);
+      expect(total).toBeLessThanOrEqual(capCents);
+      if (backend.sql) {
+        const [day] = await backend.sql`select micro_cents::bigint as micro from api_key_daily_spend where api_key_id = ${created.body.id}`;
+        expect(Number(day.micro)).toBe(total * 1_000_000);
       }
     }, 180_000);
 
