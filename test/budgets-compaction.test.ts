@@ -16,7 +16,7 @@ import postgres from "postgres";
 import { countPromptTokens } from "../src/platform/model/tokens";
 import { createTestDatabase, describeReal, dropNatsNamespace, dropRedisNamespace, REAL_URLS, uniqueName } from "./support/backends";
 import { startChild, type ChildProcess } from "./support/binary";
-import { startFakeModel, type FakeModel } from "./support/fake-model";
+import { defaultSummary, startFakeModel, type FakeModel } from "./support/fake-model";
 import { TEST_JWT_SECRET } from "./support/harness";
 import { TEST_RUN_ENV } from "./support/run-suite";
 import { runApi, startToolServer, type ToolServer } from "./support/testkit";
@@ -282,6 +282,35 @@ function defineSuite(name: string, makeBackend: (fake: FakeModel) => Backend | P
         expect(rows.reduce((n, r) => n + r.tokens, 0)).toBe(done.usage.total_tokens);
         expect(rows).toHaveLength(models.length);
       }
+    }, 180_000);
+
+    test("kill -9 during a summarize step: the step is done again under its id, the summary kept once, metered once", async () => {
+      fake.reset();
+      fake.setDefault({ content: "answered after the restart" });
+      let held = 0;
+      fake.setSummarizer((req) => (held++ === 0 ? { delayMs: 60_000, content: "never delivered" } : defaultSummary(req)));
+      const agent = await api.agent({ context_window: 1024, context_strategy: "summarize" });
+      const thread = await api.thread();
+      for (let i = 1; i <= 24; i++) await api.ok("POST", `/v1/threads/${thread.id}/messages`, { role: "user", content: `fact-${i} ${"lorem ipsum dolor sit amet ".repeat(12)}` });
+      const run = await api.run(thread.id, { agent_id: agent.id, input: "summarize through a crash" });
+      await fake.waitForRequests(1, 30_000);
+      child.proc.kill("SIGKILL");
+      await child.proc.exited;
+      await connect();
+      const done = await api.wait(run.id, 60);
+      fake.setSummarizer(defaultSummary);
+      expect(done.status).toBe("completed");
+      const steps = await api.steps(run.id);
+      const summarizes = steps.filter((s) => s.kind === "summarize");
+      expect(summarizes.every((s) => s.status === "completed")).toBe(true);
+      // The interrupted request and its redo, then one request per further step.
+      expect(fake.summarizeRequests()).toHaveLength(summarizes.length + 1);
+      expect(fake.summarizeRequests()[1].body.messages).toEqual(fake.summarizeRequests()[0].body.messages);
+      expect(done.usage).toEqual(sumStepUsage(steps));
+      expect(fake.chatRequests().at(-1)!.body.messages[0].content).toContain("fact-1 ");
+      const next = await api.run(thread.id, { agent_id: agent.id, input: "still there?" });
+      expect((await api.wait(next.id, 60)).status).toBe("completed");
+      expect((await api.steps(next.id)).map((s) => s.kind)).toEqual(["model_call"]);
     }, 180_000);
 
     test("context_strategy summarize: the oldest messages are folded by a metered summarize step, kept for the next run, the prompt never exceeds the window", async () => {
