@@ -99,6 +99,13 @@ export class Resources {
    * Creates one resource of `collection` for `user`, creating the parents it needs.
    * Returns undefined (and records why) when no generated body was accepted.
    */
+  private async deleteOne(user: User, path: string) {
+    const headers = { authorization: `Bearer ${user.token}` };
+    const list = (await fetch(`${this.baseUrl}${path}?limit=1`, { headers }).then((r) => r.json())) as { data?: { id: string }[] };
+    const id = list.data?.[0]?.id;
+    if (id) await fetch(`${this.baseUrl}${path}/${id}`, { method: "DELETE", headers });
+  }
+
   async create(user: User, collection: string, bindings: Record<string, string> = {}, attempts = 60): Promise<Resource | undefined> {
     const op = this.posts.get(collection);
     if (!op) return undefined;
@@ -134,6 +141,8 @@ export class Resources {
         return resource;
       }
       last = `${res.status} ${text.slice(0, 200)}`;
+      // The generated requests may have used up a per-organization limit (20 webhooks): free one slot.
+      if (res.status === 422 && text.includes('"code":"too_many_')) await this.deleteOne(user, fillPath(collection, full));
     }
     this.failures.push({ collection, reason: `no generated body accepted in ${attempts} tries; last reply ${last}` });
     return undefined;
