@@ -24,6 +24,7 @@
  * Options of runs: --runs=1000 (concurrent runs) --sequential=30 (runs one at a time, for the
  *   overhead per step) --latency=50 (fake model ms) --worker-concurrency=1000 --modes=embedded,real
  *   --profile (worker from source under bun --cpu-prof: prints the profile, writes no results)
+ *   --run-options (every run created with per-run overrides: model, instructions, sampling, limits, tool_choice)
  * Options of ws: --clients=10000 --client-processes=2 --events=100 (per phase)
  *   --event-rate=2,10 (events/s, one phase each: 10,000 sockets × 10/s = 100,000 frames/s) --modes=real,embedded
  * read, write, footprint, runs and ws write bench/results/<scenario>.json; profile writes
@@ -56,6 +57,7 @@ const { values, positionals } = parseArgs({
     latency: { type: "string" },
     "worker-concurrency": { type: "string" },
     profile: { type: "boolean", default: false },
+    "run-options": { type: "boolean", default: false },
     clients: { type: "string" },
     "client-processes": { type: "string" },
     events: { type: "string" },
@@ -115,6 +117,7 @@ switch (scenario) {
       latencyMs: num(values.latency, 50),
       workerConcurrency: num(values["worker-concurrency"], 1000),
       profile: values.profile!,
+      runOptions: values["run-options"]!,
     });
     break;
   }

@@ -1,6 +1,7 @@
 /** Agent orchestration: agents, threads, messages, runs, steps and run events. */
 import { sql } from "drizzle-orm";
-import { boolean, index, integer, jsonb, pgTable, primaryKey, text, uniqueIndex } from "drizzle-orm/pg-core";
+import { boolean, doublePrecision, index, integer, jsonb, pgTable, primaryKey, text, uniqueIndex } from "drizzle-orm/pg-core";
+import type { RunOptions } from "../src/runs/options";
 import { createdAt, tstz, updatedAt } from "./columns";
 
 export const agents = pgTable(
@@ -14,6 +15,10 @@ export const agents = pgTable(
     tools: jsonb("tools").$type<string[]>().notNull().default([]),
     contextWindow: integer("context_window").notNull(),
     maxSteps: integer("max_steps").notNull(),
+    /** Sampling defaults of the agent's runs (null: the model's own). */
+    temperature: doublePrecision("temperature"),
+    topP: doublePrecision("top_p"),
+    maxOutputTokens: integer("max_output_tokens"),
     /** truncate | summarize: what happens to the oldest messages when the history outgrows the window. */
     contextStrategy: text("context_strategy").notNull().default("truncate"),
     metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
@@ -46,6 +51,8 @@ export const messages = pgTable(
     toolCalls: jsonb("tool_calls").$type<unknown[]>(),
     toolCallId: text("tool_call_id"),
     runId: text("run_id"),
+    /** The final answer of a run with a JSON response_format, parsed (and validated). */
+    parsed: jsonb("parsed"),
     metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
     createdAt: createdAt(),
   },
@@ -77,6 +84,8 @@ export const runs = pgTable(
     metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
     /** W3C traceparent of the request that created the run: workers continue its trace. */
     traceparent: text("traceparent"),
+    /** Per-run overrides and output/tool options given on create (src/runs/options.ts). */
+    options: jsonb("options").$type<RunOptions>().notNull().default({}),
     /** `{max_tokens?, max_cost_cents?}` given at creation, or null. */
     budget: jsonb("budget").$type<{ max_tokens?: number; max_cost_cents?: number } | null>(),
     /** The API key the run was created with (its daily spend cap applies), or null. */

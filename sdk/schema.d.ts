@@ -1836,6 +1836,9 @@ export interface operations {
                             }[];
                             context_window: string | number;
                             max_steps: string | number;
+                            temperature: ((number | null) | null) | null;
+                            top_p: ((number | null) | null) | null;
+                            max_output_tokens: ((string | number) | null) | null;
                             /**
                              * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
                              * @enum {string}
@@ -1924,6 +1927,10 @@ export interface operations {
                     context_window?: string | number;
                     /** @description Model calls per run (default 10) */
                     max_steps?: string | number;
+                    temperature?: number;
+                    top_p?: number;
+                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                    max_output_tokens?: string | number;
                     /**
                      * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
                      * @enum {string}
@@ -1958,6 +1965,10 @@ export interface operations {
                     context_window?: string | number;
                     /** @description Model calls per run (default 10) */
                     max_steps?: string | number;
+                    temperature?: number;
+                    top_p?: number;
+                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                    max_output_tokens?: string | number;
                     /**
                      * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
                      * @enum {string}
@@ -1992,6 +2003,10 @@ export interface operations {
                     context_window?: string | number;
                     /** @description Model calls per run (default 10) */
                     max_steps?: string | number;
+                    temperature?: number;
+                    top_p?: number;
+                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                    max_output_tokens?: string | number;
                     /**
                      * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
                      * @enum {string}
@@ -2029,6 +2044,9 @@ export interface operations {
                         }[];
                         context_window: string | number;
                         max_steps: string | number;
+                        temperature: ((number | null) | null) | null;
+                        top_p: ((number | null) | null) | null;
+                        max_output_tokens: ((string | number) | null) | null;
                         /**
                          * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
                          * @enum {string}
@@ -2150,6 +2168,9 @@ export interface operations {
                         }[];
                         context_window: string | number;
                         max_steps: string | number;
+                        temperature: ((number | null) | null) | null;
+                        top_p: ((number | null) | null) | null;
+                        max_output_tokens: ((string | number) | null) | null;
                         /**
                          * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
                          * @enum {string}
@@ -2322,6 +2343,9 @@ export interface operations {
                     tools?: string[];
                     context_window?: string | number;
                     max_steps?: string | number;
+                    temperature?: ((number | null) | null) | null;
+                    top_p?: ((number | null) | null) | null;
+                    max_output_tokens?: ((string | number) | null) | null;
                     /**
                      * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
                      * @enum {string}
@@ -2343,6 +2367,9 @@ export interface operations {
                     tools?: string[];
                     context_window?: string | number;
                     max_steps?: string | number;
+                    temperature?: ((number | null) | null) | null;
+                    top_p?: ((number | null) | null) | null;
+                    max_output_tokens?: ((string | number) | null) | null;
                     /**
                      * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
                      * @enum {string}
@@ -2364,6 +2391,9 @@ export interface operations {
                     tools?: string[];
                     context_window?: string | number;
                     max_steps?: string | number;
+                    temperature?: ((number | null) | null) | null;
+                    top_p?: ((number | null) | null) | null;
+                    max_output_tokens?: ((string | number) | null) | null;
                     /**
                      * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
                      * @enum {string}
@@ -2401,6 +2431,9 @@ export interface operations {
                         }[];
                         context_window: string | number;
                         max_steps: string | number;
+                        temperature: ((number | null) | null) | null;
+                        top_p: ((number | null) | null) | null;
+                        max_output_tokens: ((string | number) | null) | null;
                         /**
                          * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
                          * @enum {string}
@@ -2891,6 +2924,7 @@ export interface operations {
                             }[] | null) | null) | null;
                             tool_call_id: ((string | null) | null) | null;
                             run_id: ((string | null) | null) | null;
+                            parsed: (unknown | null) | null;
                             metadata: {
                                 [key: string]: unknown;
                             };
@@ -3043,6 +3077,7 @@ export interface operations {
                         }[] | null) | null) | null;
                         tool_call_id: ((string | null) | null) | null;
                         run_id: ((string | null) | null) | null;
+                        parsed: (unknown | null) | null;
                         metadata: {
                             [key: string]: unknown;
                         };
@@ -3207,6 +3242,42 @@ export interface operations {
                             completed_at: ((string | null) | null) | null;
                             /** Format: date-time */
                             cancel_requested_at: ((string | null) | null) | null;
+                            instructions: ((string | null) | null) | null;
+                            additional_instructions: ((string | null) | null) | null;
+                            tools: ((string[] | null) | null) | null;
+                            temperature: ((number | null) | null) | null;
+                            top_p: ((number | null) | null) | null;
+                            max_output_tokens: ((string | number) | null) | null;
+                            max_steps: ((string | number) | null) | null;
+                            max_tool_calls: ((string | number) | null) | null;
+                            tool_choice: ((("auto" | "none" | "required") | {
+                                /** @constant */
+                                type: "function";
+                                function: {
+                                    name: string;
+                                };
+                            }) | null) | null;
+                            response_format: (({
+                                /** @constant */
+                                type: "text";
+                            } | {
+                                /** @constant */
+                                type: "json_object";
+                            } | {
+                                /** @constant */
+                                type: "json_schema";
+                                json_schema: {
+                                    name: string;
+                                    description?: string;
+                                    /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                                    schema: {
+                                        [key: string]: unknown;
+                                    };
+                                    /** @default true */
+                                    strict: boolean;
+                                };
+                            }) | null) | null;
+                            parallel_tool_calls: boolean;
                         }[];
                         has_more: boolean;
                         next_cursor: ((string | null) | null) | null;
@@ -3298,6 +3369,56 @@ export interface operations {
                     metadata?: {
                         [key: string]: unknown;
                     };
+                    /** @description Model for this run instead of the agent's */
+                    model?: string;
+                    /** @description Replaces the agent's instructions for this run */
+                    instructions?: string;
+                    /** @description Appended to the (agent's or overridden) instructions for this run */
+                    additional_instructions?: string;
+                    /** @description Replaces the agent's tools for this run: tool ids (tool_…) or builtin names of the organization */
+                    tools?: string[];
+                    temperature?: number;
+                    top_p?: number;
+                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                    max_output_tokens?: string | number;
+                    /** @description Model calls this run may make instead of the agent's max_steps */
+                    max_steps?: string | number;
+                    /** @description Tool calls this run may make in total; past it the model is asked to answer (tool_choice none) */
+                    max_tool_calls?: string | number;
+                    /** @description auto (the model decides), none (no tool calls), required (at least one), or {type:'function', function:{name}} (that tool). Applies until the run's first tool call; later turns are auto. */
+                    tool_choice?: ("auto" | "none" | "required") | {
+                        /** @constant */
+                        type: "function";
+                        function: {
+                            name: string;
+                        };
+                    };
+                    /** @description Shape of the final answer: text (default), json_object (any JSON object) or json_schema (validated; one corrective turn, then failed/invalid_output) */
+                    response_format?: {
+                        /** @constant */
+                        type: "text";
+                    } | {
+                        /** @constant */
+                        type: "json_object";
+                    } | {
+                        /** @constant */
+                        type: "json_schema";
+                        json_schema: {
+                            name: string;
+                            description?: string;
+                            /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                            schema: {
+                                [key: string]: unknown;
+                            };
+                            /** @default true */
+                            strict?: boolean;
+                        };
+                    };
+                    /**
+                     * @description Several tool calls of one model turn run at once (false: the model is told so, and calls run one after the other)
+                     * @default true
+                     */
+                    parallel_tool_calls?: boolean;
                     /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
                     budget?: {
                         /** @description Prompt + completion tokens the run may use in all */
@@ -3322,6 +3443,56 @@ export interface operations {
                     metadata?: {
                         [key: string]: unknown;
                     };
+                    /** @description Model for this run instead of the agent's */
+                    model?: string;
+                    /** @description Replaces the agent's instructions for this run */
+                    instructions?: string;
+                    /** @description Appended to the (agent's or overridden) instructions for this run */
+                    additional_instructions?: string;
+                    /** @description Replaces the agent's tools for this run: tool ids (tool_…) or builtin names of the organization */
+                    tools?: string[];
+                    temperature?: number;
+                    top_p?: number;
+                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                    max_output_tokens?: string | number;
+                    /** @description Model calls this run may make instead of the agent's max_steps */
+                    max_steps?: string | number;
+                    /** @description Tool calls this run may make in total; past it the model is asked to answer (tool_choice none) */
+                    max_tool_calls?: string | number;
+                    /** @description auto (the model decides), none (no tool calls), required (at least one), or {type:'function', function:{name}} (that tool). Applies until the run's first tool call; later turns are auto. */
+                    tool_choice?: ("auto" | "none" | "required") | {
+                        /** @constant */
+                        type: "function";
+                        function: {
+                            name: string;
+                        };
+                    };
+                    /** @description Shape of the final answer: text (default), json_object (any JSON object) or json_schema (validated; one corrective turn, then failed/invalid_output) */
+                    response_format?: {
+                        /** @constant */
+                        type: "text";
+                    } | {
+                        /** @constant */
+                        type: "json_object";
+                    } | {
+                        /** @constant */
+                        type: "json_schema";
+                        json_schema: {
+                            name: string;
+                            description?: string;
+                            /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                            schema: {
+                                [key: string]: unknown;
+                            };
+                            /** @default true */
+                            strict?: boolean;
+                        };
+                    };
+                    /**
+                     * @description Several tool calls of one model turn run at once (false: the model is told so, and calls run one after the other)
+                     * @default true
+                     */
+                    parallel_tool_calls?: boolean;
                     /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
                     budget?: {
                         /** @description Prompt + completion tokens the run may use in all */
@@ -3346,6 +3517,56 @@ export interface operations {
                     metadata?: {
                         [key: string]: unknown;
                     };
+                    /** @description Model for this run instead of the agent's */
+                    model?: string;
+                    /** @description Replaces the agent's instructions for this run */
+                    instructions?: string;
+                    /** @description Appended to the (agent's or overridden) instructions for this run */
+                    additional_instructions?: string;
+                    /** @description Replaces the agent's tools for this run: tool ids (tool_…) or builtin names of the organization */
+                    tools?: string[];
+                    temperature?: number;
+                    top_p?: number;
+                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                    max_output_tokens?: string | number;
+                    /** @description Model calls this run may make instead of the agent's max_steps */
+                    max_steps?: string | number;
+                    /** @description Tool calls this run may make in total; past it the model is asked to answer (tool_choice none) */
+                    max_tool_calls?: string | number;
+                    /** @description auto (the model decides), none (no tool calls), required (at least one), or {type:'function', function:{name}} (that tool). Applies until the run's first tool call; later turns are auto. */
+                    tool_choice?: ("auto" | "none" | "required") | {
+                        /** @constant */
+                        type: "function";
+                        function: {
+                            name: string;
+                        };
+                    };
+                    /** @description Shape of the final answer: text (default), json_object (any JSON object) or json_schema (validated; one corrective turn, then failed/invalid_output) */
+                    response_format?: {
+                        /** @constant */
+                        type: "text";
+                    } | {
+                        /** @constant */
+                        type: "json_object";
+                    } | {
+                        /** @constant */
+                        type: "json_schema";
+                        json_schema: {
+                            name: string;
+                            description?: string;
+                            /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                            schema: {
+                                [key: string]: unknown;
+                            };
+                            /** @default true */
+                            strict?: boolean;
+                        };
+                    };
+                    /**
+                     * @description Several tool calls of one model turn run at once (false: the model is told so, and calls run one after the other)
+                     * @default true
+                     */
+                    parallel_tool_calls?: boolean;
                     /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
                     budget?: {
                         /** @description Prompt + completion tokens the run may use in all */
@@ -3432,6 +3653,42 @@ export interface operations {
                         completed_at: ((string | null) | null) | null;
                         /** Format: date-time */
                         cancel_requested_at: ((string | null) | null) | null;
+                        instructions: ((string | null) | null) | null;
+                        additional_instructions: ((string | null) | null) | null;
+                        tools: ((string[] | null) | null) | null;
+                        temperature: ((number | null) | null) | null;
+                        top_p: ((number | null) | null) | null;
+                        max_output_tokens: ((string | number) | null) | null;
+                        max_steps: ((string | number) | null) | null;
+                        max_tool_calls: ((string | number) | null) | null;
+                        tool_choice: ((("auto" | "none" | "required") | {
+                            /** @constant */
+                            type: "function";
+                            function: {
+                                name: string;
+                            };
+                        }) | null) | null;
+                        response_format: (({
+                            /** @constant */
+                            type: "text";
+                        } | {
+                            /** @constant */
+                            type: "json_object";
+                        } | {
+                            /** @constant */
+                            type: "json_schema";
+                            json_schema: {
+                                name: string;
+                                description?: string;
+                                /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                                schema: {
+                                    [key: string]: unknown;
+                                };
+                                /** @default true */
+                                strict: boolean;
+                            };
+                        }) | null) | null;
+                        parallel_tool_calls: boolean;
                     };
                 };
             };
@@ -3604,6 +3861,42 @@ export interface operations {
                         completed_at: ((string | null) | null) | null;
                         /** Format: date-time */
                         cancel_requested_at: ((string | null) | null) | null;
+                        instructions: ((string | null) | null) | null;
+                        additional_instructions: ((string | null) | null) | null;
+                        tools: ((string[] | null) | null) | null;
+                        temperature: ((number | null) | null) | null;
+                        top_p: ((number | null) | null) | null;
+                        max_output_tokens: ((string | number) | null) | null;
+                        max_steps: ((string | number) | null) | null;
+                        max_tool_calls: ((string | number) | null) | null;
+                        tool_choice: ((("auto" | "none" | "required") | {
+                            /** @constant */
+                            type: "function";
+                            function: {
+                                name: string;
+                            };
+                        }) | null) | null;
+                        response_format: (({
+                            /** @constant */
+                            type: "text";
+                        } | {
+                            /** @constant */
+                            type: "json_object";
+                        } | {
+                            /** @constant */
+                            type: "json_schema";
+                            json_schema: {
+                                name: string;
+                                description?: string;
+                                /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                                schema: {
+                                    [key: string]: unknown;
+                                };
+                                /** @default true */
+                                strict: boolean;
+                            };
+                        }) | null) | null;
+                        parallel_tool_calls: boolean;
                     };
                 };
             };
@@ -4019,6 +4312,42 @@ export interface operations {
                         completed_at: ((string | null) | null) | null;
                         /** Format: date-time */
                         cancel_requested_at: ((string | null) | null) | null;
+                        instructions: ((string | null) | null) | null;
+                        additional_instructions: ((string | null) | null) | null;
+                        tools: ((string[] | null) | null) | null;
+                        temperature: ((number | null) | null) | null;
+                        top_p: ((number | null) | null) | null;
+                        max_output_tokens: ((string | number) | null) | null;
+                        max_steps: ((string | number) | null) | null;
+                        max_tool_calls: ((string | number) | null) | null;
+                        tool_choice: ((("auto" | "none" | "required") | {
+                            /** @constant */
+                            type: "function";
+                            function: {
+                                name: string;
+                            };
+                        }) | null) | null;
+                        response_format: (({
+                            /** @constant */
+                            type: "text";
+                        } | {
+                            /** @constant */
+                            type: "json_object";
+                        } | {
+                            /** @constant */
+                            type: "json_schema";
+                            json_schema: {
+                                name: string;
+                                description?: string;
+                                /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                                schema: {
+                                    [key: string]: unknown;
+                                };
+                                /** @default true */
+                                strict: boolean;
+                            };
+                        }) | null) | null;
+                        parallel_tool_calls: boolean;
                     };
                 };
             };
@@ -4155,6 +4484,42 @@ export interface operations {
                         completed_at: ((string | null) | null) | null;
                         /** Format: date-time */
                         cancel_requested_at: ((string | null) | null) | null;
+                        instructions: ((string | null) | null) | null;
+                        additional_instructions: ((string | null) | null) | null;
+                        tools: ((string[] | null) | null) | null;
+                        temperature: ((number | null) | null) | null;
+                        top_p: ((number | null) | null) | null;
+                        max_output_tokens: ((string | number) | null) | null;
+                        max_steps: ((string | number) | null) | null;
+                        max_tool_calls: ((string | number) | null) | null;
+                        tool_choice: ((("auto" | "none" | "required") | {
+                            /** @constant */
+                            type: "function";
+                            function: {
+                                name: string;
+                            };
+                        }) | null) | null;
+                        response_format: (({
+                            /** @constant */
+                            type: "text";
+                        } | {
+                            /** @constant */
+                            type: "json_object";
+                        } | {
+                            /** @constant */
+                            type: "json_schema";
+                            json_schema: {
+                                name: string;
+                                description?: string;
+                                /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                                schema: {
+                                    [key: string]: unknown;
+                                };
+                                /** @default true */
+                                strict: boolean;
+                            };
+                        }) | null) | null;
+                        parallel_tool_calls: boolean;
                     };
                 };
             };
@@ -4345,6 +4710,42 @@ export interface operations {
                         completed_at: ((string | null) | null) | null;
                         /** Format: date-time */
                         cancel_requested_at: ((string | null) | null) | null;
+                        instructions: ((string | null) | null) | null;
+                        additional_instructions: ((string | null) | null) | null;
+                        tools: ((string[] | null) | null) | null;
+                        temperature: ((number | null) | null) | null;
+                        top_p: ((number | null) | null) | null;
+                        max_output_tokens: ((string | number) | null) | null;
+                        max_steps: ((string | number) | null) | null;
+                        max_tool_calls: ((string | number) | null) | null;
+                        tool_choice: ((("auto" | "none" | "required") | {
+                            /** @constant */
+                            type: "function";
+                            function: {
+                                name: string;
+                            };
+                        }) | null) | null;
+                        response_format: (({
+                            /** @constant */
+                            type: "text";
+                        } | {
+                            /** @constant */
+                            type: "json_object";
+                        } | {
+                            /** @constant */
+                            type: "json_schema";
+                            json_schema: {
+                                name: string;
+                                description?: string;
+                                /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                                schema: {
+                                    [key: string]: unknown;
+                                };
+                                /** @default true */
+                                strict: boolean;
+                            };
+                        }) | null) | null;
+                        parallel_tool_calls: boolean;
                     };
                 };
             };

@@ -189,9 +189,10 @@ function contractSuite(start: () => Promise<{ child: ChildProcess; cleanup(): Pr
     expect(webhook.status).toBe(400);
     expect(webhook.body.error.details.unknown).toEqual([{ name: "event_type", path: "event_type" }]);
     const thread = (await send(t, "POST", "/v1/threads", "{}")).body;
-    const run = await send(t, "POST", `/v1/threads/${thread.id}/runs`, JSON.stringify({ agent_id: `agt_${"0".repeat(26)}`, instructions: "x", model: "m", temperature: 0.2 }));
+    // instructions, model and temperature are run options now (issue 12); their misspellings are not.
+    const run = await send(t, "POST", `/v1/threads/${thread.id}/runs`, JSON.stringify({ agent_id: `agt_${"0".repeat(26)}`, instruction: "x", models: "m", temprature: 0.2 }));
     expect(run.status).toBe(400);
-    expect(run.body.error.details.unknown.map((u: any) => u.name).sort()).toEqual(["instructions", "model", "temperature"]);
+    expect(run.body.error.details.unknown.map((u: any) => u.path).sort()).toEqual(["instruction", "models", "temprature"]);
     for (const q of ["status=completed", "before=x"]) {
       const list = await send(t, "GET", `/v1/threads/${thread.id}/runs?${q}`);
       expect(list.status).toBe(400);

@@ -45,7 +45,15 @@ export interface RunsOptions {
   workerConcurrency: number;
   /** Run the worker from source under `bun --cpu-prof` (real mode) / the whole server (embedded). */
   profile: boolean;
+  /** Create every run with per-run overrides (RUN_OVERRIDES): their cost on the overhead per step. */
+  runOptions: boolean;
 }
+
+/** Every per-run override that keeps the two-step shape (model → tool → model). */
+export const RUN_OVERRIDES = {
+  model: "fake-model", instructions: "You call the probe tool, then answer.", additional_instructions: "Be brief.",
+  temperature: 0.5, top_p: 0.9, max_output_tokens: 256, max_steps: 5, max_tool_calls: 5, tool_choice: "auto", parallel_tool_calls: true, metadata: { bench: "runs" },
+};
 
 /** Re-runs this command with Bun's fetch limit raised; true when the caller should stop. */
 export async function reexecWithFetchLimit(): Promise<boolean> {
@@ -99,9 +107,11 @@ function timing(run: any): Timed {
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
 const sortNum = (xs: number[]) => [...xs].sort((a, b) => a - b);
 
+let extraRunBody: Record<string, unknown> = {};
+
 async function oneRun(c: Client, agentId: string, threadId?: string): Promise<Timed> {
   const thread = threadId ?? (await c.req("POST", "/v1/threads", {})).id;
-  const run = await c.req("POST", `/v1/threads/${thread}/runs`, { agent_id: agentId, input: "What does the probe say?" });
+  const run = await c.req("POST", `/v1/threads/${thread}/runs`, { agent_id: agentId, input: "What does the probe say?", ...extraRunBody });
   for (;;) {
     const done = await c.req("GET", `/v1/runs/${run.id}/wait?timeout_s=60`);
     if (done.status === "completed") return timing(done);
@@ -326,6 +336,7 @@ function reportProfile(dir: string, mode: Mode) {
 
 export async function runRuns(o: RunsOptions) {
   const machine = machineInfo();
+  extraRunBody = o.runOptions ? RUN_OVERRIDES : {};
   const results = [];
   for (const mode of o.modes) results.push(await measureMode(mode, o));
   printTable(results.map((r) => ({

@@ -2,11 +2,13 @@
 import m0 from "./0000_init.sql" with { type: "text" };
 import m1 from "./0001_run_traceparent.sql" with { type: "text" };
 import m2 from "./0002_webhook_delivery_traceparent.sql" with { type: "text" };
-import m3 from "./0003_budgets_compaction.sql" with { type: "text" };
+import m3 from "./0003_run_options.sql" with { type: "text" };
+import m4 from "./0004_budgets_compaction.sql" with { type: "text" };
 
 export const migrations: { tag: string; sql: string }[] = [
   { tag: "0000_init", sql: m0 },
   { tag: "0001_run_traceparent", sql: m1 },
   { tag: "0002_webhook_delivery_traceparent", sql: m2 },
-  { tag: "0003_budgets_compaction", sql: m3 },
+  { tag: "0003_run_options", sql: m3 },
+  { tag: "0004_budgets_compaction", sql: m4 },
 ];

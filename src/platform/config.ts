@@ -68,6 +68,8 @@ export interface Config {
   modelMaxRetries: number;
   modelBackoffMs: number;
   deltaFlushMs: number;
+  /** Tool calls of one model turn executed at once (parallel_tool_calls). */
+  toolCallConcurrency: number;
   /** Bun's own bound of concurrent outgoing HTTP requests (read by Bun at start-up). */
   maxHttpRequests: number;
   /** Webhook delivery. */
@@ -225,6 +227,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   "model-max-retries": { key: "modelMaxRetries", env: "AGENTOS_MODEL_MAX_RETRIES", parse: parseNonNegativeInt, help: "retries of a model request on 429, 5xx and timeouts" },
   "model-backoff": { key: "modelBackoffMs", env: "AGENTOS_MODEL_BACKOFF_MS", parse: parseNonNegativeInt, help: "first retry delay of a model request in ms (doubles, with jitter)" },
   "delta-flush": { key: "deltaFlushMs", env: "AGENTOS_DELTA_FLUSH_MS", parse: parseNonNegativeInt, help: "ms over which message.delta events are coalesced into one" },
+  "tool-call-concurrency": { key: "toolCallConcurrency", env: "AGENTOS_TOOL_CALL_CONCURRENCY", parse: parsePositiveInt, help: "tool calls of one model turn a run executes at once (parallel_tool_calls)" },
   "max-http-requests": { key: "maxHttpRequests", env: "BUN_CONFIG_MAX_HTTP_REQUESTS", parse: parsePositiveInt, help: "Bun's bound of concurrent outgoing HTTP requests: set the environment variable (Bun reads it at start)" },
   "webhook-retry-base": { key: "webhookRetryBaseMs", env: "AGENTOS_WEBHOOK_RETRY_BASE_MS", parse: parsePositiveInt, help: "first webhook retry delay in ms (doubles, with jitter)" },
   "webhook-retry-max": { key: "webhookRetryMaxMs", env: "AGENTOS_WEBHOOK_RETRY_MAX_MS", parse: parsePositiveInt, help: "longest webhook retry delay in ms" },
@@ -267,6 +270,7 @@ const DEFAULTS: Omit<Config, "command"> = {
   modelMaxRetries: 3,
   modelBackoffMs: 500,
   deltaFlushMs: 50,
+  toolCallConcurrency: 8,
   maxHttpRequests: 256,
   webhookRetryBaseMs: 5_000,
   webhookRetryMaxMs: 3_600_000,

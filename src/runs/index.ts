@@ -10,6 +10,7 @@
  * - queue: the RUNS work queue (doorbells) and the live subjects of runs
  * - reconciler: re-rings lost doorbells, expires idle runs, releases leases at shutdown
  * - settings: the run tunables (from Config) as the loop, worker and reconciler see them
+ * - options: per-run overrides, response_format, parallel_tool_calls (create body, view, effective values)
  * - service: RunsService, the run API (create, read, cancel, tool outputs, events, trace)
  */
 export {
@@ -24,5 +25,9 @@ export { expireIdleRuns, releaseAllLeases, requeueStranded, startReconciler } fr
 export { runSettings, type RunSettings } from "./settings";
 export { RunTrace, RunTraceStep, type CostOf, type RunTraceOut } from "./trace";
 export { RunsService, validateToolOutputs, type RunsDeps } from "./service";
+export {
+  effectiveOptions, modelParams, namedToolChoice, ResponseFormat, RunOptionFields, SamplingFields, ToolChoice,
+  assertRunOptions, type AgentDefaults, type EffectiveOptions, type JsonResponseFormat, type RunOptionChecks, type RunOptions,
+} from "./options";
 export { BudgetExceededError, costOf, isBudgeted, limitsOf, MICRO, releaseHolds, reserve, settle, type BudgetLimits, type TokenPrice } from "./budget";
 export { cutToTokens, messagesToFold, summarizeRequest, summaryMaxTokens, SUMMARIZE_MARKER, withSummary, type HistoryMessage } from "./compaction";

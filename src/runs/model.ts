@@ -4,6 +4,7 @@
  */
 import { t } from "elysia";
 import { Enum, Metadata, Page, Timestamp } from "../platform/http/models";
+import { RunOptionFields, RunOptionsView } from "./options";
 
 export const ToolCallView = t.Object({ id: t.String(), type: t.Literal("function"), function: t.Object({ name: t.String(), arguments: t.String() }) });
 export type ToolCallView = typeof ToolCallView.static;
@@ -49,7 +50,7 @@ export const Budget = t.Object(
 );
 export type Budget = typeof Budget.static;
 
-export const Run = t.Object({
+const RunCore = t.Object({
   id: t.String(),
   object: t.Literal("run"),
   thread_id: t.String(),
@@ -69,6 +70,8 @@ export const Run = t.Object({
   completed_at: t.Nullable(Timestamp),
   cancel_requested_at: t.Nullable(Timestamp),
 });
+/** The run with the options it was created with (null: the agent's setting applies). */
+export const Run = t.Composite([RunCore, RunOptionsView]);
 export type RunOut = typeof Run.static;
 export const RunPage = Page(Run);
 
@@ -99,6 +102,7 @@ export const CreateRunBody = t.Object({
   input: t.Optional(t.String({ minLength: 1, maxLength: 200_000, description: "Appended to the thread as a user message before the run starts" })),
   stream: t.Optional(t.Boolean({ default: false, description: "Answer with a text/event-stream of the run's events; model output streams as message.delta" })),
   metadata: t.Optional(Metadata),
+  ...RunOptionFields,
   budget: t.Optional(Budget),
 });
 export type CreateRunInput = typeof CreateRunBody.static;

@@ -16,6 +16,7 @@ import { isId, newId } from "../platform/ids";
 import type { Logger } from "../platform/logging";
 import { emitEvent } from "../platform/outbox";
 import type { CreateRunInput, RequiredAction, RunEventOut, RunOut, StepOut, ToolOutputsInput } from "./model";
+import { assertRunOptions, runOptionsOf, type RunOptionChecks } from "./options";
 import { runCancelSubject, tryEnqueueRun } from "./queue";
 import { leaseFree, type RunStore } from "./store";
 import { buildRunTrace, TIMELINE_EVENTS, type CostOf, type RunTraceOut } from "./trace";
@@ -34,6 +35,8 @@ export interface RunsDeps {
    * `assertRunAllowed` here; it throws AppError 402 `quota_exceeded` to refuse the run.
    */
   beforeRunCreate: (orgId: string) => Promise<void>;
+  /** Checks of a new run's options against the organization's tools (the tools role's). */
+  optionChecks: RunOptionChecks;
   /** Prices model calls for run timelines (the billing role's prices). */
   costOf: CostOf;
   /** --idempotency-stale (see withIdempotency). */
@@ -57,12 +60,14 @@ export class RunsService {
         throw badRequest("invalid_budget", "budget needs max_tokens, max_cost_cents or both.", { field: "budget" });
       }
       await this.deps.beforeRunCreate(orgId);
+      const [agent] = await this.db.select().from(agents).where(and(eq(agents.id, input.agent_id), eq(agents.orgId, orgId)));
+      if (!agent) throw notFound("agent", input.agent_id);
+      const options = runOptionsOf(input);
+      await assertRunOptions(orgId, agent.tools, options, this.deps.optionChecks);
       const run = await this.db.transaction(async (tx) => {
         // The thread row lock serialises run creation per thread: one active run at a time.
         const [thread] = await tx.select({ id: threads.id }).from(threads).where(and(eq(threads.id, threadId), eq(threads.orgId, orgId))).for("update");
         if (!thread) throw notFound("thread", threadId);
-        const [agent] = await tx.select().from(agents).where(and(eq(agents.id, input.agent_id), eq(agents.orgId, orgId)));
-        if (!agent) throw notFound("agent", input.agent_id);
         const [busy] = await tx.select({ id: runs.id }).from(runs).where(and(eq(runs.threadId, threadId), inArray(runs.status, [...ACTIVE_STATUSES]))).limit(1);
         if (busy) throw conflict("thread_busy", `Run ${busy.id} is still active on this thread; wait for it or cancel it first.`, { run_id: busy.id });
         const runId = newId("run");
@@ -71,7 +76,10 @@ export class RunsService {
         }
         const [row] = await tx
           .insert(runs)
-          .values({ id: runId, orgId, threadId, agentId: agent.id, model: agent.model, status: "queued", stream: input.stream ?? false, metadata: input.metadata ?? {}, budget: input.budget ?? null, apiKeyId, nextSeq: 2, traceparent: currentContext()?.traceparent ?? null })
+          .values({
+            id: runId, orgId, threadId, agentId: agent.id, model: input.model ?? agent.model, status: "queued", stream: input.stream ?? false,
+            metadata: input.metadata ?? {}, options, budget: input.budget ?? null, apiKeyId, nextSeq: 2, traceparent: currentContext()?.traceparent ?? null,
+          })
           .returning();
         await tx.insert(runEvents).values({ runId, seq: 1, id: newId("evt"), orgId, type: "run.created", data: runOut(row) });
         await emitEvent(tx, { orgId, type: "run.created", payload: runPayload(row) });

@@ -23,6 +23,8 @@ export interface RunSettings {
   modelBackoffMs: number;
   /** message.delta events are coalesced into one persisted event per this many ms. */
   deltaFlushMs: number;
+  /** Tool calls of one model turn executed at once when parallel_tool_calls is on. */
+  toolCallConcurrency: number;
 }
 
 export function runSettings(config: Config): RunSettings {
@@ -37,5 +39,6 @@ export function runSettings(config: Config): RunSettings {
     modelMaxRetries: config.modelMaxRetries,
     modelBackoffMs: config.modelBackoffMs,
     deltaFlushMs: config.deltaFlushMs,
+    toolCallConcurrency: config.toolCallConcurrency,
   };
 }

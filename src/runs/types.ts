@@ -1,6 +1,7 @@
 /** Run rows and their JSON views (shaped by ./model), statuses and event types shared by the agents role (API) and the worker role (run loop). */
 import type { runEvents, runSteps, runs } from "../../schema";
 import { iso } from "../platform/db/pagination";
+import { runOptionsView } from "./options";
 import type { RequiredAction, RunEventOut, RunOut, RunStatus, StepOut, StepStatus, Usage } from "./model";
 
 
@@ -39,6 +40,7 @@ export function runOut(r: RunRow): RunOut {
     started_at: iso(r.startedAt),
     completed_at: iso(r.completedAt),
     cancel_requested_at: iso(r.cancelRequestedAt),
+    ...runOptionsView(r.options),
   };
 }
 

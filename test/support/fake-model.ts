@@ -13,6 +13,11 @@
  * reply (dynamic behaviour). `delayMs` delays the response (abortable: a client disconnect sets
  * `aborted` on the recorded request). Works for both `stream: true` (SSE) and plain JSON.
  *
+ * Like a real model it honours the request's `tool_choice` (none: no tool calls; required: at
+ * least one — the first listed tool with `{}` when the script has none; a named function: only
+ * calls to it) and `parallel_tool_calls: false` (at most one call per reply); `json` answers
+ * with that value as JSON text and `invalidJson` with broken JSON (structured-output tests).
+ *
  * Summarize requests of context compaction (their system message starts with SUMMARIZE_MARKER)
  * are answered by the summarizer, not from the queue: by default a summary listing every
  * `fact-N` word of the previous summary and the folded messages (setSummarizer changes it).
@@ -26,6 +31,12 @@ export type FakeToolCall = { name: string; arguments: object | string; id?: stri
 export type FakeReplySpec = {
   content?: string | null;
   tool_calls?: FakeToolCall[];
+  /** Answer with this value serialised as JSON (a schema-violating value is just another value). */
+  json?: unknown;
+  /** Answer with text that is not valid JSON. */
+  invalidJson?: boolean;
+  /** Return every scripted tool call even when the request says parallel_tool_calls: false (a model that ignores it). */
+  ignoreParallelToolCalls?: boolean;
   /** Error reply: HTTP status (e.g. 429, 500, 400, 401). */
   status?: number;
   /** Error body: object (sent as JSON) or string. Default: OpenAI-style `{error:{message,type,code}}`. */
@@ -118,6 +129,27 @@ export function defaultSummary(req: FakeRequest): FakeReplySpec {
   return { content: `SUMMARY(${lines}): ${facts.join(" ")}` };
 }
 
+/** The scripted reply as a model obeying tool_choice, parallel_tool_calls and the JSON switches would give it. */
+function honourRequest(spec: FakeReplySpec, body: any): FakeReplySpec {
+  let out: FakeReplySpec = spec;
+  if (spec.json !== undefined) out = { ...out, content: JSON.stringify(spec.json) };
+  if (spec.invalidJson) out = { ...out, content: '{"answer": "unterminated' };
+  const choice = body.tool_choice;
+  const calls = out.tool_calls ?? [];
+  const firstTool: string | undefined = body.tools?.[0]?.function?.name;
+  if (choice === "none" && calls.length) {
+    out = { ...out, tool_calls: [], content: out.content ?? "answered without tools (tool_choice none)" };
+  } else if (choice === "required" && !calls.length && firstTool) {
+    out = { ...out, tool_calls: [{ name: firstTool, arguments: {} }] };
+  } else if (choice && typeof choice === "object") {
+    const name = choice.function?.name;
+    const named = calls.filter((c) => c.name === name);
+    out = { ...out, tool_calls: named.length ? named : [{ name, arguments: {} }] };
+  }
+  if (body.parallel_tool_calls === false && !spec.ignoreParallelToolCalls && (out.tool_calls?.length ?? 0) > 1) out = { ...out, tool_calls: out.tool_calls!.slice(0, 1) };
+  return out;
+}
+
 export async function startFakeModel(): Promise<FakeModel> {
   let summarizer: FakeReply = defaultSummary;
   const queue: FakeReply[] = [];
@@ -150,7 +182,7 @@ export async function startFakeModel(): Promise<FakeModel> {
     }
 
     const next = isSummarizeRequest(body) ? summarizer : queue.length > 0 ? queue.shift()! : defaultReply;
-    const spec: FakeReplySpec = typeof next === "function" ? await next(rec) : next;
+    const spec: FakeReplySpec = honourRequest(typeof next === "function" ? await next(rec) : next, body);
 
     if (spec.delayMs && spec.delayMs > 0) {
       const ok = await abortableSleep(spec.delayMs, req.signal);

@@ -252,6 +252,7 @@ class OpenAIProvider implements ModelProvider {
   async complete(req: CompleteRequest): Promise<ModelReply> {
     const payload: Record<string, unknown> = { model: req.model, messages: req.messages };
     if (req.tools && req.tools.length > 0) payload.tools = req.tools;
+    Object.assign(payload, req.params);
     if (req.stream) {
       payload.stream = true;
       payload.stream_options = { include_usage: true };

@@ -49,10 +49,21 @@ export class ModelError extends Error {
   }
 }
 
+/** Request fields of chat completions the caller may set (OpenAI's names and shapes); absent = the server's default. */
+export type ModelParams = {
+  temperature?: number;
+  top_p?: number;
+  max_tokens?: number;
+  tool_choice?: "auto" | "none" | "required" | { type: "function"; function: { name: string } };
+  parallel_tool_calls?: boolean;
+  response_format?: { type: "text" } | { type: "json_object" } | { type: "json_schema"; json_schema: { name: string; description?: string; schema: Record<string, unknown>; strict?: boolean } };
+};
+
 export type CompleteRequest = {
   model: string;
   messages: ChatMessage[];
   tools?: ToolSpec[];
+  params?: ModelParams;
   stream?: boolean;
   signal?: AbortSignal;
   onDelta?: (text: string) => void;

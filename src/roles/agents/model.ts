@@ -2,7 +2,7 @@
 import { t } from "elysia";
 import { Metadata, Page, Timestamp, Enum } from "../../platform/http/models";
 import { MemoryBlockIn } from "../memory/contract";
-import { ToolCallView } from "../../runs";
+import { SamplingFields, ToolCallView } from "../../runs";
 
 export const DEFAULT_CONTEXT_WINDOW = 8192;
 export const DEFAULT_MAX_STEPS = 10;
@@ -21,6 +21,7 @@ export const CreateAgentBody = t.Object({
   memory_blocks: t.Optional(t.Array(MemoryBlockIn, { maxItems: 32 })),
   context_window: t.Optional(t.Integer({ minimum: 256, maximum: 2_000_000, description: `Prompt budget in tokens (default ${DEFAULT_CONTEXT_WINDOW})` })),
   max_steps: t.Optional(t.Integer({ minimum: 1, maximum: 100, description: `Model calls per run (default ${DEFAULT_MAX_STEPS})` })),
+  ...SamplingFields,
   context_strategy: t.Optional(ContextStrategy),
   metadata: t.Optional(Metadata),
 });
@@ -31,6 +32,10 @@ export const UpdateAgentBody = t.Object({
   tools: t.Optional(ToolRefs),
   context_window: t.Optional(t.Integer({ minimum: 256, maximum: 2_000_000 })),
   max_steps: t.Optional(t.Integer({ minimum: 1, maximum: 100 })),
+  /** null clears a sampling default (the model's own applies again). */
+  temperature: t.Optional(t.Nullable(SamplingFields.temperature)),
+  top_p: t.Optional(t.Nullable(SamplingFields.top_p)),
+  max_output_tokens: t.Optional(t.Nullable(SamplingFields.max_output_tokens)),
   context_strategy: t.Optional(ContextStrategy),
   metadata: t.Optional(Metadata),
 });
@@ -44,6 +49,9 @@ export const Agent = t.Object({
   memory_blocks: t.Array(MemoryBlockView),
   context_window: t.Integer(),
   max_steps: t.Integer(),
+  temperature: t.Nullable(t.Number()),
+  top_p: t.Nullable(t.Number()),
+  max_output_tokens: t.Nullable(t.Integer()),
   context_strategy: ContextStrategy,
   metadata: t.Record(t.String(), t.Any()),
   created_at: Timestamp,
@@ -69,6 +77,7 @@ export const Message = t.Object({
   tool_calls: t.Nullable(t.Array(ToolCallView)),
   tool_call_id: t.Nullable(t.String()),
   run_id: t.Nullable(t.String()),
+  parsed: t.Nullable(t.Any({ description: "The final answer of a run with a JSON response_format, parsed and validated" })),
   metadata: t.Record(t.String(), t.Any()),
   created_at: Timestamp,
 });

@@ -20,6 +20,13 @@ export function createAgentsService(p: AppPlatform): AgentsClient {
     requireThread: (orgId, threadId) => agents.threadRow(orgId, threadId),
     // Quota hook: the billing role wires `p.clients.billing.assertRunAllowed` here.
     beforeRunCreate: (orgId) => p.clients.billing.assertRunAllowed(orgId),
+    optionChecks: {
+      resolveTools: async (orgId, refs) => {
+        const { tools, missing } = await p.clients.tools.getRunTools(orgId, refs);
+        return { names: tools.map((t) => t.name), missing };
+      },
+      checkOutputSchema: (schema) => p.clients.tools.checkOutputSchema(schema),
+    },
     costOf: (items) => p.clients.billing.modelCosts(items),
     idempotencyStaleMs: p.config.idempotencyStaleMs,
   });

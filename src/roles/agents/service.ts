@@ -59,6 +59,7 @@ const fromRawMessage = (r: RawMessage): MessageRow => ({
   toolCalls: parsedJson(r.tool_calls) as unknown[] | null,
   toolCallId: r.tool_call_id,
   runId: r.run_id,
+  parsed: null, // only run answers carry one; a created message never does
   metadata: parsedJson(r.metadata) as Record<string, unknown>,
   createdAt: new Date(r.created_at),
 });
@@ -72,6 +73,7 @@ const messageOut = (m: MessageRow): MessageOut => ({
   tool_calls: (m.toolCalls as MessageOut["tool_calls"]) ?? null,
   tool_call_id: m.toolCallId,
   run_id: m.runId,
+  parsed: m.parsed ?? null,
   metadata: m.metadata,
   created_at: m.createdAt.toISOString(),
 });
@@ -86,6 +88,9 @@ function agentOut(a: AgentRow, blocks: Pick<MemoryBlockOut, "label" | "value" | 
     memory_blocks: blocks.map((b) => ({ label: b.label, value: b.value, limit: b.limit })),
     context_window: a.contextWindow,
     max_steps: a.maxSteps,
+    temperature: a.temperature,
+    top_p: a.topP,
+    max_output_tokens: a.maxOutputTokens,
     context_strategy: a.contextStrategy as AgentOut["context_strategy"],
     metadata: a.metadata,
     created_at: a.createdAt.toISOString(),
@@ -114,8 +119,9 @@ export class AgentsService implements AgentsContract {
           .insert(agents)
           .values({
             id, orgId, name: input.name, model: input.model, instructions: input.instructions ?? "", tools,
-            contextWindow: input.context_window ?? DEFAULT_CONTEXT_WINDOW, maxSteps: input.max_steps ?? DEFAULT_MAX_STEPS,
-            contextStrategy: input.context_strategy ?? "truncate", metadata: input.metadata ?? {},
+            contextWindow: input.context_window ?? DEFAULT_CONTEXT_WINDOW, maxSteps: input.max_steps ?? DEFAULT_MAX_STEPS, metadata: input.metadata ?? {},
+            temperature: input.temperature ?? null, topP: input.top_p ?? null, maxOutputTokens: input.max_output_tokens ?? null,
+            contextStrategy: input.context_strategy ?? "truncate",
           })
           .returning();
         await emitEvent(tx, { orgId, type: "agent.created", payload: { agent_id: id, name: agent.name, model: agent.model } });
@@ -160,7 +166,8 @@ export class AgentsService implements AgentsContract {
         .update(agents)
         .set({
           name: input.name, model: input.model, instructions: input.instructions, tools,
-          contextWindow: input.context_window, maxSteps: input.max_steps, contextStrategy: input.context_strategy, metadata: input.metadata, updatedAt: new Date(),
+          contextWindow: input.context_window, maxSteps: input.max_steps, metadata: input.metadata, updatedAt: new Date(),
+          temperature: input.temperature, topP: input.top_p, maxOutputTokens: input.max_output_tokens, contextStrategy: input.context_strategy,
         })
         .where(and(eq(agents.id, id), eq(agents.orgId, orgId)))
         .returning();

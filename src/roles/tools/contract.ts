@@ -44,14 +44,23 @@ export interface ToolsContract {
    * so the model sees an error result. (kind "client" is handled by the run loop.)
    */
   execute(call: ToolCallRequest): Promise<ToolCallResult>;
+  /** Checks a run's response_format schema like tool parameters (400 `invalid_response_format`). */
+  checkOutputSchema(schema: Record<string, unknown>): Promise<void>;
+  /**
+   * Validates a run's final answer (parsed JSON) against its response_format schema, with the
+   * validator of tool arguments; `key` names the schema's version (the run id: it is fixed per run).
+   */
+  validateOutput(key: string, schema: Record<string, unknown>, value: Record<string, unknown>): Promise<OutputCheck>;
 }
+
+export type OutputCheck = { valid: true; value: Record<string, unknown> } | { valid: false; message: string };
 
 /**
  * The tools role's RPC surface: what gateways and other roles may call through
  * `p.clients.tools`. Over the bus nothing else is served (src/platform/rpc.ts).
  */
 export const TOOLS_RPC = [
-  "getRunTools", "execute", "createTool", "listTools", "listBuiltins", "getTool", "updateTool", "deleteTool",
+  "getRunTools", "execute", "checkOutputSchema", "validateOutput", "createTool", "listTools", "listBuiltins", "getTool", "updateTool", "deleteTool",
   "invokeTool",
 ] as const satisfies readonly (keyof ToolsService)[];
 export type ToolsClient = Pick<ToolsService, (typeof TOOLS_RPC)[number]>;

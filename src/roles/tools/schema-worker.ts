@@ -72,7 +72,7 @@ function handle(req: SchemaRequest): SchemaReply {
   if (typeof v === "string") return { id: req.id, error: v };
   const valid = v(req.args) as boolean;
   // useDefaults fills defaults into the arguments: they travel back.
-  return valid ? { id: req.id, valid, args: req.args } : { id: req.id, valid, message: ajv.errorsText(v.errors, { dataVar: "arguments", separator: "; " }) };
+  return valid ? { id: req.id, valid, args: req.args } : { id: req.id, valid, message: ajv.errorsText(v.errors, { dataVar: req.dataVar ?? "arguments", separator: "; " }) };
 }
 
 self.onmessage = (event: MessageEvent<SchemaRequest>) => {

@@ -8,7 +8,9 @@
 import { badRequest } from "../../platform/errors";
 import { SCHEMA_LIMITS } from "./schema-engine";
 
-type Job = { op: "check"; schema: Record<string, unknown> } | { op: "validate"; key: string; schema: Record<string, unknown>; args: Record<string, unknown> };
+type Job =
+  | { op: "check"; schema: Record<string, unknown> }
+  | { op: "validate"; key: string; schema: Record<string, unknown>; args: Record<string, unknown>; dataVar?: string };
 export type SchemaRequest = Job & { id: number };
 export type SchemaReply = { id: number; error?: string; valid?: boolean; args?: Record<string, unknown>; message?: string };
 
@@ -84,19 +86,29 @@ const thread = new SchemaThread();
 
 /** Checks `schema` at registration, or throws 400 `invalid_parameters_schema` naming the reason (a limit, a pattern, ajv's message). */
 export async function checkParameters(schema: Record<string, unknown>): Promise<void> {
+  await checkObjectSchema(schema, { code: "invalid_parameters_schema", field: "parameters", why: "models pass arguments as a JSON object" });
+}
+
+/** Checks the schema of a run's `response_format` the way tool parameters are checked (400 `invalid_response_format`). */
+export async function checkOutputSchema(schema: Record<string, unknown>): Promise<void> {
+  await checkObjectSchema(schema, { code: "invalid_response_format", field: "response_format.json_schema.schema", why: "the final answer is a JSON object, as OpenAI's structured outputs require" });
+}
+
+async function checkObjectSchema(schema: Record<string, unknown>, what: { code: string; field: string; why: string }): Promise<void> {
+  const { code, field } = what;
   if (schema === null || typeof schema !== "object" || Array.isArray(schema)) {
-    throw badRequest("invalid_parameters_schema", "`parameters` must be a JSON Schema object.");
+    throw badRequest(code, `\`${field}\` must be a JSON Schema object.`);
   }
   if (schema.type !== "object") {
-    throw badRequest("invalid_parameters_schema", '`parameters` must be an object schema (`"type": "object"`, with `properties`): models pass arguments as a JSON object.');
+    throw badRequest(code, `\`${field}\` must be an object schema (\`"type": "object"\`, with \`properties\`): ${what.why}.`);
   }
   const bytes = Buffer.byteLength(JSON.stringify(schema));
   if (bytes > SCHEMA_LIMITS.bytes) {
-    throw badRequest("invalid_parameters_schema", `\`parameters\` is ${bytes} bytes of JSON; the limit is ${SCHEMA_LIMITS.bytes}.`, { limit: "bytes", max: SCHEMA_LIMITS.bytes });
+    throw badRequest(code, `\`${field}\` is ${bytes} bytes of JSON; the limit is ${SCHEMA_LIMITS.bytes}.`, { limit: "bytes", max: SCHEMA_LIMITS.bytes });
   }
-  const tooSlow = () => badRequest("invalid_parameters_schema", `\`parameters\` did not compile within ${CHECK_TIMEOUT_MS / 1000} s; simplify it.`);
+  const tooSlow = () => badRequest(code, `\`${field}\` did not compile within ${CHECK_TIMEOUT_MS / 1000} s; simplify it.`);
   const reply = await thread.run({ op: "check", schema }, CHECK_TIMEOUT_MS, tooSlow);
-  if (reply.error) throw badRequest("invalid_parameters_schema", reply.error);
+  if (reply.error) throw badRequest(code, reply.error.replace("`parameters`", `\`${field}\``));
 }
 
 export type ArgumentsCheck = { valid: true; args: Record<string, unknown> } | { valid: false; message: string };
@@ -106,9 +118,9 @@ export type ArgumentsCheck = { valid: true; args: Record<string, unknown> } | { 
  * `args` comes back with the schema's defaults filled in. A schema that cannot be compiled
  * (stored before a limit existed) or a validation over its time bound is a 400.
  */
-export async function validateArguments(key: string, schema: Record<string, unknown>, args: Record<string, unknown>): Promise<ArgumentsCheck> {
-  const tooSlow = () => badRequest("invalid_arguments", `Validating the arguments took longer than ${VALIDATE_TIMEOUT_MS / 1000} s.`);
-  const reply = await thread.run({ op: "validate", key, schema, args }, VALIDATE_TIMEOUT_MS, tooSlow);
+export async function validateArguments(key: string, schema: Record<string, unknown>, args: Record<string, unknown>, dataVar = "arguments"): Promise<ArgumentsCheck> {
+  const tooSlow = () => badRequest(`invalid_${dataVar}`, `Validating the ${dataVar} took longer than ${VALIDATE_TIMEOUT_MS / 1000} s.`);
+  const reply = await thread.run({ op: "validate", key, schema, args, dataVar }, VALIDATE_TIMEOUT_MS, tooSlow);
   if (reply.error) throw badRequest("invalid_parameters_schema", reply.error);
   return reply.valid ? { valid: true, args: reply.args ?? args } : { valid: false, message: reply.message ?? "invalid arguments" };
 }

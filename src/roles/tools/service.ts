@@ -18,11 +18,11 @@ import type { Logger } from "../../platform/logging";
 import type { OutboundPolicy } from "../../platform/net/outbound";
 import type { AgentsContract } from "../agents/contract";
 import { BUILTIN_MEMORY_TOOL_DEFS, BUILTIN_MEMORY_TOOLS, isBuiltinMemoryTool, type MemoryContract } from "../memory/contract";
-import type { RunTool, ToolCallRequest, ToolCallResult, ToolsContract } from "./contract";
+import type { OutputCheck, RunTool, ToolCallRequest, ToolCallResult, ToolsContract } from "./contract";
 import { checkToolUrl, executeHttp } from "./executors/http";
 import { checkToolSubject, executeNats } from "./executors/nats";
 import { DEFAULT_TIMEOUT_MS, type CreateToolInput, type CreatedToolOut, type InvokeInput, type ToolOut, type UpdateToolInput } from "./model";
-import { checkParameters, validateArguments } from "./schemas";
+import { checkOutputSchema, checkParameters, validateArguments } from "./schemas";
 
 type ToolRow = typeof tools.$inferSelect;
 
@@ -156,6 +156,15 @@ export class ToolsService implements ToolsContract {
       this.deps.log.error("tool execution failed", { tool_id: call.tool_id, run_id: call.run_id, error: err });
       return fail("tool_failed", `The tool failed: ${(err as Error)?.message ?? String(err)}`);
     }
+  }
+
+  async checkOutputSchema(schema: Record<string, unknown>): Promise<void> {
+    await checkOutputSchema(schema);
+  }
+
+  async validateOutput(key: string, schema: Record<string, unknown>, value: Record<string, unknown>): Promise<OutputCheck> {
+    const checked = await validateArguments(`output:${key}`, schema, value, "output");
+    return checked.valid ? { valid: true, value: checked.args } : checked;
   }
 
   private async executeUnsafe(call: ToolCallRequest): Promise<ToolCallResult> {

@@ -4,9 +4,15 @@
  *
  *   no model step yet / all tool calls of the last one done → model call
  *   last model step interrupted (in_progress)               → the same model call again
- *   last model step asked for tools                         → execute the ones not completed
+ *   last model step asked for tools                         → execute the ones not completed, several
+ *                                                              at once with parallel_tool_calls (tool-plan.ts)
  *                                                              (client / approval → requires_action)
  *   last model step answered without tools                  → assistant message, completed
+ *                                                              (an answer that misses a JSON response_format:
+ *                                                              one corrective model call, then invalid_output)
+ *
+ * What the run executes with — model, instructions, tools, sampling, limits, tool_choice — is
+ * the run's options over its agent's settings (src/runs/options.ts), fixed for the run.
  *
  * Every model call and tool call is written as a step before it starts and after it ends
  * (fenced by the lease). One transaction per step boundary: the "after" write of the call
@@ -30,14 +36,15 @@ import type { Tracing } from "../../platform/tracing";
 import type { MemoryContract } from "../memory/contract";
 import type { Tx } from "../../platform/db";
 import {
-  BudgetExceededError, cutToTokens, finishRun, LeaseLostError, messagesToFold, runOut, runPayload, stepOut, summarizeRequest, summaryMaxTokens, withSummary,
-  type HistoryMessage,
-  type EventSpec, type FinalStatus, type MutateOptions, type RequiredAction, type RunRow, type RunSet, type RunStore, type StepRow,
+  BudgetExceededError, cutToTokens, effectiveOptions, finishRun, LeaseLostError, messagesToFold, modelParams, runOut, runPayload, stepOut, summarizeRequest, summaryMaxTokens, withSummary,
+  type EffectiveOptions, type EventSpec, type FinalStatus, type HistoryMessage, type MutateOptions, type RequiredAction, type RunRow, type RunSet, type JsonResponseFormat, type RunStore, type StepRow, type ToolChoice,
 } from "../../runs";
 import type { AuthClient } from "../auth/contract";
 import type { BillingClient } from "../billing/contract";
-import type { RunTool, ToolsContract } from "../tools/contract";
+import type { RunTool, ToolCallResult, ToolsContract } from "../tools/contract";
 import { Metering } from "./metering";
+import { checkOutput, CORRECTIVE_TURNS, correctiveMessage } from "./output";
+import { DONE, mapBounded, planToolCalls, toolCallsMade, type PlannedCall } from "./tool-plan";
 
 export type AbortReason = "cancel" | "lease_lost" | "shutdown";
 
@@ -53,6 +60,8 @@ export interface LoopDeps {
   /** Model prices (budgets). */
   billing: () => Pick<BillingClient, "modelCosts">;
   deltaFlushMs: number;
+  /** Tool calls of one model turn executed at once (parallel_tool_calls). */
+  toolCallConcurrency: number;
   tracing: Tracing;
 }
 
@@ -60,10 +69,12 @@ type AgentRow = typeof agents.$inferSelect;
 interface ModelOutput {
   content: string | null;
   tool_calls: ToolCall[];
+  /** A JSON response_format: the answer parsed (and validated), or why it does not match. */
+  parsed?: unknown;
+  output_error?: string;
 }
 
 const HISTORY_LIMIT = 1000;
-const DONE = new Set(["completed", "failed"]);
 
 /** The text a tool result becomes in the prompt. */
 export function toolResultContent(step: StepRow): string {
@@ -101,8 +112,24 @@ interface PendingClose {
 
 type WriteOptions<W> = Omit<MutateOptions<W>, "fence">;
 
+interface CloseOptions {
+  set?: RunSet;
+  /** More writes of the close (a budget settle, the thread's summary). */
+  work?: (tx: Tx, run: RunRow) => Promise<void>;
+  domainEvent: (run: RunRow) => { type: EventType; payload: Record<string, unknown> };
+  events: (closed: StepRow) => EventSpec[];
+}
+
+/** The closing fields of a tool step from its result. */
+const toolDone = (result: ToolCallResult): Partial<StepRow> =>
+  result.ok
+    ? { status: "completed", output: (result.output ?? null) as object, error: null, completedAt: new Date() }
+    : { status: "failed", output: null, error: result.error, completedAt: new Date() };
+
 export class RunExecution {
   private agent!: AgentRow;
+  /** The run's options over the agent's settings (model, instructions, tools, sampling, limits). */
+  private opts!: EffectiveOptions;
   private tools: RunTool[] = [];
   /**
    * The run's steps, read once when the lease is taken and then kept up to date by this
@@ -154,10 +181,12 @@ export class RunExecution {
     const agent = agentRows[0];
     if (!agent) return false;
     this.agent = agent;
+    this.opts = effectiveOptions(agent, this.run.options);
     this.steps = steps;
     this.history = history;
+    const refs = this.opts.toolRefs;
     const [runTools, blocks, meter, summary] = await Promise.all([
-      agent.tools.length ? this.deps.tools().getRunTools(this.run.orgId, agent.tools) : null,
+      refs.length ? this.deps.tools().getRunTools(this.run.orgId, refs) : null,
       this.deps.memory().listBlocks(this.run.orgId, agent.id),
       Metering.load(this.run, this.deps),
       agent.contextStrategy === "summarize" ? this.threadSummary() : null,
@@ -185,18 +214,33 @@ export class RunExecution {
         continue;
       }
       if (last.status !== "completed") return this.fail("internal_error", `model step ${last.id} is ${last.status}`);
-      const calls = (last.output as ModelOutput).tool_calls ?? [];
-      if (calls.length === 0) return this.complete((last.output as ModelOutput).content ?? "");
+      const output = last.output as ModelOutput;
+      const calls = output.tool_calls ?? [];
+      if (calls.length === 0) {
+        if (output.output_error === undefined) return this.complete(output.content ?? "", output.parsed);
+        if (!(await this.correctOutput(output.output_error))) return;
+        continue;
+      }
       const byCall = new Map(this.steps.filter((s) => s.toolCallId).map((s) => [s.toolCallId!, s]));
       if (calls.every((c) => DONE.has(byCall.get(c.id)?.status ?? ""))) {
         if (!(await this.callModel(undefined))) return;
         continue;
       }
-      if (modelSteps.length >= this.agent.maxSteps) {
-        return this.fail("max_steps_exceeded", `The agent still requested tools after max_steps (${this.agent.maxSteps}) model calls.`);
+      if (modelSteps.length >= this.opts.maxSteps) {
+        return this.fail("max_steps_exceeded", `The agent still requested tools after max_steps (${this.opts.maxSteps}) model calls.`);
       }
-      if (!(await this.runTools(calls, byCall))) return;
+      if (!(await this.runTools(calls))) return;
     }
+  }
+
+  /** An answer that failed the response_format: one corrective turn, then the run fails. False when the run stopped. */
+  private async correctOutput(error: string): Promise<boolean> {
+    const failedAnswers = this.steps.filter((s) => s.kind === "model_call" && (s.output as ModelOutput | null)?.output_error !== undefined).length;
+    if (failedAnswers > CORRECTIVE_TURNS) {
+      await this.fail("invalid_output", `The final answer does not match the response_format after ${CORRECTIVE_TURNS} corrective turn(s): ${error}`);
+      return false;
+    }
+    return this.callModel(undefined);
   }
 
   // ---------------------------------------------------------------- writes
@@ -242,8 +286,8 @@ export class RunExecution {
 
   /** One model call: prompt, the step opened, the call, the step closed. Returns false when the run stopped (cancelled, failed). */
   private async callModel(interrupted: StepRow | undefined): Promise<boolean> {
-    if (this.steps.filter((s) => s.kind === "model_call" && s.status === "completed").length >= this.agent.maxSteps) {
-      await this.fail("max_steps_exceeded", `max_steps (${this.agent.maxSteps}) model calls reached.`);
+    if (this.steps.filter((s) => s.kind === "model_call" && s.status === "completed").length >= this.opts.maxSteps) {
+      await this.fail("max_steps_exceeded", `max_steps (${this.opts.maxSteps}) model calls reached.`);
       return false;
     }
     const built = await this.preparePrompt();
@@ -257,13 +301,14 @@ export class RunExecution {
 
     const reply = await this.requestModel(stepId, prompt, toolSpecs);
     if (!reply) return false;
-    this.recordModelReply(stepId, reply);
+    this.recordModelReply(stepId, reply, await this.checkAnswer(reply));
     return true;
   }
 
-  /** What a reply may take at most: the part of the window the prompt leaves free for it. */
+  /** What a reply may take at most: the part of the window the prompt leaves free for it, or less with max_output_tokens (sent as max_tokens). */
   private maxOutputTokens() {
-    return defaultReserve(this.agent.contextWindow);
+    const reserve = defaultReserve(this.agent.contextWindow);
+    return this.opts.maxOutputTokens === null ? reserve : Math.min(reserve, this.opts.maxOutputTokens);
   }
 
   /**
@@ -293,6 +338,24 @@ export class RunExecution {
     return true;
   }
 
+  /** The parsed answer (or its mismatch) of a final reply of a run with a JSON response_format. */
+  private async checkAnswer(reply: ModelReply): Promise<Pick<ModelOutput, "parsed" | "output_error">> {
+    const format = this.opts.responseFormat;
+    if (!format || reply.tool_calls.length) return {};
+    const checked = await checkOutput(format, reply.content, this.run.id, this.deps.tools());
+    return "error" in checked ? { output_error: checked.error } : { parsed: checked.parsed };
+  }
+
+  /**
+   * tool_choice applies until the run's first tool call (then auto, so a forced call cannot
+   * loop: the Agents SDK's reset_tool_choice); past max_tool_calls the model must answer (none).
+   */
+  private toolChoiceNow(): ToolChoice | null {
+    const made = toolCallsMade(this.steps);
+    if (this.opts.maxToolCalls !== null && made >= this.opts.maxToolCalls) return "none";
+    return made === 0 ? this.opts.toolChoice : null;
+  }
+
   /** The prompt of the next model call; null when the run failed (context window exceeded). */
   private async preparePrompt(): Promise<{ prompt: BuiltPrompt; toolSpecs: ToolSpec[] } | null> {
     const toolSpecs: ToolSpec[] = this.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } }));
@@ -300,10 +363,10 @@ export class RunExecution {
     const blocks = this.prefetchedBlocks ?? (await this.deps.memory().listBlocks(this.run.orgId, this.agent.id));
     this.prefetchedBlocks = null;
     if (this.agent.contextStrategy === "summarize" && !(await this.compact(blocks, toolSpecs))) return null;
-    const history = [...this.history.map((h) => h.message), ...transcript(this.steps)];
+    const history = [...this.history.map((h) => h.message), ...transcript(this.steps, this.opts.responseFormat)];
     let prompt;
     try {
-      const instructions = withSummary(this.agent.instructions, this.summary);
+      const instructions = withSummary(this.opts.instructions, this.summary);
       prompt = await buildPromptSliced({ instructions, memoryBlocks: blocks, history, tools: toolSpecs, contextWindow: this.agent.contextWindow });
     } catch (err) {
       if (err instanceof ContextWindowExceededError) {
@@ -316,7 +379,11 @@ export class RunExecution {
   }
 
   /** The model call itself: streamed deltas, its span and latency; null when it failed (the run failed with its error). */
-  private async requestModel(stepId: string, prompt: Pick<BuiltPrompt, "messages" | "promptTokens">, toolSpecs: ToolSpec[], stream = this.run.stream): Promise<ModelReply | null> {
+  private async requestModel(stepId: string, prompt: Pick<BuiltPrompt, "messages" | "promptTokens">, toolSpecs: ToolSpec[], summaryMaxTokens?: number): Promise<ModelReply | null> {
+    // A summarize request: not streamed, none of the run's sampling options or response format, its reply bounded.
+    const summarizing = summaryMaxTokens !== undefined;
+    const stream = !summarizing && this.run.stream;
+    const params = summarizing ? { max_tokens: summaryMaxTokens } : modelParams(this.opts, { hasTools: toolSpecs.length > 0, toolChoice: this.toolChoiceNow() });
     const t0 = performance.now();
     const deltas = stream ? new DeltaWriter(this, stepId, this.deps.deltaFlushMs) : undefined;
     const { tracing } = this.deps;
@@ -329,6 +396,7 @@ export class RunExecution {
         model: this.run.model,
         messages: prompt.messages,
         tools: toolSpecs.length ? toolSpecs : undefined,
+        params,
         stream,
         signal: this.signal,
         onDelta: deltas
@@ -362,9 +430,9 @@ export class RunExecution {
   }
 
   /** The model step completed with its reply and usage (written with the next write). */
-  private recordModelReply(stepId: string, reply: ModelReply) {
+  private recordModelReply(stepId: string, reply: ModelReply, answer: Pick<ModelOutput, "parsed" | "output_error">) {
     const used = new Set(this.steps.filter((s) => s.toolCallId).map((s) => s.toolCallId!));
-    const output: ModelOutput = { content: reply.content, tool_calls: uniqueToolCallIds(reply.tool_calls, used) };
+    const output: ModelOutput = { content: reply.content, tool_calls: uniqueToolCallIds(reply.tool_calls, used), ...answer };
     const u = reply.usage;
     const model = reply.model || this.run.model;
     const done = { status: "completed", output, usage: u, completedAt: new Date() };
@@ -383,20 +451,20 @@ export class RunExecution {
    * Closes a step: what the loop decides next sees it done at once; its row, its domain event
    * and its run events are written with the next write (one transaction per step boundary).
    */
-  private closeStep(
-    open: StepRow,
-    done: Partial<StepRow>,
-    opts: {
-      set?: RunSet;
-      /** More writes of the close (a budget settle, the thread's summary). */
-      work?: (tx: Tx, run: RunRow) => Promise<void>;
-      domainEvent: (run: RunRow) => { type: EventType; payload: Record<string, unknown> };
-      events: (closed: StepRow) => EventSpec[];
-    },
-  ) {
+  private closeStep(open: StepRow, done: Partial<StepRow>, opts: CloseOptions) {
+    this.pending = this.closing(open, done, opts);
+  }
+
+  /** Closes a step now, in its own fenced write (a call of a parallel batch: the others are still running). */
+  private async closeStepNow(open: StepRow, done: Partial<StepRow>, opts: CloseOptions) {
+    const close = this.closing(open, done, opts);
+    await this.store.fenced(this.run.id, this.owner, { ...close, pipelined: true });
+  }
+
+  private closing(open: StepRow, done: Partial<StepRow>, opts: CloseOptions): PendingClose {
     const closed: StepRow = { ...open, ...done };
     this.remember(closed);
-    this.pending = {
+    return {
       set: opts.set,
       work: async (tx, run) => {
         await Promise.all([tx.update(runSteps).set(done).where(eq(runSteps.id, open.id)), emitEvent(tx, { orgId: run.orgId, ...opts.domainEvent(run) }), opts.work?.(tx, run)]);
@@ -439,8 +507,8 @@ export class RunExecution {
    */
   private async compact(blocks: Awaited<ReturnType<MemoryContract["listBlocks"]>>, toolSpecs: ToolSpec[]): Promise<boolean> {
     const window = this.agent.contextWindow;
-    const tail = transcript(this.steps);
-    await precountTokens([this.agent.instructions, ...blocks.map((b) => b.value), ...promptTexts([...this.history.map((h) => h.message), ...tail], toolSpecs)]);
+    const tail = transcript(this.steps, this.opts.responseFormat);
+    await precountTokens([this.opts.instructions, ...blocks.map((b) => b.value), ...promptTexts([...this.history.map((h) => h.message), ...tail], toolSpecs)]);
     const tokensOf = (messages: ChatMessage[]) => messages.reduce((n, m) => n + countMessageTokens(m), 0);
     const budget = window - defaultReserve(window) - REPLY_PRIMING_TOKENS - countToolTokens(toolSpecs) - tokensOf(tail);
     for (;;) {
@@ -451,7 +519,7 @@ export class RunExecution {
         fold = this.history.filter((h) => h.id <= through);
       } else {
         const history = this.history.map((h) => h.message);
-        const system = (summary: string | null): ChatMessage => ({ role: "system", content: renderSystemPrompt(withSummary(this.agent.instructions, summary), blocks) });
+        const system = (summary: string | null): ChatMessage => ({ role: "system", content: renderSystemPrompt(withSummary(this.opts.instructions, summary), blocks) });
         if (countMessageTokens(system(this.summary)) + tokensOf(history) <= budget) return true;
         // Room for the history next to a summary of the largest size allowed.
         const free = budget - countMessageTokens(system(null)) - summaryMaxTokens(window) - 32;
@@ -472,7 +540,7 @@ export class RunExecution {
     const created = open ? undefined : newStep({ id: stepId, orgId: this.run.orgId, runId: this.run.id, kind: "summarize", input });
     if (!(await this.openMeteredStep(stepId, created, request.promptTokens, summaryMaxTokens(window)))) return false;
 
-    const reply = await this.requestModel(stepId, request, [], false);
+    const reply = await this.requestModel(stepId, request, [], summaryMaxTokens(window));
     if (!reply) return false;
     const summary = cutToTokens(reply.content ?? "", summaryMaxTokens(window));
     const u = reply.usage;
@@ -500,66 +568,95 @@ export class RunExecution {
 
   // ---------------------------------------------------------------- tool calls
 
-  /** Executes the server-side tool calls not done yet; pauses for client/approval ones. False when the run stopped. */
-  private async runTools(calls: ToolCall[], byCall: Map<string, StepRow>): Promise<boolean> {
-    const byName = new Map(this.tools.map((t) => [t.name, t]));
-    const pending: RequiredAction["tool_calls"] = [];
-    for (const call of calls) {
-      const step = byCall.get(call.id);
-      if (step && DONE.has(step.status)) continue;
-      const tool = byName.get(call.function.name);
-      if (!tool) {
-        if (!(await this.runTool(call, undefined, step))) return false;
-        continue;
-      }
-      if (tool.kind === "client") {
-        pending.push({ ...call, action: "output", tool_id: tool.id });
-        continue;
-      }
-      if (tool.requires_approval && step?.status !== "approved") {
-        pending.push({ ...call, action: "approval", tool_id: tool.id });
-        continue;
-      }
-      if (!(await this.runTool(call, tool, step))) return false;
+  /**
+   * Executes the server-side tool calls not done yet — several at once when parallel_tool_calls
+   * is on — then pauses once for all client/approval ones. False when the run stopped.
+   */
+  private async runTools(calls: ToolCall[]): Promise<boolean> {
+    const plan = planToolCalls(calls, this.steps, this.tools, this.opts.maxToolCalls);
+    if (plan.execute.length > 1 && this.opts.parallelToolCalls) {
+      if (!(await this.runToolBatch(plan.execute))) return false;
+    } else {
+      for (const planned of plan.execute) if (!(await this.runTool(planned))) return false;
     }
-    if (pending.length) {
-      await this.requireAction(pending);
+    if (plan.pause.length) {
+      await this.requireAction(plan.pause);
       return false;
     }
     return true;
   }
 
-  private async runTool(call: ToolCall, tool: RunTool | undefined, existing: StepRow | undefined): Promise<boolean> {
+  /** One tool call: its step opened (with the previous step's close), executed, closed with the next write. */
+  private async runTool(planned: PlannedCall): Promise<boolean> {
+    const open = this.openToolStep(planned);
+    const r = await this.write({
+      work: async (tx) => {
+        await open.work(tx);
+      },
+      events: open.events,
+    });
+    this.remember(open.step);
+    if (r!.run.status === "cancelling") return !(await this.cancel());
+    this.throwIfAborted();
+    const { result, durationMs } = await this.executeTool(planned, open.step.id);
+    this.closeStep(open.step, toolDone(result), this.toolCloseOptions(planned, open.step.id, result, durationMs));
+    return true;
+  }
+
+  /**
+   * The calls of one turn at once (at most toolCallConcurrency): their steps opened in one
+   * write, each closed in its own fenced write as soon as it ends, so a crash re-runs only the
+   * calls whose result was not written. Results reach the model in the order it asked (transcript).
+   */
+  private async runToolBatch(batch: PlannedCall[]): Promise<boolean> {
+    const opens = batch.map((p) => this.openToolStep(p));
+    const r = await this.write({
+      work: async (tx) => {
+        await Promise.all(opens.map((o) => o.work(tx)));
+      },
+      events: opens.flatMap((o) => o.events),
+    });
+    for (const o of opens) this.remember(o.step);
+    if (r!.run.status === "cancelling") return !(await this.cancel());
+    this.throwIfAborted();
+    await mapBounded(batch, this.deps.toolCallConcurrency, async (planned) => {
+      const step = opens[batch.indexOf(planned)].step;
+      const { result, durationMs } = await this.executeTool(planned, step.id);
+      await this.closeStepNow(step, toolDone(result), this.toolCloseOptions(planned, step.id, result, durationMs));
+    });
+    return true;
+  }
+
+  /** The "before" write of a tool call: a new step, or an interrupted / approved one set in_progress again. */
+  private openToolStep({ call, tool, existing }: PlannedCall): { step: StepRow; work: (tx: Tx) => Promise<unknown>; events: EventSpec[] } {
     const stepId = existing?.id ?? newId("stp");
     // An interrupted call (in_progress, its worker died) runs again: at-least-once for it, never for completed ones.
     const fresh = !existing || existing.status === "approved";
-    const started: StepRow = existing
+    const step: StepRow = existing
       ? { ...existing, status: "in_progress" }
       : newStep({ id: stepId, orgId: this.run.orgId, runId: this.run.id, kind: "tool_call", toolCallId: call.id, toolName: call.function.name, input: { tool_id: tool?.id ?? null, arguments: call.function.arguments } });
-    const r = await this.write({
-      work: async (tx) => {
-        if (existing) await tx.update(runSteps).set({ status: "in_progress" }).where(eq(runSteps.id, stepId));
-        else await tx.insert(runSteps).values(started);
-      },
+    return {
+      step,
+      work: (tx) => (existing ? tx.update(runSteps).set({ status: "in_progress" }).where(eq(runSteps.id, stepId)) : tx.insert(runSteps).values(step)),
       events: fresh
         ? [
-            { type: "step.created", data: stepOut(started) },
+            { type: "step.created", data: stepOut(step) },
             { type: "tool_call.created", data: { step_id: stepId, tool_call_id: call.id, name: call.function.name, arguments: call.function.arguments } },
           ]
         : [],
-    });
-    this.remember(started);
-    if (r!.run.status === "cancelling") return !(await this.cancel());
-    this.throwIfAborted();
+    };
+  }
 
+  /** Runs the call (or answers its refusal) in its span; its duration is observed. */
+  private async executeTool({ call, tool, refusal }: PlannedCall, stepId: string): Promise<{ result: ToolCallResult; durationMs: number }> {
     const t0 = performance.now();
-    const execute = () =>
-      tool
+    const execute = (): Promise<ToolCallResult> =>
+      tool && !refusal
         ? abortable(
             this.deps.tools().execute({ org_id: this.run.orgId, agent_id: this.run.agentId, run_id: this.run.id, tool_call_id: call.id, tool_id: tool.id, arguments: call.function.arguments }),
             this.signal,
           )
-        : Promise.resolve({ ok: false as const, error: { code: "unknown_tool", message: `No tool named '${call.function.name}' is available to this agent.` } });
+        : Promise.resolve({ ok: false as const, error: refusal ?? { code: "unknown_tool", message: `No tool named '${call.function.name}' is available to this agent.` } });
     const result = this.deps.tracing.enabled
       ? await this.deps.tracing.inSpan(`tool ${call.function.name}`, { kind: "internal", attributes: { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.function.name, "agentos.tool.kind": tool?.kind ?? "unknown", "agentos.step_id": stepId } }, async (span) => {
           const r = await execute();
@@ -571,11 +668,11 @@ export class RunExecution {
     this.deps.metrics.runStepDuration.observe(durationMs / 1000, { kind: "tool" });
     // A tool may have changed memory blocks: the next model call reads them again.
     this.prefetchedBlocks = null;
+    return { result, durationMs };
+  }
 
-    const done = result.ok
-      ? { status: "completed", output: (result.output ?? null) as object, error: null, completedAt: new Date() }
-      : { status: "failed", output: null, error: result.error, completedAt: new Date() };
-    this.closeStep(started, done, {
+  private toolCloseOptions({ call, tool }: PlannedCall, stepId: string, result: ToolCallResult, durationMs: number): CloseOptions {
+    return {
       domainEvent: (run) => ({
         type: "tool_call.completed",
         payload: { run_id: run.id, agent_id: run.agentId, step_id: stepId, tool_call_id: call.id, tool_id: tool?.id ?? null, name: call.function.name, kind: tool?.kind ?? null, ok: result.ok, duration_ms: durationMs },
@@ -584,8 +681,7 @@ export class RunExecution {
         { type: "step.completed", data: stepOut(closed) },
         { type: "tool_call.completed", data: { step_id: stepId, tool_call_id: call.id, name: call.function.name, ok: result.ok, output: closed.output, error: closed.error } },
       ],
-    });
-    return true;
+    };
   }
 
   private async requireAction(pending: RequiredAction["tool_calls"]) {
@@ -642,12 +738,12 @@ export class RunExecution {
     return r;
   }
 
-  private async complete(content: string) {
+  private async complete(content: string, parsed: unknown) {
     const r = await this.finish("completed", {
       // A cancel accepted during the last call wins: the run ends cancelled, not completed.
       guard: eq(runs.status, "in_progress"),
       work: async (tx, run) => {
-        await tx.insert(messages).values({ id: newId("msg"), orgId: run.orgId, threadId: run.threadId, role: "assistant", content, runId: run.id });
+        await tx.insert(messages).values({ id: newId("msg"), orgId: run.orgId, threadId: run.threadId, role: "assistant", content, runId: run.id, parsed: parsed ?? null });
       },
     });
     if (!r) {
@@ -728,7 +824,7 @@ class DeltaWriter {
 }
 
 /** The run's own exchange so far: each model reply with tool calls, then their results. */
-export function transcript(steps: StepRow[]): ChatMessage[] {
+export function transcript(steps: StepRow[], format: JsonResponseFormat | null = null): ChatMessage[] {
   const byCall = new Map(steps.filter((s) => s.kind === "tool_call" && s.toolCallId).map((s) => [s.toolCallId!, s]));
   const out: ChatMessage[] = [];
   for (const s of steps) {
@@ -736,6 +832,8 @@ export function transcript(steps: StepRow[]): ChatMessage[] {
     const o = s.output as ModelOutput;
     if (!o.tool_calls?.length) {
       out.push({ role: "assistant", content: o.content });
+      // An answer that failed the response_format: the corrective turn that follows it.
+      if (o.output_error !== undefined && format) out.push(correctiveMessage(format, o.output_error));
       continue;
     }
     out.push({ role: "assistant", content: o.content, tool_calls: o.tool_calls });

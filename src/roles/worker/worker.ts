@@ -142,6 +142,7 @@ export class RunWorker {
         auth: () => this.p.clients.auth,
         billing: () => this.p.clients.billing,
         deltaFlushMs: this.settings.deltaFlushMs,
+        toolCallConcurrency: this.settings.toolCallConcurrency,
         tracing: this.p.tracing,
       },
       run,
