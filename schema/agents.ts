@@ -86,6 +86,12 @@ export const runs = pgTable(
     traceparent: text("traceparent"),
     /** Per-run overrides and output/tool options given on create (src/runs/options.ts). */
     options: jsonb("options").$type<RunOptions>().notNull().default({}),
+    /** multitask_strategy enqueue: the input of a `pending` run, appended to the thread when it is promoted to `queued`. */
+    pendingInput: text("pending_input"),
+    /** When a `pending` run became `queued`: its history cut-off (it sees what the runs before it wrote). */
+    promotedAt: tstz("promoted_at"),
+    /** Cancelled by multitask_strategy rollback: its messages are removed from the thread once it has ended. */
+    rolledBack: boolean("rolled_back").notNull().default(false),
     /** `{max_tokens?, max_cost_cents?}` given at creation, or null. */
     budget: jsonb("budget").$type<{ max_tokens?: number; max_cost_cents?: number } | null>(),
     /** The API key the run was created with (its daily spend cap applies), or null. */
@@ -100,6 +106,10 @@ export const runs = pgTable(
     index("runs_org_idx").on(t.orgId, t.id),
     // The reconciler scans only live runs.
     index("runs_live_idx").on(t.status, t.leaseExpiresAt).where(sql`status in ('queued','in_progress','cancelling','requires_action')`),
+    // At most one active run per thread, whatever the concurrency of creates (multitask_strategy).
+    uniqueIndex("runs_thread_active_key").on(t.threadId).where(sql`status in ('queued','in_progress','cancelling','requires_action')`),
+    // Runs waiting behind the active one (multitask_strategy enqueue), promoted in id order.
+    index("runs_thread_pending_idx").on(t.threadId, t.id).where(sql`status = 'pending'`),
   ],
 );
 

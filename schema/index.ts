@@ -6,5 +6,6 @@ export * from "./tools";
 export * from "./billing";
 export * from "./events";
 export * from "./notify";
+export * from "./schedules";
 export * from "./budgets";
 export * from "./compaction";

@@ -8,7 +8,7 @@ export interface paths {
             cookie?: never;
         };
         /** Liveness: the process is up */
-        get: operations["getHealthz"];
+        get: operations["getHealth"];
         put?: never;
         post?: never;
         delete?: never;
@@ -25,7 +25,7 @@ export interface paths {
             cookie?: never;
         };
         /** Readiness: backends reachable and migrations applied */
-        get: operations["getReadyz"];
+        get: operations["getReadiness"];
         put?: never;
         post?: never;
         delete?: never;
@@ -61,7 +61,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Create an account and its organization */
-        post: operations["postV1AuthSignup"];
+        post: operations["signup"];
         delete?: never;
         options?: never;
         head?: never;
@@ -78,7 +78,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Log in: access and refresh tokens */
-        post: operations["postV1AuthLogin"];
+        post: operations["login"];
         delete?: never;
         options?: never;
         head?: never;
@@ -95,7 +95,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Rotate the refresh token: a new pair; the old token is spent */
-        post: operations["postV1AuthRefresh"];
+        post: operations["refreshToken"];
         delete?: never;
         options?: never;
         head?: never;
@@ -112,7 +112,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Revoke the session (or every session of the user in this organization) */
-        post: operations["postV1AuthLogout"];
+        post: operations["logout"];
         delete?: never;
         options?: never;
         head?: never;
@@ -127,7 +127,7 @@ export interface paths {
             cookie?: never;
         };
         /** The caller: user, organization, role */
-        get: operations["getV1AuthMe"];
+        get: operations["getMe"];
         put?: never;
         post?: never;
         delete?: never;
@@ -144,10 +144,10 @@ export interface paths {
             cookie?: never;
         };
         /** List the organization's API keys */
-        get: operations["getV1Api-keys"];
+        get: operations["listApiKeys"];
         put?: never;
         /** Create an API key (shown once) */
-        post: operations["postV1Api-keys"];
+        post: operations["createApiKey"];
         delete?: never;
         options?: never;
         head?: never;
@@ -165,11 +165,11 @@ export interface paths {
         put?: never;
         post?: never;
         /** Delete an API key */
-        delete: operations["deleteV1Api-keysById"];
+        delete: operations["deleteApiKey"];
         options?: never;
         head?: never;
         /** Rename an API key or change its daily spend cap */
-        patch: operations["patchV1Api-keysById"];
+        patch: operations["updateApiKey"];
         trace?: never;
     };
     "/v1/organization/members": {
@@ -180,10 +180,10 @@ export interface paths {
             cookie?: never;
         };
         /** List members */
-        get: operations["getV1OrganizationMembers"];
+        get: operations["listMembers"];
         put?: never;
         /** Add an existing user by email (owners only) */
-        post: operations["postV1OrganizationMembers"];
+        post: operations["addMember"];
         delete?: never;
         options?: never;
         head?: never;
@@ -198,10 +198,10 @@ export interface paths {
             cookie?: never;
         };
         /** List agents */
-        get: operations["getV1Agents"];
+        get: operations["listAgents"];
         put?: never;
         /** Create an agent */
-        post: operations["postV1Agents"];
+        post: operations["createAgent"];
         delete?: never;
         options?: never;
         head?: never;
@@ -216,15 +216,15 @@ export interface paths {
             cookie?: never;
         };
         /** Get an agent */
-        get: operations["getV1AgentsById"];
+        get: operations["getAgent"];
         put?: never;
         post?: never;
         /** Delete an agent and its memory */
-        delete: operations["deleteV1AgentsById"];
+        delete: operations["deleteAgent"];
         options?: never;
         head?: never;
         /** Update an agent */
-        patch: operations["patchV1AgentsById"];
+        patch: operations["updateAgent"];
         trace?: never;
     };
     "/v1/threads": {
@@ -235,10 +235,10 @@ export interface paths {
             cookie?: never;
         };
         /** List threads */
-        get: operations["getV1Threads"];
+        get: operations["listThreads"];
         put?: never;
         /** Create a thread */
-        post: operations["postV1Threads"];
+        post: operations["createThread"];
         delete?: never;
         options?: never;
         head?: never;
@@ -253,11 +253,11 @@ export interface paths {
             cookie?: never;
         };
         /** Get a thread */
-        get: operations["getV1ThreadsById"];
+        get: operations["getThread"];
         put?: never;
         post?: never;
         /** Delete a thread with its messages and runs */
-        delete: operations["deleteV1ThreadsById"];
+        delete: operations["deleteThread"];
         options?: never;
         head?: never;
         patch?: never;
@@ -271,10 +271,10 @@ export interface paths {
             cookie?: never;
         };
         /** List messages */
-        get: operations["getV1ThreadsByIdMessages"];
+        get: operations["listThreadMessages"];
         put?: never;
         /** Append a message */
-        post: operations["postV1ThreadsByIdMessages"];
+        post: operations["createThreadMessage"];
         delete?: never;
         options?: never;
         head?: never;
@@ -289,10 +289,10 @@ export interface paths {
             cookie?: never;
         };
         /** List the runs of a thread */
-        get: operations["getV1ThreadsByIdRuns"];
+        get: operations["listThreadRuns"];
         put?: never;
         /** Start a run (status queued); with stream: true the response is a text/event-stream of its events */
-        post: operations["postV1ThreadsByIdRuns"];
+        post: operations["createRun"];
         delete?: never;
         options?: never;
         head?: never;
@@ -307,7 +307,7 @@ export interface paths {
             cookie?: never;
         };
         /** Get a run */
-        get: operations["getV1RunsById"];
+        get: operations["getRun"];
         put?: never;
         post?: never;
         delete?: never;
@@ -324,7 +324,7 @@ export interface paths {
             cookie?: never;
         };
         /** The run's timeline: queue wait, every model and tool call with latency, tokens and cost, time in requires_action */
-        get: operations["getV1RunsByIdTrace"];
+        get: operations["getRunTrace"];
         put?: never;
         post?: never;
         delete?: never;
@@ -341,7 +341,7 @@ export interface paths {
             cookie?: never;
         };
         /** List the steps (model and tool calls) of a run */
-        get: operations["getV1RunsByIdSteps"];
+        get: operations["listRunSteps"];
         put?: never;
         post?: never;
         delete?: never;
@@ -358,7 +358,7 @@ export interface paths {
             cookie?: never;
         };
         /** Server-Sent Events of a run: replays events after `after` (or Last-Event-ID), then follows live; ends after the terminal event */
-        get: operations["getV1RunsByIdEvents"];
+        get: operations["streamRunEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -375,7 +375,7 @@ export interface paths {
             cookie?: never;
         };
         /** Wait (up to timeout_s, max 60) until the run is terminal or requires_action */
-        get: operations["getV1RunsByIdWait"];
+        get: operations["waitForRun"];
         put?: never;
         post?: never;
         delete?: never;
@@ -394,7 +394,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Cancel a run: no further model or tool call starts */
-        post: operations["postV1RunsByIdCancel"];
+        post: operations["cancelRun"];
         delete?: never;
         options?: never;
         head?: never;
@@ -411,7 +411,61 @@ export interface paths {
         get?: never;
         put?: never;
         /** Submit client tool outputs and approvals; the run resumes */
-        post: operations["postV1RunsByIdTool_outputs"];
+        post: operations["submitToolOutputs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List schedules */
+        get: operations["listSchedules"];
+        put?: never;
+        /** Create a schedule: runs of an agent by cron (5 fields, time zone) or once at run_at */
+        post: operations["createSchedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a schedule (next_run_at, last_run_id) */
+        get: operations["getSchedule"];
+        put?: never;
+        post?: never;
+        /** Delete a schedule (its runs stay) */
+        delete: operations["deleteSchedule"];
+        options?: never;
+        head?: never;
+        /** Update a schedule; next_run_at is recomputed from now */
+        patch: operations["updateSchedule"];
+        trace?: never;
+    };
+    "/v1/schedules/{id}/fires": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The schedule's last 100 fires, newest first: status, run_id, error */
+        get: operations["listScheduleFires"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -426,9 +480,9 @@ export interface paths {
             cookie?: never;
         };
         /** The organization's plan, its limits and this month's usage */
-        get: operations["getV1BillingPlan"];
+        get: operations["getBillingPlan"];
         /** Change the plan (owners only) */
-        put: operations["putV1BillingPlan"];
+        put: operations["updateBillingPlan"];
         post?: never;
         delete?: never;
         options?: never;
@@ -444,7 +498,7 @@ export interface paths {
             cookie?: never;
         };
         /** Usage from the ledger, grouped by day, model or agent */
-        get: operations["getV1BillingUsage"];
+        get: operations["getBillingUsage"];
         put?: never;
         post?: never;
         delete?: never;
@@ -461,7 +515,7 @@ export interface paths {
             cookie?: never;
         };
         /** Monthly statements: line items per model, totals in integer cents */
-        get: operations["getV1BillingInvoices"];
+        get: operations["listBillingInvoices"];
         put?: never;
         post?: never;
         delete?: never;
@@ -478,10 +532,10 @@ export interface paths {
             cookie?: never;
         };
         /** List the organization's webhooks */
-        get: operations["getV1Webhooks"];
+        get: operations["listWebhooks"];
         put?: never;
         /** Register a webhook (the signing secret is shown once) */
-        post: operations["postV1Webhooks"];
+        post: operations["createWebhook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -499,7 +553,7 @@ export interface paths {
         put?: never;
         post?: never;
         /** Delete a webhook (pending deliveries are dropped) */
-        delete: operations["deleteV1WebhooksById"];
+        delete: operations["deleteWebhook"];
         options?: never;
         head?: never;
         patch?: never;
@@ -513,7 +567,7 @@ export interface paths {
             cookie?: never;
         };
         /** Delivery log: attempts, status codes, latency */
-        get: operations["getV1WebhooksByIdDeliveries"];
+        get: operations["listWebhookDeliveries"];
         put?: never;
         post?: never;
         delete?: never;
@@ -530,7 +584,7 @@ export interface paths {
             cookie?: never;
         };
         /** The inbox: unread first, then read */
-        get: operations["getV1Notifications"];
+        get: operations["listNotifications"];
         put?: never;
         post?: never;
         delete?: never;
@@ -549,7 +603,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Mark an inbox entry read */
-        post: operations["postV1NotificationsByIdRead"];
+        post: operations["markNotificationRead"];
         delete?: never;
         options?: never;
         head?: never;
@@ -564,7 +618,7 @@ export interface paths {
             cookie?: never;
         };
         /** List the agent's core memory blocks (always in its prompt) */
-        get: operations["getV1AgentsByIdMemoryBlocks"];
+        get: operations["listMemoryBlocks"];
         put?: never;
         post?: never;
         delete?: never;
@@ -581,9 +635,9 @@ export interface paths {
             cookie?: never;
         };
         /** Get one core memory block */
-        get: operations["getV1AgentsByIdMemoryBlocksByLabel"];
+        get: operations["getMemoryBlock"];
         /** Create or replace a core memory block (value over its limit → 422 memory_block_too_large) */
-        put: operations["putV1AgentsByIdMemoryBlocksByLabel"];
+        put: operations["putMemoryBlock"];
         post?: never;
         delete?: never;
         options?: never;
@@ -599,10 +653,10 @@ export interface paths {
             cookie?: never;
         };
         /** Search archival memory (ranked full-text, best first) or, without query, list it by creation */
-        get: operations["getV1AgentsByIdMemories"];
+        get: operations["listMemories"];
         put?: never;
         /** Store a passage in the agent's archival memory */
-        post: operations["postV1AgentsByIdMemories"];
+        post: operations["createMemory"];
         delete?: never;
         options?: never;
         head?: never;
@@ -617,11 +671,11 @@ export interface paths {
             cookie?: never;
         };
         /** Get one archival memory */
-        get: operations["getV1AgentsByIdMemoriesByMemory_id"];
+        get: operations["getMemory"];
         put?: never;
         post?: never;
         /** Delete an archival memory */
-        delete: operations["deleteV1AgentsByIdMemoriesByMemory_id"];
+        delete: operations["deleteMemory"];
         options?: never;
         head?: never;
         patch?: never;
@@ -635,10 +689,10 @@ export interface paths {
             cookie?: never;
         };
         /** List the organization's tools */
-        get: operations["getV1Tools"];
+        get: operations["listTools"];
         put?: never;
         /** Register a tool (http, nats or client); the signing secret is shown once */
-        post: operations["postV1Tools"];
+        post: operations["createTool"];
         delete?: never;
         options?: never;
         head?: never;
@@ -653,7 +707,7 @@ export interface paths {
             cookie?: never;
         };
         /** The builtin memory tools any agent can list by name in its tools */
-        get: operations["getV1ToolsBuiltin"];
+        get: operations["listBuiltinTools"];
         put?: never;
         post?: never;
         delete?: never;
@@ -670,15 +724,32 @@ export interface paths {
             cookie?: never;
         };
         /** Get a tool */
-        get: operations["getV1ToolsById"];
+        get: operations["getTool"];
         put?: never;
         post?: never;
         /** Delete a tool (409 tool_in_use naming the agents that use it, unless ?force=true) */
-        delete: operations["deleteV1ToolsById"];
+        delete: operations["deleteTool"];
         options?: never;
         head?: never;
         /** Update a tool */
-        patch: operations["patchV1ToolsById"];
+        patch: operations["updateTool"];
+        trace?: never;
+    };
+    "/v1/tools/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** New signing secret (shown once); the old one keeps signing calls beside it for grace_seconds (default one day) */
+        post: operations["rotate-secretTool"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/tools/{id}/invoke": {
@@ -691,7 +762,98 @@ export interface paths {
         get?: never;
         put?: never;
         /** Run a tool by hand with {arguments} and see the result a model would get */
-        post: operations["postV1ToolsByIdInvoke"];
+        post: operations["invokeTool"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/mcp-servers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the organization's MCP servers (headers are never returned) */
+        get: operations["listMcpServers"];
+        put?: never;
+        /** Register a remote MCP server (Streamable HTTP): initialize + tools/list, each tool registered as a tool of kind mcp */
+        post: operations["createMcpServer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/mcp-servers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get an MCP server and the tools registered from it */
+        get: operations["getMcpServer"];
+        put?: never;
+        post?: never;
+        /** Delete an MCP server and its tools (409 mcp_server_in_use naming the agents, unless ?force=true) */
+        delete: operations["deleteMcpServer"];
+        options?: never;
+        head?: never;
+        /** Change an MCP server; its tools are listed again with the new settings (nothing changes if that fails) */
+        patch: operations["updateMcpServer"];
+        trace?: never;
+    };
+    "/v1/mcp-servers/{id}/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** List the server's tools again: new ones registered, changed ones updated, vanished ones removed */
+        post: operations["refreshMcpServer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/mcp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** MCP (Streamable HTTP, stateless): the organization's agents as tools ask_<agent> {input, thread_id?} → the run's final answer, progress as notifications */
+        post: operations["mcp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/ws": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * WebSocket of the organization's events, live (send `Upgrade: websocket`)
+         * @description Frames are JSON: `{"type":"connected","organization_id":…}` once, `{"type":"event","event":{…}}` per event, `{"type":"pong"}` for a ping. Authenticate with `Authorization: Bearer …` or, from a browser, `?token=`. The socket closes with 4001 when the credential expires or its API key is deleted, 1013 when the client reads too slowly.
+         */
+        get: operations["openLiveEvents"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -701,8 +863,1086 @@ export interface paths {
 }
 export type webhooks = Record<string, never>;
 export interface components {
-    schemas: never;
-    responses: never;
+    schemas: {
+        Agent: {
+            id: string;
+            /** @constant */
+            object: "agent";
+            name: string;
+            model: string;
+            instructions: string;
+            tools: string[];
+            memory_blocks: {
+                label: string;
+                value: string;
+                limit: number;
+            }[];
+            context_window: number;
+            max_steps: number;
+            temperature: number | null;
+            top_p: number | null;
+            max_output_tokens: number | null;
+            /**
+             * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
+             * @enum {string}
+             */
+            context_strategy: "truncate" | "summarize";
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        AgentPage: {
+            data: components["schemas"]["Agent"][];
+            has_more: boolean;
+            next_cursor: string | null;
+        };
+        ApiKey: {
+            id: string;
+            name: string;
+            /** @description The first characters of the key, to tell keys apart */
+            prefix: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            last_used_at: string | null;
+            /** Format: date-time */
+            expires_at: string | null;
+            daily_spend_cap_cents: number | null;
+        };
+        ApiKeyPage: {
+            data: components["schemas"]["ApiKey"][];
+            has_more: boolean;
+            next_cursor: string | null;
+        };
+        ArchivalMemory: {
+            id: string;
+            agent_id: string;
+            content: string;
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            created_at: string;
+            /** @description Search results only: full-text rank, higher is better */
+            score?: number;
+        };
+        ArchivalMemoryPage: {
+            data: components["schemas"]["ArchivalMemory"][];
+            has_more: boolean;
+            next_cursor: string | null;
+        };
+        BillingUsage: {
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            group_by: string;
+            data: components["schemas"]["UsageRow"][];
+            totals: {
+                runs: number;
+                model_calls: number;
+                tool_calls: number;
+                prompt_tokens: number;
+                completion_tokens: number;
+                total_tokens: number;
+                /** @description Model calls priced at this deployment's prices per model, in fractional cents (statements round per line) */
+                cost_cents: number;
+            };
+        };
+        BuiltinTool: {
+            id: string;
+            name: string;
+            description: string;
+            parameters: {
+                [key: string]: unknown;
+            };
+            /** @constant */
+            kind: "builtin";
+        };
+        BuiltinToolList: {
+            data: components["schemas"]["BuiltinTool"][];
+        };
+        CreatedApiKey: {
+            id: string;
+            name: string;
+            /** @description The first characters of the key, to tell keys apart */
+            prefix: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            last_used_at: string | null;
+            /** Format: date-time */
+            expires_at: string | null;
+            daily_spend_cap_cents: number | null;
+            /** @description The secret key. Shown once: store it now. */
+            key: string;
+        };
+        CreatedTool: {
+            id: string;
+            name: string;
+            description: string;
+            parameters: {
+                [key: string]: unknown;
+            };
+            kind: string;
+            config: {
+                [key: string]: unknown;
+            };
+            requires_approval: boolean;
+            timeout_ms: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** @description HMAC-SHA256 key of X-AgentOS-Signature on http calls. Shown once: store it now. */
+            signing_secret: string;
+        };
+        CreatedWebhook: {
+            id: string;
+            url: string;
+            event_types: string[];
+            description: string | null;
+            active: boolean;
+            /** Format: date-time */
+            created_at: string;
+            /** @description Signing secret (HMAC-SHA256). Shown once: store it now. */
+            secret: string;
+        };
+        DeleteAgentResponse: {
+            id: string;
+            /** @constant */
+            object: "agent";
+            /** @constant */
+            deleted: true;
+        };
+        DeleteScheduleResponse: {
+            id: string;
+            /** @constant */
+            object: "schedule";
+            /** @constant */
+            deleted: true;
+        };
+        DeleteThreadResponse: {
+            id: string;
+            /** @constant */
+            object: "thread";
+            /** @constant */
+            deleted: true;
+        };
+        Deleted: {
+            id: string;
+            /** @constant */
+            deleted: true;
+        };
+        DeletedMcpServer: {
+            id: string;
+            /** @constant */
+            deleted: true;
+            tools_deleted: number;
+            /** @description Agents its tools were removed from (force) */
+            detached_from: number;
+        };
+        DeletedTool: {
+            id: string;
+            /** @constant */
+            deleted: true;
+            /** @description Agents the tool was removed from (force) */
+            detached_from: number;
+        };
+        Delivery: {
+            id: string;
+            webhook_id: string;
+            event_id: string;
+            event_type: string;
+            /** @enum {string} */
+            status: "pending" | "succeeded" | "failed";
+            attempts: number;
+            attempt_log: components["schemas"]["DeliveryAttempt"][];
+            /** Format: date-time */
+            next_attempt_at: string | null;
+            /** Format: date-time */
+            delivered_at: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        DeliveryAttempt: {
+            /** Format: date-time */
+            at: string;
+            status_code: number | null;
+            latency_ms: number;
+            error: string | null;
+        };
+        DeliveryPage: {
+            data: components["schemas"]["Delivery"][];
+            has_more: boolean;
+            next_cursor: string | null;
+        };
+        /** @description Error */
+        Error: {
+            error: {
+                /** @description snake_case machine-readable code */
+                code: string;
+                /** @description what went wrong and how to fix it */
+                message: string;
+                details?: unknown;
+                request_id: string;
+            };
+        };
+        GetHealthResponse: {
+            /** @constant */
+            status: "ok";
+        };
+        GetReadinessResponse: {
+            /** @constant */
+            status: "ready";
+            checks: {
+                [key: string]: string;
+            };
+        };
+        Invoice: {
+            /** @description inv_<YYYY-MM>: one statement per UTC month */
+            id: string;
+            /** @description YYYY-MM */
+            period: string;
+            /** Format: date-time */
+            period_start: string;
+            /** Format: date-time */
+            period_end: string;
+            /**
+             * @description open while the month is running
+             * @enum {string}
+             */
+            status: "open" | "closed";
+            /** @constant */
+            currency: "usd";
+            runs: number;
+            line_items: components["schemas"]["InvoiceLine"][];
+            subtotal_cents: number;
+            total_cents: number;
+        };
+        InvoiceLine: {
+            description: string;
+            model: string | null;
+            calls: number;
+            prompt_tokens: number;
+            completion_tokens: number;
+            input_cents_per_million: number;
+            output_cents_per_million: number;
+            amount_cents: number;
+        };
+        InvoicePage: {
+            data: components["schemas"]["Invoice"][];
+            has_more: boolean;
+            next_cursor: string | null;
+        };
+        InvokeResult: {
+            ok: boolean;
+            output?: unknown;
+            error?: components["schemas"]["StreamError"];
+            duration_ms: number;
+        };
+        ListSchedulesResponse: {
+            data: components["schemas"]["Schedule"][];
+            has_more: boolean;
+            next_cursor: string | null;
+        };
+        LogoutResult: {
+            /** @description Sessions (refresh tokens) revoked */
+            revoked: number;
+        };
+        McpServer: {
+            id: string;
+            name: string;
+            url: string;
+            /** @description Names of the stored headers (their values are never returned) */
+            header_names: string[];
+            allowed_tools: string[] | null;
+            requires_approval: "all" | "none" | string[];
+            timeout_ms: number;
+            /** @description name and version the server reported in initialize */
+            server_info: {
+                [key: string]: unknown;
+            } | null;
+            tools: components["schemas"]["McpServerTool"][];
+            /** Format: date-time */
+            refreshed_at: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        McpServerPage: {
+            data: components["schemas"]["McpServer"][];
+            has_more: boolean;
+            next_cursor: string | null;
+        };
+        McpServerSynced: {
+            id: string;
+            name: string;
+            url: string;
+            /** @description Names of the stored headers (their values are never returned) */
+            header_names: string[];
+            allowed_tools: string[] | null;
+            requires_approval: "all" | "none" | string[];
+            timeout_ms: number;
+            /** @description name and version the server reported in initialize */
+            server_info: {
+                [key: string]: unknown;
+            } | null;
+            tools: components["schemas"]["McpServerTool"][];
+            /** Format: date-time */
+            refreshed_at: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** @description Listed tools that were not registered, and why */
+            skipped: {
+                name: string;
+                reason: string;
+            }[];
+        };
+        McpServerTool: {
+            id: string;
+            /** @description The tool's name in AgentOS: <server>__<mcp tool> */
+            name: string;
+            /** @description The tool's name on the MCP server */
+            mcp_name: string;
+            requires_approval: boolean;
+        };
+        Me: {
+            user: components["schemas"]["User"];
+            organization: components["schemas"]["Organization"];
+            role: string;
+            /** @enum {string} */
+            auth: "jwt" | "api_key";
+        };
+        Member: {
+            user_id: string;
+            email: string;
+            name: string | null;
+            role: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        MemberPage: {
+            data: components["schemas"]["Member"][];
+            has_more: boolean;
+            next_cursor: string | null;
+        };
+        MemoryBlock: {
+            id: string;
+            agent_id: string;
+            label: string;
+            value: string;
+            limit: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        MemoryBlockPage: {
+            data: components["schemas"]["MemoryBlock"][];
+            has_more: boolean;
+            next_cursor: string | null;
+        };
+        Message: {
+            id: string;
+            /** @constant */
+            object: "message";
+            thread_id: string;
+            role: string;
+            content: string | null;
+            tool_calls: components["schemas"]["ToolCallView"][] | null;
+            tool_call_id: string | null;
+            run_id: string | null;
+            parsed: unknown | null;
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            created_at: string;
+        };
+        MessageDelta: {
+            step_id: string;
+            delta: string;
+        };
+        MessagePage: {
+            data: components["schemas"]["Message"][];
+            has_more: boolean;
+            next_cursor: string | null;
+        };
+        /**
+         * @description A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it
+         * @enum {string}
+         */
+        MisfirePolicy: "run_once" | "skip";
+        Notification: {
+            id: string;
+            /** @description run.completed | run.failed | billing.quota_warning | billing.quota_exceeded */
+            type: string;
+            title: string;
+            body: string;
+            data: {
+                [key: string]: unknown;
+            };
+            read: boolean;
+            /** Format: date-time */
+            read_at: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        NotificationPage: {
+            data: components["schemas"]["Notification"][];
+            has_more: boolean;
+            next_cursor: string | null;
+        };
+        Organization: {
+            id: string;
+            name: string;
+            plan: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        Plan: {
+            /** @enum {string} */
+            plan: "free" | "pro" | "business" | "enterprise";
+            limits: {
+                runs_per_month: number;
+                tokens_per_month: number;
+                requests_per_minute: number;
+            };
+            /** @description The current UTC calendar month; quotas reset at `end` */
+            period: {
+                /** Format: date-time */
+                start: string;
+                /** Format: date-time */
+                end: string;
+                description?: string;
+            };
+            usage: {
+                runs: number;
+                tokens: number;
+            };
+            available_plans: {
+                plan: string;
+                limits: {
+                    runs_per_month: number;
+                    tokens_per_month: number;
+                    requests_per_minute: number;
+                };
+            }[];
+        };
+        RequiredAction: {
+            /** @constant */
+            type: "submit_tool_outputs";
+            tool_calls: {
+                id: string;
+                /** @constant */
+                type: "function";
+                function: {
+                    name: string;
+                    arguments: string;
+                };
+                /**
+                 * @description output: a client tool, submit its output; approval: approve or reject the call
+                 * @enum {string}
+                 */
+                action: "output" | "approval";
+                tool_id: string;
+            }[];
+        };
+        RotatedSecret: {
+            id: string;
+            /** @description The new HMAC-SHA256 key. Shown once: store it now. */
+            signing_secret: string;
+            /**
+             * Format: date-time
+             * @description Until then calls carry a second v1= signature made with the old secret
+             */
+            previous_secret_expires_at: string | null;
+        };
+        Run: {
+            id: string;
+            /** @constant */
+            object: "run";
+            thread_id: string;
+            agent_id: string;
+            model: string;
+            status: components["schemas"]["RunStatus"];
+            stream: boolean;
+            required_action: components["schemas"]["RequiredAction"] | null;
+            last_error: components["schemas"]["StreamError"] | null;
+            usage: components["schemas"]["RunUsage"];
+            /** @description Model calls made */
+            step_count: number;
+            /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+            budget: {
+                /** @description Prompt + completion tokens the run may use in all */
+                max_tokens?: number;
+                /** @description Cents the run may cost at this deployment's model prices */
+                max_cost_cents?: number;
+            } | null;
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** Format: date-time */
+            started_at: string | null;
+            /** Format: date-time */
+            completed_at: string | null;
+            /** Format: date-time */
+            cancel_requested_at: string | null;
+            instructions: string | null;
+            additional_instructions: string | null;
+            tools: string[] | null;
+            temperature: number | null;
+            top_p: number | null;
+            max_output_tokens: number | null;
+            max_steps: number | null;
+            max_tool_calls: number | null;
+            tool_choice: (("auto" | "none" | "required") | {
+                /** @constant */
+                type: "function";
+                function: {
+                    name: string;
+                };
+            }) | null;
+            response_format: ({
+                /** @constant */
+                type: "text";
+            } | {
+                /** @constant */
+                type: "json_object";
+            } | {
+                /** @constant */
+                type: "json_schema";
+                json_schema: {
+                    name: string;
+                    description?: string;
+                    /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                    schema: {
+                        [key: string]: unknown;
+                    };
+                    /** @default true */
+                    strict: boolean;
+                };
+            }) | null;
+            parallel_tool_calls: boolean;
+        };
+        RunPage: {
+            data: components["schemas"]["Run"][];
+            has_more: boolean;
+            next_cursor: string | null;
+        };
+        RunPickedUp: {
+            run_id: string;
+            status: components["schemas"]["RunStatus"];
+            attempt?: number;
+        };
+        /** @enum {string} */
+        RunStatus: "pending" | "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
+        /** @description run.* events carry the Run (run.in_progress a RunPickedUp), step.* the Step, message.delta a MessageDelta, tool_call.* a ToolCallEvent, error a StreamError */
+        RunStreamData: components["schemas"]["Run"] | components["schemas"]["RunPickedUp"] | components["schemas"]["Step"] | components["schemas"]["MessageDelta"] | components["schemas"]["ToolCallEvent"] | components["schemas"]["StreamError"];
+        RunTrace: {
+            /** @constant */
+            object: "run.trace";
+            run_id: string;
+            status: string;
+            model: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            started_at: string | null;
+            /** Format: date-time */
+            completed_at: string | null;
+            /** @description Created → completed (or now) */
+            total_ms: number;
+            /** @description Created → first picked up by a worker (or now) */
+            queued_ms: number;
+            /** @description Time spent waiting for tool outputs or approvals */
+            requires_action_ms: number;
+            requires_action: {
+                /** Format: date-time */
+                from: string;
+                /** Format: date-time */
+                to: string | null;
+                /** @description Until now while still open */
+                ms: number;
+            }[];
+            /** @description Worker executions of the run: each resume (after requires_action, a crash or a lost lease) is one more */
+            attempts: number;
+            usage: components["schemas"]["RunUsage"];
+            cost_cents: number;
+            steps: components["schemas"]["RunTraceStep"][];
+        };
+        RunTraceStep: {
+            id: string;
+            /** @description model_call | tool_call | summarize */
+            kind: string;
+            /** @description The model, or the tool's name */
+            name: string;
+            status: string;
+            /** Format: date-time */
+            started_at: string;
+            /** Format: date-time */
+            completed_at: string | null;
+            /** @description Latency of the model or tool call (null while running) */
+            duration_ms: number | null;
+            usage: components["schemas"]["RunUsage"] | null;
+            /** @description Model calls: tokens × the model's prices (fractional cents) */
+            cost_cents: number | null;
+            error: ({
+                code: string;
+                message: string;
+            } & {
+                [key: string]: unknown;
+            }) | null;
+        };
+        RunUsage: {
+            prompt_tokens: number;
+            completion_tokens: number;
+            total_tokens: number;
+        };
+        Schedule: {
+            id: string;
+            /** @constant */
+            object: "schedule";
+            agent_id: string;
+            thread_id: string | null;
+            cron: string | null;
+            timezone: string;
+            /** Format: date-time */
+            run_at: string | null;
+            input: string | null;
+            run: {
+                [key: string]: unknown;
+            };
+            enabled: boolean;
+            misfire_policy: components["schemas"]["MisfirePolicy"];
+            /**
+             * Format: date-time
+             * @description The next fire; null when none will come (one-shot fired, disabled)
+             */
+            next_run_at: string | null;
+            last_run_id: string | null;
+            /** Format: date-time */
+            last_fired_at: string | null;
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        ScheduleFire: {
+            /** @constant */
+            object: "schedule.fire";
+            schedule_id: string;
+            /** Format: date-time */
+            fire_at: string;
+            /**
+             * @description firing: being created (a crash resumes it); skipped: missed with misfire_policy skip; failed: the run create was refused (error)
+             * @enum {string}
+             */
+            status: "firing" | "fired" | "skipped" | "failed";
+            run_id: string | null;
+            thread_id: string | null;
+            error: components["schemas"]["StreamError"] | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        ScheduleFireList: {
+            data: components["schemas"]["ScheduleFire"][];
+        };
+        Session: {
+            user: components["schemas"]["User"];
+            organization: components["schemas"]["Organization"];
+            access_token: string;
+            refresh_token: string;
+            /** @constant */
+            token_type: "Bearer";
+            /** @description Seconds until the access token expires */
+            expires_in: number;
+        };
+        Step: {
+            id: string;
+            /** @constant */
+            object: "run_step";
+            run_id: string;
+            /**
+             * @description summarize: older messages folded into the thread's summary (context_strategy summarize)
+             * @enum {string}
+             */
+            kind: "model_call" | "tool_call" | "summarize";
+            status: components["schemas"]["StepStatus"];
+            tool_call_id: string | null;
+            tool_name: string | null;
+            input: unknown;
+            output: unknown;
+            usage: components["schemas"]["RunUsage"] | null;
+            error: unknown;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            completed_at: string | null;
+        };
+        StepPage: {
+            data: components["schemas"]["Step"][];
+            has_more: boolean;
+            next_cursor: string | null;
+        };
+        /** @enum {string} */
+        StepStatus: "in_progress" | "requires_action" | "approved" | "completed" | "failed" | "cancelled";
+        StreamError: {
+            code: string;
+            message: string;
+        };
+        Thread: {
+            id: string;
+            /** @constant */
+            object: "thread";
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        ThreadPage: {
+            data: components["schemas"]["Thread"][];
+            has_more: boolean;
+            next_cursor: string | null;
+        };
+        Tool: {
+            id: string;
+            name: string;
+            description: string;
+            parameters: {
+                [key: string]: unknown;
+            };
+            kind: string;
+            config: {
+                [key: string]: unknown;
+            };
+            requires_approval: boolean;
+            timeout_ms: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        ToolCallEvent: {
+            step_id?: string;
+            tool_call_id: string;
+            name: string;
+            arguments?: string;
+            action?: string;
+            ok?: boolean;
+            output?: unknown;
+            error?: unknown;
+        };
+        ToolCallView: {
+            id: string;
+            /** @constant */
+            type: "function";
+            function: {
+                name: string;
+                arguments: string;
+            };
+        };
+        ToolPage: {
+            data: components["schemas"]["Tool"][];
+            has_more: boolean;
+            next_cursor: string | null;
+        };
+        UsageRow: {
+            /** @description The day (YYYY-MM-DD), model or agent id */
+            key: string | null;
+            runs: number;
+            model_calls: number;
+            tool_calls: number;
+            prompt_tokens: number;
+            completion_tokens: number;
+            total_tokens: number;
+            /** @description Model calls priced at this deployment's prices per model, in fractional cents (statements round per line) */
+            cost_cents: number;
+        };
+        User: {
+            id: string;
+            email: string;
+            name: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        Webhook: {
+            id: string;
+            url: string;
+            event_types: string[];
+            description: string | null;
+            active: boolean;
+            /** Format: date-time */
+            created_at: string;
+        };
+        WebhookPage: {
+            data: components["schemas"]["Webhook"][];
+            has_more: boolean;
+            next_cursor: string | null;
+        };
+    };
+    responses: {
+        /** @description The request is malformed or breaks the schema; `details` names the field or parameter and the rule */
+        BadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "validation_failed",
+                 *         "message": "limit: must be an integer between 1 and 100",
+                 *         "request_id": "req_3kTqZ8s1m0aB"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description No valid credential; `token_expired` when the access token expired (refresh it) */
+        Unauthorized: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "token_expired",
+                 *         "message": "The access token has expired; refresh it.",
+                 *         "request_id": "req_3kTqZ8s1m0aB"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description The plan's quota is used up */
+        PaymentRequired: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "quota_exceeded",
+                 *         "message": "The monthly token quota of the plan is used up.",
+                 *         "request_id": "req_3kTqZ8s1m0aB"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description The caller's role may not do this */
+        Forbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "forbidden",
+                 *         "message": "Only owners and admins may do this.",
+                 *         "request_id": "req_3kTqZ8s1m0aB"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description No such resource in the organization (also for an id of the wrong shape) */
+        NotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "not_found",
+                 *         "message": "No agent agt_… in this organization.",
+                 *         "request_id": "req_3kTqZ8s1m0aB"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description The body did not arrive in time */
+        RequestTimeout: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "request_timeout",
+                 *         "message": "The request body did not arrive within 30000 ms.",
+                 *         "request_id": "req_3kTqZ8s1m0aB"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description A conflict with the resource's state or an Idempotency-Key in use with another body */
+        Conflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "conflict",
+                 *         "message": "The run has already ended.",
+                 *         "request_id": "req_3kTqZ8s1m0aB"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description The body is larger than the limit */
+        PayloadTooLarge: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "payload_too_large",
+                 *         "message": "The body is 2000000 bytes; the limit is 1048576 bytes.",
+                 *         "request_id": "req_3kTqZ8s1m0aB"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description The body is not UTF-8 JSON (`Content-Type: application/json`) */
+        UnsupportedMediaType: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "unsupported_media_type",
+                 *         "message": "Send the body as JSON with `Content-Type: application/json`.",
+                 *         "request_id": "req_3kTqZ8s1m0aB"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description The request is well-formed but refers to something unusable */
+        UnprocessableEntity: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "unprocessable",
+                 *         "message": "The tool tool_… does not exist.",
+                 *         "request_id": "req_3kTqZ8s1m0aB"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description Rate limited: retry after `Retry-After` seconds */
+        TooManyRequests: {
+            headers: {
+                /** @description Seconds until a retry can succeed */
+                "Retry-After"?: number;
+                /** @description Requests allowed in the window */
+                "X-RateLimit-Limit"?: number;
+                /** @description Requests left in the window */
+                "X-RateLimit-Remaining"?: number;
+                /** @description When the window resets (Unix seconds) */
+                "X-RateLimit-Reset"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "rate_limited",
+                 *         "message": "Too many requests; retry in 12 s.",
+                 *         "request_id": "req_3kTqZ8s1m0aB"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description A bug on our side; the request id identifies it in our logs */
+        InternalError: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "internal_error",
+                 *         "message": "Something went wrong on our side; the request id identifies it in our logs.",
+                 *         "request_id": "req_3kTqZ8s1m0aB"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description A backend (database, cache, bus) is unreachable or the process is shutting down; retry */
+        ServiceUnavailable: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "backend_unavailable",
+                 *         "message": "The database is unreachable; retry shortly.",
+                 *         "request_id": "req_3kTqZ8s1m0aB"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+    };
     parameters: never;
     requestBodies: never;
     headers: never;
@@ -710,7 +1950,7 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    getHealthz: {
+    getHealth: {
         parameters: {
             query?: never;
             header?: never;
@@ -725,15 +1965,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        /** @constant */
-                        status: "ok";
-                    };
+                    "application/json": components["schemas"]["GetHealthResponse"];
                 };
             };
         };
     };
-    getReadyz: {
+    getReadiness: {
         parameters: {
             query?: never;
             header?: never;
@@ -748,31 +1985,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        /** @constant */
-                        status: "ready";
-                        checks: {
-                            [key: string]: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["GetReadinessResponse"];
                 };
             };
         };
@@ -785,2800 +1998,8 @@ export interface operations {
             cookie?: never;
         };
         requestBody?: never;
-        responses: never;
-    };
-    postV1AuthSignup: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    /**
-                     * Format: email
-                     * @description Email address
-                     */
-                    email: string;
-                    /** @description At least 8 characters */
-                    password: string;
-                    name?: string;
-                };
-                "application/x-www-form-urlencoded": {
-                    /**
-                     * Format: email
-                     * @description Email address
-                     */
-                    email: string;
-                    /** @description At least 8 characters */
-                    password: string;
-                    name?: string;
-                };
-                "multipart/form-data": {
-                    /**
-                     * Format: email
-                     * @description Email address
-                     */
-                    email: string;
-                    /** @description At least 8 characters */
-                    password: string;
-                    name?: string;
-                };
-            };
-        };
         responses: {
-            /** @description Response for status 201 */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        user: {
-                            id: string;
-                            email: string;
-                            name: ((string | null) | null) | null;
-                            /** Format: date-time */
-                            created_at: string;
-                        };
-                        organization: {
-                            id: string;
-                            name: string;
-                            plan: string;
-                            /** Format: date-time */
-                            created_at: string;
-                        };
-                        access_token: string;
-                        refresh_token: string;
-                        /** @constant */
-                        token_type: "Bearer";
-                        /** @description Seconds until the access token expires */
-                        expires_in: string | number;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    postV1AuthLogin: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    /**
-                     * Format: email
-                     * @description Email address
-                     */
-                    email: string;
-                    password: string;
-                    /** @description Log into this organization (default: the first one joined) */
-                    organization_id?: string;
-                };
-                "application/x-www-form-urlencoded": {
-                    /**
-                     * Format: email
-                     * @description Email address
-                     */
-                    email: string;
-                    password: string;
-                    /** @description Log into this organization (default: the first one joined) */
-                    organization_id?: string;
-                };
-                "multipart/form-data": {
-                    /**
-                     * Format: email
-                     * @description Email address
-                     */
-                    email: string;
-                    password: string;
-                    /** @description Log into this organization (default: the first one joined) */
-                    organization_id?: string;
-                };
-            };
-        };
-        responses: {
-            /** @description Response for status 200 */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        user: {
-                            id: string;
-                            email: string;
-                            name: ((string | null) | null) | null;
-                            /** Format: date-time */
-                            created_at: string;
-                        };
-                        organization: {
-                            id: string;
-                            name: string;
-                            plan: string;
-                            /** Format: date-time */
-                            created_at: string;
-                        };
-                        access_token: string;
-                        refresh_token: string;
-                        /** @constant */
-                        token_type: "Bearer";
-                        /** @description Seconds until the access token expires */
-                        expires_in: string | number;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    postV1AuthRefresh: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    refresh_token: string;
-                };
-                "application/x-www-form-urlencoded": {
-                    refresh_token: string;
-                };
-                "multipart/form-data": {
-                    refresh_token: string;
-                };
-            };
-        };
-        responses: {
-            /** @description Response for status 200 */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        user: {
-                            id: string;
-                            email: string;
-                            name: ((string | null) | null) | null;
-                            /** Format: date-time */
-                            created_at: string;
-                        };
-                        organization: {
-                            id: string;
-                            name: string;
-                            plan: string;
-                            /** Format: date-time */
-                            created_at: string;
-                        };
-                        access_token: string;
-                        refresh_token: string;
-                        /** @constant */
-                        token_type: "Bearer";
-                        /** @description Seconds until the access token expires */
-                        expires_in: string | number;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    postV1AuthLogout: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    /** @description Revoke this session only; without it every session of the user in this organization ends */
-                    refresh_token?: string;
-                };
-                "application/x-www-form-urlencoded": {
-                    /** @description Revoke this session only; without it every session of the user in this organization ends */
-                    refresh_token?: string;
-                };
-                "multipart/form-data": {
-                    /** @description Revoke this session only; without it every session of the user in this organization ends */
-                    refresh_token?: string;
-                };
-            };
-        };
-        responses: never;
-    };
-    getV1AuthMe: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Response for status 200 */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        user: {
-                            id: string;
-                            email: string;
-                            name: ((string | null) | null) | null;
-                            /** Format: date-time */
-                            created_at: string;
-                        };
-                        organization: {
-                            id: string;
-                            name: string;
-                            plan: string;
-                            /** Format: date-time */
-                            created_at: string;
-                        };
-                        role: string;
-                        /** @enum {string} */
-                        auth: "jwt" | "api_key";
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    "getV1Api-keys": {
-        parameters: {
-            query?: {
-                limit?: string | number;
-                after?: string;
-                order?: "asc" | "desc";
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Response for status 200 */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        data: {
-                            id: string;
-                            name: string;
-                            /** @description The first characters of the key, to tell keys apart */
-                            prefix: string;
-                            /** Format: date-time */
-                            created_at: string;
-                            /** Format: date-time */
-                            last_used_at: ((string | null) | null) | null;
-                            /** Format: date-time */
-                            expires_at: ((string | null) | null) | null;
-                            daily_spend_cap_cents: ((string | number) | null) | null;
-                        }[];
-                        has_more: boolean;
-                        next_cursor: ((string | null) | null) | null;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    "postV1Api-keys": {
-        parameters: {
-            query?: never;
-            header?: {
-                "idempotency-key"?: string;
-            };
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    name: string;
-                    expires_in_days?: string | number;
-                    /** @description Cents that runs created with this key may spend per UTC day at this deployment's model prices; a run that would go over fails with budget_exceeded */
-                    daily_spend_cap_cents?: string | number;
-                };
-                "application/x-www-form-urlencoded": {
-                    name: string;
-                    expires_in_days?: string | number;
-                    /** @description Cents that runs created with this key may spend per UTC day at this deployment's model prices; a run that would go over fails with budget_exceeded */
-                    daily_spend_cap_cents?: string | number;
-                };
-                "multipart/form-data": {
-                    name: string;
-                    expires_in_days?: string | number;
-                    /** @description Cents that runs created with this key may spend per UTC day at this deployment's model prices; a run that would go over fails with budget_exceeded */
-                    daily_spend_cap_cents?: string | number;
-                };
-            };
-        };
-        responses: {
-            /** @description Response for status 201 */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        id: string;
-                        name: string;
-                        /** @description The first characters of the key, to tell keys apart */
-                        prefix: string;
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        last_used_at: ((string | null) | null) | null;
-                        /** Format: date-time */
-                        expires_at: ((string | null) | null) | null;
-                        daily_spend_cap_cents: ((string | number) | null) | null;
-                        /** @description The secret key. Shown once: store it now. */
-                        key: string;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    "deleteV1Api-keysById": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: never;
-    };
-    "patchV1Api-keysById": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    name?: string;
-                    /** @description null removes the cap */
-                    daily_spend_cap_cents?: ((string | number) | null) | null;
-                };
-                "application/x-www-form-urlencoded": {
-                    name?: string;
-                    /** @description null removes the cap */
-                    daily_spend_cap_cents?: ((string | number) | null) | null;
-                };
-                "multipart/form-data": {
-                    name?: string;
-                    /** @description null removes the cap */
-                    daily_spend_cap_cents?: ((string | number) | null) | null;
-                };
-            };
-        };
-        responses: {
-            /** @description Response for status 200 */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        id: string;
-                        name: string;
-                        /** @description The first characters of the key, to tell keys apart */
-                        prefix: string;
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        last_used_at: ((string | null) | null) | null;
-                        /** Format: date-time */
-                        expires_at: ((string | null) | null) | null;
-                        daily_spend_cap_cents: ((string | number) | null) | null;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    getV1OrganizationMembers: {
-        parameters: {
-            query?: {
-                limit?: string | number;
-                after?: string;
-                order?: "asc" | "desc";
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Response for status 200 */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        data: {
-                            user_id: string;
-                            email: string;
-                            name: ((string | null) | null) | null;
-                            role: string;
-                            /** Format: date-time */
-                            created_at: string;
-                        }[];
-                        has_more: boolean;
-                        next_cursor: ((string | null) | null) | null;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    postV1OrganizationMembers: {
-        parameters: {
-            query?: never;
-            header?: {
-                "idempotency-key"?: string;
-            };
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    /**
-                     * Format: email
-                     * @description Email address
-                     */
-                    email: string;
-                    /**
-                     * @default member
-                     * @enum {string}
-                     */
-                    role?: "owner" | "member";
-                };
-                "application/x-www-form-urlencoded": {
-                    /**
-                     * Format: email
-                     * @description Email address
-                     */
-                    email: string;
-                    /**
-                     * @default member
-                     * @enum {string}
-                     */
-                    role?: "owner" | "member";
-                };
-                "multipart/form-data": {
-                    /**
-                     * Format: email
-                     * @description Email address
-                     */
-                    email: string;
-                    /**
-                     * @default member
-                     * @enum {string}
-                     */
-                    role?: "owner" | "member";
-                };
-            };
-        };
-        responses: {
-            /** @description Response for status 201 */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        user_id: string;
-                        email: string;
-                        name: ((string | null) | null) | null;
-                        role: string;
-                        /** Format: date-time */
-                        created_at: string;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    getV1Agents: {
-        parameters: {
-            query?: {
-                limit?: string | number;
-                after?: string;
-                order?: "asc" | "desc";
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Response for status 200 */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        data: {
-                            id: string;
-                            /** @constant */
-                            object: "agent";
-                            name: string;
-                            model: string;
-                            instructions: string;
-                            tools: string[];
-                            memory_blocks: {
-                                label: string;
-                                value: string;
-                                limit: string | number;
-                            }[];
-                            context_window: string | number;
-                            max_steps: string | number;
-                            temperature: ((number | null) | null) | null;
-                            top_p: ((number | null) | null) | null;
-                            max_output_tokens: ((string | number) | null) | null;
-                            /**
-                             * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
-                             * @enum {string}
-                             */
-                            context_strategy: "truncate" | "summarize";
-                            metadata: {
-                                [key: string]: unknown;
-                            };
-                            /** Format: date-time */
-                            created_at: string;
-                            /** Format: date-time */
-                            updated_at: string;
-                        }[];
-                        has_more: boolean;
-                        next_cursor: ((string | null) | null) | null;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    postV1Agents: {
-        parameters: {
-            query?: never;
-            header?: {
-                "idempotency-key"?: string;
-            };
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    name: string;
-                    /** @description Model name sent to the OpenAI-compatible API */
-                    model: string;
-                    instructions?: string;
-                    /** @description Tool ids (tool_…) or builtin tool names */
-                    tools?: string[];
-                    memory_blocks?: {
-                        /** @description Block name, e.g. persona or human */
-                        label: string;
-                        value: string;
-                        /**
-                         * @description Maximum characters of value
-                         * @default 5000
-                         */
-                        limit?: string | number;
-                    }[];
-                    /** @description Prompt budget in tokens (default 8192) */
-                    context_window?: string | number;
-                    /** @description Model calls per run (default 10) */
-                    max_steps?: string | number;
-                    temperature?: number;
-                    top_p?: number;
-                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
-                    max_output_tokens?: string | number;
-                    /**
-                     * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
-                     * @enum {string}
-                     */
-                    context_strategy?: "truncate" | "summarize";
-                    /**
-                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
-                     * @default {}
-                     */
-                    metadata?: {
-                        [key: string]: unknown;
-                    };
-                };
-                "application/x-www-form-urlencoded": {
-                    name: string;
-                    /** @description Model name sent to the OpenAI-compatible API */
-                    model: string;
-                    instructions?: string;
-                    /** @description Tool ids (tool_…) or builtin tool names */
-                    tools?: string[];
-                    memory_blocks?: {
-                        /** @description Block name, e.g. persona or human */
-                        label: string;
-                        value: string;
-                        /**
-                         * @description Maximum characters of value
-                         * @default 5000
-                         */
-                        limit?: string | number;
-                    }[];
-                    /** @description Prompt budget in tokens (default 8192) */
-                    context_window?: string | number;
-                    /** @description Model calls per run (default 10) */
-                    max_steps?: string | number;
-                    temperature?: number;
-                    top_p?: number;
-                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
-                    max_output_tokens?: string | number;
-                    /**
-                     * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
-                     * @enum {string}
-                     */
-                    context_strategy?: "truncate" | "summarize";
-                    /**
-                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
-                     * @default {}
-                     */
-                    metadata?: {
-                        [key: string]: unknown;
-                    };
-                };
-                "multipart/form-data": {
-                    name: string;
-                    /** @description Model name sent to the OpenAI-compatible API */
-                    model: string;
-                    instructions?: string;
-                    /** @description Tool ids (tool_…) or builtin tool names */
-                    tools?: string[];
-                    memory_blocks?: {
-                        /** @description Block name, e.g. persona or human */
-                        label: string;
-                        value: string;
-                        /**
-                         * @description Maximum characters of value
-                         * @default 5000
-                         */
-                        limit?: string | number;
-                    }[];
-                    /** @description Prompt budget in tokens (default 8192) */
-                    context_window?: string | number;
-                    /** @description Model calls per run (default 10) */
-                    max_steps?: string | number;
-                    temperature?: number;
-                    top_p?: number;
-                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
-                    max_output_tokens?: string | number;
-                    /**
-                     * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
-                     * @enum {string}
-                     */
-                    context_strategy?: "truncate" | "summarize";
-                    /**
-                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
-                     * @default {}
-                     */
-                    metadata?: {
-                        [key: string]: unknown;
-                    };
-                };
-            };
-        };
-        responses: {
-            /** @description Response for status 201 */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        id: string;
-                        /** @constant */
-                        object: "agent";
-                        name: string;
-                        model: string;
-                        instructions: string;
-                        tools: string[];
-                        memory_blocks: {
-                            label: string;
-                            value: string;
-                            limit: string | number;
-                        }[];
-                        context_window: string | number;
-                        max_steps: string | number;
-                        temperature: ((number | null) | null) | null;
-                        top_p: ((number | null) | null) | null;
-                        max_output_tokens: ((string | number) | null) | null;
-                        /**
-                         * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
-                         * @enum {string}
-                         */
-                        context_strategy: "truncate" | "summarize";
-                        metadata: {
-                            [key: string]: unknown;
-                        };
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    getV1AgentsById: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Response for status 200 */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        id: string;
-                        /** @constant */
-                        object: "agent";
-                        name: string;
-                        model: string;
-                        instructions: string;
-                        tools: string[];
-                        memory_blocks: {
-                            label: string;
-                            value: string;
-                            limit: string | number;
-                        }[];
-                        context_window: string | number;
-                        max_steps: string | number;
-                        temperature: ((number | null) | null) | null;
-                        top_p: ((number | null) | null) | null;
-                        max_output_tokens: ((string | number) | null) | null;
-                        /**
-                         * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
-                         * @enum {string}
-                         */
-                        context_strategy: "truncate" | "summarize";
-                        metadata: {
-                            [key: string]: unknown;
-                        };
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    deleteV1AgentsById: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Response for status 200 */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        id: string;
-                        /** @constant */
-                        object: "agent";
-                        /** @constant */
-                        deleted: true;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    patchV1AgentsById: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    name?: string;
-                    model?: string;
-                    instructions?: string;
-                    /** @description Tool ids (tool_…) or builtin tool names */
-                    tools?: string[];
-                    context_window?: string | number;
-                    max_steps?: string | number;
-                    temperature?: ((number | null) | null) | null;
-                    top_p?: ((number | null) | null) | null;
-                    max_output_tokens?: ((string | number) | null) | null;
-                    /**
-                     * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
-                     * @enum {string}
-                     */
-                    context_strategy?: "truncate" | "summarize";
-                    /**
-                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
-                     * @default {}
-                     */
-                    metadata?: {
-                        [key: string]: unknown;
-                    };
-                };
-                "application/x-www-form-urlencoded": {
-                    name?: string;
-                    model?: string;
-                    instructions?: string;
-                    /** @description Tool ids (tool_…) or builtin tool names */
-                    tools?: string[];
-                    context_window?: string | number;
-                    max_steps?: string | number;
-                    temperature?: ((number | null) | null) | null;
-                    top_p?: ((number | null) | null) | null;
-                    max_output_tokens?: ((string | number) | null) | null;
-                    /**
-                     * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
-                     * @enum {string}
-                     */
-                    context_strategy?: "truncate" | "summarize";
-                    /**
-                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
-                     * @default {}
-                     */
-                    metadata?: {
-                        [key: string]: unknown;
-                    };
-                };
-                "multipart/form-data": {
-                    name?: string;
-                    model?: string;
-                    instructions?: string;
-                    /** @description Tool ids (tool_…) or builtin tool names */
-                    tools?: string[];
-                    context_window?: string | number;
-                    max_steps?: string | number;
-                    temperature?: ((number | null) | null) | null;
-                    top_p?: ((number | null) | null) | null;
-                    max_output_tokens?: ((string | number) | null) | null;
-                    /**
-                     * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
-                     * @enum {string}
-                     */
-                    context_strategy?: "truncate" | "summarize";
-                    /**
-                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
-                     * @default {}
-                     */
-                    metadata?: {
-                        [key: string]: unknown;
-                    };
-                };
-            };
-        };
-        responses: {
-            /** @description Response for status 200 */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        id: string;
-                        /** @constant */
-                        object: "agent";
-                        name: string;
-                        model: string;
-                        instructions: string;
-                        tools: string[];
-                        memory_blocks: {
-                            label: string;
-                            value: string;
-                            limit: string | number;
-                        }[];
-                        context_window: string | number;
-                        max_steps: string | number;
-                        temperature: ((number | null) | null) | null;
-                        top_p: ((number | null) | null) | null;
-                        max_output_tokens: ((string | number) | null) | null;
-                        /**
-                         * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
-                         * @enum {string}
-                         */
-                        context_strategy: "truncate" | "summarize";
-                        metadata: {
-                            [key: string]: unknown;
-                        };
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    getV1Threads: {
-        parameters: {
-            query?: {
-                limit?: string | number;
-                after?: string;
-                order?: "asc" | "desc";
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Response for status 200 */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        data: {
-                            id: string;
-                            /** @constant */
-                            object: "thread";
-                            metadata: {
-                                [key: string]: unknown;
-                            };
-                            /** Format: date-time */
-                            created_at: string;
-                            /** Format: date-time */
-                            updated_at: string;
-                        }[];
-                        has_more: boolean;
-                        next_cursor: ((string | null) | null) | null;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    postV1Threads: {
-        parameters: {
-            query?: never;
-            header?: {
-                "idempotency-key"?: string;
-            };
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    /**
-                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
-                     * @default {}
-                     */
-                    metadata?: {
-                        [key: string]: unknown;
-                    };
-                };
-                "application/x-www-form-urlencoded": {
-                    /**
-                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
-                     * @default {}
-                     */
-                    metadata?: {
-                        [key: string]: unknown;
-                    };
-                };
-                "multipart/form-data": {
-                    /**
-                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
-                     * @default {}
-                     */
-                    metadata?: {
-                        [key: string]: unknown;
-                    };
-                };
-            };
-        };
-        responses: {
-            /** @description Response for status 201 */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        id: string;
-                        /** @constant */
-                        object: "thread";
-                        metadata: {
-                            [key: string]: unknown;
-                        };
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    getV1ThreadsById: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Response for status 200 */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        id: string;
-                        /** @constant */
-                        object: "thread";
-                        metadata: {
-                            [key: string]: unknown;
-                        };
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    deleteV1ThreadsById: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Response for status 200 */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        id: string;
-                        /** @constant */
-                        object: "thread";
-                        /** @constant */
-                        deleted: true;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    getV1ThreadsByIdMessages: {
-        parameters: {
-            query?: {
-                limit?: string | number;
-                after?: string;
-                order?: "asc" | "desc";
-            };
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Response for status 200 */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        data: {
-                            id: string;
-                            /** @constant */
-                            object: "message";
-                            thread_id: string;
-                            role: string;
-                            content: ((string | null) | null) | null;
-                            tool_calls: (({
-                                id: string;
-                                /** @constant */
-                                type: "function";
-                                function: {
-                                    name: string;
-                                    arguments: string;
-                                };
-                            }[] | null) | null) | null;
-                            tool_call_id: ((string | null) | null) | null;
-                            run_id: ((string | null) | null) | null;
-                            parsed: (unknown | null) | null;
-                            metadata: {
-                                [key: string]: unknown;
-                            };
-                            /** Format: date-time */
-                            created_at: string;
-                        }[];
-                        has_more: boolean;
-                        next_cursor: ((string | null) | null) | null;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    postV1ThreadsByIdMessages: {
-        parameters: {
-            query?: never;
-            header?: {
-                "idempotency-key"?: string;
-            };
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    /**
-                     * @description Who said it
-                     * @enum {string}
-                     */
-                    role: "user" | "assistant";
-                    content: string;
-                    /**
-                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
-                     * @default {}
-                     */
-                    metadata?: {
-                        [key: string]: unknown;
-                    };
-                };
-                "application/x-www-form-urlencoded": {
-                    /**
-                     * @description Who said it
-                     * @enum {string}
-                     */
-                    role: "user" | "assistant";
-                    content: string;
-                    /**
-                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
-                     * @default {}
-                     */
-                    metadata?: {
-                        [key: string]: unknown;
-                    };
-                };
-                "multipart/form-data": {
-                    /**
-                     * @description Who said it
-                     * @enum {string}
-                     */
-                    role: "user" | "assistant";
-                    content: string;
-                    /**
-                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
-                     * @default {}
-                     */
-                    metadata?: {
-                        [key: string]: unknown;
-                    };
-                };
-            };
-        };
-        responses: {
-            /** @description Response for status 201 */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        id: string;
-                        /** @constant */
-                        object: "message";
-                        thread_id: string;
-                        role: string;
-                        content: ((string | null) | null) | null;
-                        tool_calls: (({
-                            id: string;
-                            /** @constant */
-                            type: "function";
-                            function: {
-                                name: string;
-                                arguments: string;
-                            };
-                        }[] | null) | null) | null;
-                        tool_call_id: ((string | null) | null) | null;
-                        run_id: ((string | null) | null) | null;
-                        parsed: (unknown | null) | null;
-                        metadata: {
-                            [key: string]: unknown;
-                        };
-                        /** Format: date-time */
-                        created_at: string;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    getV1ThreadsByIdRuns: {
-        parameters: {
-            query?: {
-                limit?: string | number;
-                after?: string;
-                order?: "asc" | "desc";
-            };
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Response for status 200 */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        data: {
-                            id: string;
-                            /** @constant */
-                            object: "run";
-                            thread_id: string;
-                            agent_id: string;
-                            model: string;
-                            /** @enum {string} */
-                            status: "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
-                            stream: boolean;
-                            required_action: (({
-                                /** @constant */
-                                type: "submit_tool_outputs";
-                                tool_calls: {
-                                    id: string;
-                                    /** @constant */
-                                    type: "function";
-                                    function: {
-                                        name: string;
-                                        arguments: string;
-                                    };
-                                    /**
-                                     * @description output: a client tool, submit its output; approval: approve or reject the call
-                                     * @enum {string}
-                                     */
-                                    action: "output" | "approval";
-                                    tool_id: string;
-                                }[];
-                            } | null) | null) | null;
-                            last_error: (({
-                                code: string;
-                                message: string;
-                            } | null) | null) | null;
-                            usage: {
-                                prompt_tokens: string | number;
-                                completion_tokens: string | number;
-                                total_tokens: string | number;
-                            };
-                            /** @description Model calls made */
-                            step_count: string | number;
-                            /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
-                            budget: (({
-                                /** @description Prompt + completion tokens the run may use in all */
-                                max_tokens?: string | number;
-                                /** @description Cents the run may cost at this deployment's model prices */
-                                max_cost_cents?: number;
-                            } | null) | null) | null;
-                            metadata: {
-                                [key: string]: unknown;
-                            };
-                            /** Format: date-time */
-                            created_at: string;
-                            /** Format: date-time */
-                            updated_at: string;
-                            /** Format: date-time */
-                            started_at: ((string | null) | null) | null;
-                            /** Format: date-time */
-                            completed_at: ((string | null) | null) | null;
-                            /** Format: date-time */
-                            cancel_requested_at: ((string | null) | null) | null;
-                            instructions: ((string | null) | null) | null;
-                            additional_instructions: ((string | null) | null) | null;
-                            tools: ((string[] | null) | null) | null;
-                            temperature: ((number | null) | null) | null;
-                            top_p: ((number | null) | null) | null;
-                            max_output_tokens: ((string | number) | null) | null;
-                            max_steps: ((string | number) | null) | null;
-                            max_tool_calls: ((string | number) | null) | null;
-                            tool_choice: ((("auto" | "none" | "required") | {
-                                /** @constant */
-                                type: "function";
-                                function: {
-                                    name: string;
-                                };
-                            }) | null) | null;
-                            response_format: (({
-                                /** @constant */
-                                type: "text";
-                            } | {
-                                /** @constant */
-                                type: "json_object";
-                            } | {
-                                /** @constant */
-                                type: "json_schema";
-                                json_schema: {
-                                    name: string;
-                                    description?: string;
-                                    /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
-                                    schema: {
-                                        [key: string]: unknown;
-                                    };
-                                    /** @default true */
-                                    strict: boolean;
-                                };
-                            }) | null) | null;
-                            parallel_tool_calls: boolean;
-                        }[];
-                        has_more: boolean;
-                        next_cursor: ((string | null) | null) | null;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    postV1ThreadsByIdRuns: {
-        parameters: {
-            query?: never;
-            header?: {
-                "idempotency-key"?: string;
-            };
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    agent_id: string;
-                    /** @description Appended to the thread as a user message before the run starts */
-                    input?: string;
-                    /**
-                     * @description Answer with a text/event-stream of the run's events; model output streams as message.delta
-                     * @default false
-                     */
-                    stream?: boolean;
-                    /**
-                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
-                     * @default {}
-                     */
-                    metadata?: {
-                        [key: string]: unknown;
-                    };
-                    /** @description Model for this run instead of the agent's */
-                    model?: string;
-                    /** @description Replaces the agent's instructions for this run */
-                    instructions?: string;
-                    /** @description Appended to the (agent's or overridden) instructions for this run */
-                    additional_instructions?: string;
-                    /** @description Replaces the agent's tools for this run: tool ids (tool_…) or builtin names of the organization */
-                    tools?: string[];
-                    temperature?: number;
-                    top_p?: number;
-                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
-                    max_output_tokens?: string | number;
-                    /** @description Model calls this run may make instead of the agent's max_steps */
-                    max_steps?: string | number;
-                    /** @description Tool calls this run may make in total; past it the model is asked to answer (tool_choice none) */
-                    max_tool_calls?: string | number;
-                    /** @description auto (the model decides), none (no tool calls), required (at least one), or {type:'function', function:{name}} (that tool). Applies until the run's first tool call; later turns are auto. */
-                    tool_choice?: ("auto" | "none" | "required") | {
-                        /** @constant */
-                        type: "function";
-                        function: {
-                            name: string;
-                        };
-                    };
-                    /** @description Shape of the final answer: text (default), json_object (any JSON object) or json_schema (validated; one corrective turn, then failed/invalid_output) */
-                    response_format?: {
-                        /** @constant */
-                        type: "text";
-                    } | {
-                        /** @constant */
-                        type: "json_object";
-                    } | {
-                        /** @constant */
-                        type: "json_schema";
-                        json_schema: {
-                            name: string;
-                            description?: string;
-                            /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
-                            schema: {
-                                [key: string]: unknown;
-                            };
-                            /** @default true */
-                            strict?: boolean;
-                        };
-                    };
-                    /**
-                     * @description Several tool calls of one model turn run at once (false: the model is told so, and calls run one after the other)
-                     * @default true
-                     */
-                    parallel_tool_calls?: boolean;
-                    /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
-                    budget?: {
-                        /** @description Prompt + completion tokens the run may use in all */
-                        max_tokens?: string | number;
-                        /** @description Cents the run may cost at this deployment's model prices */
-                        max_cost_cents?: number;
-                    };
-                };
-                "application/x-www-form-urlencoded": {
-                    agent_id: string;
-                    /** @description Appended to the thread as a user message before the run starts */
-                    input?: string;
-                    /**
-                     * @description Answer with a text/event-stream of the run's events; model output streams as message.delta
-                     * @default false
-                     */
-                    stream?: boolean;
-                    /**
-                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
-                     * @default {}
-                     */
-                    metadata?: {
-                        [key: string]: unknown;
-                    };
-                    /** @description Model for this run instead of the agent's */
-                    model?: string;
-                    /** @description Replaces the agent's instructions for this run */
-                    instructions?: string;
-                    /** @description Appended to the (agent's or overridden) instructions for this run */
-                    additional_instructions?: string;
-                    /** @description Replaces the agent's tools for this run: tool ids (tool_…) or builtin names of the organization */
-                    tools?: string[];
-                    temperature?: number;
-                    top_p?: number;
-                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
-                    max_output_tokens?: string | number;
-                    /** @description Model calls this run may make instead of the agent's max_steps */
-                    max_steps?: string | number;
-                    /** @description Tool calls this run may make in total; past it the model is asked to answer (tool_choice none) */
-                    max_tool_calls?: string | number;
-                    /** @description auto (the model decides), none (no tool calls), required (at least one), or {type:'function', function:{name}} (that tool). Applies until the run's first tool call; later turns are auto. */
-                    tool_choice?: ("auto" | "none" | "required") | {
-                        /** @constant */
-                        type: "function";
-                        function: {
-                            name: string;
-                        };
-                    };
-                    /** @description Shape of the final answer: text (default), json_object (any JSON object) or json_schema (validated; one corrective turn, then failed/invalid_output) */
-                    response_format?: {
-                        /** @constant */
-                        type: "text";
-                    } | {
-                        /** @constant */
-                        type: "json_object";
-                    } | {
-                        /** @constant */
-                        type: "json_schema";
-                        json_schema: {
-                            name: string;
-                            description?: string;
-                            /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
-                            schema: {
-                                [key: string]: unknown;
-                            };
-                            /** @default true */
-                            strict?: boolean;
-                        };
-                    };
-                    /**
-                     * @description Several tool calls of one model turn run at once (false: the model is told so, and calls run one after the other)
-                     * @default true
-                     */
-                    parallel_tool_calls?: boolean;
-                    /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
-                    budget?: {
-                        /** @description Prompt + completion tokens the run may use in all */
-                        max_tokens?: string | number;
-                        /** @description Cents the run may cost at this deployment's model prices */
-                        max_cost_cents?: number;
-                    };
-                };
-                "multipart/form-data": {
-                    agent_id: string;
-                    /** @description Appended to the thread as a user message before the run starts */
-                    input?: string;
-                    /**
-                     * @description Answer with a text/event-stream of the run's events; model output streams as message.delta
-                     * @default false
-                     */
-                    stream?: boolean;
-                    /**
-                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
-                     * @default {}
-                     */
-                    metadata?: {
-                        [key: string]: unknown;
-                    };
-                    /** @description Model for this run instead of the agent's */
-                    model?: string;
-                    /** @description Replaces the agent's instructions for this run */
-                    instructions?: string;
-                    /** @description Appended to the (agent's or overridden) instructions for this run */
-                    additional_instructions?: string;
-                    /** @description Replaces the agent's tools for this run: tool ids (tool_…) or builtin names of the organization */
-                    tools?: string[];
-                    temperature?: number;
-                    top_p?: number;
-                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
-                    max_output_tokens?: string | number;
-                    /** @description Model calls this run may make instead of the agent's max_steps */
-                    max_steps?: string | number;
-                    /** @description Tool calls this run may make in total; past it the model is asked to answer (tool_choice none) */
-                    max_tool_calls?: string | number;
-                    /** @description auto (the model decides), none (no tool calls), required (at least one), or {type:'function', function:{name}} (that tool). Applies until the run's first tool call; later turns are auto. */
-                    tool_choice?: ("auto" | "none" | "required") | {
-                        /** @constant */
-                        type: "function";
-                        function: {
-                            name: string;
-                        };
-                    };
-                    /** @description Shape of the final answer: text (default), json_object (any JSON object) or json_schema (validated; one corrective turn, then failed/invalid_output) */
-                    response_format?: {
-                        /** @constant */
-                        type: "text";
-                    } | {
-                        /** @constant */
-                        type: "json_object";
-                    } | {
-                        /** @constant */
-                        type: "json_schema";
-                        json_schema: {
-                            name: string;
-                            description?: string;
-                            /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
-                            schema: {
-                                [key: string]: unknown;
-                            };
-                            /** @default true */
-                            strict?: boolean;
-                        };
-                    };
-                    /**
-                     * @description Several tool calls of one model turn run at once (false: the model is told so, and calls run one after the other)
-                     * @default true
-                     */
-                    parallel_tool_calls?: boolean;
-                    /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
-                    budget?: {
-                        /** @description Prompt + completion tokens the run may use in all */
-                        max_tokens?: string | number;
-                        /** @description Cents the run may cost at this deployment's model prices */
-                        max_cost_cents?: number;
-                    };
-                };
-            };
-        };
-        responses: {
-            /** @description With stream: true — a text/event-stream of the run's events (id: seq, event: type, data: JSON) */
+            /** @description The metrics */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3587,210 +2008,178 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+        };
+    };
+    signup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com",
+                 *       "password": "correct horse battery",
+                 *       "name": "Ada"
+                 *     }
+                 */
+                "application/json": {
+                    /**
+                     * Format: email
+                     * @description Email address
+                     */
+                    email: string;
+                    /** @description At least 8 characters */
+                    password: string;
+                    name?: string;
+                };
+            };
+        };
+        responses: {
             /** @description Response for status 201 */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        /** @constant */
-                        object: "run";
-                        thread_id: string;
-                        agent_id: string;
-                        model: string;
-                        /** @enum {string} */
-                        status: "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
-                        stream: boolean;
-                        required_action: (({
-                            /** @constant */
-                            type: "submit_tool_outputs";
-                            tool_calls: {
-                                id: string;
-                                /** @constant */
-                                type: "function";
-                                function: {
-                                    name: string;
-                                    arguments: string;
-                                };
-                                /**
-                                 * @description output: a client tool, submit its output; approval: approve or reject the call
-                                 * @enum {string}
-                                 */
-                                action: "output" | "approval";
-                                tool_id: string;
-                            }[];
-                        } | null) | null) | null;
-                        last_error: (({
-                            code: string;
-                            message: string;
-                        } | null) | null) | null;
-                        usage: {
-                            prompt_tokens: string | number;
-                            completion_tokens: string | number;
-                            total_tokens: string | number;
-                        };
-                        /** @description Model calls made */
-                        step_count: string | number;
-                        /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
-                        budget: (({
-                            /** @description Prompt + completion tokens the run may use in all */
-                            max_tokens?: string | number;
-                            /** @description Cents the run may cost at this deployment's model prices */
-                            max_cost_cents?: number;
-                        } | null) | null) | null;
-                        metadata: {
-                            [key: string]: unknown;
-                        };
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                        /** Format: date-time */
-                        started_at: ((string | null) | null) | null;
-                        /** Format: date-time */
-                        completed_at: ((string | null) | null) | null;
-                        /** Format: date-time */
-                        cancel_requested_at: ((string | null) | null) | null;
-                        instructions: ((string | null) | null) | null;
-                        additional_instructions: ((string | null) | null) | null;
-                        tools: ((string[] | null) | null) | null;
-                        temperature: ((number | null) | null) | null;
-                        top_p: ((number | null) | null) | null;
-                        max_output_tokens: ((string | number) | null) | null;
-                        max_steps: ((string | number) | null) | null;
-                        max_tool_calls: ((string | number) | null) | null;
-                        tool_choice: ((("auto" | "none" | "required") | {
-                            /** @constant */
-                            type: "function";
-                            function: {
-                                name: string;
-                            };
-                        }) | null) | null;
-                        response_format: (({
-                            /** @constant */
-                            type: "text";
-                        } | {
-                            /** @constant */
-                            type: "json_object";
-                        } | {
-                            /** @constant */
-                            type: "json_schema";
-                            json_schema: {
-                                name: string;
-                                description?: string;
-                                /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
-                                schema: {
-                                    [key: string]: unknown;
-                                };
-                                /** @default true */
-                                strict: boolean;
-                            };
-                        }) | null) | null;
-                        parallel_tool_calls: boolean;
-                    };
+                    "application/json": components["schemas"]["Session"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    getV1RunsById: {
+    login: {
         parameters: {
             query?: never;
             header?: never;
-            path: {
-                id: string;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com",
+                 *       "password": "correct horse battery"
+                 *     }
+                 */
+                "application/json": {
+                    /**
+                     * Format: email
+                     * @description Email address
+                     */
+                    email: string;
+                    password: string;
+                    /** @description Log into this organization (default: the first one joined) */
+                    organization_id?: string;
+                };
             };
+        };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    refreshToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    refresh_token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    logout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Revoke this session only; without it every session of the user in this organization ends */
+                    refresh_token?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogoutResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
             cookie?: never;
         };
         requestBody?: never;
@@ -3801,301 +2190,599 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        /** @constant */
-                        object: "run";
-                        thread_id: string;
-                        agent_id: string;
-                        model: string;
-                        /** @enum {string} */
-                        status: "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
-                        stream: boolean;
-                        required_action: (({
-                            /** @constant */
-                            type: "submit_tool_outputs";
-                            tool_calls: {
-                                id: string;
-                                /** @constant */
-                                type: "function";
-                                function: {
-                                    name: string;
-                                    arguments: string;
-                                };
-                                /**
-                                 * @description output: a client tool, submit its output; approval: approve or reject the call
-                                 * @enum {string}
-                                 */
-                                action: "output" | "approval";
-                                tool_id: string;
-                            }[];
-                        } | null) | null) | null;
-                        last_error: (({
-                            code: string;
-                            message: string;
-                        } | null) | null) | null;
-                        usage: {
-                            prompt_tokens: string | number;
-                            completion_tokens: string | number;
-                            total_tokens: string | number;
-                        };
-                        /** @description Model calls made */
-                        step_count: string | number;
-                        /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
-                        budget: (({
-                            /** @description Prompt + completion tokens the run may use in all */
-                            max_tokens?: string | number;
-                            /** @description Cents the run may cost at this deployment's model prices */
-                            max_cost_cents?: number;
-                        } | null) | null) | null;
-                        metadata: {
-                            [key: string]: unknown;
-                        };
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                        /** Format: date-time */
-                        started_at: ((string | null) | null) | null;
-                        /** Format: date-time */
-                        completed_at: ((string | null) | null) | null;
-                        /** Format: date-time */
-                        cancel_requested_at: ((string | null) | null) | null;
-                        instructions: ((string | null) | null) | null;
-                        additional_instructions: ((string | null) | null) | null;
-                        tools: ((string[] | null) | null) | null;
-                        temperature: ((number | null) | null) | null;
-                        top_p: ((number | null) | null) | null;
-                        max_output_tokens: ((string | number) | null) | null;
-                        max_steps: ((string | number) | null) | null;
-                        max_tool_calls: ((string | number) | null) | null;
-                        tool_choice: ((("auto" | "none" | "required") | {
-                            /** @constant */
-                            type: "function";
-                            function: {
-                                name: string;
-                            };
-                        }) | null) | null;
-                        response_format: (({
-                            /** @constant */
-                            type: "text";
-                        } | {
-                            /** @constant */
-                            type: "json_object";
-                        } | {
-                            /** @constant */
-                            type: "json_schema";
-                            json_schema: {
-                                name: string;
-                                description?: string;
-                                /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
-                                schema: {
-                                    [key: string]: unknown;
-                                };
-                                /** @default true */
-                                strict: boolean;
-                            };
-                        }) | null) | null;
-                        parallel_tool_calls: boolean;
-                    };
+                    "application/json": components["schemas"]["Me"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    getV1RunsByIdTrace: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Response for status 200 */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        object: "run.trace";
-                        run_id: string;
-                        status: string;
-                        model: string;
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        started_at: ((string | null) | null) | null;
-                        /** Format: date-time */
-                        completed_at: ((string | null) | null) | null;
-                        /** @description Created → completed (or now) */
-                        total_ms: string | number;
-                        /** @description Created → first picked up by a worker (or now) */
-                        queued_ms: string | number;
-                        /** @description Time spent waiting for tool outputs or approvals */
-                        requires_action_ms: string | number;
-                        requires_action: {
-                            /** Format: date-time */
-                            from: string;
-                            /** Format: date-time */
-                            to: ((string | null) | null) | null;
-                            /** @description Until now while still open */
-                            ms: string | number;
-                        }[];
-                        /** @description Worker executions of the run: each resume (after requires_action, a crash or a lost lease) is one more */
-                        attempts: string | number;
-                        usage: {
-                            prompt_tokens: string | number;
-                            completion_tokens: string | number;
-                            total_tokens: string | number;
-                        };
-                        cost_cents: number;
-                        steps: {
-                            id: string;
-                            /** @description model_call | tool_call | summarize */
-                            kind: string;
-                            /** @description The model, or the tool's name */
-                            name: string;
-                            status: string;
-                            /** Format: date-time */
-                            started_at: string;
-                            /** Format: date-time */
-                            completed_at: ((string | null) | null) | null;
-                            duration_ms: ((string | number) | null) | null;
-                            usage: (({
-                                prompt_tokens: string | number;
-                                completion_tokens: string | number;
-                                total_tokens: string | number;
-                            } | null) | null) | null;
-                            /** @description Model calls: tokens × the model's prices (fractional cents) */
-                            cost_cents: ((number | null) | null) | null;
-                            error: ((({
-                                code: string;
-                                message: string;
-                            } & {
-                                [key: string]: unknown;
-                            }) | null) | null) | null;
-                        }[];
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-        };
-    };
-    getV1RunsByIdSteps: {
+    listApiKeys: {
         parameters: {
             query?: {
-                limit?: string | number;
+                limit?: number;
+                after?: string;
+                order?: "asc" | "desc";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createApiKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "ci"
+                 *     }
+                 */
+                "application/json": {
+                    name: string;
+                    expires_in_days?: number;
+                    /** @description Cents that runs created with this key may spend per UTC day at this deployment's model prices; a run that would go over fails with budget_exceeded */
+                    daily_spend_cap_cents?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 201 */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedApiKey"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deleted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    /** @description null removes the cap */
+                    daily_spend_cap_cents?: number | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKey"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listMembers: {
+        parameters: {
+            query?: {
+                limit?: number;
+                after?: string;
+                order?: "asc" | "desc";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    addMember: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Format: email
+                     * @description Email address
+                     */
+                    email: string;
+                    /**
+                     * @default member
+                     * @enum {string}
+                     */
+                    role?: "owner" | "member";
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 201 */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Member"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listAgents: {
+        parameters: {
+            query?: {
+                limit?: number;
+                after?: string;
+                order?: "asc" | "desc";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createAgent: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "support",
+                 *       "model": "gpt-4o-mini",
+                 *       "instructions": "You answer support questions briefly."
+                 *     }
+                 */
+                "application/json": {
+                    name: string;
+                    /** @description Model name sent to the OpenAI-compatible API */
+                    model: string;
+                    instructions?: string;
+                    /** @description Tool ids (tool_…) or builtin tool names */
+                    tools?: string[];
+                    memory_blocks?: {
+                        /** @description Block name, e.g. persona or human */
+                        label: string;
+                        value: string;
+                        /**
+                         * @description Maximum characters of value
+                         * @default 5000
+                         */
+                        limit?: number;
+                    }[];
+                    /** @description Prompt budget in tokens (default 8192) */
+                    context_window?: number;
+                    /** @description Model calls per run (default 10) */
+                    max_steps?: number;
+                    temperature?: number;
+                    top_p?: number;
+                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                    max_output_tokens?: number;
+                    /**
+                     * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
+                     * @enum {string}
+                     */
+                    context_strategy?: "truncate" | "summarize";
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 201 */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Agent"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getAgent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Agent"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteAgent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeleteAgentResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateAgent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    model?: string;
+                    instructions?: string;
+                    /** @description Tool ids (tool_…) or builtin tool names */
+                    tools?: string[];
+                    context_window?: number;
+                    max_steps?: number;
+                    temperature?: number | null;
+                    top_p?: number | null;
+                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                    max_output_tokens?: number | null;
+                    /**
+                     * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
+                     * @enum {string}
+                     */
+                    context_strategy?: "truncate" | "summarize";
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Agent"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listThreads: {
+        parameters: {
+            query?: {
+                limit?: number;
+                after?: string;
+                order?: "asc" | "desc";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ThreadPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createThread: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "metadata": {
+                 *         "customer": "c_42"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 201 */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Thread"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getThread: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Thread"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteThread: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeleteThreadResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listThreadMessages: {
+        parameters: {
+            query?: {
+                limit?: number;
                 after?: string;
                 order?: "asc" | "desc";
             };
@@ -4113,99 +2800,81 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: {
-                            id: string;
-                            /** @constant */
-                            object: "run_step";
-                            run_id: string;
-                            /**
-                             * @description summarize: older messages folded into the thread's summary (context_strategy summarize)
-                             * @enum {string}
-                             */
-                            kind: "model_call" | "tool_call" | "summarize";
-                            /** @enum {string} */
-                            status: "in_progress" | "requires_action" | "approved" | "completed" | "failed" | "cancelled";
-                            tool_call_id: ((string | null) | null) | null;
-                            tool_name: ((string | null) | null) | null;
-                            input: unknown;
-                            output: unknown;
-                            usage: (({
-                                prompt_tokens: string | number;
-                                completion_tokens: string | number;
-                                total_tokens: string | number;
-                            } | null) | null) | null;
-                            error: unknown;
-                            /** Format: date-time */
-                            created_at: string;
-                            /** Format: date-time */
-                            completed_at: ((string | null) | null) | null;
-                        }[];
-                        has_more: boolean;
-                        next_cursor: ((string | null) | null) | null;
-                    };
+                    "application/json": components["schemas"]["MessagePage"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createThreadMessage: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
             };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
+            path: {
+                id: string;
             };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "role": "user",
+                 *       "content": "Where is my order?"
+                 *     }
+                 */
+                "application/json": {
+                    /**
+                     * @description Who said it
+                     * @enum {string}
+                     */
+                    role: "user" | "assistant";
+                    content: string;
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
                     };
                 };
             };
         };
+        responses: {
+            /** @description Response for status 201 */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
     };
-    getV1RunsByIdEvents: {
+    listThreadRuns: {
         parameters: {
             query?: {
-                after?: string | number;
+                limit?: number;
+                after?: string;
+                order?: "asc" | "desc";
             };
             header?: never;
             path: {
@@ -4215,12 +2884,265 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description text/event-stream; `id:` = seq, `event:` = type, `data:` = JSON */
+            /** @description Response for status 200 */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
+                    "application/json": components["schemas"]["RunPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createRun: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "agent_id": "agt_01HZX3K4M5N6P7Q8R9S0T1V2W3",
+                 *       "input": "Where is my order?"
+                 *     }
+                 */
+                "application/json": {
+                    agent_id: string;
+                    /** @description Appended to the thread as a user message before the run starts */
+                    input?: string;
+                    /**
+                     * @description Answer with a text/event-stream of the run's events; model output streams as message.delta
+                     * @default false
+                     */
+                    stream?: boolean;
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                    /** @description Model for this run instead of the agent's */
+                    model?: string;
+                    /** @description Replaces the agent's instructions for this run */
+                    instructions?: string;
+                    /** @description Appended to the (agent's or overridden) instructions for this run */
+                    additional_instructions?: string;
+                    /** @description Replaces the agent's tools for this run: tool ids (tool_…) or builtin names of the organization */
+                    tools?: string[];
+                    temperature?: number;
+                    top_p?: number;
+                    /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                    max_output_tokens?: number;
+                    /** @description Model calls this run may make instead of the agent's max_steps */
+                    max_steps?: number;
+                    /** @description Tool calls this run may make in total; past it the model is asked to answer (tool_choice none) */
+                    max_tool_calls?: number;
+                    /** @description auto (the model decides), none (no tool calls), required (at least one), or {type:'function', function:{name}} (that tool). Applies until the run's first tool call; later turns are auto. */
+                    tool_choice?: ("auto" | "none" | "required") | {
+                        /** @constant */
+                        type: "function";
+                        function: {
+                            name: string;
+                        };
+                    };
+                    /** @description Shape of the final answer: text (default), json_object (any JSON object) or json_schema (validated; one corrective turn, then failed/invalid_output) */
+                    response_format?: {
+                        /** @constant */
+                        type: "text";
+                    } | {
+                        /** @constant */
+                        type: "json_object";
+                    } | {
+                        /** @constant */
+                        type: "json_schema";
+                        json_schema: {
+                            name: string;
+                            description?: string;
+                            /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                            schema: {
+                                [key: string]: unknown;
+                            };
+                            /** @default true */
+                            strict?: boolean;
+                        };
+                    };
+                    /**
+                     * @description Several tool calls of one model turn run at once (false: the model is told so, and calls run one after the other)
+                     * @default true
+                     */
+                    parallel_tool_calls?: boolean;
+                    /**
+                     * @description When the thread already has an active run: reject (409 thread_busy, the default), enqueue (this run waits as `pending`, in order), interrupt (the active run is cancelled, its partial work kept, this one starts), rollback (the active run is cancelled and its messages removed)
+                     * @enum {string}
+                     */
+                    multitask_strategy?: "reject" | "enqueue" | "interrupt" | "rollback";
+                    /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+                    budget?: {
+                        /** @description Prompt + completion tokens the run may use in all */
+                        max_tokens?: number;
+                        /** @description Cents the run may cost at this deployment's model prices */
+                        max_cost_cents?: number;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description With `stream: true`: the run's events as `text/event-stream`, the same stream as `streamRunEvents` (GET /v1/runs/{id}/events), whose response documents the events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Response for status 201 */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Run"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            402: components["responses"]["PaymentRequired"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getRun: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Run"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getRunTrace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunTrace"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listRunSteps: {
+        parameters: {
+            query?: {
+                limit?: number;
+                after?: string;
+                order?: "asc" | "desc";
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StepPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    streamRunEvents: {
+        parameters: {
+            query?: {
+                after?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description text/event-stream; `id:` = seq, `event:` = type (run.*, step.*, message.delta, tool_call.*, error), `data:` = its JSON (RunStreamData) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example id: 3
+                     *     event: message.delta
+                     *     data: {"step_id":"step_…","delta":"Hel"}
+                     */
                     "text/event-stream": string;
                 };
             };
@@ -4231,9 +3153,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    getV1RunsByIdWait: {
+    waitForRun: {
         parameters: {
             query?: {
                 timeout_s?: number;
@@ -4252,162 +3180,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        /** @constant */
-                        object: "run";
-                        thread_id: string;
-                        agent_id: string;
-                        model: string;
-                        /** @enum {string} */
-                        status: "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
-                        stream: boolean;
-                        required_action: (({
-                            /** @constant */
-                            type: "submit_tool_outputs";
-                            tool_calls: {
-                                id: string;
-                                /** @constant */
-                                type: "function";
-                                function: {
-                                    name: string;
-                                    arguments: string;
-                                };
-                                /**
-                                 * @description output: a client tool, submit its output; approval: approve or reject the call
-                                 * @enum {string}
-                                 */
-                                action: "output" | "approval";
-                                tool_id: string;
-                            }[];
-                        } | null) | null) | null;
-                        last_error: (({
-                            code: string;
-                            message: string;
-                        } | null) | null) | null;
-                        usage: {
-                            prompt_tokens: string | number;
-                            completion_tokens: string | number;
-                            total_tokens: string | number;
-                        };
-                        /** @description Model calls made */
-                        step_count: string | number;
-                        /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
-                        budget: (({
-                            /** @description Prompt + completion tokens the run may use in all */
-                            max_tokens?: string | number;
-                            /** @description Cents the run may cost at this deployment's model prices */
-                            max_cost_cents?: number;
-                        } | null) | null) | null;
-                        metadata: {
-                            [key: string]: unknown;
-                        };
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                        /** Format: date-time */
-                        started_at: ((string | null) | null) | null;
-                        /** Format: date-time */
-                        completed_at: ((string | null) | null) | null;
-                        /** Format: date-time */
-                        cancel_requested_at: ((string | null) | null) | null;
-                        instructions: ((string | null) | null) | null;
-                        additional_instructions: ((string | null) | null) | null;
-                        tools: ((string[] | null) | null) | null;
-                        temperature: ((number | null) | null) | null;
-                        top_p: ((number | null) | null) | null;
-                        max_output_tokens: ((string | number) | null) | null;
-                        max_steps: ((string | number) | null) | null;
-                        max_tool_calls: ((string | number) | null) | null;
-                        tool_choice: ((("auto" | "none" | "required") | {
-                            /** @constant */
-                            type: "function";
-                            function: {
-                                name: string;
-                            };
-                        }) | null) | null;
-                        response_format: (({
-                            /** @constant */
-                            type: "text";
-                        } | {
-                            /** @constant */
-                            type: "json_object";
-                        } | {
-                            /** @constant */
-                            type: "json_schema";
-                            json_schema: {
-                                name: string;
-                                description?: string;
-                                /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
-                                schema: {
-                                    [key: string]: unknown;
-                                };
-                                /** @default true */
-                                strict: boolean;
-                            };
-                        }) | null) | null;
-                        parallel_tool_calls: boolean;
-                    };
+                    "application/json": components["schemas"]["Run"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    postV1RunsByIdCancel: {
+    cancelRun: {
         parameters: {
             query?: never;
             header?: never;
@@ -4424,180 +3208,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        /** @constant */
-                        object: "run";
-                        thread_id: string;
-                        agent_id: string;
-                        model: string;
-                        /** @enum {string} */
-                        status: "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
-                        stream: boolean;
-                        required_action: (({
-                            /** @constant */
-                            type: "submit_tool_outputs";
-                            tool_calls: {
-                                id: string;
-                                /** @constant */
-                                type: "function";
-                                function: {
-                                    name: string;
-                                    arguments: string;
-                                };
-                                /**
-                                 * @description output: a client tool, submit its output; approval: approve or reject the call
-                                 * @enum {string}
-                                 */
-                                action: "output" | "approval";
-                                tool_id: string;
-                            }[];
-                        } | null) | null) | null;
-                        last_error: (({
-                            code: string;
-                            message: string;
-                        } | null) | null) | null;
-                        usage: {
-                            prompt_tokens: string | number;
-                            completion_tokens: string | number;
-                            total_tokens: string | number;
-                        };
-                        /** @description Model calls made */
-                        step_count: string | number;
-                        /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
-                        budget: (({
-                            /** @description Prompt + completion tokens the run may use in all */
-                            max_tokens?: string | number;
-                            /** @description Cents the run may cost at this deployment's model prices */
-                            max_cost_cents?: number;
-                        } | null) | null) | null;
-                        metadata: {
-                            [key: string]: unknown;
-                        };
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                        /** Format: date-time */
-                        started_at: ((string | null) | null) | null;
-                        /** Format: date-time */
-                        completed_at: ((string | null) | null) | null;
-                        /** Format: date-time */
-                        cancel_requested_at: ((string | null) | null) | null;
-                        instructions: ((string | null) | null) | null;
-                        additional_instructions: ((string | null) | null) | null;
-                        tools: ((string[] | null) | null) | null;
-                        temperature: ((number | null) | null) | null;
-                        top_p: ((number | null) | null) | null;
-                        max_output_tokens: ((string | number) | null) | null;
-                        max_steps: ((string | number) | null) | null;
-                        max_tool_calls: ((string | number) | null) | null;
-                        tool_choice: ((("auto" | "none" | "required") | {
-                            /** @constant */
-                            type: "function";
-                            function: {
-                                name: string;
-                            };
-                        }) | null) | null;
-                        response_format: (({
-                            /** @constant */
-                            type: "text";
-                        } | {
-                            /** @constant */
-                            type: "json_object";
-                        } | {
-                            /** @constant */
-                            type: "json_schema";
-                            json_schema: {
-                                name: string;
-                                description?: string;
-                                /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
-                                schema: {
-                                    [key: string]: unknown;
-                                };
-                                /** @default true */
-                                strict: boolean;
-                            };
-                        }) | null) | null;
-                        parallel_tool_calls: boolean;
-                    };
+                    "application/json": components["schemas"]["Run"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    postV1RunsByIdTool_outputs: {
+    submitToolOutputs: {
         parameters: {
             query?: never;
             header?: never;
@@ -4619,28 +3245,6 @@ export interface operations {
                         reason?: string;
                     }[];
                 };
-                "application/x-www-form-urlencoded": {
-                    tool_outputs: {
-                        tool_call_id: string;
-                        /** @description Result of a client tool (action output) */
-                        output?: string;
-                        /** @description Decision on a call awaiting approval (action approval) */
-                        approve?: boolean;
-                        /** @description Shown to the model when a call is rejected */
-                        reason?: string;
-                    }[];
-                };
-                "multipart/form-data": {
-                    tool_outputs: {
-                        tool_call_id: string;
-                        /** @description Result of a client tool (action output) */
-                        output?: string;
-                        /** @description Decision on a call awaiting approval (action approval) */
-                        approve?: boolean;
-                        /** @description Shown to the model when a call is rejected */
-                        reason?: string;
-                    }[];
-                };
             };
         };
         responses: {
@@ -4650,82 +3254,119 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        /** @constant */
-                        object: "run";
-                        thread_id: string;
-                        agent_id: string;
-                        model: string;
-                        /** @enum {string} */
-                        status: "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
-                        stream: boolean;
-                        required_action: (({
-                            /** @constant */
-                            type: "submit_tool_outputs";
-                            tool_calls: {
-                                id: string;
-                                /** @constant */
-                                type: "function";
-                                function: {
-                                    name: string;
-                                    arguments: string;
-                                };
-                                /**
-                                 * @description output: a client tool, submit its output; approval: approve or reject the call
-                                 * @enum {string}
-                                 */
-                                action: "output" | "approval";
-                                tool_id: string;
-                            }[];
-                        } | null) | null) | null;
-                        last_error: (({
-                            code: string;
-                            message: string;
-                        } | null) | null) | null;
-                        usage: {
-                            prompt_tokens: string | number;
-                            completion_tokens: string | number;
-                            total_tokens: string | number;
-                        };
-                        /** @description Model calls made */
-                        step_count: string | number;
-                        /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
-                        budget: (({
-                            /** @description Prompt + completion tokens the run may use in all */
-                            max_tokens?: string | number;
-                            /** @description Cents the run may cost at this deployment's model prices */
-                            max_cost_cents?: number;
-                        } | null) | null) | null;
-                        metadata: {
+                    "application/json": components["schemas"]["Run"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listSchedules: {
+        parameters: {
+            query?: {
+                limit?: number;
+                after?: string;
+                order?: "asc" | "desc";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListSchedulesResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createSchedule: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    agent_id: string;
+                    /** @description Every fire runs on this thread; omitted: a new thread per fire */
+                    thread_id?: string;
+                    /**
+                     * @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`)
+                     * @example 0 9 * * mon-fri
+                     * @example *\/15 * * * *
+                     */
+                    cron?: string;
+                    /**
+                     * @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin
+                     * @example UTC
+                     * @example Europe/Berlin
+                     */
+                    timezone?: string;
+                    /**
+                     * Format: date-time
+                     * @description One-shot: the only fire (instead of cron)
+                     */
+                    run_at?: string;
+                    /** @description The user message of every fire's run */
+                    input?: string;
+                    /** @description Run-create options applied to every fire (as in POST /v1/threads/:id/runs: metadata, multitask_strategy, …) */
+                    run?: {
+                        /**
+                         * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                         * @default {}
+                         */
+                        metadata?: {
                             [key: string]: unknown;
                         };
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                        /** Format: date-time */
-                        started_at: ((string | null) | null) | null;
-                        /** Format: date-time */
-                        completed_at: ((string | null) | null) | null;
-                        /** Format: date-time */
-                        cancel_requested_at: ((string | null) | null) | null;
-                        instructions: ((string | null) | null) | null;
-                        additional_instructions: ((string | null) | null) | null;
-                        tools: ((string[] | null) | null) | null;
-                        temperature: ((number | null) | null) | null;
-                        top_p: ((number | null) | null) | null;
-                        max_output_tokens: ((string | number) | null) | null;
-                        max_steps: ((string | number) | null) | null;
-                        max_tool_calls: ((string | number) | null) | null;
-                        tool_choice: ((("auto" | "none" | "required") | {
+                        /** @description Model for this run instead of the agent's */
+                        model?: string;
+                        /** @description Replaces the agent's instructions for this run */
+                        instructions?: string;
+                        /** @description Appended to the (agent's or overridden) instructions for this run */
+                        additional_instructions?: string;
+                        /** @description Replaces the agent's tools for this run: tool ids (tool_…) or builtin names of the organization */
+                        tools?: string[];
+                        temperature?: number;
+                        top_p?: number;
+                        /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                        max_output_tokens?: number;
+                        /** @description Model calls this run may make instead of the agent's max_steps */
+                        max_steps?: number;
+                        /** @description Tool calls this run may make in total; past it the model is asked to answer (tool_choice none) */
+                        max_tool_calls?: number;
+                        /** @description auto (the model decides), none (no tool calls), required (at least one), or {type:'function', function:{name}} (that tool). Applies until the run's first tool call; later turns are auto. */
+                        tool_choice?: ("auto" | "none" | "required") | {
                             /** @constant */
                             type: "function";
                             function: {
                                 name: string;
                             };
-                        }) | null) | null;
-                        response_format: (({
+                        };
+                        /** @description Shape of the final answer: text (default), json_object (any JSON object) or json_schema (validated; one corrective turn, then failed/invalid_output) */
+                        response_format?: {
                             /** @constant */
                             type: "text";
                         } | {
@@ -4742,88 +3383,291 @@ export interface operations {
                                     [key: string]: unknown;
                                 };
                                 /** @default true */
-                                strict: boolean;
+                                strict?: boolean;
                             };
-                        }) | null) | null;
-                        parallel_tool_calls: boolean;
-                    };
-                };
-            };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
+                        };
+                        /**
+                         * @description Several tool calls of one model turn run at once (false: the model is told so, and calls run one after the other)
+                         * @default true
+                         */
+                        parallel_tool_calls?: boolean;
+                        /**
+                         * @description When the thread already has an active run: reject (409 thread_busy, the default), enqueue (this run waits as `pending`, in order), interrupt (the active run is cancelled, its partial work kept, this one starts), rollback (the active run is cancelled and its messages removed)
+                         * @enum {string}
+                         */
+                        multitask_strategy?: "reject" | "enqueue" | "interrupt" | "rollback";
+                        /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+                        budget?: {
+                            /** @description Prompt + completion tokens the run may use in all */
+                            max_tokens?: number;
+                            /** @description Cents the run may cost at this deployment's model prices */
+                            max_cost_cents?: number;
                         };
                     };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
+                    /** @default true */
+                    enabled?: boolean;
+                    /**
+                     * @description A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it
+                     * @enum {string}
+                     */
+                    misfire_policy?: "run_once" | "skip";
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
                     };
                 };
             };
         };
+        responses: {
+            /** @description Response for status 201 */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
     };
-    getV1BillingPlan: {
+    getSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeleteScheduleResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    agent_id?: string;
+                    /** @description Every fire runs on this thread; omitted: a new thread per fire */
+                    thread_id?: string | null;
+                    /**
+                     * @description 5-field cron: minute hour day-of-month month day-of-week (e.g. `0 9 * * mon-fri`)
+                     * @example 0 9 * * mon-fri
+                     * @example *\/15 * * * *
+                     */
+                    cron?: string | null;
+                    /**
+                     * @description IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin
+                     * @example UTC
+                     * @example Europe/Berlin
+                     */
+                    timezone?: string;
+                    /** Format: date-time */
+                    run_at?: string | null;
+                    /** @description The user message of every fire's run */
+                    input?: string | null;
+                    /** @description Run-create options applied to every fire (as in POST /v1/threads/:id/runs: metadata, multitask_strategy, …) */
+                    run?: {
+                        /**
+                         * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                         * @default {}
+                         */
+                        metadata?: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Model for this run instead of the agent's */
+                        model?: string;
+                        /** @description Replaces the agent's instructions for this run */
+                        instructions?: string;
+                        /** @description Appended to the (agent's or overridden) instructions for this run */
+                        additional_instructions?: string;
+                        /** @description Replaces the agent's tools for this run: tool ids (tool_…) or builtin names of the organization */
+                        tools?: string[];
+                        temperature?: number;
+                        top_p?: number;
+                        /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
+                        max_output_tokens?: number;
+                        /** @description Model calls this run may make instead of the agent's max_steps */
+                        max_steps?: number;
+                        /** @description Tool calls this run may make in total; past it the model is asked to answer (tool_choice none) */
+                        max_tool_calls?: number;
+                        /** @description auto (the model decides), none (no tool calls), required (at least one), or {type:'function', function:{name}} (that tool). Applies until the run's first tool call; later turns are auto. */
+                        tool_choice?: ("auto" | "none" | "required") | {
+                            /** @constant */
+                            type: "function";
+                            function: {
+                                name: string;
+                            };
+                        };
+                        /** @description Shape of the final answer: text (default), json_object (any JSON object) or json_schema (validated; one corrective turn, then failed/invalid_output) */
+                        response_format?: {
+                            /** @constant */
+                            type: "text";
+                        } | {
+                            /** @constant */
+                            type: "json_object";
+                        } | {
+                            /** @constant */
+                            type: "json_schema";
+                            json_schema: {
+                                name: string;
+                                description?: string;
+                                /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                                schema: {
+                                    [key: string]: unknown;
+                                };
+                                /** @default true */
+                                strict?: boolean;
+                            };
+                        };
+                        /**
+                         * @description Several tool calls of one model turn run at once (false: the model is told so, and calls run one after the other)
+                         * @default true
+                         */
+                        parallel_tool_calls?: boolean;
+                        /**
+                         * @description When the thread already has an active run: reject (409 thread_busy, the default), enqueue (this run waits as `pending`, in order), interrupt (the active run is cancelled, its partial work kept, this one starts), rollback (the active run is cancelled and its messages removed)
+                         * @enum {string}
+                         */
+                        multitask_strategy?: "reject" | "enqueue" | "interrupt" | "rollback";
+                        /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+                        budget?: {
+                            /** @description Prompt + completion tokens the run may use in all */
+                            max_tokens?: number;
+                            /** @description Cents the run may cost at this deployment's model prices */
+                            max_cost_cents?: number;
+                        };
+                    };
+                    enabled?: boolean;
+                    /**
+                     * @description A fire missed while no scheduler ran (more than --schedule-misfire-grace late): run_once catches up with one run, then continues; skip drops it
+                     * @enum {string}
+                     */
+                    misfire_policy?: "run_once" | "skip";
+                    /**
+                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
+                     * @default {}
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listScheduleFires: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleFireList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getBillingPlan: {
         parameters: {
             query?: never;
             header?: never;
@@ -4838,94 +3682,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        plan: "free" | "pro" | "business" | "enterprise";
-                        limits: {
-                            runs_per_month: string | number;
-                            tokens_per_month: string | number;
-                            requests_per_minute: string | number;
-                        };
-                        /** @description The current UTC calendar month; quotas reset at `end` */
-                        period: {
-                            /** Format: date-time */
-                            start: string;
-                            /** Format: date-time */
-                            end: string;
-                            description?: string;
-                        };
-                        usage: {
-                            runs: string | number;
-                            tokens: string | number;
-                        };
-                        available_plans: {
-                            plan: string;
-                            limits: {
-                                runs_per_month: string | number;
-                                tokens_per_month: string | number;
-                                requests_per_minute: string | number;
-                            };
-                        }[];
-                    };
+                    "application/json": components["schemas"]["Plan"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    putV1BillingPlan: {
+    updateBillingPlan: {
         parameters: {
             query?: never;
             header?: never;
@@ -4941,20 +3708,6 @@ export interface operations {
                      */
                     plan: "free" | "pro" | "business" | "enterprise";
                 };
-                "application/x-www-form-urlencoded": {
-                    /**
-                     * @description free | pro | business | enterprise
-                     * @enum {string}
-                     */
-                    plan: "free" | "pro" | "business" | "enterprise";
-                };
-                "multipart/form-data": {
-                    /**
-                     * @description free | pro | business | enterprise
-                     * @enum {string}
-                     */
-                    plan: "free" | "pro" | "business" | "enterprise";
-                };
             };
         };
         responses: {
@@ -4964,112 +3717,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        plan: "free" | "pro" | "business" | "enterprise";
-                        limits: {
-                            runs_per_month: string | number;
-                            tokens_per_month: string | number;
-                            requests_per_minute: string | number;
-                        };
-                        /** @description The current UTC calendar month; quotas reset at `end` */
-                        period: {
-                            /** Format: date-time */
-                            start: string;
-                            /** Format: date-time */
-                            end: string;
-                            description?: string;
-                        };
-                        usage: {
-                            runs: string | number;
-                            tokens: string | number;
-                        };
-                        available_plans: {
-                            plan: string;
-                            limits: {
-                                runs_per_month: string | number;
-                                tokens_per_month: string | number;
-                                requests_per_minute: string | number;
-                            };
-                        }[];
-                    };
+                    "application/json": components["schemas"]["Plan"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    getV1BillingUsage: {
+    getBillingUsage: {
         parameters: {
             query?: {
                 from?: string;
@@ -5088,97 +3750,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        /** Format: date-time */
-                        from: string;
-                        /** Format: date-time */
-                        to: string;
-                        group_by: string;
-                        data: {
-                            /** @description The day (YYYY-MM-DD), model or agent id */
-                            key: ((string | null) | null) | null;
-                            runs: string | number;
-                            model_calls: string | number;
-                            tool_calls: string | number;
-                            prompt_tokens: string | number;
-                            completion_tokens: string | number;
-                            total_tokens: string | number;
-                            /** @description Model calls priced at this deployment's prices per model, in fractional cents (statements round per line) */
-                            cost_cents: number;
-                        }[];
-                        totals: {
-                            runs: string | number;
-                            model_calls: string | number;
-                            tool_calls: string | number;
-                            prompt_tokens: string | number;
-                            completion_tokens: string | number;
-                            total_tokens: string | number;
-                            /** @description Model calls priced at this deployment's prices per model, in fractional cents (statements round per line) */
-                            cost_cents: number;
-                        };
-                    };
+                    "application/json": components["schemas"]["BillingUsage"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    getV1BillingInvoices: {
+    listBillingInvoices: {
         parameters: {
             query?: {
-                limit?: string | number;
+                limit?: number;
                 after?: string;
                 order?: "asc" | "desc";
             };
@@ -5194,102 +3779,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: {
-                            /** @description inv_<YYYY-MM>: one statement per UTC month */
-                            id: string;
-                            /** @description YYYY-MM */
-                            period: string;
-                            /** Format: date-time */
-                            period_start: string;
-                            /** Format: date-time */
-                            period_end: string;
-                            /**
-                             * @description open while the month is running
-                             * @enum {string}
-                             */
-                            status: "open" | "closed";
-                            /** @constant */
-                            currency: "usd";
-                            runs: string | number;
-                            line_items: {
-                                description: string;
-                                model: ((string | null) | null) | null;
-                                calls: string | number;
-                                prompt_tokens: string | number;
-                                completion_tokens: string | number;
-                                input_cents_per_million: string | number;
-                                output_cents_per_million: string | number;
-                                amount_cents: string | number;
-                            }[];
-                            subtotal_cents: string | number;
-                            total_cents: string | number;
-                        }[];
-                        has_more: boolean;
-                        next_cursor: ((string | null) | null) | null;
-                    };
+                    "application/json": components["schemas"]["InvoicePage"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    getV1Webhooks: {
+    listWebhooks: {
         parameters: {
             query?: {
-                limit?: string | number;
+                limit?: number;
                 after?: string;
                 order?: "asc" | "desc";
             };
@@ -5305,78 +3808,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: {
-                            id: string;
-                            url: string;
-                            event_types: string[];
-                            description: ((string | null) | null) | null;
-                            active: boolean;
-                            /** Format: date-time */
-                            created_at: string;
-                        }[];
-                        has_more: boolean;
-                        next_cursor: ((string | null) | null) | null;
-                    };
+                    "application/json": components["schemas"]["WebhookPage"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    postV1Webhooks: {
+    createWebhook: {
         parameters: {
             query?: never;
             header?: {
@@ -5387,27 +3829,15 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "url": "https://hooks.example.com/agentos",
+                 *       "event_types": [
+                 *         "run.completed"
+                 *       ]
+                 *     }
+                 */
                 "application/json": {
-                    /** @description http(s) URL that receives POSTed events */
-                    url: string;
-                    /**
-                     * @description Only these event types; empty or absent = every event
-                     * @default []
-                     */
-                    event_types?: ("*" | "agent.*" | "run.*" | "step.*" | "tool_call.*" | "billing.*" | "agent.created" | "agent.updated" | "agent.deleted" | "run.created" | "run.requires_action" | "run.completed" | "run.failed" | "run.cancelled" | "run.expired" | "step.completed" | "tool_call.completed" | "billing.quota_warning" | "billing.quota_exceeded")[];
-                    description?: string;
-                };
-                "application/x-www-form-urlencoded": {
-                    /** @description http(s) URL that receives POSTed events */
-                    url: string;
-                    /**
-                     * @description Only these event types; empty or absent = every event
-                     * @default []
-                     */
-                    event_types?: ("*" | "agent.*" | "run.*" | "step.*" | "tool_call.*" | "billing.*" | "agent.created" | "agent.updated" | "agent.deleted" | "run.created" | "run.requires_action" | "run.completed" | "run.failed" | "run.cancelled" | "run.expired" | "step.completed" | "tool_call.completed" | "billing.quota_warning" | "billing.quota_exceeded")[];
-                    description?: string;
-                };
-                "multipart/form-data": {
                     /** @description http(s) URL that receives POSTed events */
                     url: string;
                     /**
@@ -5426,112 +3856,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        url: string;
-                        event_types: string[];
-                        description: ((string | null) | null) | null;
-                        active: boolean;
-                        /** Format: date-time */
-                        created_at: string;
-                        /** @description Signing secret (HMAC-SHA256). Shown once: store it now. */
-                        secret: string;
-                    };
+                    "application/json": components["schemas"]["CreatedWebhook"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    deleteV1WebhooksById: {
+    deleteWebhook: {
         parameters: {
             query?: never;
             header?: never;
@@ -5541,12 +3881,28 @@ export interface operations {
             cookie?: never;
         };
         requestBody?: never;
-        responses: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deleted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
     };
-    getV1WebhooksByIdDeliveries: {
+    listWebhookDeliveries: {
         parameters: {
             query?: {
-                limit?: string | number;
+                limit?: number;
                 after?: string;
                 order?: "asc" | "desc";
             };
@@ -5564,112 +3920,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: {
-                            id: string;
-                            webhook_id: string;
-                            event_id: string;
-                            event_type: string;
-                            /** @enum {string} */
-                            status: "pending" | "succeeded" | "failed";
-                            attempts: string | number;
-                            attempt_log: {
-                                /** Format: date-time */
-                                at: string;
-                                status_code: ((string | number) | null) | null;
-                                latency_ms: string | number;
-                                error: ((string | null) | null) | null;
-                            }[];
-                            /** Format: date-time */
-                            next_attempt_at: ((string | null) | null) | null;
-                            /** Format: date-time */
-                            delivered_at: ((string | null) | null) | null;
-                            /** Format: date-time */
-                            created_at: string;
-                        }[];
-                        has_more: boolean;
-                        next_cursor: ((string | null) | null) | null;
-                    };
+                    "application/json": components["schemas"]["DeliveryPage"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    getV1Notifications: {
+    listNotifications: {
         parameters: {
             query?: {
-                limit?: string | number;
+                limit?: number;
                 after?: string;
                 order?: "asc" | "desc";
                 unread_only?: boolean;
@@ -5686,84 +3951,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: {
-                            id: string;
-                            /** @description run.completed | run.failed | billing.quota_warning | billing.quota_exceeded */
-                            type: string;
-                            title: string;
-                            body: string;
-                            data: {
-                                [key: string]: unknown;
-                            };
-                            read: boolean;
-                            /** Format: date-time */
-                            read_at: ((string | null) | null) | null;
-                            /** Format: date-time */
-                            created_at: string;
-                        }[];
-                        has_more: boolean;
-                        next_cursor: ((string | null) | null) | null;
-                    };
+                    "application/json": components["schemas"]["NotificationPage"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    postV1NotificationsByIdRead: {
+    markNotificationRead: {
         parameters: {
             query?: never;
             header?: never;
@@ -5780,101 +3978,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        /** @description run.completed | run.failed | billing.quota_warning | billing.quota_exceeded */
-                        type: string;
-                        title: string;
-                        body: string;
-                        data: {
-                            [key: string]: unknown;
-                        };
-                        read: boolean;
-                        /** Format: date-time */
-                        read_at: ((string | null) | null) | null;
-                        /** Format: date-time */
-                        created_at: string;
-                    };
+                    "application/json": components["schemas"]["Notification"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    getV1AgentsByIdMemoryBlocks: {
+    listMemoryBlocks: {
         parameters: {
             query?: {
-                limit?: string | number;
+                limit?: number;
                 after?: string;
                 order?: "asc" | "desc";
             };
@@ -5892,80 +4013,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: {
-                            id: string;
-                            agent_id: string;
-                            label: string;
-                            value: string;
-                            limit: string | number;
-                            /** Format: date-time */
-                            created_at: string;
-                            /** Format: date-time */
-                            updated_at: string;
-                        }[];
-                        has_more: boolean;
-                        next_cursor: ((string | null) | null) | null;
-                    };
+                    "application/json": components["schemas"]["MemoryBlockPage"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    getV1AgentsByIdMemoryBlocksByLabel: {
+    getMemoryBlock: {
         parameters: {
             query?: never;
             header?: never;
@@ -5983,76 +4042,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        agent_id: string;
-                        label: string;
-                        value: string;
-                        limit: string | number;
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                    };
+                    "application/json": components["schemas"]["MemoryBlock"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    putV1AgentsByIdMemoryBlocksByLabel: {
+    putMemoryBlock: {
         parameters: {
             query?: never;
             header?: never;
@@ -6068,19 +4069,7 @@ export interface operations {
                     /** @description The whole new value (at most `limit` characters) */
                     value: string;
                     /** @description Maximum characters of the value */
-                    limit?: string | number;
-                };
-                "application/x-www-form-urlencoded": {
-                    /** @description The whole new value (at most `limit` characters) */
-                    value: string;
-                    /** @description Maximum characters of the value */
-                    limit?: string | number;
-                };
-                "multipart/form-data": {
-                    /** @description The whole new value (at most `limit` characters) */
-                    value: string;
-                    /** @description Maximum characters of the value */
-                    limit?: string | number;
+                    limit?: number;
                 };
             };
         };
@@ -6091,98 +4080,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        agent_id: string;
-                        label: string;
-                        value: string;
-                        limit: string | number;
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                    };
+                    "application/json": components["schemas"]["MemoryBlock"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    getV1AgentsByIdMemories: {
+    listMemories: {
         parameters: {
             query?: {
                 query?: string;
-                limit?: string | number;
+                limit?: number;
                 after?: string;
                 order?: "asc" | "desc";
             };
@@ -6200,81 +4117,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: {
-                            id: string;
-                            agent_id: string;
-                            content: string;
-                            metadata: {
-                                [key: string]: unknown;
-                            };
-                            /** Format: date-time */
-                            created_at: string;
-                            /** @description Search results only: full-text rank, higher is better */
-                            score?: number;
-                        }[];
-                        has_more: boolean;
-                        next_cursor: ((string | null) | null) | null;
-                    };
+                    "application/json": components["schemas"]["ArchivalMemoryPage"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    postV1AgentsByIdMemories: {
+    createMemory: {
         parameters: {
             query?: never;
             header?: {
@@ -6297,26 +4151,6 @@ export interface operations {
                         [key: string]: unknown;
                     };
                 };
-                "application/x-www-form-urlencoded": {
-                    content: string;
-                    /**
-                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
-                     * @default {}
-                     */
-                    metadata?: {
-                        [key: string]: unknown;
-                    };
-                };
-                "multipart/form-data": {
-                    content: string;
-                    /**
-                     * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
-                     * @default {}
-                     */
-                    metadata?: {
-                        [key: string]: unknown;
-                    };
-                };
             };
         };
         responses: {
@@ -6326,95 +4160,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        agent_id: string;
-                        content: string;
-                        metadata: {
-                            [key: string]: unknown;
-                        };
-                        /** Format: date-time */
-                        created_at: string;
-                        /** @description Search results only: full-text rank, higher is better */
-                        score?: number;
-                    };
+                    "application/json": components["schemas"]["ArchivalMemory"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    getV1AgentsByIdMemoriesByMemory_id: {
+    getMemory: {
         parameters: {
             query?: never;
             header?: never;
@@ -6432,77 +4193,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        agent_id: string;
-                        content: string;
-                        metadata: {
-                            [key: string]: unknown;
-                        };
-                        /** Format: date-time */
-                        created_at: string;
-                        /** @description Search results only: full-text rank, higher is better */
-                        score?: number;
-                    };
+                    "application/json": components["schemas"]["ArchivalMemory"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    deleteV1AgentsByIdMemoriesByMemory_id: {
+    deleteMemory: {
         parameters: {
             query?: never;
             header?: never;
@@ -6520,73 +4222,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        /** @constant */
-                        deleted: true;
-                    };
+                    "application/json": components["schemas"]["Deleted"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    getV1Tools: {
+    listTools: {
         parameters: {
             query?: {
-                limit?: string | number;
+                limit?: number;
                 after?: string;
                 order?: "asc" | "desc";
             };
@@ -6602,69 +4252,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: {
-                            id: string;
-                            name: string;
-                            description: string;
-                            parameters: {
-                                [key: string]: unknown;
-                            };
-                            kind: string;
-                            config: {
-                                [key: string]: unknown;
-                            };
-                            requires_approval: boolean;
-                            timeout_ms: string | number;
-                            /** Format: date-time */
-                            created_at: string;
-                            /** Format: date-time */
-                            updated_at: string;
-                        }[];
-                        has_more: boolean;
-                        next_cursor: ((string | null) | null) | null;
-                    };
+                    "application/json": components["schemas"]["ToolPage"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    postV1Tools: {
+    createTool: {
         parameters: {
             query?: never;
             header?: {
@@ -6692,45 +4290,7 @@ export interface operations {
                     /** @description Pause the run in requires_action until a person approves each call */
                     requires_approval?: boolean;
                     /** @description Execution timeout in ms (100-120000) */
-                    timeout_ms?: string | number;
-                };
-                "application/x-www-form-urlencoded": {
-                    /** @description Function name the model calls (letters, digits, _ -; unique in the organization) */
-                    name: string;
-                    description?: string;
-                    /** @description JSON Schema of the arguments (an object schema); validated at registration and before every call */
-                    parameters?: {
-                        [key: string]: unknown;
-                    };
-                    /** @description http | nats | client */
-                    kind: string;
-                    /** @description Per kind: http {url, headers?}; nats {subject}; client {} */
-                    config?: {
-                        [key: string]: unknown;
-                    };
-                    /** @description Pause the run in requires_action until a person approves each call */
-                    requires_approval?: boolean;
-                    /** @description Execution timeout in ms (100-120000) */
-                    timeout_ms?: string | number;
-                };
-                "multipart/form-data": {
-                    /** @description Function name the model calls (letters, digits, _ -; unique in the organization) */
-                    name: string;
-                    description?: string;
-                    /** @description JSON Schema of the arguments (an object schema); validated at registration and before every call */
-                    parameters?: {
-                        [key: string]: unknown;
-                    };
-                    /** @description http | nats | client */
-                    kind: string;
-                    /** @description Per kind: http {url, headers?}; nats {subject}; client {} */
-                    config?: {
-                        [key: string]: unknown;
-                    };
-                    /** @description Pause the run in requires_action until a person approves each call */
-                    requires_approval?: boolean;
-                    /** @description Execution timeout in ms (100-120000) */
-                    timeout_ms?: string | number;
+                    timeout_ms?: number;
                 };
             };
         };
@@ -6741,85 +4301,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        name: string;
-                        description: string;
-                        parameters: {
-                            [key: string]: unknown;
-                        };
-                        kind: string;
-                        config: {
-                            [key: string]: unknown;
-                        };
-                        requires_approval: boolean;
-                        timeout_ms: string | number;
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                        /** @description HMAC-SHA256 key of X-AgentOS-Signature on http calls. Shown once: store it now. */
-                        signing_secret: string;
-                    };
+                    "application/json": components["schemas"]["CreatedTool"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    getV1ToolsBuiltin: {
+    listBuiltinTools: {
         parameters: {
             query?: never;
             header?: never;
@@ -6834,59 +4330,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: {
-                            id: string;
-                            name: string;
-                            description: string;
-                            parameters: {
-                                [key: string]: unknown;
-                            };
-                            /** @constant */
-                            kind: "builtin";
-                        }[];
-                    };
+                    "application/json": components["schemas"]["BuiltinToolList"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    getV1ToolsById: {
+    getTool: {
         parameters: {
             query?: never;
             header?: never;
@@ -6903,83 +4357,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        name: string;
-                        description: string;
-                        parameters: {
-                            [key: string]: unknown;
-                        };
-                        kind: string;
-                        config: {
-                            [key: string]: unknown;
-                        };
-                        requires_approval: boolean;
-                        timeout_ms: string | number;
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                    };
+                    "application/json": components["schemas"]["Tool"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    deleteV1ToolsById: {
+    deleteTool: {
         parameters: {
             query?: {
                 force?: boolean;
@@ -6998,90 +4387,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        /** @constant */
-                        deleted: true;
-                        /** @description Agents the tool was removed from (force) */
-                        detached_from: string | number;
-                    };
+                    "application/json": components["schemas"]["DeletedTool"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
-    patchV1ToolsById: {
+    updateTool: {
         parameters: {
             query?: never;
             header?: never;
@@ -7107,41 +4425,7 @@ export interface operations {
                     };
                     requires_approval?: boolean;
                     /** @description Execution timeout in ms (100-120000) */
-                    timeout_ms?: string | number;
-                };
-                "application/x-www-form-urlencoded": {
-                    /** @description Function name the model calls (letters, digits, _ -; unique in the organization) */
-                    name?: string;
-                    description?: string;
-                    /** @description JSON Schema of the arguments (an object schema); validated at registration and before every call */
-                    parameters?: {
-                        [key: string]: unknown;
-                    };
-                    kind?: string;
-                    /** @description Per kind: http {url, headers?}; nats {subject}; client {} */
-                    config?: {
-                        [key: string]: unknown;
-                    };
-                    requires_approval?: boolean;
-                    /** @description Execution timeout in ms (100-120000) */
-                    timeout_ms?: string | number;
-                };
-                "multipart/form-data": {
-                    /** @description Function name the model calls (letters, digits, _ -; unique in the organization) */
-                    name?: string;
-                    description?: string;
-                    /** @description JSON Schema of the arguments (an object schema); validated at registration and before every call */
-                    parameters?: {
-                        [key: string]: unknown;
-                    };
-                    kind?: string;
-                    /** @description Per kind: http {url, headers?}; nats {subject}; client {} */
-                    config?: {
-                        [key: string]: unknown;
-                    };
-                    requires_approval?: boolean;
-                    /** @description Execution timeout in ms (100-120000) */
-                    timeout_ms?: string | number;
+                    timeout_ms?: number;
                 };
             };
         };
@@ -7152,101 +4436,60 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        name: string;
-                        description: string;
-                        parameters: {
-                            [key: string]: unknown;
-                        };
-                        kind: string;
-                        config: {
-                            [key: string]: unknown;
-                        };
-                        requires_approval: boolean;
-                        timeout_ms: string | number;
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                    };
+                    "application/json": components["schemas"]["Tool"];
                 };
             };
-            /** @description Error */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    "rotate-secretTool": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
             };
-            /** @description Error */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
-                };
-            };
-            /** @description Error */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description How long the old secret keeps signing calls beside the new one (0-604800; default 86400, one day) */
+                    grace_seconds?: number;
                 };
             };
         };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RotatedSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
     };
-    postV1ToolsByIdInvoke: {
+    invokeTool: {
         parameters: {
             query?: never;
             header?: never;
@@ -7264,19 +4507,189 @@ export interface operations {
                     /** @description Required for builtin memory tools: whose memory */
                     agent_id?: string;
                 };
-                "application/x-www-form-urlencoded": {
-                    arguments?: {
-                        [key: string]: unknown;
-                    };
-                    /** @description Required for builtin memory tools: whose memory */
-                    agent_id?: string;
+            };
+        };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                "multipart/form-data": {
-                    arguments?: {
-                        [key: string]: unknown;
+                content: {
+                    "application/json": components["schemas"]["InvokeResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listMcpServers: {
+        parameters: {
+            query?: {
+                limit?: number;
+                after?: string;
+                order?: "asc" | "desc";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpServerPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createMcpServer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Unique in the organization; its tools are named <name>__<tool> */
+                    name: string;
+                    /** @description The server's Streamable HTTP endpoint (http or https) */
+                    url: string;
+                    /** @description Sent with every request (e.g. Authorization); stored encrypted (AES-256-GCM), never returned */
+                    headers?: {
+                        [key: string]: string;
                     };
-                    /** @description Required for builtin memory tools: whose memory */
-                    agent_id?: string;
+                    /** @description MCP tool names to register (default: every listed tool) */
+                    allowed_tools?: string[] | null;
+                    /** @description Which of the server's tools pause a run for approval: all, none, or a list of MCP tool names */
+                    requires_approval?: "all" | "none" | string[];
+                    /** @description Execution timeout in ms (100-120000) */
+                    timeout_ms?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 201 */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpServerSynced"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getMcpServer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpServer"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteMcpServer: {
+        parameters: {
+            query?: {
+                force?: boolean;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletedMcpServer"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateMcpServer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    url?: string;
+                    /** @description Sent with every request (e.g. Authorization); stored encrypted (AES-256-GCM), never returned */
+                    headers?: {
+                        [key: string]: string;
+                    };
+                    allowed_tools?: string[] | null;
+                    /** @description Which of the server's tools pause a run for approval: all, none, or a list of MCP tool names */
+                    requires_approval?: "all" | "none" | string[];
+                    /** @description Execution timeout in ms (100-120000) */
+                    timeout_ms?: number;
                 };
             };
         };
@@ -7287,71 +4700,146 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        ok: boolean;
-                        output?: unknown;
-                        error?: {
-                            code: string;
-                            message: string;
-                        };
-                        duration_ms: number;
-                    };
+                    "application/json": components["schemas"]["McpServerSynced"];
                 };
             };
-            /** @description Error */
-            400: {
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    refreshMcpServer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["McpServerSynced"];
                 };
             };
-            /** @description Error */
-            401: {
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    mcp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description A JSON-RPC message of the Model Context Protocol */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    jsonrpc: "2.0";
+                    id?: string | number;
+                    method?: string;
+                    params?: {
+                        [key: string]: unknown;
+                    };
+                    result?: unknown;
+                    error?: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description text/event-stream of JSON-RPC messages (progress notifications, then the result), or JSON */
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
+                    "text/event-stream": string;
                 };
             };
+            /** @description A notification or response was accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description Error */
+            406: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    openLiveEvents: {
+        parameters: {
+            query?: {
+                /** @description Access token or API key, for clients that cannot set headers (browsers) */
+                token?: string;
+            };
+            header: {
+                Upgrade: "websocket";
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching protocols: the socket is open */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a WebSocket upgrade: this path answers only `Upgrade: websocket` */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        error: {
-                            /** @description snake_case machine-readable code */
-                            code: string;
-                            /** @description what went wrong and how to fix it */
-                            message: string;
-                            details?: unknown;
-                            request_id: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["Error"];
                 };
             };
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
 }

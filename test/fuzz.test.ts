@@ -29,6 +29,7 @@ import { chunkedOversize, deepNestingRequests, generatedRequests, hostileRequest
 import { Resources, fillPath, type Resource, type User } from "./support/fuzz/resources";
 import { corpusRequest, loadCorpus, saveFinding } from "./support/fuzz/corpus";
 import { startChild } from "./support/binary";
+import { answerMcp, isMcpRequest } from "./support/mcp-server";
 import { startTestProcess, type TestProcess } from "./support/harness";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -129,10 +130,10 @@ beforeAll(async () => {
   );
 }, 120_000);
 
-/** A local receiver for every URL the fuzz generates (webhooks, tool endpoints): never the internet. */
+/** A local receiver for every URL the fuzz generates (webhooks, tool endpoints, MCP servers): never the internet. */
 function startSink() {
   let hits = 0;
-  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => (hits++, new Response("ok")) });
+  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: (req) => (hits++, isMcpRequest(req) ? answerMcp(req) : new Response("ok")) });
   return { url: `http://127.0.0.1:${server.port}`, get hits() { return hits; }, stop: () => server.stop(true) };
 }
 

@@ -1,5 +1,5 @@
 /**
- * The SSRF guard end to end: http tools and webhooks aimed at loopback (every spelling, and
+ * The SSRF guard end to end: http tools, MCP servers and webhooks aimed at loopback (every spelling, and
  * a name that resolves to it) are refused — at registration when the host is an IP literal,
  * at every call otherwise — and the internal server is never reached; with
  * AGENTOS_ALLOW_PRIVATE_TARGETS=true the same targets work. Failures do not tell a closed port
@@ -95,6 +95,19 @@ function refusedSuite(start: () => Promise<Target>) {
     expect(res.body.error.code).toBe("target_refused");
     expect(JSON.stringify(res.body)).not.toContain("internal-admin-token");
     expect(res.body.error.message).not.toContain("127.0.0.1"); // the resolved address is not revealed
+    expect(internal.hits).toEqual([]);
+  });
+
+  test("an MCP server at a loopback IP literal is refused (400 naming url); at a name resolving to loopback, listing it is refused and never reaches it", async () => {
+    const registerMcp = (url: string) => t.api.call("POST", "/v1/mcp-servers", { token: user.token, body: { name: uniqueName("m"), url } });
+    for (const host of [...LOOPBACK_SPELLINGS, "169.254.169.254"]) {
+      const res = await registerMcp(`http://${host}:${internal.port}/mcp`);
+      expect([res.status, res.body.error.code]).toEqual([400, "invalid_mcp_server"]);
+      expect(res.body.error.message).toContain("`url`");
+    }
+    const named = await registerMcp(`http://localhost:${internal.port}/mcp`);
+    expect([named.status, named.body.error.code]).toEqual([400, "target_refused"]);
+    expect(JSON.stringify(named.body)).not.toContain("internal-admin-token");
     expect(internal.hits).toEqual([]);
   });
 

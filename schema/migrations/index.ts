@@ -3,12 +3,16 @@ import m0 from "./0000_init.sql" with { type: "text" };
 import m1 from "./0001_run_traceparent.sql" with { type: "text" };
 import m2 from "./0002_webhook_delivery_traceparent.sql" with { type: "text" };
 import m3 from "./0003_run_options.sql" with { type: "text" };
-import m4 from "./0004_budgets_compaction.sql" with { type: "text" };
+import m4 from "./0004_mcp_servers_and_secret_rotation.sql" with { type: "text" };
+import m5 from "./0005_multitask_schedules.sql" with { type: "text" };
+import m6 from "./0006_budgets_compaction.sql" with { type: "text" };
 
 export const migrations: { tag: string; sql: string }[] = [
   { tag: "0000_init", sql: m0 },
   { tag: "0001_run_traceparent", sql: m1 },
   { tag: "0002_webhook_delivery_traceparent", sql: m2 },
   { tag: "0003_run_options", sql: m3 },
-  { tag: "0004_budgets_compaction", sql: m4 },
+  { tag: "0004_mcp_servers_and_secret_rotation", sql: m4 },
+  { tag: "0005_multitask_schedules", sql: m5 },
+  { tag: "0006_budgets_compaction", sql: m6 },
 ];

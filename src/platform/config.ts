@@ -45,6 +45,9 @@ export interface Config {
   otelTracesSamplerArg?: string;
   logLevel: LogLevel;
   jwtSecret?: string;
+  /** Key of the secrets stored at rest (AES-256-GCM), and the one before it during a rotation. */
+  secretKey?: string;
+  secretKeyPrevious?: string;
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
   modelBaseUrl: string;
@@ -80,6 +83,8 @@ export interface Config {
   webhookPollMs: number;
   /** An Idempotency-Key claim older than this with no response is taken over by a retry. */
   idempotencyStaleMs: number;
+  scheduleIntervalMs: number;
+  scheduleMisfireGraceMs: number;
   /** JSON merged over the default plans and model prices (validated by the billing role). */
   planLimitsJson?: string;
   modelPricesJson?: string;
@@ -207,6 +212,8 @@ export const FLAGS: Record<string, FlagSpec> = {
     help: "debug | info | warn | error (default info)",
   },
   "jwt-secret": { key: "jwtSecret", env: "JWT_SECRET", help: "HS256 secret for access tokens (required with a real database)" },
+  "secret-key": { key: "secretKey", env: "AGENTOS_SECRET_KEY", help: "key (>= 32 chars) sealing stored secrets such as MCP server headers (default: generated, or derived from JWT_SECRET)" },
+  "secret-key-previous": { key: "secretKeyPrevious", env: "AGENTOS_SECRET_KEY_PREVIOUS", help: "the former secret key, still accepted for decryption during a rotation" },
   "access-token-ttl": { key: "accessTokenTtlSeconds", env: "ACCESS_TOKEN_TTL", parse: parsePositiveInt, help: "access token lifetime in seconds (default 900)" },
   "refresh-token-ttl": { key: "refreshTokenTtlSeconds", env: "REFRESH_TOKEN_TTL", parse: parsePositiveInt, help: "refresh token lifetime in seconds (default 2592000)" },
   "model-base-url": { key: "modelBaseUrl", env: "MODEL_BASE_URL", parse: parseUrl(["http:", "https:"]), help: "OpenAI-compatible API base URL (default https://api.openai.com/v1)" },
@@ -234,6 +241,11 @@ export const FLAGS: Record<string, FlagSpec> = {
   "webhook-max-attempts": { key: "webhookMaxAttempts", env: "AGENTOS_WEBHOOK_MAX_ATTEMPTS", parse: parsePositiveInt, help: "attempts before a webhook delivery is marked failed" },
   "webhook-timeout": { key: "webhookTimeoutMs", env: "AGENTOS_WEBHOOK_TIMEOUT_MS", parse: parsePositiveInt, help: "ms a webhook receiver has to answer" },
   "webhook-poll": { key: "webhookPollMs", env: "AGENTOS_WEBHOOK_POLL_MS", parse: parsePositiveInt, help: "ms between looks for due webhook deliveries" },
+  "schedule-interval": { key: "scheduleIntervalMs", env: "AGENTOS_SCHEDULE_INTERVAL_MS", parse: parsePositiveInt, help: "ms between the scheduler's scans for due schedules (agents role)" },
+  "schedule-misfire-grace": {
+    key: "scheduleMisfireGraceMs", env: "AGENTOS_SCHEDULE_MISFIRE_GRACE_MS", parse: parsePositiveInt,
+    help: "ms after its time a fire still counts as on time; later it was missed and follows the schedule's misfire_policy",
+  },
   "idempotency-stale": { key: "idempotencyStaleMs", env: "AGENTOS_IDEMPOTENCY_STALE_MS", parse: parsePositiveInt, help: "ms after which an unanswered Idempotency-Key claim is taken over" },
   "plan-limits": { key: "planLimitsJson", env: "AGENTOS_PLAN_LIMITS", parse: parseJsonObject, help: "JSON merged over the plans' limits, e.g. {\"free\":{\"runs_per_month\":500}}" },
   "model-prices": { key: "modelPricesJson", env: "AGENTOS_MODEL_PRICES", parse: parseJsonObject, help: "JSON merged over the model prices (cents per 1M tokens)" },
@@ -278,6 +290,8 @@ const DEFAULTS: Omit<Config, "command"> = {
   webhookTimeoutMs: 10_000,
   webhookPollMs: 1_000,
   idempotencyStaleMs: 60_000,
+  scheduleIntervalMs: 1_000,
+  scheduleMisfireGraceMs: 60_000,
 };
 
 const COMMANDS = ["serve", "migrate", "roles"] as const;

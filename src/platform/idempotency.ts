@@ -68,6 +68,9 @@ export interface IdempotentResult<T> {
   replayed: boolean;
 }
 
+/** What identifies a request under its key: route, path ids and body (key order ignored). */
+export const requestHashOf = (route: string, params: Record<string, string> | undefined, body: unknown) => sha256Hex(`${route}\n${stableStringify({ params: params ?? {}, body: body ?? null })}`);
+
 function stableStringify(value: unknown): string {
   if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
   if (Array.isArray(value)) return `[${value.map(stableStringify).join(",")}]`;
@@ -87,7 +90,7 @@ export async function withIdempotency<T>(
   if (!opts.scope) return { ...(await work(async () => {})), replayed: false };
   const { key, route } = opts.scope;
   if (key.length === 0 || key.length > 255) throw badRequest("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters.");
-  const requestHash = sha256Hex(`${route}\n${stableStringify({ params: opts.params ?? {}, body: opts.body ?? null })}`);
+  const requestHash = requestHashOf(route, opts.params, opts.body);
   const now = new Date();
 
   // Expired keys are removed lazily, for this key only, so the claim below can succeed.

@@ -9,7 +9,7 @@ export const ID_BODY_PATTERN = "[0-9A-HJKMNP-TV-Z]{26}";
 const BODY = new RegExp(`^${ID_BODY_PATTERN}$`);
 
 export const ID_PREFIXES = [
-  "usr", "org", "key", "agt", "thr", "msg", "run", "stp", "tool", "mem", "evt", "whk", "ntf", "rtk", "dlv", "req", "blk", "use",
+  "usr", "org", "key", "agt", "thr", "msg", "run", "stp", "tool", "mem", "evt", "whk", "ntf", "rtk", "dlv", "req", "blk", "use", "mcp", "sch",
 ] as const;
 export type IdPrefix = (typeof ID_PREFIXES)[number];
 

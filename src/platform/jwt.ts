@@ -2,12 +2,10 @@
  * Access tokens: HS256 JWTs with `sub`, `org`, `role`, `iat`, `exp`. Verification pins the
  * algorithm and requires `exp`, so an unsigned, `alg: none` or never-expiring token fails.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { SignJWT, jwtVerify } from "jose";
 import type { Config } from "./config";
 import { FatalError } from "./errors";
-import { randomSecret } from "./hash";
+import { generatedSecret } from "./generated-secret";
 import type { Logger } from "./logging";
 
 export interface AccessClaims {
@@ -61,12 +59,5 @@ export function loadJwtSecret(config: Config, log: Logger): string {
     return config.jwtSecret;
   }
   if (config.databaseUrl) throw new FatalError("JWT_SECRET is required when DATABASE_URL is set (every process must share it)");
-  const file = join(config.dataDir, "jwt-secret");
-  if (existsSync(file)) return readFileSync(file, "utf8").trim();
-  mkdirSync(config.dataDir, { recursive: true });
-  const secret = randomSecret(48);
-  writeFileSync(file, secret + "\n", { mode: 0o600 });
-  chmodSync(file, 0o600);
-  log.warn("JWT_SECRET not set: generated one and stored it in the data dir; set JWT_SECRET in production", { file });
-  return secret;
+  return generatedSecret(config.dataDir, "jwt-secret", log, "JWT_SECRET not set: generated one and stored it in the data dir; set JWT_SECRET in production");
 }

@@ -11,6 +11,7 @@
  * - reconciler: re-rings lost doorbells, expires idle runs, releases leases at shutdown
  * - settings: the run tunables (from Config) as the loop, worker and reconciler see them
  * - options: per-run overrides, response_format, parallel_tool_calls (create body, view, effective values)
+ * - multitask: busy threads (multitask_strategy): one active run per thread, pending runs promoted in order
  * - service: RunsService, the run API (create, read, cancel, tool outputs, events, trace)
  */
 export {
@@ -22,6 +23,7 @@ export { LeaseLostError, leaseFree, leaseHeld, msInterval, RunStore, type EventS
 export { finishRun, runPayload, type FinalStatus } from "./transitions";
 export { enqueueRun, runCancelSubject, runLiveSubject, RUNS_STREAM, RUNS_SUBJECT, tryEnqueueRun, WORKER_DURABLE, type RunDoorbell } from "./queue";
 export { expireIdleRuns, releaseAllLeases, requeueStranded, startReconciler } from "./reconciler";
+export { MULTITASK_STRATEGIES, MultitaskStrategy, PENDING, promoteNext, promoteStalledPending } from "./multitask";
 export { runSettings, type RunSettings } from "./settings";
 export { RunTrace, RunTraceStep, type CostOf, type RunTraceOut } from "./trace";
 export { RunsService, validateToolOutputs, type RunsDeps } from "./service";

@@ -5,6 +5,7 @@
 import { t } from "elysia";
 import { Enum, Metadata, Page, Timestamp } from "../platform/http/models";
 import { RunOptionFields, RunOptionsView } from "./options";
+import { MultitaskStrategy } from "./multitask";
 
 export const ToolCallView = t.Object({ id: t.String(), type: t.Literal("function"), function: t.Object({ name: t.String(), arguments: t.String() }) });
 export type ToolCallView = typeof ToolCallView.static;
@@ -12,7 +13,7 @@ export type ToolCallView = typeof ToolCallView.static;
 export const Usage = t.Object({ prompt_tokens: t.Integer(), completion_tokens: t.Integer(), total_tokens: t.Integer() });
 export type Usage = typeof Usage.static;
 
-export const RunStatus = Enum(["queued", "in_progress", "requires_action", "cancelling", "completed", "failed", "cancelled", "expired"]);
+export const RunStatus = Enum(["pending", "queued", "in_progress", "requires_action", "cancelling", "completed", "failed", "cancelled", "expired"]);
 export type RunStatus = typeof RunStatus.static;
 
 /**
@@ -97,12 +98,35 @@ export const StepPage = Page(Step);
 export const RunEvent = t.Object({ seq: t.Integer(), id: t.String(), run_id: t.String(), type: t.String(), data: t.Any(), created_at: Timestamp });
 export type RunEventOut = typeof RunEvent.static;
 
+/** `data:` of a `message.delta` stream event: model output as it arrives. */
+export const MessageDelta = t.Object({ step_id: t.String(), delta: t.String() });
+/** `data:` of `tool_call.created` / `tool_call.completed` stream events. */
+export const ToolCallEvent = t.Object({
+  step_id: t.Optional(t.String()),
+  tool_call_id: t.String(),
+  name: t.String(),
+  arguments: t.Optional(t.String()),
+  action: t.Optional(t.String()),
+  ok: t.Optional(t.Boolean()),
+  output: t.Optional(t.Any()),
+  error: t.Optional(t.Any()),
+});
+/** `data:` of a `run.in_progress` stream event (a worker picked the run up). */
+export const RunPickedUp = t.Object({ run_id: t.String(), status: RunStatus, attempt: t.Optional(t.Integer()) });
+/** `data:` of an `error` stream event: the stream broke; reconnect with Last-Event-ID. */
+export const StreamError = t.Object({ code: t.String(), message: t.String() });
+/** The `data:` of one SSE event of a run's stream, by its `event:` type (OpenAPI documentation). */
+export const RunStreamData = t.Union([Run, RunPickedUp, Step, MessageDelta, ToolCallEvent, StreamError], {
+  description: "run.* events carry the Run (run.in_progress a RunPickedUp), step.* the Step, message.delta a MessageDelta, tool_call.* a ToolCallEvent, error a StreamError",
+});
+
 export const CreateRunBody = t.Object({
   agent_id: t.String({ maxLength: 64 }),
   input: t.Optional(t.String({ minLength: 1, maxLength: 200_000, description: "Appended to the thread as a user message before the run starts" })),
   stream: t.Optional(t.Boolean({ default: false, description: "Answer with a text/event-stream of the run's events; model output streams as message.delta" })),
   metadata: t.Optional(Metadata),
   ...RunOptionFields,
+  multitask_strategy: t.Optional(MultitaskStrategy),
   budget: t.Optional(Budget),
 });
 export type CreateRunInput = typeof CreateRunBody.static;

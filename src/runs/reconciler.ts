@@ -11,6 +11,7 @@ import { runs } from "../../schema";
 import type { Bus } from "../platform/bus";
 import type { Logger } from "../platform/logging";
 import { RetryPacer } from "../platform/outage";
+import { promoteStalledPending } from "./multitask";
 import { enqueueRun } from "./queue";
 import type { RunSettings } from "./settings";
 import { msInterval, type RunStore } from "./store";
@@ -71,10 +72,12 @@ export function startReconciler(opts: { store: RunStore; bus: Bus; log: Logger; 
   let wake: (() => void) | null = null;
   const tick = async () => {
     // The first pass re-rings everything at once: a restarted process lost its in-memory queue.
-    const requeued = await requeueStranded(store, bus, first ? 0 : settings.requeueAfterMs);
+    const graceMs = first ? 0 : settings.requeueAfterMs;
     first = false;
+    const requeued = await requeueStranded(store, bus, graceMs);
     const expired = await expireIdleRuns(store, settings.requiresActionTimeoutMs);
-    if (requeued || expired) log.info("reconciler", { requeued, expired });
+    const promoted = await promoteStalledPending(store, graceMs);
+    if (requeued || expired || promoted) log.info("reconciler", { requeued, expired, promoted });
     if (expired) opts.onExpired?.(expired);
   };
   const pacer = new RetryPacer("reconciler", log, settings.reconcileIntervalMs, Math.max(5_000, settings.reconcileIntervalMs));

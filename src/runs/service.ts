@@ -10,18 +10,21 @@ import type { Bus } from "../platform/bus";
 import { currentContext } from "../platform/context";
 import type { Db } from "../platform/db";
 import { pageQuery, toPage, type PageOf, type PageRequest } from "../platform/db/pagination";
-import { badRequest, conflict, notFound } from "../platform/errors";
-import { withIdempotency, type IdempotencyScope, type IdempotentResult } from "../platform/idempotency";
+import { AppError, badRequest, conflict, notFound } from "../platform/errors";
+import { withIdempotency, type CommitResponse, type IdempotencyScope, type IdempotentResult } from "../platform/idempotency";
 import { isId, newId } from "../platform/ids";
 import type { Logger } from "../platform/logging";
 import { emitEvent } from "../platform/outbox";
 import type { CreateRunInput, RequiredAction, RunEventOut, RunOut, StepOut, ToolOutputsInput } from "./model";
-import { assertRunOptions, runOptionsOf, type RunOptionChecks } from "./options";
+import { assertRunOptions, runOptionsOf, type RunOptionChecks, type RunOptions } from "./options";
+import { isActiveRunConflict, liveRunsOf, PENDING, promoteNext, type MultitaskStrategy } from "./multitask";
 import { runCancelSubject, tryEnqueueRun } from "./queue";
 import { leaseFree, type RunStore } from "./store";
 import { buildRunTrace, TIMELINE_EVENTS, type CostOf, type RunTraceOut } from "./trace";
 import { finishRun, runPayload } from "./transitions";
-import { ACTIVE_STATUSES, eventOut, isTerminal, runOut, stepOut, type RunRow } from "./types";
+import { eventOut, isTerminal, runOut, stepOut, type RunRow } from "./types";
+
+const RETRY = Symbol("retry");
 
 export interface RunsDeps {
   db: Db;
@@ -51,7 +54,14 @@ export class RunsService {
   }
 
 
-  /** `apiKeyId`: the key the request authenticated with (its daily spend cap applies to the run). */
+  /**
+   * Creates a run on the thread. When the thread is busy, `multitask_strategy` decides
+   * (src/runs/multitask.ts): reject → 409 thread_busy; enqueue → the run waits as `pending`;
+   * interrupt / rollback → the thread's runs are cancelled first (rollback also flags them so
+   * their messages go once they have ended), and the run waits only while a cancelled run's
+   * worker is still stopping. `apiKeyId`: the key the request authenticated with (its daily
+   * spend cap applies to the run).
+   */
   async createRun(orgId: string, threadId: string, input: CreateRunInput, idempotency: IdempotencyScope | null = null, apiKeyId: string | null = null): Promise<IdempotentResult<RunOut>> {
     return withIdempotency(this.db, { orgId, scope: idempotency, params: { id: threadId }, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async (commit) => {
       if (!isId("thr", threadId)) throw notFound("thread", threadId);
@@ -64,32 +74,74 @@ export class RunsService {
       if (!agent) throw notFound("agent", input.agent_id);
       const options = runOptionsOf(input);
       await assertRunOptions(orgId, agent.tools, options, this.deps.optionChecks);
-      const run = await this.db.transaction(async (tx) => {
-        // The thread row lock serialises run creation per thread: one active run at a time.
-        const [thread] = await tx.select({ id: threads.id }).from(threads).where(and(eq(threads.id, threadId), eq(threads.orgId, orgId))).for("update");
-        if (!thread) throw notFound("thread", threadId);
-        const [busy] = await tx.select({ id: runs.id }).from(runs).where(and(eq(runs.threadId, threadId), inArray(runs.status, [...ACTIVE_STATUSES]))).limit(1);
-        if (busy) throw conflict("thread_busy", `Run ${busy.id} is still active on this thread; wait for it or cancel it first.`, { run_id: busy.id });
-        const runId = newId("run");
-        if (input.input !== undefined) {
-          await tx.insert(messages).values({ id: newId("msg"), orgId, threadId, role: "user", content: input.input, runId });
+      const strategy = input.multitask_strategy ?? "reject";
+      const preempts = strategy === "interrupt" || strategy === "rollback";
+      for (let attempt = 0; ; attempt++) {
+        if (preempts) await this.clearThread(orgId, threadId, strategy === "rollback");
+        const run = await this.insertRun(orgId, threadId, agent, input, options, strategy, commit, apiKeyId).catch((err) => {
+          if (isActiveRunConflict(err)) throw conflict("thread_busy", "Another run became active on this thread at the same moment; retry.");
+          throw err;
+        });
+        if (run === RETRY) {
+          // Another create started a run between our cancel and our insert: cancel again.
+          if (attempt >= 4) throw conflict("thread_busy", "Other runs keep starting on this thread; retry.");
+          continue;
         }
-        const [row] = await tx
-          .insert(runs)
-          .values({
-            id: runId, orgId, threadId, agentId: agent.id, model: input.model ?? agent.model, status: "queued", stream: input.stream ?? false,
-            metadata: input.metadata ?? {}, options, budget: input.budget ?? null, apiKeyId, nextSeq: 2, traceparent: currentContext()?.traceparent ?? null,
-          })
-          .returning();
-        await tx.insert(runEvents).values({ runId, seq: 1, id: newId("evt"), orgId, type: "run.created", data: runOut(row) });
-        await emitEvent(tx, { orgId, type: "run.created", payload: runPayload(row) });
-        // The stored response commits with the run: a retry after a crash never creates a second one.
-        await commit(tx, { status: 201, body: runOut(row) });
-        return row;
-      });
-      await tryEnqueueRun(this.deps.bus(), this.deps.log, run);
-      return { status: 201, body: runOut(run) };
+        if (run.status === "queued") await tryEnqueueRun(this.deps.bus(), this.deps.log, run);
+        // The active run may have ended between our check and our commit: nothing else would promote us.
+        else await promoteNext(this.deps.store, threadId);
+        return { status: 201, body: runOut(run) };
+      }
     });
+  }
+
+  /** One transaction under the thread row lock: the busy check, the input message, the run and its events. */
+  private async insertRun(orgId: string, threadId: string, agent: { id: string; model: string }, input: CreateRunInput, options: RunOptions, strategy: MultitaskStrategy, commit: CommitResponse<RunOut>, apiKeyId: string | null): Promise<RunRow | typeof RETRY> {
+    return this.db.transaction(async (tx) => {
+      // The thread row lock serialises run creation per thread (the unique index is the backstop).
+      const [thread] = await tx.select({ id: threads.id }).from(threads).where(and(eq(threads.id, threadId), eq(threads.orgId, orgId))).for("update");
+      if (!thread) throw notFound("thread", threadId);
+      const live = await liveRunsOf(tx as unknown as Db, orgId, threadId);
+      const busy = live[0];
+      if (busy && strategy === "reject") {
+        throw conflict("thread_busy", `Run ${busy.id} is still ${busy.status} on this thread; wait for it, cancel it, or send multitask_strategy.`, { run_id: busy.id });
+      }
+      // interrupt/rollback cancelled everything before this transaction; only a run still stopping may remain.
+      if (strategy !== "enqueue" && live.some((r) => r.status !== "cancelling")) return RETRY;
+      const waits = live.length > 0;
+      const runId = newId("run");
+      if (input.input !== undefined && !waits) {
+        await tx.insert(messages).values({ id: newId("msg"), orgId, threadId, role: "user", content: input.input, runId });
+      }
+      const [row] = await tx
+        .insert(runs)
+        .values({
+          id: runId, orgId, threadId, agentId: agent.id, model: input.model ?? agent.model, status: waits ? PENDING : "queued", stream: input.stream ?? false, metadata: input.metadata ?? {},
+          options, budget: input.budget ?? null, apiKeyId, pendingInput: waits ? (input.input ?? null) : null, nextSeq: 2, traceparent: currentContext()?.traceparent ?? null,
+        })
+        .returning();
+      await tx.insert(runEvents).values({ runId, seq: 1, id: newId("evt"), orgId, type: "run.created", data: runOut(row) });
+      await emitEvent(tx, { orgId, type: "run.created", payload: runPayload(row) });
+      // The stored response commits with the run: a retry after a crash never creates a second one.
+      await commit(tx, { status: 201, body: runOut(row) });
+      return row;
+    });
+  }
+
+  /** interrupt / rollback: cancels the thread's waiting runs, then its active one (rollback flags them first). */
+  private async clearThread(orgId: string, threadId: string, rollback: boolean) {
+    const live = await liveRunsOf(this.db, orgId, threadId);
+    const ordered = [...live.filter((r) => r.status === PENDING), ...live.filter((r) => r.status !== PENDING)];
+    for (const r of ordered) {
+      if (rollback) await this.db.update(runs).set({ rolledBack: true }).where(and(eq(runs.id, r.id), eq(runs.orgId, orgId)));
+      if (r.status === "cancelling") continue;
+      await this.cancelRun(orgId, r.id).catch((err) => {
+        // Ended meanwhile: nothing to cancel.
+        if (!(err instanceof AppError && err.code === "run_not_cancellable")) throw err;
+      });
+    }
+    // A rolled-back run that had already ended (or ended just now) loses its messages at once.
+    if (rollback && live.length) await promoteNext(this.deps.store, threadId, { discardRolledBack: true });
   }
 
   async getRun(orgId: string, id: string): Promise<RunOut> {
@@ -140,7 +192,7 @@ export class RunsService {
       if (isTerminal(run.status)) throw conflict("run_not_cancellable", `The run is already ${run.status}.`);
       const store = this.deps.store;
       let done;
-      if (run.status === "queued" || run.status === "requires_action") {
+      if (run.status === PENDING || run.status === "queued" || run.status === "requires_action") {
         done = await finishRun(store, id, { status: "cancelled", guard: eq(runs.status, run.status) });
       } else {
         done = await finishRun(store, id, { status: "cancelled", guard: and(eq(runs.status, "in_progress"), leaseFree()) });

@@ -54,7 +54,7 @@ export const msInterval = (ms: number) => sql`(${Math.round(ms)}::int * interval
 export class RunStore {
   constructor(
     readonly db: Db,
-    private bus: () => Bus,
+    readonly bus: () => Bus,
   ) {}
 
   /** Returns the updated run and the seqs of its events, or null when the guard/fence did not match. */

@@ -6,6 +6,7 @@
 import { and, eq, inArray, type SQL } from "drizzle-orm";
 import { runSteps } from "../../schema";
 import { emitEvent } from "../platform/outbox";
+import { promoteNext } from "./multitask";
 import type { EventSpec, RunSet, RunStore } from "./store";
 import { releaseHolds } from "./budget";
 import type { RunStatus } from "./model";
@@ -49,7 +50,7 @@ export async function finishRun(
     events?: EventSpec[];
   },
 ) {
-  return store.mutate(runId, {
+  const ended = await store.mutate(runId, {
     fence: opts.fence,
     guard: opts.guard,
     set: {
@@ -81,4 +82,7 @@ export async function finishRun(
     },
     events: [...(opts.events ?? []), { type: `run.${opts.status}`, data: (run: RunRow) => runOut(run) }],
   });
+  // The thread is free: its next enqueued run starts (a failure here is repaired by the reconciler).
+  if (ended) await promoteNext(store, ended.run.threadId, { discardRolledBack: ended.run.rolledBack }).catch(() => {});
+  return ended;
 }

@@ -16,7 +16,7 @@ export const isTerminal = (status: string) => (TERMINAL_STATUSES as readonly str
 
 /** Run events (SPEC §2) plus the step end events (step.completed, step.failed) and run.expired (the terminal event of `expired`). */
 export type RunEventType =
-  | "run.created" | "run.in_progress" | "run.requires_action" | "run.completed" | "run.failed" | "run.cancelled" | "run.expired"
+  | "run.created" | "run.queued" | "run.in_progress" | "run.requires_action" | "run.completed" | "run.failed" | "run.cancelled" | "run.expired"
   | "step.created" | "step.completed" | "step.failed" | "message.delta" | "tool_call.created" | "tool_call.completed";
 export const TERMINAL_EVENTS: readonly string[] = ["run.completed", "run.failed", "run.cancelled", "run.expired"];
 

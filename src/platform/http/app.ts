@@ -294,6 +294,13 @@ export function httpPlatform(opts: HttpPlatformOptions) {
     .get(
       "/metrics",
       () => new Response(metrics.registry.render(), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } }),
-      { detail: { tags: ["health"], summary: "Prometheus metrics (text exposition format)", security: [] } },
+      {
+        detail: {
+          tags: ["health"],
+          summary: "Prometheus metrics (text exposition format)",
+          security: [],
+          responses: { 200: { description: "The metrics", content: { "text/plain": { schema: { type: "string" } } } } },
+        },
+      },
     );
 }

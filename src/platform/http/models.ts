@@ -39,6 +39,9 @@ export const ErrorResponse = t.Object(
 /** Response schemas for the error statuses a route can answer; 400 always (unknown query parameters). */
 export const errors = (...statuses: number[]) => Object.fromEntries([...new Set([400, ...statuses])].sort().map((s) => [s, ErrorResponse]));
 
+/** What a DELETE answers. */
+export const Deleted = t.Object({ id: t.String(), deleted: t.Literal(true) });
+
 /** An id of one type (`agt_…`), as a path parameter: any other shape is a 404 (SPEC §4). */
 export const IdOf = (prefix: IdPrefix, description?: string) =>
   t.String({ pattern: `^${prefix}_${ID_BODY_PATTERN}$`, ...(description ? { description } : {}) });

@@ -1,13 +1,13 @@
 /**
  * Swagger UI with every asset embedded in the executable (no CDN, works offline).
  *
- * Usage (the spec itself comes from @elysiajs/openapi with its own UI disabled):
+ * Usage (the document comes from platform/http/openapi.ts):
  *
- *   import { openapi } from "@elysiajs/openapi";
+ *   import { gatewayDocument } from "../roles/gateway/openapi";
  *   import { swaggerUi } from "./platform/http/swagger-ui";
  *
  *   app
- *     .use(openapi({ provider: null, path: "/swagger", specPath: "/swagger/json", documentation: { info: {...} } }))
+ *     .use(gatewayDocument("/swagger/json"))
  *     .use(swaggerUi({ path: "/swagger", specPath: "/swagger/json" }));
  *
  * Routes (all hidden from the OpenAPI document):

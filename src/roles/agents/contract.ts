@@ -1,4 +1,5 @@
 import type { RunsService } from "../../runs";
+import type { SchedulesService } from "./schedules/service";
 import type { AgentsService } from "./service";
 /** What other roles may call on the agents role (through `p.clients.agents`), besides its HTTP API. */
 export interface AgentsContract {
@@ -15,8 +16,8 @@ export interface AgentsContract {
 export const AGENT_CACHE_KIND = "agents";
 export const agentCacheKey = (orgId: string, agentId: string) => `${orgId}:${agentId}`;
 
-/** What the agents role serves: its agents, threads and messages, and the run kernel's run API. */
-export type AgentsServed = Public<AgentsService> & Public<RunsService>;
+/** What the agents role serves: its agents, threads and messages, the run kernel's run API, and schedules. */
+export type AgentsServed = Public<AgentsService> & Public<RunsService> & Public<SchedulesService>;
 /** A class's public members (an intersection of two classes with private members is `never`). */
 type Public<T> = { [K in keyof T]: T[K] };
 
@@ -28,5 +29,6 @@ export const AGENTS_RPC = [
   "createAgent", "listAgents", "getAgent", "updateAgent", "deleteAgent", "createThread", "listThreads",
   "getThread", "deleteThread", "createMessage", "listMessages", "createRun", "getRun", "listRuns",
   "listSteps", "runEvents", "runTrace", "cancelRun", "submitToolOutputs", "agentsUsingTool", "detachTool",
+  "createSchedule", "listSchedules", "getSchedule", "updateSchedule", "deleteSchedule", "listScheduleFires",
 ] as const satisfies readonly (keyof AgentsServed)[];
 export type AgentsClient = Pick<AgentsServed, (typeof AGENTS_RPC)[number]>;

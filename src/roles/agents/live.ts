@@ -244,3 +244,31 @@ export function lastEventId(header: string | null): number | undefined {
   if (!header || !/^\d{1,10}$/.test(header.trim())) return undefined;
   return Number(header.trim());
 }
+
+/**
+ * Follows a run until it is terminal or requires_action (or `timeoutS` passes, or `signal`
+ * aborts): `onEvent` sees each of its events in order, from the first. Returns the run.
+ */
+export async function followRun(p: AppPlatform, orgId: string, runId: string, onEvent: (e: RunEventOut) => void | Promise<void>, timeoutS: number, signal?: AbortSignal): Promise<RunOut> {
+  const deadline = Date.now() + timeoutS * 1000;
+  const bell = doorbell(p, runId);
+  const stop = () => bell.interrupt();
+  signal?.addEventListener("abort", stop);
+  let cursor = 0;
+  try {
+    for (;;) {
+      const batch = await p.clients.agents.runEvents(orgId, runId, cursor, PAGE);
+      for (const e of batch.events) {
+        cursor = e.seq;
+        await onEvent(e);
+      }
+      if (batch.events.length === PAGE) continue;
+      const left = deadline - Date.now();
+      if (isTerminal(batch.status) || batch.status === "requires_action" || left <= 0 || signal?.aborted) return p.clients.agents.getRun(orgId, runId);
+      await bell.wait(Math.min(left, POLL_MS));
+    }
+  } finally {
+    signal?.removeEventListener("abort", stop);
+    bell.close();
+  }
+}

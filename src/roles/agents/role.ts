@@ -2,9 +2,11 @@ import { AGENTS_RPC, type AgentsClient } from "./contract";
 import type { AppPlatform } from "../clients";
 import type { RoleModule } from "../modules";
 import { RUNS_STREAM, RunStore, RunsService } from "../../runs";
+import { startScheduler } from "./schedules/scheduler";
+import { SchedulesService } from "./schedules/service";
 import { AgentsService } from "./service";
 
-export function createAgentsService(p: AppPlatform): AgentsClient {
+export function createAgentsService(p: AppPlatform): { surface: AgentsClient; schedules: SchedulesService } {
   const agents = new AgentsService({
     db: p.db,
     bus: () => p.bus,
@@ -30,15 +32,25 @@ export function createAgentsService(p: AppPlatform): AgentsClient {
     costOf: (items) => p.clients.billing.modelCosts(items),
     idempotencyStaleMs: p.config.idempotencyStaleMs,
   });
-  return servedSurface(agents, runs);
+  // Each fire goes through the run API like a client's create: quotas and options apply alike.
+  const schedules = new SchedulesService({
+    db: p.db,
+    log: p.log,
+    createThread: (orgId, input, key) => agents.createThread(orgId, input, key),
+    createRun: (orgId, threadId, input, key) => runs.createRun(orgId, threadId, input, key),
+    idempotencyStaleMs: p.config.idempotencyStaleMs,
+    misfireGraceMs: p.config.scheduleMisfireGraceMs,
+  });
+  return { surface: servedSurface({ AgentsService: agents, RunsService: runs, SchedulesService: schedules }), schedules };
 }
 
-/** One service object for the role: each contract method bound to the service that implements it. */
-function servedSurface(agents: AgentsService, runs: RunsService): AgentsClient {
+/** One service object for the role: each contract method bound to the one service that implements it. */
+function servedSurface(services: Record<string, object>): AgentsClient {
   const surface: Record<string, unknown> = {};
   for (const method of AGENTS_RPC) {
-    if (method in agents && method in runs) throw new Error(`agents role: ${method} is implemented twice (AgentsService and RunsService)`);
-    const owner: Record<string, unknown> = method in runs ? (runs as never) : (agents as never);
+    const owners = Object.entries(services).filter(([, s]) => method in s);
+    if (owners.length !== 1) throw new Error(`agents role: ${method} is implemented by ${owners.map(([n]) => n).join(" and ") || "no service"}`);
+    const owner = owners[0][1] as Record<string, unknown>;
     surface[method] = (owner[method] as (...args: unknown[]) => unknown).bind(owner);
   }
   return surface as AgentsClient;
@@ -49,13 +61,19 @@ export const agentsRole: RoleModule = {
   rpc: AGENTS_RPC,
   deps: ["database", "bus", "cache", "outbox"],
   uses: ["memory", "tools", "billing"],
-  description: "agent orchestration: agents, threads, messages, runs (create, cancel, tool outputs, events)",
+  description: "agent orchestration: agents, threads, messages, runs (create, cancel, tool outputs, events), schedules and the scheduler that fires them",
   init(p) {
-    const service = createAgentsService(p);
+    const { surface, schedules } = createAgentsService(p);
+    let scheduler: ReturnType<typeof startScheduler> | undefined;
     return {
-      service,
-      // Runs are enqueued on create and on resume.
-      start: () => p.bus.ensureStream(RUNS_STREAM),
+      service: surface,
+      async start() {
+        // Runs are enqueued on create and on resume.
+        await p.bus.ensureStream(RUNS_STREAM);
+        // Every agents replica runs the scheduler: PostgreSQL keys make each fire happen once.
+        scheduler = startScheduler({ schedules, intervalMs: p.config.scheduleIntervalMs, log: p.log });
+      },
+      stop: () => scheduler?.stop(),
     };
   },
 };

@@ -82,7 +82,8 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
       "/threads/:id/runs",
       async ({ principal, params, body, idempotency, set }) => {
         const r = await agentsApi().createRun(principal.orgId, params.id, body, idempotency, principal.keyId ?? null);
-        // The stream is a Response (text/event-stream): documented as 200, not validated.
+        // The stream is a Response (text/event-stream), not validated; documented in detail.responses
+        // without a body schema, so generated clients type the JSON reply (201) as Run.
         if (body.stream) return runEventStream(p, principal.orgId, r.body.id, 0) as never;
         set.status = r.status;
         return r.body;
@@ -90,11 +91,14 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
       {
         auth: true, params: ThreadIdParam, body: CreateRunBody, idempotent: true,
         response: {
-          200: t.String({ description: "With stream: true — a text/event-stream of the run's events (id: seq, event: type, data: JSON)" }),
           201: Run,
           ...errors(400, 401, 402, 404, 409),
         },
-        detail: { tags: ["runs"], summary: "Start a run (status queued); with stream: true the response is a text/event-stream of its events" },
+        detail: {
+          tags: ["runs"],
+          summary: "Start a run (status queued); with stream: true the response is a text/event-stream of its events",
+          responses: { 200: { description: "With `stream: true`: the run's events as `text/event-stream`, the same stream as `streamRunEvents` (GET /v1/runs/{id}/events), whose response documents the events" } },
+        },
       },
     )
     .get("/threads/:id/runs", ({ principal, params, query }) => agentsApi().listRuns(principal.orgId, params.id, query), {
@@ -120,7 +124,16 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
           tags: ["runs"],
           summary: "Server-Sent Events of a run: replays events after `after` (or Last-Event-ID), then follows live; ends after the terminal event",
           responses: {
-            200: { description: "text/event-stream; `id:` = seq, `event:` = type, `data:` = JSON", content: { "text/event-stream": { schema: { type: "string" } } } },
+            200: {
+              description: "text/event-stream; `id:` = seq, `event:` = type (run.*, step.*, message.delta, tool_call.*, error), `data:` = its JSON (RunStreamData)",
+              content: {
+                "text/event-stream": {
+                  // contentSchema (JSON Schema 2020-12) names each event's payload; the 3.0 typings lack it.
+                  schema: { type: "string", contentMediaType: "text/event-stream", contentSchema: { $ref: "#/components/schemas/RunStreamData" }, description: "Each event's `data:` is a RunStreamData (by `event:` type)" } as { type: "string" },
+                  example: 'id: 3\nevent: message.delta\ndata: {"step_id":"step_…","delta":"Hel"}\n\n',
+                },
+              },
+            },
             204: { description: "The run has ended and no event follows the cursor: nothing more will come (an EventSource stops reconnecting)" },
           },
         },

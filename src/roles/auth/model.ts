@@ -20,6 +20,7 @@ export const LogoutBody = t.Object({
   refresh_token: t.Optional(t.String({ minLength: 1, maxLength: 512, description: "Revoke this session only; without it every session of the user in this organization ends" })),
 });
 
+export const LogoutResult = t.Object({ revoked: t.Integer({ description: "Sessions (refresh tokens) revoked" }) });
 export const User = t.Object({ id: t.String(), email: t.String(), name: t.Nullable(t.String()), created_at: Timestamp });
 export const Organization = t.Object({ id: t.String(), name: t.String(), plan: t.String(), created_at: Timestamp });
 export const Tokens = t.Object({

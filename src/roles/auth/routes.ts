@@ -4,11 +4,11 @@ import { currentContext } from "../../platform/context";
 import { AppError } from "../../platform/errors";
 import type { AuthGuard } from "../../platform/http/auth-guard";
 import { idempotencyKeys } from "../../platform/http/idempotency";
-import { errors, IdParam, PageQuery } from "../../platform/http/models";
+import { Deleted, errors, IdParam, PageQuery } from "../../platform/http/models";
 import { enforceRateLimit } from "../../platform/http/rate-limit";
 import type { AppPlatform } from "../clients";
 import {
-  AddMemberBody, ApiKey, ApiKeyPage, CreateApiKeyBody, CreatedApiKey, LoginBody, LogoutBody, Me, Member, MemberPage, RefreshBody, Session, SignupBody, UpdateApiKeyBody,
+  AddMemberBody, ApiKey, ApiKeyPage, CreateApiKeyBody, CreatedApiKey, LoginBody, LogoutBody, LogoutResult, Me, Member, MemberPage, RefreshBody, Session, SignupBody, UpdateApiKeyBody,
 } from "./model";
 
 /** Unauthenticated routes are limited per client IP. */
@@ -77,6 +77,7 @@ export function authController(p: AppPlatform, guard: AuthGuard) {
     .post("/auth/logout", ({ principal, body }) => p.clients.auth.logout(principal, body ?? {}), {
       auth: true,
       body: LogoutBody,
+      response: { 200: LogoutResult, ...errors(401) },
       detail: { tags, summary: "Revoke the session (or every session of the user in this organization)" },
     })
     .get("/auth/me", ({ principal }) => p.clients.auth.me(principal), {
@@ -109,6 +110,7 @@ export function authController(p: AppPlatform, guard: AuthGuard) {
     .delete("/api-keys/:id", ({ principal, params }) => p.clients.auth.deleteApiKey(principal, params.id), {
       auth: true,
       params: IdParam("key", "API key id (key_…)"),
+      response: { 200: Deleted, ...errors(401, 404) },
       detail: { tags: ["api-keys"], summary: "Delete an API key" },
     })
     .get("/organization/members", ({ principal, query }) => p.clients.auth.listMembers(principal, query), {

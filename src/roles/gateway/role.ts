@@ -5,7 +5,6 @@
  * the same code whether the roles are in this process or behind NATS.
  */
 import { sha256Hex } from "../../platform/hash";
-import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { createAuthGuard } from "../../platform/http/auth-guard";
 import { API_KEYS_CHANGED, type ApiKeysChanged } from "../../platform/principal";
@@ -15,6 +14,7 @@ import { createJwt, loadJwtSecret } from "../../platform/jwt";
 import { AGENT_CACHE_KIND } from "../agents/contract";
 import type { AgentOut } from "../agents/model";
 import { agentsController } from "../agents/routes";
+import { schedulesController } from "../agents/schedules/routes";
 import { createEdgeCache } from "../../platform/edge-cache";
 import { authController } from "../auth/routes";
 import { PLAN_CHANGED } from "../billing/contract";
@@ -23,9 +23,10 @@ import { memoryController } from "../memory/routes";
 import { LiveHub, liveEventsRoute } from "../notify/live";
 import { notifyController } from "../notify/routes";
 import { toolsController } from "../tools/routes";
+import { mcpEndpointController } from "../agents/mcp-routes";
 import type { AppPlatform } from "../clients";
 import type { RoleModule } from "../modules";
-import { VERSION } from "../../version";
+import { gatewayDocument } from "./openapi";
 import { createOrgRateLimiter } from "./rate-limits";
 
 export function buildGatewayApp(p: AppPlatform) {
@@ -46,20 +47,9 @@ export function buildGatewayApp(p: AppPlatform) {
   const unsubscribePlans = p.bus.subscribe<{ org_id?: string }>(p.bus.subject(PLAN_CHANGED), (m) => rateLimiter.forget(m.data?.org_id));
   p.websockets.push(liveEventsRoute(live, guard.authenticate));
   const agentCache = createEdgeCache<AgentOut>(p.bus, AGENT_CACHE_KIND);
-  const v1 = new Elysia({ prefix: "/v1" }).use(authController(p, guard)).use(agentsController(p, guard, agentCache)).use(billingController(p, guard)).use(notifyController(p, guard)).use(memoryController(p, guard)).use(toolsController(p, guard));
+  const v1 = new Elysia({ prefix: "/v1" }).use(authController(p, guard)).use(agentsController(p, guard, agentCache)).use(schedulesController(p, guard)).use(billingController(p, guard)).use(notifyController(p, guard)).use(memoryController(p, guard)).use(toolsController(p, guard)).use(mcpEndpointController(p, guard));
   const app = new Elysia({ name: "gateway" })
-    .use(
-      openapi({
-        path: "/swagger",
-        specPath: "/swagger/json",
-        provider: null,
-        documentation: {
-          info: { title: "AgentOS API", version: VERSION, description: "Agents, threads, runs, memory, tools, billing and notifications." },
-          components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "Access token (JWT) or API key (aos_…)" } } },
-          security: [{ bearer: [] }],
-        },
-      }),
-    )
+    .use(gatewayDocument("/swagger/json"))
     .use(swaggerUi({ path: "/swagger", specPath: "/swagger/json" }))
     .use(consoleUi({ path: "/console" }))
     .use(v1);

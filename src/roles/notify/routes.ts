@@ -2,7 +2,7 @@
 import { idempotencyKeys } from "../../platform/http/idempotency";
 import { Elysia } from "elysia";
 import type { AuthGuard } from "../../platform/http/auth-guard";
-import { errors, IdParam, PageQuery } from "../../platform/http/models";
+import { Deleted, errors, IdParam, PageQuery } from "../../platform/http/models";
 import type { AppPlatform } from "../clients";
 import { CreatedWebhook, CreateWebhookBody, DeliveryPage, Notification, NotificationPage, NotificationQuery, WebhookPage } from "./model";
 
@@ -37,6 +37,7 @@ export function notifyController(p: AppPlatform, guard: AuthGuard) {
     .delete("/webhooks/:id", ({ principal, params }) => p.clients.notify.deleteWebhook(principal, params.id), {
       auth: true,
       params: WebhookIdParam,
+      response: { 200: Deleted, ...errors(401, 404) },
       detail: { tags, summary: "Delete a webhook (pending deliveries are dropped)" },
     })
     .get("/webhooks/:id/deliveries", ({ principal, params, query }) => p.clients.notify.listDeliveries(principal, params.id, query), {

@@ -3,7 +3,7 @@ import type { ToolsService } from "./service";
  * What other roles may call on the tools role (through `p.clients.tools`): the run loop asks
  * for the tools of an agent and executes tool calls here. JSON in, JSON out.
  */
-export type ToolKind = "http" | "nats" | "client" | "builtin";
+export type ToolKind = "http" | "nats" | "client" | "mcp" | "builtin";
 
 /** A tool as the run loop needs it. Builtin memory tools appear here with kind "builtin". */
 export interface RunTool {
@@ -39,7 +39,7 @@ export interface ToolsContract {
    */
   getRunTools(orgId: string, refs: string[]): Promise<{ tools: RunTool[]; missing: string[] }>;
   /**
-   * Executes a tool call of kind http, nats or builtin. Never throws for a failing tool:
+   * Executes a tool call of kind http, nats, mcp or builtin. Never throws for a failing tool:
    * invalid arguments, timeouts, non-2xx and garbage replies come back as `ok: false`
    * so the model sees an error result. (kind "client" is handled by the run loop.)
    */
@@ -61,6 +61,7 @@ export type OutputCheck = { valid: true; value: Record<string, unknown> } | { va
  */
 export const TOOLS_RPC = [
   "getRunTools", "execute", "checkOutputSchema", "validateOutput", "createTool", "listTools", "listBuiltins", "getTool", "updateTool", "deleteTool",
-  "invokeTool",
+  "invokeTool", "rotateSecret",
+  "createMcpServer", "listMcpServers", "getMcpServer", "updateMcpServer", "refreshMcpServer", "deleteMcpServer",
 ] as const satisfies readonly (keyof ToolsService)[];
 export type ToolsClient = Pick<ToolsService, (typeof TOOLS_RPC)[number]>;

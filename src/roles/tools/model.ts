@@ -1,6 +1,6 @@
 /** Route models of the tools role: the single source of truth for validation and OpenAPI. */
 import { t } from "elysia";
-import { Page, Timestamp } from "../../platform/http/models";
+import { IdParam, Page, Timestamp } from "../../platform/http/models";
 
 export const MIN_TIMEOUT_MS = 100;
 export const MAX_TIMEOUT_MS = 120_000;
@@ -77,8 +77,80 @@ export const InvokeResult = t.Object({
   duration_ms: t.Number(),
 });
 
+export const DEFAULT_SECRET_GRACE_SECONDS = 24 * 3600;
+export const MAX_SECRET_GRACE_SECONDS = 7 * 24 * 3600;
+export const RotateSecretBody = t.Object({
+  grace_seconds: t.Optional(t.Integer({ minimum: 0, maximum: MAX_SECRET_GRACE_SECONDS, description: `How long the old secret keeps signing calls beside the new one (0-${MAX_SECRET_GRACE_SECONDS}; default ${DEFAULT_SECRET_GRACE_SECONDS}, one day)` })),
+});
+export const RotatedSecret = t.Object({
+  id: t.String(),
+  signing_secret: t.String({ description: "The new HMAC-SHA256 key. Shown once: store it now." }),
+  previous_secret_expires_at: t.Union([Timestamp, t.Null()], { description: "Until then calls carry a second v1= signature made with the old secret" }),
+});
+
+export type RotateSecretInput = typeof RotateSecretBody.static;
+export type RotatedSecretOut = typeof RotatedSecret.static;
 export type CreateToolInput = typeof CreateToolBody.static;
 export type UpdateToolInput = typeof UpdateToolBody.static;
 export type ToolOut = typeof Tool.static;
 export type CreatedToolOut = typeof CreatedTool.static;
 export type InvokeInput = typeof InvokeBody.static;
+
+// ---- MCP servers ------------------------------------------------------------------------------
+
+export const MCP_SERVER_NAME_PATTERN = "^[A-Za-z0-9_-]{1,32}$";
+const McpToolNames = t.Array(t.String({ minLength: 1, maxLength: 128 }), { maxItems: 200, uniqueItems: true });
+export const RequiresApproval = t.Union([t.Literal("all"), t.Literal("none"), McpToolNames], {
+  description: "Which of the server's tools pause a run for approval: all, none, or a list of MCP tool names",
+});
+const McpHeaders = t.Record(t.String(), t.String(), { description: "Sent with every request (e.g. Authorization); stored encrypted (AES-256-GCM), never returned" });
+
+export const CreateMcpServerBody = t.Object({
+  name: t.String({ pattern: MCP_SERVER_NAME_PATTERN, description: "Unique in the organization; its tools are named <name>__<tool>" }),
+  url: t.String({ minLength: 1, maxLength: 2048, description: "The server's Streamable HTTP endpoint (http or https)" }),
+  headers: t.Optional(McpHeaders),
+  allowed_tools: t.Optional(t.Union([McpToolNames, t.Null()], { description: "MCP tool names to register (default: every listed tool)" })),
+  requires_approval: t.Optional(RequiresApproval),
+  timeout_ms: t.Optional(TimeoutMs),
+});
+export const UpdateMcpServerBody = t.Object({
+  name: t.Optional(t.String({ pattern: MCP_SERVER_NAME_PATTERN })),
+  url: t.Optional(t.String({ minLength: 1, maxLength: 2048 })),
+  headers: t.Optional(McpHeaders),
+  allowed_tools: t.Optional(t.Union([McpToolNames, t.Null()])),
+  requires_approval: t.Optional(RequiresApproval),
+  timeout_ms: t.Optional(TimeoutMs),
+});
+
+export const McpServerTool = t.Object({
+  id: t.String(),
+  name: t.String({ description: "The tool's name in AgentOS: <server>__<mcp tool>" }),
+  mcp_name: t.String({ description: "The tool's name on the MCP server" }),
+  requires_approval: t.Boolean(),
+});
+export const McpServer = t.Object({
+  id: t.String(),
+  name: t.String(),
+  url: t.String(),
+  header_names: t.Array(t.String(), { description: "Names of the stored headers (their values are never returned)" }),
+  allowed_tools: t.Union([t.Array(t.String()), t.Null()]),
+  requires_approval: t.Union([t.Literal("all"), t.Literal("none"), t.Array(t.String())]),
+  timeout_ms: t.Integer(),
+  server_info: t.Union([JsonObject, t.Null()], { description: "name and version the server reported in initialize" }),
+  tools: t.Array(McpServerTool),
+  refreshed_at: t.Union([Timestamp, t.Null()]),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+export const McpServerSynced = t.Composite([
+  McpServer,
+  t.Object({ skipped: t.Array(t.Object({ name: t.String(), reason: t.String() }), { description: "Listed tools that were not registered, and why" }) }),
+]);
+export const McpServerPage = Page(McpServer);
+export const McpServerParam = IdParam("mcp", "MCP server id (mcp_…)");
+export const DeletedMcpServer = t.Object({ id: t.String(), deleted: t.Literal(true), tools_deleted: t.Integer(), detached_from: t.Integer({ description: "Agents its tools were removed from (force)" }) });
+
+export type CreateMcpServerInput = typeof CreateMcpServerBody.static;
+export type UpdateMcpServerInput = typeof UpdateMcpServerBody.static;
+export type McpServerOut = typeof McpServer.static;
+export type McpServerSyncedOut = typeof McpServerSynced.static;

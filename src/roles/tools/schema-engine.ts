@@ -54,10 +54,29 @@ export function re2RegExp(pattern: string, _flags?: string): { test(s: string): 
 }
 re2RegExp.code = "re2RegExp"; // only read by ajv's standalone code generator, which is not used
 
+/**
+ * The JSON Schema dialects a parameters schema may use, chosen by its `$schema`: draft-07 (the
+ * default when `$schema` is absent, as OpenAI function schemas are written) or 2020-12 (MCP's
+ * default; `prefixItems`, `$defs`, `dependentRequired`, `unevaluatedProperties`…).
+ */
+export const SCHEMA_DIALECTS = [
+  { dialect: "draft-07", uri: "http://json-schema.org/draft-07/schema#" },
+  { dialect: "2020-12", uri: "https://json-schema.org/draft/2020-12/schema" },
+] as const;
+export type SchemaDialect = (typeof SCHEMA_DIALECTS)[number]["dialect"];
+
+/** The dialect a `$schema` value names (absent: draft-07), or null for any other. A trailing `#` and http/https do not matter. */
+export function dialectOf($schema: unknown): SchemaDialect | null {
+  if ($schema === undefined) return "draft-07";
+  if (typeof $schema !== "string") return null;
+  const norm = (u: string) => u.replace(/^https?:\/\//, "").replace(/#$/, "");
+  return SCHEMA_DIALECTS.find((d) => norm(d.uri) === norm($schema))?.dialect ?? null;
+}
+
 /** ajv's options (on the compiler thread). */
 export const AJV_OPTIONS: Options = {
   // strict: false so vendor keywords ("x-…", "example") found in real tool schemas are tolerated;
-  // the schema is still checked against the draft-07 meta-schema. addUsedSchema: false keeps
+  // the schema is still checked against its dialect's meta-schema. addUsedSchema: false keeps
   // user `$id`s out of the shared instance (two tools may use the same $id).
   allErrors: true,
   strict: false,

@@ -1,5 +1,5 @@
 /**
- * The schema thread: checks tool parameter schemas (limits, RE2 patterns, draft-07), compiles
+ * The schema thread: checks tool parameter schemas (limits, RE2 patterns, draft-07 or 2020-12), compiles
  * them with ajv and validates arguments against them — all of it user-controlled CPU work (a
  * large schema compiles for hundreds of ms) kept off the event loop that serves requests.
  * Validators are cached per tool version. Built into the binary as a second entry point
@@ -7,9 +7,10 @@
  */
 import { dlopen, FFIType } from "bun:ffi";
 import Ajv, { type ValidateFunction } from "ajv";
+import Ajv2020 from "ajv/dist/2020";
 import addFormats from "ajv-formats";
 import { fullFormats } from "ajv-formats/dist/formats";
-import { AJV_OPTIONS, checkSchemaShape, MAX_FORMAT_INPUT, SLOW_FORMATS } from "./schema-engine";
+import { AJV_OPTIONS, checkSchemaShape, dialectOf, MAX_FORMAT_INPUT, SCHEMA_DIALECTS, SLOW_FORMATS, type SchemaDialect } from "./schema-engine";
 import type { SchemaReply, SchemaRequest } from "./schemas";
 
 declare const self: Worker;
@@ -28,14 +29,18 @@ function yieldCpuToRequests() {
 }
 yieldCpuToRequests();
 
-const ajv = new Ajv(AJV_OPTIONS);
-addFormats(ajv);
-// These formats' regexes grow faster than linearly on long input (uri: ~1 s for 100 kB): longer strings fail them.
-for (const name of SLOW_FORMATS) {
-  const format = fullFormats[name] as RegExp | ((s: string) => boolean);
-  const test = typeof format === "function" ? format : (s: string) => format.test(s);
-  ajv.addFormat(name, (s: string) => s.length <= MAX_FORMAT_INPUT && test(s));
+/** One ajv instance per dialect, each with the same formats and the same bounded slow formats. */
+function withFormats<T extends Ajv>(ajv: T): T {
+  addFormats(ajv);
+  // These formats' regexes grow faster than linearly on long input (uri: ~1 s for 100 kB): longer strings fail them.
+  for (const name of SLOW_FORMATS) {
+    const format = fullFormats[name] as RegExp | ((s: string) => boolean);
+    const test = typeof format === "function" ? format : (s: string) => format.test(s);
+    ajv.addFormat(name, (s: string) => s.length <= MAX_FORMAT_INPUT && test(s));
+  }
+  return ajv;
 }
+const engines: Record<SchemaDialect, Ajv> = { "draft-07": withFormats(new Ajv(AJV_OPTIONS)), "2020-12": withFormats(new Ajv2020(AJV_OPTIONS)) };
 
 const MAX_CACHED = 2000;
 const validators = new Map<string, ValidateFunction>();
@@ -44,6 +49,9 @@ const validators = new Map<string, ValidateFunction>();
 function compile(schema: Record<string, unknown>): ValidateFunction | string {
   const problem = checkSchemaShape(schema);
   if (problem) return problem;
+  const dialect = dialectOf(schema.$schema);
+  if (!dialect) return `\`parameters.$schema\` must be ${SCHEMA_DIALECTS.map((d) => `'${d.uri}'`).join(" or ")} (or absent: draft-07).`;
+  const ajv = engines[dialect];
   try {
     return ajv.compile(schema);
   } catch (err) {
@@ -72,7 +80,7 @@ function handle(req: SchemaRequest): SchemaReply {
   if (typeof v === "string") return { id: req.id, error: v };
   const valid = v(req.args) as boolean;
   // useDefaults fills defaults into the arguments: they travel back.
-  return valid ? { id: req.id, valid, args: req.args } : { id: req.id, valid, message: ajv.errorsText(v.errors, { dataVar: req.dataVar ?? "arguments", separator: "; " }) };
+  return valid ? { id: req.id, valid, args: req.args } : { id: req.id, valid, message: engines["draft-07"].errorsText(v.errors, { dataVar: req.dataVar ?? "arguments", separator: "; " }) };
 }
 
 self.onmessage = (event: MessageEvent<SchemaRequest>) => {

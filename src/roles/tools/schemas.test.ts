@@ -109,4 +109,21 @@ describe("tool parameter schemas", () => {
     expect(result.valid).toBe(false);
     expect(validateGap).toBeLessThan(100);
   });
+
+  test("2020-12 schemas (by $schema) validate with 2020-12 keywords; draft-07 stays the default", async () => {
+    const tuple = { $schema: "https://json-schema.org/draft/2020-12/schema", type: "object", properties: { point: { type: "array", prefixItems: [{ type: "number" }, { type: "number" }], items: false }, unit: { $ref: "#/$defs/unit" } }, $defs: { unit: { enum: ["m", "km"] } }, dependentRequired: { point: ["unit"] } };
+    await checkParameters(tuple);
+    expect(await validateArguments("t2020:1", tuple, { point: [1, 2], unit: "m" })).toEqual({ valid: true, args: { point: [1, 2], unit: "m" } });
+    const extra = await validateArguments("t2020:1", tuple, { point: [1, 2, 3], unit: "m" });
+    expect(extra.valid).toBe(false);
+    expect((await validateArguments("t2020:1", tuple, { point: [1, 2] })).valid).toBe(false); // dependentRequired
+    expect((await validateArguments("t2020:1", tuple, { point: [1, 2], unit: "mi" })).valid).toBe(false); // $defs
+    // The same keywords under draft-07 are not draft-07's: prefixItems is ignored there.
+    const draft07 = { ...tuple, $schema: "http://json-schema.org/draft-07/schema#" };
+    await checkParameters(draft07);
+    expect((await validateArguments("t07:1", { type: "object", properties: { point: { type: "array", prefixItems: [{ type: "number" }] } } }, { point: ["x"] })).valid).toBe(true);
+    // 2020-12's meta-schema applies: a draft-07-only form is refused there.
+    expect((await refusal({ $schema: "https://json-schema.org/draft/2020-12/schema", type: "object", properties: { a: { type: "wrong" } } })).message).toContain("not a valid JSON Schema");
+    expect((await refusal({ $schema: "https://json-schema.org/draft/2019-09/schema", type: "object" })).message).toContain("$schema");
+  });
 });

@@ -1,5 +1,5 @@
 /**
- * JSON Schema for tool arguments (ajv, draft-07 + formats; `pattern` and `patternProperties`
+ * JSON Schema for tool arguments (ajv, draft-07 or 2020-12 by `$schema`, + formats; `pattern` and `patternProperties`
  * on re2js, in linear time). Everything a schema costs — its checks at registration (limits,
  * RE2 syntax, the meta-schema), its compilation, each validation — runs on one worker thread
  * (schema-worker.ts), bounded in time, so no schema or argument a tenant sends stalls the

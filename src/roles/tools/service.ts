@@ -19,10 +19,12 @@ import type { OutboundPolicy } from "../../platform/net/outbound";
 import type { AgentsContract } from "../agents/contract";
 import { BUILTIN_MEMORY_TOOL_DEFS, BUILTIN_MEMORY_TOOLS, isBuiltinMemoryTool, type MemoryContract } from "../memory/contract";
 import type { OutputCheck, RunTool, ToolCallRequest, ToolCallResult, ToolsContract } from "./contract";
-import { checkToolUrl, executeHttp } from "./executors/http";
+import { checkHeaders, checkToolUrl, executeHttp } from "./executors/http";
 import { checkToolSubject, executeNats } from "./executors/nats";
-import { DEFAULT_TIMEOUT_MS, type CreateToolInput, type CreatedToolOut, type InvokeInput, type ToolOut, type UpdateToolInput } from "./model";
+import { DEFAULT_SECRET_GRACE_SECONDS, DEFAULT_TIMEOUT_MS, type RotatedSecretOut, type RotateSecretInput, type CreateToolInput, type CreatedToolOut, type InvokeInput, type ToolOut, type UpdateToolInput, type CreateMcpServerInput, type McpServerOut, type McpServerSyncedOut, type UpdateMcpServerInput } from "./model";
 import { checkOutputSchema, checkParameters, validateArguments } from "./schemas";
+import { McpServers } from "./mcp-servers";
+import type { SecretBox } from "../../platform/secrets";
 
 type ToolRow = typeof tools.$inferSelect;
 
@@ -41,6 +43,8 @@ export interface ToolsDeps {
   agents: () => AgentsClient;
   /** --idempotency-stale (see withIdempotency). */
   idempotencyStaleMs: number;
+  /** Seals MCP server headers (platform/secrets); opened on first use. */
+  secrets: () => SecretBox;
 }
 
 const USER_KINDS = ["http", "nats", "client"] as const;
@@ -83,6 +87,10 @@ const runToolOf = (r: ToolRow): RunTool => ({
   timeout_ms: r.timeoutMs,
 });
 
+/** The secrets that sign a call: the current one, and the previous one until its grace period ends. */
+const signingSecrets = (r: ToolRow, now = Date.now()): string[] =>
+  r.previousSigningSecret && r.previousSecretExpiresAt && r.previousSecretExpiresAt.getTime() > now ? [r.signingSecret, r.previousSigningSecret] : [r.signingSecret];
+
 /** Nesting bound of a tool's JSON output. */
 export const MAX_OUTPUT_DEPTH = 64;
 
@@ -119,7 +127,11 @@ function parseArguments(raw: unknown): { args: Record<string, unknown> } | { err
 }
 
 export class ToolsService implements ToolsContract {
-  constructor(private deps: ToolsDeps) {}
+  private mcp: McpServers;
+
+  constructor(private deps: ToolsDeps) {
+    this.mcp = new McpServers({ db: deps.db, log: deps.log, outbound: deps.outbound, secrets: deps.secrets, agents: deps.agents });
+  }
 
   private get db() {
     return this.deps.db;
@@ -189,7 +201,7 @@ export class ToolsService implements ToolsContract {
       case "http": {
         const config = tool.config as { url: string; headers?: Record<string, string> };
         return executeHttp(
-          { name, url: config.url, headers: config.headers, secret: tool.signingSecret, timeoutMs: tool.timeoutMs },
+          { name, url: config.url, headers: config.headers, secrets: signingSecrets(tool), timeoutMs: tool.timeoutMs },
           { arguments: args, run_id: runId, tool_call_id: call.tool_call_id },
           this.deps.outbound,
           (detail) => this.deps.log.debug("http tool unreachable", { tool_id: tool.id, error: detail }),
@@ -204,6 +216,8 @@ export class ToolsService implements ToolsContract {
           run_id: runId,
           tool_call_id: call.tool_call_id,
         }, this.deps.toolsSubjectPrefix);
+      case "mcp":
+        return this.mcp.call(tool, args);
       case "client":
         return fail("client_tool", `${name} is a client tool: its output is submitted by the caller (POST /v1/runs/:id/tool_outputs), not executed by AgentOS.`);
       default:
@@ -265,6 +279,7 @@ export class ToolsService implements ToolsContract {
 
   async updateTool(principal: Principal, id: string, input: UpdateToolInput): Promise<ToolOut> {
     const current = await this.requireRow(principal.orgId, id);
+    refuseIfMcp(current);
     const kind = input.kind === undefined ? (current.kind as (typeof USER_KINDS)[number]) : this.checkKind(input.kind);
     const kindChanged = kind !== current.kind;
     const parameters = input.parameters ?? current.parameters;
@@ -295,7 +310,7 @@ export class ToolsService implements ToolsContract {
 
   /** 409 `tool_in_use` naming the agents that reference it, unless `force` (then it is removed from them first). */
   async deleteTool(principal: Principal, id: string, force = false): Promise<{ id: string; deleted: true; detached_from: number }> {
-    await this.requireRow(principal.orgId, id);
+    refuseIfMcp(await this.requireRow(principal.orgId, id));
     const agents = this.deps.agents();
     const users = await agents.agentsUsingTool(principal.orgId, id);
     if (users.length && !force) {
@@ -310,6 +325,24 @@ export class ToolsService implements ToolsContract {
     const deleted = await this.db.delete(tools).where(and(eq(tools.id, id), eq(tools.orgId, principal.orgId))).returning({ id: tools.id });
     if (!deleted.length) throw notFound("tool", id);
     return { id, deleted: true, detached_from: detached };
+  }
+
+  /**
+   * A new signing secret (shown once); the old one keeps signing calls beside it (a second
+   * `v1=`) for `grace_seconds`, so the tool server can switch over without a failed call.
+   */
+  async rotateSecret(principal: Principal, id: string, input: RotateSecretInput): Promise<RotatedSecretOut> {
+    const current = await this.requireRow(principal.orgId, id);
+    const graceSeconds = input.grace_seconds ?? DEFAULT_SECRET_GRACE_SECONDS;
+    const secret = newSecret();
+    const expiresAt = new Date(Date.now() + graceSeconds * 1000);
+    const [row] = await this.db
+      .update(tools)
+      .set({ signingSecret: secret, previousSigningSecret: graceSeconds > 0 ? current.signingSecret : null, previousSecretExpiresAt: graceSeconds > 0 ? expiresAt : null, updatedAt: new Date() })
+      .where(and(eq(tools.id, id), eq(tools.orgId, principal.orgId)))
+      .returning();
+    if (!row) throw notFound("tool", id);
+    return { id, signing_secret: secret, previous_secret_expires_at: graceSeconds > 0 ? expiresAt.toISOString() : null };
   }
 
   /** Runs a tool by hand (http, nats, or a builtin on `agent_id`'s memory); the result is what a model would see. */
@@ -339,6 +372,32 @@ export class ToolsService implements ToolsContract {
     return { ...result, duration_ms: Math.round((performance.now() - started) * 100) / 100 };
   }
 
+  // ---- MCP servers (mcp-servers.ts) --------------------------------------------------------
+
+  createMcpServer(principal: Principal, input: CreateMcpServerInput): Promise<McpServerSyncedOut> {
+    return this.mcp.create(principal, input);
+  }
+
+  listMcpServers(principal: Principal, page: PageRequest): Promise<PageOf<McpServerOut>> {
+    return this.mcp.listServers(principal, page);
+  }
+
+  getMcpServer(principal: Principal, id: string): Promise<McpServerOut> {
+    return this.mcp.get(principal, id);
+  }
+
+  updateMcpServer(principal: Principal, id: string, input: UpdateMcpServerInput): Promise<McpServerSyncedOut> {
+    return this.mcp.update(principal, id, input);
+  }
+
+  refreshMcpServer(principal: Principal, id: string): Promise<McpServerSyncedOut> {
+    return this.mcp.refresh(principal, id);
+  }
+
+  deleteMcpServer(principal: Principal, id: string, force = false) {
+    return this.mcp.delete(principal, id, force);
+  }
+
   // ---- internals ---------------------------------------------------------------------------
 
   private async findRow(orgId: string, id: string): Promise<ToolRow | undefined> {
@@ -357,6 +416,7 @@ export class ToolsService implements ToolsContract {
     if (kind === "builtin") {
       throw badRequest("invalid_tool_kind", `builtin tools are not registered: every agent can list them by name in its \`tools\` (${BUILTIN_MEMORY_TOOLS.join(", ")}).`);
     }
+    if (kind === "mcp") throw badRequest("invalid_tool_kind", "mcp tools are registered by their server: POST /v1/mcp-servers {name, url} lists its tools and registers them.");
     if (!(USER_KINDS as readonly string[]).includes(kind)) throw badRequest("invalid_tool_kind", `kind must be one of ${USER_KINDS.join(", ")}.`);
     return kind as (typeof USER_KINDS)[number];
   }
@@ -373,7 +433,7 @@ export class ToolsService implements ToolsContract {
       throw badRequest("invalid_tool_config", `Unknown config key(s) for a ${kind} tool: ${unknown.join(", ")} (allowed: ${allowed.join(", ") || "none"}).`);
     }
     if (kind === "http") {
-      const problem = checkToolUrl(config.url, this.deps.outbound) ?? checkHeaders(config.headers);
+      const problem = checkToolUrl(config.url, this.deps.outbound) ?? checkHeaders(config.headers, "config.headers", HTTP_RESERVED_HEADERS);
       if (problem) throw badRequest("invalid_tool_config", problem);
       return config.headers === undefined ? { url: config.url } : { url: config.url, headers: config.headers };
     }
@@ -391,17 +451,11 @@ export class ToolsService implements ToolsContract {
   }
 }
 
-const RESERVED_HEADERS = new Set(["content-type", "content-length", "host", "user-agent", "x-agentos-signature", "x-agentos-tool-call-id", "transfer-encoding", "connection"]);
-
-function checkHeaders(headers: unknown): string | null {
-  if (headers === undefined) return null;
-  if (!headers || typeof headers !== "object" || Array.isArray(headers)) return "`config.headers` must be an object of header names to string values.";
-  const entries = Object.entries(headers as Record<string, unknown>);
-  if (entries.length > 20) return "`config.headers` has more than 20 headers.";
-  for (const [k, v] of entries) {
-    if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/.test(k)) return `\`config.headers\`: '${k.slice(0, 100)}' is not a valid header name.`;
-    if (RESERVED_HEADERS.has(k.toLowerCase())) return `\`config.headers\`: '${k}' is set by AgentOS.`;
-    if (typeof v !== "string" || v.length > 4096 || /[\r\n\0]/.test(v)) return `\`config.headers\`: the value of '${k}' must be a single-line string (at most 4096 characters).`;
+/** An `mcp` tool is what its server lists: changed or removed through the server, not one by one. */
+function refuseIfMcp(row: ToolRow) {
+  if (row.kind === "mcp") {
+    throw badRequest("mcp_tool_managed", `${row.name} comes from an MCP server (${(row.config as { server_id: string }).server_id}): change it with PATCH /v1/mcp-servers/:id (allowed_tools, requires_approval) or POST /v1/mcp-servers/:id/refresh.`);
   }
-  return null;
 }
+
+const HTTP_RESERVED_HEADERS = ["content-type", "content-length", "host", "user-agent", "x-agentos-signature", "x-agentos-tool-call-id", "transfer-encoding", "connection"];

@@ -487,7 +487,7 @@ export class RunExecution {
       .select()
       .from(messages)
       // Compared in SQL: a JS Date would truncate PostgreSQL's microseconds and drop the input message.
-      .where(and(eq(messages.threadId, this.run.threadId), lte(messages.createdAt, sql`(select ${runs.createdAt} from ${runs} where ${runs.id} = ${this.run.id})`)))
+      .where(and(eq(messages.threadId, this.run.threadId), lte(messages.createdAt, sql`(select coalesce(${runs.promotedAt}, ${runs.createdAt}) from ${runs} where ${runs.id} = ${this.run.id})`)))
       .orderBy(desc(messages.id))
       .limit(HISTORY_LIMIT);
     return rows.reverse().map((m) => {

@@ -78,7 +78,8 @@ export function operationsOf(doc: any): Operation[] {
   for (const [path, item] of Object.entries<any>(doc.paths ?? {})) {
     for (const method of METHODS) {
       const op = item[method];
-      if (!op) continue;
+      // A WebSocket upgrade (101, GET /v1/ws) is not an HTTP operation to fuzz or contract-check.
+      if (!op || op.responses?.["101"]) continue;
       const params: Parameter[] = [...(item.parameters ?? []), ...(op.parameters ?? [])].map((p: any) => {
         const r = deref(doc, p);
         return { name: r.name, in: r.in, required: !!r.required, schema: r.schema ?? {} };

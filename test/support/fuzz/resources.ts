@@ -99,13 +99,6 @@ export class Resources {
    * Creates one resource of `collection` for `user`, creating the parents it needs.
    * Returns undefined (and records why) when no generated body was accepted.
    */
-  private async deleteOne(user: User, path: string) {
-    const headers = { authorization: `Bearer ${user.token}` };
-    const list = (await fetch(`${this.baseUrl}${path}?limit=1`, { headers }).then((r) => r.json())) as { data?: { id: string }[] };
-    const id = list.data?.[0]?.id;
-    if (id) await fetch(`${this.baseUrl}${path}/${id}`, { method: "DELETE", headers });
-  }
-
   async create(user: User, collection: string, bindings: Record<string, string> = {}, attempts = 60): Promise<Resource | undefined> {
     const op = this.posts.get(collection);
     if (!op) return undefined;
@@ -122,6 +115,7 @@ export class Resources {
     }
     const bodies = fc.sample(validArbitrary(op.body, this.context(user, true)), { numRuns: attempts, seed: this.seed++ });
     let last = "";
+    let madeRoom = false;
     for (const body of bodies) {
       if (this.validators.errors(op.body!, body)) continue;
       const res = await fetch(this.baseUrl + fillPath(collection, full), {
@@ -141,11 +135,24 @@ export class Resources {
         return resource;
       }
       last = `${res.status} ${text.slice(0, 200)}`;
-      // The generated requests may have used up a per-organization limit (20 webhooks): free one slot.
-      if (res.status === 422 && text.includes('"code":"too_many_')) await this.deleteOne(user, fillPath(collection, full));
+      // A per-organization limit (20 webhooks) reached by earlier fuzz requests: make room once.
+      if (res.status === 422 && text.includes('"code":"too_many_') && !madeRoom) madeRoom = await this.makeRoom(user, fillPath(collection, full));
     }
     this.failures.push({ collection, reason: `no generated body accepted in ${attempts} tries; last reply ${last}` });
     return undefined;
+  }
+
+  /** Deletes one of `user`'s items of the collection at `path` (preferably one no test holds): whether it did. */
+  private async makeRoom(user: User, path: string): Promise<boolean> {
+    const headers = { authorization: `Bearer ${user.token}` };
+    const list = (await (await fetch(`${this.baseUrl}${path}?limit=100`, { headers })).json().catch(() => null)) as { data?: { id: string }[] } | null;
+    const ids = (list?.data ?? []).map((r) => r.id);
+    const victim = ids.find((id) => !this.all.some((r) => r.id === id)) ?? ids[0];
+    if (!victim) return false;
+    const res = await fetch(`${this.baseUrl}${path}/${victim}`, { method: "DELETE", headers });
+    const index = this.all.findIndex((r) => r.id === victim);
+    if (index >= 0) this.all.splice(index, 1);
+    return res.ok;
   }
 
   /** Records a resource a fuzz request created (a 2xx POST with an id). */

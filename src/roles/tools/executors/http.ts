@@ -26,7 +26,8 @@ export interface HttpToolTarget {
   name: string;
   url: string;
   headers?: Record<string, string>;
-  secret: string;
+  /** The signing secret, then the previous one while its grace period lasts. */
+  secrets: string[];
   timeoutMs: number;
 }
 
@@ -36,9 +37,13 @@ export interface HttpCall {
   tool_call_id: string;
 }
 
-export function sign(secret: string, body: string, unix = Math.floor(Date.now() / 1000)): string {
-  const mac = new Bun.CryptoHasher("sha256", secret).update(`${unix}.${body}`).digest("hex");
-  return `t=${unix},v1=${mac}`;
+/**
+ * `t=<unix>,v1=<hmac>` with one `v1` per secret: during a rotation's grace period the call is
+ * signed with the new secret and the previous one, so a server that knows either verifies it.
+ */
+export function sign(secrets: string | string[], body: string, unix = Math.floor(Date.now() / 1000)): string {
+  const macs = (Array.isArray(secrets) ? secrets : [secrets]).map((secret) => `v1=${new Bun.CryptoHasher("sha256", secret).update(`${unix}.${body}`).digest("hex")}`);
+  return `t=${unix},${macs.join(",")}`;
 }
 
 const fail = (code: string, message: string): ToolCallResult => ({ ok: false, error: { code, message } });
@@ -59,20 +64,36 @@ async function readCappedText(res: Response, cap: number): Promise<string> {
 }
 
 /** Only http(s) URLs with a host; no credentials in the URL (they would leak into logs); no internal IP literal. */
-export function checkToolUrl(raw: unknown, policy: OutboundPolicy): string | null {
-  if (typeof raw !== "string" || raw.length === 0) return "`config.url` is required for http tools.";
-  if (raw.length > 2048) return "`config.url` is longer than 2048 characters.";
+export function checkTargetUrl(raw: unknown, policy: OutboundPolicy, field: string): string | null {
+  if (typeof raw !== "string" || raw.length === 0) return `\`${field}\` is required.`;
+  if (raw.length > 2048) return `\`${field}\` is longer than 2048 characters.`;
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    return `\`config.url\` '${raw.slice(0, 200)}' is not a URL.`;
+    return `\`${field}\` '${raw.slice(0, 200)}' is not a URL.`;
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return `\`config.url\` must be http or https, not '${url.protocol}'.`;
-  if (!url.hostname) return "`config.url` has no host.";
-  if (url.username || url.password) return "`config.url` must not contain credentials; put them in `config.headers`.";
+  if (url.protocol !== "http:" && url.protocol !== "https:") return `\`${field}\` must be http or https, not '${url.protocol}'.`;
+  if (!url.hostname) return `\`${field}\` has no host.`;
+  if (url.username || url.password) return `\`${field}\` must not contain credentials; put them in the headers.`;
   const refused = literalTargetProblem(url, policy);
-  return refused ? `\`config.url\` is refused: ${refused}` : null;
+  return refused ? `\`${field}\` is refused: ${refused}` : null;
+}
+
+export const checkToolUrl = (raw: unknown, policy: OutboundPolicy) => checkTargetUrl(raw, policy, "config.url");
+
+/** Headers a tenant sets on outbound calls: at most 20 single-line values, none of the `reserved` ones AgentOS sets. */
+export function checkHeaders(headers: unknown, field: string, reserved: readonly string[]): string | null {
+  if (headers === undefined) return null;
+  if (!headers || typeof headers !== "object" || Array.isArray(headers)) return `\`${field}\` must be an object of header names to string values.`;
+  const entries = Object.entries(headers as Record<string, unknown>);
+  if (entries.length > 20) return `\`${field}\` has more than 20 headers.`;
+  for (const [k, v] of entries) {
+    if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/.test(k)) return `\`${field}\`: '${k.slice(0, 100)}' is not a valid header name.`;
+    if (reserved.includes(k.toLowerCase())) return `\`${field}\`: '${k}' is set by AgentOS.`;
+    if (typeof v !== "string" || v.length > 4096 || /[\r\n\0]/.test(v)) return `\`${field}\`: the value of '${k}' must be a single-line string (at most 4096 characters).`;
+  }
+  return null;
 }
 
 export async function executeHttp(target: HttpToolTarget, call: HttpCall, policy: OutboundPolicy, onUnreachable?: (detail: unknown) => void): Promise<ToolCallResult> {
@@ -83,7 +104,7 @@ export async function executeHttp(target: HttpToolTarget, call: HttpCall, policy
     ...(target.headers ?? {}),
     "content-type": "application/json",
     "user-agent": `AgentOS/${VERSION}`,
-    "x-agentos-signature": sign(target.secret, body),
+    "x-agentos-signature": sign(target.secrets, body),
     "x-agentos-tool-call-id": call.tool_call_id,
   };
   try {
