@@ -19,6 +19,8 @@ export const agents = pgTable(
     temperature: doublePrecision("temperature"),
     topP: doublePrecision("top_p"),
     maxOutputTokens: integer("max_output_tokens"),
+    /** truncate | summarize: what happens to the oldest messages when the history outgrows the window. */
+    contextStrategy: text("context_strategy").notNull().default("truncate"),
     metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -90,6 +92,10 @@ export const runs = pgTable(
     promotedAt: tstz("promoted_at"),
     /** Cancelled by multitask_strategy rollback: its messages are removed from the thread once it has ended. */
     rolledBack: boolean("rolled_back").notNull().default(false),
+    /** `{max_tokens?, max_cost_cents?}` given at creation, or null. */
+    budget: jsonb("budget").$type<{ max_tokens?: number; max_cost_cents?: number } | null>(),
+    /** The API key the run was created with (its daily spend cap applies), or null. */
+    apiKeyId: text("api_key_id"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
     startedAt: tstz("started_at"),
@@ -113,7 +119,7 @@ export const runSteps = pgTable(
     id: text("id").primaryKey(),
     orgId: text("org_id").notNull(),
     runId: text("run_id").notNull().references(() => runs.id, { onDelete: "cascade" }),
-    kind: text("kind").notNull(), // model_call | tool_call
+    kind: text("kind").notNull(), // model_call | tool_call | summarize
     status: text("status").notNull(), // in_progress | completed | failed | cancelled
     toolCallId: text("tool_call_id"),
     toolName: text("tool_name"),

@@ -64,6 +64,8 @@ export const apiKeys = pgTable(
     keyHash: text("key_hash").notNull(),
     lastUsedAt: tstz("last_used_at"),
     expiresAt: tstz("expires_at"),
+    /** Cents the key's runs may spend per UTC day (null: no cap); enforced by the run kernel's reservations. */
+    dailySpendCapCents: integer("daily_spend_cap_cents"),
     createdAt: createdAt(),
   },
   (t) => [uniqueIndex("api_keys_hash_key").on(t.keyHash), index("api_keys_org_idx").on(t.orgId, t.id)],

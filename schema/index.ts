@@ -7,3 +7,5 @@ export * from "./billing";
 export * from "./events";
 export * from "./notify";
 export * from "./schedules";
+export * from "./budgets";
+export * from "./compaction";

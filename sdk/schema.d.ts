@@ -168,7 +168,8 @@ export interface paths {
         delete: operations["deleteApiKey"];
         options?: never;
         head?: never;
-        patch?: never;
+        /** Rename an API key or change its daily spend cap */
+        patch: operations["updateApiKey"];
         trace?: never;
     };
     "/v1/organization/members": {
@@ -1025,6 +1026,11 @@ export interface components {
             temperature: number | null;
             top_p: number | null;
             max_output_tokens: number | null;
+            /**
+             * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
+             * @enum {string}
+             */
+            context_strategy: "truncate" | "summarize";
             metadata: {
                 [key: string]: unknown;
             };
@@ -1049,6 +1055,7 @@ export interface components {
             last_used_at: string | null;
             /** Format: date-time */
             expires_at: string | null;
+            daily_spend_cap_cents: number | null;
         };
         ApiKeyPage: {
             data: components["schemas"]["ApiKey"][];
@@ -1116,6 +1123,7 @@ export interface components {
             last_used_at: string | null;
             /** Format: date-time */
             expires_at: string | null;
+            daily_spend_cap_cents: number | null;
             /** @description The secret key. Shown once: store it now. */
             key: string;
         };
@@ -1559,6 +1567,13 @@ export interface components {
             cost_cents: number | null;
             /** @description Model calls made */
             step_count: number;
+            /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+            budget: {
+                /** @description Prompt + completion tokens the run may use in all */
+                max_tokens?: number;
+                /** @description Cents the run may cost at this deployment's model prices */
+                max_cost_cents?: number;
+            } | null;
             metadata: {
                 [key: string]: unknown;
             };
@@ -1657,7 +1672,7 @@ export interface components {
         };
         RunTraceStep: {
             id: string;
-            /** @description model_call | tool_call */
+            /** @description model_call | tool_call | summarize */
             kind: string;
             /** @description The model, or the tool's name */
             name: string;
@@ -1770,8 +1785,11 @@ export interface components {
             /** @constant */
             object: "run_step";
             run_id: string;
-            /** @enum {string} */
-            kind: "model_call" | "tool_call";
+            /**
+             * @description summarize: older messages folded into the thread's summary (context_strategy summarize)
+             * @enum {string}
+             */
+            kind: "model_call" | "tool_call" | "summarize";
             status: components["schemas"]["StepStatus"];
             tool_call_id: string | null;
             tool_name: string | null;
@@ -2438,6 +2456,8 @@ export interface operations {
                 "application/json": {
                     name: string;
                     expires_in_days?: number;
+                    /** @description Cents that runs created with this key may spend per UTC day at this deployment's model prices; a run that would go over fails with budget_exceeded */
+                    daily_spend_cap_cents?: number;
                 };
             };
         };
@@ -2485,6 +2505,46 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    /** @description null removes the cap */
+                    daily_spend_cap_cents?: number | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKey"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -2642,6 +2702,11 @@ export interface operations {
                     /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
                     max_output_tokens?: number;
                     /**
+                     * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
+                     * @enum {string}
+                     */
+                    context_strategy?: "truncate" | "summarize";
+                    /**
                      * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
                      */
@@ -2752,6 +2817,11 @@ export interface operations {
                     top_p?: number | null;
                     /** @description Upper bound of tokens the model generates per call (sent as max_tokens) */
                     max_output_tokens?: number | null;
+                    /**
+                     * @description When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary
+                     * @enum {string}
+                     */
+                    context_strategy?: "truncate" | "summarize";
                     /**
                      * @description Free-form key/value pairs: at most 50 keys of at most 64 characters, 16 KiB as JSON
                      * @default {}
@@ -3195,6 +3265,13 @@ export interface operations {
                      * @default true
                      */
                     parallel_tool_calls?: boolean;
+                    /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+                    budget?: {
+                        /** @description Prompt + completion tokens the run may use in all */
+                        max_tokens?: number;
+                        /** @description Cents the run may cost at this deployment's model prices */
+                        max_cost_cents?: number;
+                    };
                     /** @description The new thread (default: no metadata, no messages) */
                     thread?: {
                         /**
@@ -3415,6 +3492,13 @@ export interface operations {
                      * @default true
                      */
                     parallel_tool_calls?: boolean;
+                    /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+                    budget?: {
+                        /** @description Prompt + completion tokens the run may use in all */
+                        max_tokens?: number;
+                        /** @description Cents the run may cost at this deployment's model prices */
+                        max_cost_cents?: number;
+                    };
                     /**
                      * @description When the thread already has an active run: reject (409 thread_busy, the default), enqueue (this run waits as `pending`, in order), interrupt (the active run is cancelled, its partial work kept, this one starts), rollback (the active run is cancelled and its messages removed)
                      * @enum {string}
@@ -3815,6 +3899,13 @@ export interface operations {
                          * @default true
                          */
                         parallel_tool_calls?: boolean;
+                        /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+                        budget?: {
+                            /** @description Prompt + completion tokens the run may use in all */
+                            max_tokens?: number;
+                            /** @description Cents the run may cost at this deployment's model prices */
+                            max_cost_cents?: number;
+                        };
                         /**
                          * @description When the thread already has an active run: reject (409 thread_busy, the default), enqueue (this run waits as `pending`, in order), interrupt (the active run is cancelled, its partial work kept, this one starts), rollback (the active run is cancelled and its messages removed)
                          * @enum {string}
@@ -4006,6 +4097,13 @@ export interface operations {
                          * @default true
                          */
                         parallel_tool_calls?: boolean;
+                        /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+                        budget?: {
+                            /** @description Prompt + completion tokens the run may use in all */
+                            max_tokens?: number;
+                            /** @description Cents the run may cost at this deployment's model prices */
+                            max_cost_cents?: number;
+                        };
                         /**
                          * @description When the thread already has an active run: reject (409 thread_busy, the default), enqueue (this run waits as `pending`, in order), interrupt (the active run is cancelled, its partial work kept, this one starts), rollback (the active run is cancelled and its messages removed)
                          * @enum {string}

@@ -15,7 +15,7 @@
  * - service: RunsService, the run API (create, read, cancel, tool outputs, events, trace)
  */
 export {
-  CreateRunBody, CreateThreadAndRunBody, EventsQuery, InputMessage, ListRunsQuery, ThreadMessage, RequiredAction, Run, RunEvent, RunPage, RunStatus, Step, StepPage, StepStatus, ToolCallView, ToolOutputsBody, Usage, WaitQuery,
+  Budget, CreateRunBody, CreateThreadAndRunBody, EventsQuery, InputMessage, ListRunsQuery, ThreadMessage, RequiredAction, Run, RunEvent, RunPage, RunStatus, Step, StepPage, StepStatus, ToolCallView, ToolOutputsBody, Usage, WaitQuery,
   type CreateRunInput, type CreateThreadAndRunInput, type ListRunsInput, type RunEventOut, type RunOut, type StepOut, type ToolOutputsInput,
 } from "./model";
 export { ACTIVE_STATUSES, eventOut, isTerminal, runOut, stepOut, usageOut, type RunView, TERMINAL_EVENTS, TERMINAL_STATUSES, type EventRow, type RunEventType, type RunRow, type StepRow } from "./types";
@@ -31,3 +31,5 @@ export {
   effectiveOptions, modelParams, namedToolChoice, ResponseFormat, RunOptionFields, SamplingFields, ToolChoice,
   assertRunOptions, type AgentDefaults, type EffectiveOptions, type JsonResponseFormat, type RunOptionChecks, type RunOptions,
 } from "./options";
+export { BudgetExceededError, costOf, isBudgeted, limitsOf, MICRO, releaseHolds, reserve, settle, type BudgetLimits, type TokenPrice } from "./budget";
+export { cutToTokens, messagesToFold, summarizeRequest, summaryMaxTokens, SUMMARIZE_MARKER, withSummary, type HistoryMessage } from "./compaction";

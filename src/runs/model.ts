@@ -43,6 +43,19 @@ export const RequiredAction = t.Object({
 });
 export type RequiredAction = typeof RequiredAction.static;
 
+/**
+ * Limits of one run, checked before every model call against a reservation of what the call may
+ * cost (prompt tokens + the reply's maximum, at billing's prices) and settled with the real usage.
+ */
+export const Budget = t.Object(
+  {
+    max_tokens: t.Optional(t.Integer({ minimum: 1, maximum: 1_000_000_000, description: "Prompt + completion tokens the run may use in all" })),
+    max_cost_cents: t.Optional(t.Number({ exclusiveMinimum: 0, maximum: 100_000_000, description: "Cents the run may cost at this deployment's model prices" })),
+  },
+  { description: "At least one limit. The run fails with budget_exceeded before a model call that could go over either" },
+);
+export type Budget = typeof Budget.static;
+
 const RunCore = t.Object({
   id: t.String(),
   object: t.Literal("run"),
@@ -56,6 +69,7 @@ const RunCore = t.Object({
   usage: Usage,
   cost_cents: t.Nullable(t.Number({ description: "What the run's model calls cost so far: tokens × the model's prices (fractional cents; the prices billing invoices with); null while billing does not answer" })),
   step_count: t.Integer({ description: "Model calls made" }),
+  budget: t.Nullable(Budget),
   metadata: t.Record(t.String(), t.Any()),
   created_at: Timestamp,
   updated_at: Timestamp,
@@ -72,7 +86,7 @@ export const Step = t.Object({
   id: t.String(),
   object: t.Literal("run_step"),
   run_id: t.String(),
-  kind: Enum(["model_call", "tool_call"]),
+  kind: Enum(["model_call", "tool_call", "summarize"], { description: "summarize: older messages folded into the thread's summary (context_strategy summarize)" }),
   status: StepStatus,
   tool_call_id: t.Nullable(t.String()),
   tool_name: t.Nullable(t.String()),
@@ -129,6 +143,7 @@ const runFields = {
   stream: t.Optional(t.Boolean({ default: false, description: "Answer with a text/event-stream of the run's events; model output streams as message.delta" })),
   metadata: t.Optional(Metadata),
   ...RunOptionFields,
+  budget: t.Optional(Budget),
 };
 
 export const CreateRunBody = t.Object({ ...runFields, multitask_strategy: t.Optional(MultitaskStrategy) });

@@ -59,12 +59,14 @@ export class RunsService {
    * (src/runs/multitask.ts): reject → 409 thread_busy; enqueue → the run waits as `pending`;
    * interrupt / rollback → the thread's runs are cancelled first (rollback also flags them so
    * their messages go once they have ended), and the run waits only while a cancelled run's
-   * worker is still stopping.
+   * worker is still stopping. `apiKeyId`: the key the request authenticated with (its daily
+   * spend cap applies to the run).
    */
-  async createRun(orgId: string, threadId: string, input: CreateRunInput, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<RunOut>> {
+  async createRun(orgId: string, threadId: string, input: CreateRunInput, idempotency: IdempotencyScope | null = null, apiKeyId: string | null = null): Promise<IdempotentResult<RunOut>> {
     return withIdempotency(this.db, { orgId, scope: idempotency, params: { id: threadId }, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async (commit) => {
       if (!isId("thr", threadId)) throw notFound("thread", threadId);
       if (!isId("agt", input.agent_id)) throw notFound("agent", input.agent_id);
+      assertBudget(input.budget);
       await this.deps.beforeRunCreate(orgId);
       const agent = await agentOf(this.db, orgId, input.agent_id);
       const options = runOptionsOf(input);
@@ -73,7 +75,7 @@ export class RunsService {
       const preempts = strategy === "interrupt" || strategy === "rollback";
       for (let attempt = 0; ; attempt++) {
         if (preempts) await this.clearThread(orgId, threadId, strategy === "rollback");
-        const run = await this.insertRunLocked(orgId, threadId, agent, input, options, strategy, commit).catch((err) => {
+        const run = await this.insertRunLocked(orgId, threadId, agent, input, options, strategy, commit, apiKeyId).catch((err) => {
           if (isActiveRunConflict(err)) throw conflict("thread_busy", "Another run became active on this thread at the same moment; retry.");
           throw err;
         });
@@ -94,9 +96,10 @@ export class RunsService {
    * A new thread (with its metadata and first messages) and a run on it, in one transaction
    * (POST /v1/threads/runs, the Assistants API's createThreadAndRun): a refused run leaves no thread.
    */
-  async createThreadAndRun(orgId: string, input: CreateThreadAndRunInput, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<RunOut>> {
+  async createThreadAndRun(orgId: string, input: CreateThreadAndRunInput, idempotency: IdempotencyScope | null = null, apiKeyId: string | null = null): Promise<IdempotentResult<RunOut>> {
     return withIdempotency(this.db, { orgId, scope: idempotency, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async (commit) => {
       if (!isId("agt", input.agent_id)) throw notFound("agent", input.agent_id);
+      assertBudget(input.budget);
       await this.deps.beforeRunCreate(orgId);
       const agent = await agentOf(this.db, orgId, input.agent_id);
       const options = runOptionsOf(input);
@@ -109,7 +112,7 @@ export class RunsService {
           await tx.insert(messages).values(seeded.map((m) => ({ id: newId("msg"), orgId, threadId, role: m.role, content: m.content, metadata: m.metadata ?? {} })));
         }
         const { thread: _thread, ...runInput } = input;
-        const row = await insertRun(tx, orgId, threadId, agent, runInput, options, false);
+        const row = await insertRun(tx, orgId, threadId, agent, runInput, options, false, apiKeyId);
         await commit(tx, { status: 201, body: unpriced(row) });
         return row;
       });
@@ -119,7 +122,7 @@ export class RunsService {
   }
 
   /** One transaction under the thread row lock: the busy check, the input message, the run and its events. */
-  private async insertRunLocked(orgId: string, threadId: string, agent: { id: string; model: string }, input: CreateRunInput, options: RunOptions, strategy: MultitaskStrategy, commit: CommitResponse<RunOut>): Promise<RunRow | typeof RETRY> {
+  private async insertRunLocked(orgId: string, threadId: string, agent: { id: string; model: string }, input: CreateRunInput, options: RunOptions, strategy: MultitaskStrategy, commit: CommitResponse<RunOut>, apiKeyId: string | null): Promise<RunRow | typeof RETRY> {
     return this.db.transaction(async (tx) => {
       // The thread row lock serialises run creation per thread (the unique index is the backstop).
       const [thread] = await tx.select({ id: threads.id }).from(threads).where(and(eq(threads.id, threadId), eq(threads.orgId, orgId))).for("update");
@@ -131,7 +134,7 @@ export class RunsService {
       }
       // interrupt/rollback cancelled everything before this transaction; only a run still stopping may remain.
       if (strategy !== "enqueue" && live.some((r) => r.status !== "cancelling")) return RETRY;
-      const row = await insertRun(tx, orgId, threadId, agent, input, options, live.length > 0);
+      const row = await insertRun(tx, orgId, threadId, agent, input, options, live.length > 0, apiKeyId);
       // The stored response commits with the run: a retry after a crash never creates a second one.
       await commit(tx, { status: 201, body: unpriced(row) });
       return row;
@@ -310,8 +313,15 @@ async function agentOf(tx: Tx | Db, orgId: string, agentId: string) {
 }
 
 /** The run row, its input messages (in order, before it), its first event and its outbox row. */
+/** A budget names at least one limit (TypeBox's minProperties is not enforced on nested objects). */
+function assertBudget(budget: CreateRunInput["budget"]) {
+  if (budget && budget.max_tokens === undefined && budget.max_cost_cents === undefined) {
+    throw badRequest("invalid_budget", "budget needs max_tokens, max_cost_cents or both.", { field: "budget" });
+  }
+}
+
 /** Inserts the run (queued, or pending behind a live run: its input waits on the run) with its input messages and created event. */
-async function insertRun(tx: Tx, orgId: string, threadId: string, agent: { id: string; model: string }, input: CreateRunInput, options: RunOptions, waits: boolean): Promise<RunRow> {
+async function insertRun(tx: Tx, orgId: string, threadId: string, agent: { id: string; model: string }, input: CreateRunInput, options: RunOptions, waits: boolean, apiKeyId: string | null): Promise<RunRow> {
   const runId = newId("run");
   const given = inputMessages(input.input);
   if (given.length && !waits) await tx.insert(messages).values(given.map((m) => ({ id: newId("msg"), orgId, threadId, role: m.role, content: m.content, runId })));
@@ -319,7 +329,7 @@ async function insertRun(tx: Tx, orgId: string, threadId: string, agent: { id: s
     .insert(runs)
     .values({
       id: runId, orgId, threadId, agentId: agent.id, model: input.model ?? agent.model, status: waits ? PENDING : "queued", stream: input.stream ?? false, metadata: input.metadata ?? {},
-      options, pendingInput: waits && given.length ? JSON.stringify(given) : null, nextSeq: 2, traceparent: currentContext()?.traceparent ?? null,
+      options, budget: input.budget ?? null, apiKeyId, pendingInput: waits && given.length ? JSON.stringify(given) : null, nextSeq: 2, traceparent: currentContext()?.traceparent ?? null,
     })
     .returning();
   await tx.insert(runEvents).values({ runId, seq: 1, id: newId("evt"), orgId, type: "run.created", data: runOut(row) });

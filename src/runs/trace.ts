@@ -13,7 +13,7 @@ const Interval = t.Object({ from: Timestamp, to: t.Nullable(Timestamp), ms: t.In
 
 export const RunTraceStep = t.Object({
   id: t.String(),
-  kind: t.String({ description: "model_call | tool_call" }),
+  kind: t.String({ description: "model_call | tool_call | summarize" }),
   name: t.String({ description: "The model, or the tool's name" }),
   status: t.String(),
   started_at: Timestamp,
@@ -60,7 +60,7 @@ export async function buildRunTrace(run: RunRow, steps: StepRow[], events: Event
       if (!open || open.to) waits.push({ from: e.createdAt, to: null });
     } else if (open && !open.to && e.type !== "run.created") open.to = e.createdAt;
   }
-  const modelSteps = steps.filter((s) => s.kind === "model_call" && s.usage);
+  const modelSteps = steps.filter((s) => s.kind !== "tool_call" && s.usage);
   const costs = modelSteps.length
     ? await costOf(modelSteps.map((s) => {
         const u = s.usage as Usage;
@@ -87,7 +87,7 @@ export async function buildRunTrace(run: RunRow, steps: StepRow[], events: Event
     steps: steps.map((s) => ({
       id: s.id,
       kind: s.kind,
-      name: s.kind === "model_call" ? String((s.input as { model?: string } | null)?.model ?? run.model) : (s.toolName ?? ""),
+      name: s.kind !== "tool_call" ? String((s.input as { model?: string } | null)?.model ?? run.model) : (s.toolName ?? ""),
       status: s.status,
       started_at: s.createdAt.toISOString(),
       completed_at: s.completedAt?.toISOString() ?? null,

@@ -8,6 +8,7 @@ import { runSteps } from "../../schema";
 import { emitEvent } from "../platform/outbox";
 import { promoteNext } from "./multitask";
 import type { EventSpec, RunSet, RunStore } from "./store";
+import { releaseHolds } from "./budget";
 import type { RunStatus } from "./model";
 import { runOut, type RunRow } from "./types";
 
@@ -67,7 +68,11 @@ export async function finishRun(
     pipelined: true,
     work: async (tx, run) => {
       await Promise.all([
-        opts.work?.(tx, run),
+        (async () => {
+          await opts.work?.(tx, run);
+          // After `work`, which may settle the last call's hold: what is still held was never used.
+          if (run.budget || run.apiKeyId) await releaseHolds(tx, runId);
+        })(),
         tx
           .update(runSteps)
           .set({ status: "cancelled", completedAt: new Date() })

@@ -22,7 +22,12 @@
  * of SYNONYM_GROUPS is one "concept" dimension, any other word lands (with a smaller weight)
  * in one of a few hashed dimensions. So "automobile" and "car" point the same way while
  * sharing no letters. `embeddingsDown(true)` makes it answer 503 (an embedding outage).
+ *
+ * Summarize requests of context compaction (their system message starts with SUMMARIZE_MARKER)
+ * are answered by the summarizer, not from the queue: by default a summary listing every
+ * `fact-N` word of the previous summary and the folded messages (setSummarizer changes it).
  */
+import { SUMMARIZE_MARKER } from "../../src/runs/compaction";
 
 export type FakeUsage = { prompt_tokens: number; completion_tokens: number; total_tokens: number };
 
@@ -76,6 +81,11 @@ export type FakeModel = {
   requests: FakeRequest[];
   script(...replies: FakeReply[]): void;
   setDefault(reply: FakeReply): void;
+  /** Answers summarize requests (default: defaultSummary). */
+  setSummarizer(reply: FakeReply): void;
+  /** The recorded summarize requests / the other (chat) requests, in order. */
+  summarizeRequests(): FakeRequest[];
+  chatRequests(): FakeRequest[];
   /** Clears the queue and recorded requests (default reply kept). */
   reset(): void;
   /** Resolves when at least n requests were received. */
@@ -163,6 +173,16 @@ async function until(cond: () => boolean, timeoutMs: number, what: string): Prom
   }
 }
 
+export const isSummarizeRequest = (body: any) => typeof body?.messages?.[0]?.content === "string" && body.messages[0].content.startsWith(SUMMARIZE_MARKER);
+
+/** The default summary: `SUMMARY(<lines folded>): fact-1 fact-2 …` (facts of the previous summary and of the new messages). */
+export function defaultSummary(req: FakeRequest): FakeReplySpec {
+  const text = String(req.body.messages.at(-1)?.content ?? "");
+  const lines = text.split("\n").filter((l) => /^(user|assistant|tool result|system): /.test(l)).length;
+  const facts = [...new Set(text.match(/\bfact-\d+\b/g) ?? [])];
+  return { content: `SUMMARY(${lines}): ${facts.join(" ")}` };
+}
+
 /** The scripted reply as a model obeying tool_choice, parallel_tool_calls and the JSON switches would give it. */
 function honourRequest(spec: FakeReplySpec, body: any): FakeReplySpec {
   let out: FakeReplySpec = spec;
@@ -185,6 +205,7 @@ function honourRequest(spec: FakeReplySpec, body: any): FakeReplySpec {
 }
 
 export async function startFakeModel(): Promise<FakeModel> {
+  let summarizer: FakeReply = defaultSummary;
   const queue: FakeReply[] = [];
   let defaultReply: FakeReply = { content: "ok" };
   const requests: FakeRequest[] = [];
@@ -229,7 +250,7 @@ export async function startFakeModel(): Promise<FakeModel> {
       return Response.json({ error: { message: "invalid request body", type: "invalid_request_error" } }, { status: 400 });
     }
 
-    const next = queue.length > 0 ? queue.shift()! : defaultReply;
+    const next = isSummarizeRequest(body) ? summarizer : queue.length > 0 ? queue.shift()! : defaultReply;
     const spec: FakeReplySpec = honourRequest(typeof next === "function" ? await next(rec) : next, body);
 
     if (spec.delayMs && spec.delayMs > 0) {
@@ -356,6 +377,9 @@ export async function startFakeModel(): Promise<FakeModel> {
     requests,
     script: (...replies) => void queue.push(...replies),
     setDefault: (r) => void (defaultReply = r),
+    setSummarizer: (r) => void (summarizer = r),
+    summarizeRequests: () => requests.filter((r) => isSummarizeRequest(r.body)),
+    chatRequests: () => requests.filter((r) => !isSummarizeRequest(r.body)),
     reset: () => {
       queue.length = 0;
       requests.length = 0;

@@ -13,9 +13,17 @@
  * parser and before its validation; a body that passes it also passes Elysia's check.
  */
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
-import { Kind, type TSchema } from "@sinclair/typebox";
+import { FormatRegistry, Kind, type TSchema } from "@sinclair/typebox";
 import { ValueErrorType, type ValueError } from "@sinclair/typebox/errors";
 import { AppError } from "../errors";
+
+/**
+ * Elysia's t.Integer / t.Numeric also accept a string holding the number (query strings) through
+ * formats testing `!isNaN(+value)`, so a whitespace-only string ("\uFEFF", " ") passed as 0. The
+ * same formats, strict: the number's own characters and nothing around them.
+ */
+FormatRegistry.Set("integer", (v) => /^-?\d+$/.test(v) && Number.isSafeInteger(Number(v)));
+FormatRegistry.Set("numeric", (v) => /^-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(v));
 
 /** Schema keywords (OpenAPI `x-` extensions) bounding a free-form record. */
 export const MAX_BYTES = "x-max-bytes";

@@ -1,11 +1,14 @@
 /** Route models of the agents role (agents, threads, messages, runs): validation + OpenAPI. */
 import { t } from "elysia";
-import { Metadata, metadataOf, Page, Timestamp } from "../../platform/http/models";
+import { Enum, Metadata, metadataOf, Page, Timestamp } from "../../platform/http/models";
 import { MemoryBlockIn } from "../memory/contract";
 import { SamplingFields, ThreadMessage, ToolCallView } from "../../runs";
 
 export const DEFAULT_CONTEXT_WINDOW = 8192;
 export const DEFAULT_MAX_STEPS = 10;
+const ContextStrategy = Enum(["truncate", "summarize"], {
+  description: "When the history outgrows context_window: truncate drops the oldest messages (default); summarize folds them into a kept, metered summary",
+});
 const MemoryBlockView = t.Object({ label: t.String(), value: t.String(), limit: t.Integer() });
 
 const ToolRefs = t.Array(t.String({ minLength: 1, maxLength: 64 }), { maxItems: 64, description: "Tool ids (tool_…) or builtin tool names" });
@@ -19,6 +22,7 @@ export const CreateAgentBody = t.Object({
   context_window: t.Optional(t.Integer({ minimum: 256, maximum: 2_000_000, description: `Prompt budget in tokens (default ${DEFAULT_CONTEXT_WINDOW})` })),
   max_steps: t.Optional(t.Integer({ minimum: 1, maximum: 100, description: `Model calls per run (default ${DEFAULT_MAX_STEPS})` })),
   ...SamplingFields,
+  context_strategy: t.Optional(ContextStrategy),
   metadata: t.Optional(Metadata),
 });
 export const UpdateAgentBody = t.Object({
@@ -32,6 +36,7 @@ export const UpdateAgentBody = t.Object({
   temperature: t.Optional(t.Nullable(SamplingFields.temperature)),
   top_p: t.Optional(t.Nullable(SamplingFields.top_p)),
   max_output_tokens: t.Optional(t.Nullable(SamplingFields.max_output_tokens)),
+  context_strategy: t.Optional(ContextStrategy),
   metadata: t.Optional(Metadata),
 });
 export const Agent = t.Object({
@@ -47,6 +52,7 @@ export const Agent = t.Object({
   temperature: t.Nullable(t.Number()),
   top_p: t.Nullable(t.Number()),
   max_output_tokens: t.Nullable(t.Integer()),
+  context_strategy: ContextStrategy,
   metadata: t.Record(t.String(), t.Any()),
   created_at: Timestamp,
   updated_at: Timestamp,

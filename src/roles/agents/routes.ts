@@ -94,7 +94,7 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
     .post(
       "/threads/runs",
       async ({ principal, body, idempotency, set }) => {
-        const r = await agentsApi().createThreadAndRun(principal.orgId, body, idempotency);
+        const r = await agentsApi().createThreadAndRun(principal.orgId, body, idempotency, principal.keyId ?? null);
         if (body.stream) return runEventStream(p, principal.orgId, r.body.id, 0) as never;
         set.status = r.status;
         return r.body;
@@ -115,7 +115,7 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
     .post(
       "/threads/:id/runs",
       async ({ principal, params, body, idempotency, set }) => {
-        const r = await agentsApi().createRun(principal.orgId, params.id, body, idempotency);
+        const r = await agentsApi().createRun(principal.orgId, params.id, body, idempotency, principal.keyId ?? null);
         // The stream is a Response (text/event-stream), not validated; documented in detail.responses
         // without a body schema, so generated clients type the JSON reply (201) as Run.
         if (body.stream) return runEventStream(p, principal.orgId, r.body.id, 0) as never;

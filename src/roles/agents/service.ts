@@ -93,6 +93,7 @@ function agentOut(a: AgentRow, blocks: Pick<MemoryBlockOut, "label" | "value" | 
     temperature: a.temperature,
     top_p: a.topP,
     max_output_tokens: a.maxOutputTokens,
+    context_strategy: a.contextStrategy as AgentOut["context_strategy"],
     metadata: a.metadata,
     created_at: a.createdAt.toISOString(),
     updated_at: a.updatedAt.toISOString(),
@@ -123,6 +124,7 @@ export class AgentsService implements AgentsContract {
             id, orgId, name: input.name, model: input.model, instructions: input.instructions ?? "", tools,
             contextWindow: input.context_window ?? DEFAULT_CONTEXT_WINDOW, maxSteps: input.max_steps ?? DEFAULT_MAX_STEPS, metadata: input.metadata ?? {},
             temperature: input.temperature ?? null, topP: input.top_p ?? null, maxOutputTokens: input.max_output_tokens ?? null,
+            contextStrategy: input.context_strategy ?? "truncate",
           })
           .returning();
         await emitEvent(tx, { orgId, type: "agent.created", payload: { agent_id: id, name: agent.name, model: agent.model } });
@@ -169,7 +171,7 @@ export class AgentsService implements AgentsContract {
         .set({
           name: input.name, model: input.model, instructions: input.instructions, tools,
           contextWindow: input.context_window, maxSteps: input.max_steps, metadata: input.metadata, updatedAt: new Date(),
-          temperature: input.temperature, topP: input.top_p, maxOutputTokens: input.max_output_tokens,
+          temperature: input.temperature, topP: input.top_p, maxOutputTokens: input.max_output_tokens, contextStrategy: input.context_strategy,
         })
         .where(and(eq(agents.id, id), eq(agents.orgId, orgId)))
         .returning();

@@ -5,7 +5,7 @@ import type { AuthService } from "./service";
  * `p.clients.auth`. Over the bus nothing else is served (src/platform/rpc.ts).
  */
 export const AUTH_RPC = [
-  "signup", "login", "refresh", "logout", "me", "createApiKey", "listApiKeys", "deleteApiKey",
-  "resolveApiKey", "listMembers", "addMember",
+  "signup", "login", "refresh", "logout", "me", "createApiKey", "listApiKeys", "updateApiKey", "deleteApiKey",
+  "resolveApiKey", "apiKeySpendCap", "listMembers", "addMember",
 ] as const satisfies readonly (keyof AuthService)[];
 export type AuthClient = Pick<AuthService, (typeof AUTH_RPC)[number]>;

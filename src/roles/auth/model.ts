@@ -32,10 +32,23 @@ export const Tokens = t.Object({
 export const Session = t.Composite([t.Object({ user: User, organization: Organization }), Tokens]);
 export const Me = t.Object({ user: User, organization: Organization, role: t.String(), auth: Enum(["jwt", "api_key"]) });
 
+const DailySpendCap = t.Integer({
+  minimum: 0,
+  maximum: 100_000_000,
+  description: "Cents that runs created with this key may spend per UTC day at this deployment's model prices; a run that would go over fails with budget_exceeded",
+});
 export const CreateApiKeyBody = t.Object({
   name: t.String({ minLength: 1, maxLength: 200 }),
   expires_in_days: t.Optional(t.Integer({ minimum: 1, maximum: 3650 })),
+  daily_spend_cap_cents: t.Optional(DailySpendCap),
 });
+export const UpdateApiKeyBody = t.Object(
+  {
+    name: t.Optional(t.String({ minLength: 1, maxLength: 200 })),
+    daily_spend_cap_cents: t.Optional(t.Nullable(DailySpendCap, { description: "null removes the cap" })),
+  },
+  { minProperties: 1 },
+);
 export const ApiKey = t.Object({
   id: t.String(),
   name: t.String(),
@@ -43,6 +56,7 @@ export const ApiKey = t.Object({
   created_at: Timestamp,
   last_used_at: t.Nullable(Timestamp),
   expires_at: t.Nullable(Timestamp),
+  daily_spend_cap_cents: t.Nullable(t.Integer()),
 });
 export const CreatedApiKey = t.Composite([ApiKey, t.Object({ key: t.String({ description: "The secret key. Shown once: store it now." }) })]);
 export const ApiKeyPage = Page(ApiKey);
@@ -59,5 +73,7 @@ export type LoginInput = typeof LoginBody.static;
 export type SessionOut = typeof Session.static;
 export type MeOut = typeof Me.static;
 export type ApiKeyOut = typeof ApiKey.static;
+export type CreateApiKeyInput = typeof CreateApiKeyBody.static;
+export type UpdateApiKeyInput = typeof UpdateApiKeyBody.static;
 export type CreatedApiKeyOut = typeof CreatedApiKey.static;
 export type MemberOut = typeof Member.static;

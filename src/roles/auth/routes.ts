@@ -8,7 +8,7 @@ import { Deleted, errors, IdParam, PageQuery } from "../../platform/http/models"
 import { enforceRateLimit } from "../../platform/http/rate-limit";
 import type { AppPlatform } from "../clients";
 import {
-  AddMemberBody, ApiKeyPage, CreateApiKeyBody, CreatedApiKey, LoginBody, LogoutBody, LogoutResult, Me, Member, MemberPage, RefreshBody, Session, SignupBody,
+  AddMemberBody, ApiKey, ApiKeyPage, CreateApiKeyBody, CreatedApiKey, LoginBody, LogoutBody, LogoutResult, Me, Member, MemberPage, RefreshBody, Session, SignupBody, UpdateApiKeyBody,
 } from "./model";
 
 /** Unauthenticated routes are limited per client IP. */
@@ -99,6 +99,13 @@ export function authController(p: AppPlatform, guard: AuthGuard) {
       query: PageQuery,
       response: { 200: ApiKeyPage, ...errors(400, 401) },
       detail: { tags: ["api-keys"], summary: "List the organization's API keys" },
+    })
+    .patch("/api-keys/:id", ({ principal, params, body }) => p.clients.auth.updateApiKey(principal, params.id, body), {
+      auth: true,
+      params: IdParam("key", "API key id (key_…)"),
+      body: UpdateApiKeyBody,
+      response: { 200: ApiKey, ...errors(400, 401, 403, 404) },
+      detail: { tags: ["api-keys"], summary: "Rename an API key or change its daily spend cap" },
     })
     .delete("/api-keys/:id", ({ principal, params }) => p.clients.auth.deleteApiKey(principal, params.id), {
       auth: true,

@@ -13,7 +13,7 @@ import { API_KEY_PREFIX, type MemberRole, type Principal } from "../../platform/
 import { isId, newId } from "../../platform/ids";
 import { randomSecret, sha256Hex } from "../../platform/hash";
 import type { Jwt } from "../../platform/jwt";
-import type { ApiKeyOut, CreatedApiKeyOut, LoginInput, MeOut, MemberOut, SessionOut, SignupInput } from "./model";
+import type { ApiKeyOut, CreateApiKeyInput, CreatedApiKeyOut, LoginInput, MeOut, MemberOut, SessionOut, SignupInput, UpdateApiKeyInput } from "./model";
 
 type UserRow = typeof users.$inferSelect;
 type OrgRow = typeof organizations.$inferSelect;
@@ -29,6 +29,7 @@ const apiKeyOut = (k: typeof apiKeys.$inferSelect): ApiKeyOut => ({
   created_at: k.createdAt.toISOString(),
   last_used_at: iso(k.lastUsedAt),
   expires_at: iso(k.expiresAt),
+  daily_spend_cap_cents: k.dailySpendCapCents ?? null,
 });
 
 export class AuthService {
@@ -151,14 +152,14 @@ export class AuthService {
     return { user: userOut(user), organization: orgOut(org), role: principal.role, auth: principal.via };
   }
 
-  async createApiKey(principal: Principal, input: { name: string; expires_in_days?: number }, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<CreatedApiKeyOut>> {
+  async createApiKey(principal: Principal, input: CreateApiKeyInput, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<CreatedApiKeyOut>> {
     return withIdempotency(this.db, { orgId: principal.orgId, scope: idempotency, body: input, staleClaimMs: this.idempotencyStaleMs }, async () => ({
       status: 201,
       body: await this.issueApiKey(principal, input),
     }));
   }
 
-  private async issueApiKey(principal: Principal, input: { name: string; expires_in_days?: number }): Promise<CreatedApiKeyOut> {
+  private async issueApiKey(principal: Principal, input: CreateApiKeyInput): Promise<CreatedApiKeyOut> {
     const key = `${API_KEY_PREFIX}${randomSecret()}`;
     const [row] = await this.db
       .insert(apiKeys)
@@ -170,6 +171,7 @@ export class AuthService {
         prefix: key.slice(0, API_KEY_PREFIX.length + 6),
         keyHash: sha256Hex(key),
         expiresAt: input.expires_in_days ? new Date(Date.now() + input.expires_in_days * 86_400_000) : null,
+        dailySpendCapCents: input.daily_spend_cap_cents ?? null,
       })
       .returning();
     return { ...apiKeyOut(row), key };
@@ -181,17 +183,39 @@ export class AuthService {
     return toPage(rows, q, apiKeyOut);
   }
 
-  /** Owners may delete any key of the organization; members only their own. */
-  async deleteApiKey(principal: Principal, id: string): Promise<{ id: string; deleted: true }> {
+  /** Owners may change any key of the organization; members only their own (as for deletes). */
+  async updateApiKey(principal: Principal, id: string, input: UpdateApiKeyInput): Promise<ApiKeyOut> {
+    const set: Partial<typeof apiKeys.$inferInsert> = {};
+    if (input.name !== undefined) set.name = input.name;
+    if (input.daily_spend_cap_cents !== undefined) set.dailySpendCapCents = input.daily_spend_cap_cents;
+    const updated = await this.db.update(apiKeys).set(set).where(this.mayChangeKey(principal, id)).returning();
+    if (!updated.length) await this.refuseKeyChange(principal, id, "change");
+    return apiKeyOut(updated[0]);
+  }
+
+  /** The daily spend cap (cents) of one of the organization's keys, or null: read by workers for runs created with the key. */
+  async apiKeySpendCap(orgId: string, keyId: string): Promise<number | null> {
+    const [row] = await this.db.select({ cap: apiKeys.dailySpendCapCents }).from(apiKeys).where(and(eq(apiKeys.id, keyId), eq(apiKeys.orgId, orgId)));
+    return row?.cap ?? null;
+  }
+
+  private mayChangeKey(principal: Principal, id: string) {
     if (!isId("key", id)) throw notFound("API key", id);
     const inOrg = and(eq(apiKeys.id, id), eq(apiKeys.orgId, principal.orgId));
-    const mayDelete = principal.role === "owner" ? inOrg : and(inOrg, eq(apiKeys.userId, principal.userId));
-    const deleted = await this.db.delete(apiKeys).where(mayDelete).returning({ id: apiKeys.id });
-    if (!deleted.length) {
-      const [exists] = await this.db.select({ id: apiKeys.id }).from(apiKeys).where(inOrg);
-      if (exists) throw forbidden("Only an owner of the organization can delete another member's API key.");
-      throw notFound("API key", id);
-    }
+    return principal.role === "owner" ? inOrg : and(inOrg, eq(apiKeys.userId, principal.userId));
+  }
+
+  /** Nothing matched mayChangeKey: 403 when the key exists in the organization, else 404. */
+  private async refuseKeyChange(principal: Principal, id: string, verb: string): Promise<never> {
+    const [exists] = await this.db.select({ id: apiKeys.id }).from(apiKeys).where(and(eq(apiKeys.id, id), eq(apiKeys.orgId, principal.orgId)));
+    if (exists) throw forbidden(`Only an owner of the organization can ${verb} another member's API key.`);
+    throw notFound("API key", id);
+  }
+
+  /** Owners may delete any key of the organization; members only their own. */
+  async deleteApiKey(principal: Principal, id: string): Promise<{ id: string; deleted: true }> {
+    const deleted = await this.db.delete(apiKeys).where(this.mayChangeKey(principal, id)).returning({ id: apiKeys.id });
+    if (!deleted.length) await this.refuseKeyChange(principal, id, "delete");
     this.onApiKeyDeleted(id);
     return { id, deleted: true };
   }

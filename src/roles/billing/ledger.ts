@@ -34,7 +34,7 @@ const count = (v: unknown) => (typeof v === "number" && Number.isFinite(v) && v 
 /**
  * The metered facts of an event, or null when it is not metered:
  * - `run.created` counts a run;
- * - `step.completed` with kind model_call | tool_call carries model, agent, run and token
+ * - `step.completed` with kind model_call | summarize | tool_call carries model, agent, run and token
  *   usage (`payload.usage.{prompt,completion,total}_tokens`, or flat on the payload);
  * - `tool_call.completed` counts a tool call.
  * `key` is what the unique index dedupes on: the event id, or — when the event names its
@@ -54,7 +54,8 @@ export function usageOf(event: DomainEvent): (UsageRow & { key: string }) | null
   }
   if (event.type !== "step.completed") return null;
   const kindOf = p.kind ?? p.type;
-  const kind = kindOf === "tool_call" ? "tool_call" : kindOf === "model_call" ? "model_call" : null;
+  // A summarize step (context compaction) is a model call like any other on the bill.
+  const kind = kindOf === "tool_call" ? "tool_call" : kindOf === "model_call" || kindOf === "summarize" ? "model_call" : null;
   if (!kind) return null;
   const u = (p.usage && typeof p.usage === "object" ? p.usage : p) as Record<string, unknown>;
   const promptTokens = count(u.prompt_tokens);

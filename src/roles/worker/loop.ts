@@ -23,22 +23,26 @@
  * in-flight model request. The steps are read once per lease and kept in memory.
  */
 import { and, desc, eq, lte, sql, type Column, type SQL } from "drizzle-orm";
-import { agents, messages, runSteps, runs } from "../../../schema";
+import { agents, messages, runSteps, runs, threadSummaries } from "../../../schema";
 import { newId } from "../../platform/ids";
 import type { Logger } from "../../platform/logging";
 import type { Metrics } from "../../platform/metrics";
 import { type ChatMessage, ModelError, type ModelProvider, type ModelReply, type ModelUsage, type ToolCall, type ToolSpec } from "../../platform/model/types";
-import { buildPromptSliced, ContextWindowExceededError, type BuiltPrompt } from "../../platform/model/prompt";
+import { buildPromptSliced, ContextWindowExceededError, defaultReserve, renderSystemPrompt, type BuiltPrompt } from "../../platform/model/prompt";
+import { countMessageTokens, countToolTokens, precountTokens, promptTexts, REPLY_PRIMING_TOKENS } from "../../platform/model/tokens";
 import type { EventType } from "../../platform/event-types";
 import { emitEvent } from "../../platform/outbox";
 import type { Tracing } from "../../platform/tracing";
 import type { MemoryContract } from "../memory/contract";
 import type { Tx } from "../../platform/db";
 import {
-  effectiveOptions, finishRun, LeaseLostError, modelParams, runOut, runPayload, stepOut,
-  type EffectiveOptions, type EventSpec, type FinalStatus, type MutateOptions, type RequiredAction, type RunRow, type RunSet, type JsonResponseFormat, type RunStore, type StepRow, type ToolChoice,
+  BudgetExceededError, cutToTokens, effectiveOptions, finishRun, LeaseLostError, messagesToFold, modelParams, runOut, runPayload, stepOut, summarizeRequest, summaryMaxTokens, withSummary,
+  type EffectiveOptions, type EventSpec, type FinalStatus, type HistoryMessage, type MutateOptions, type RequiredAction, type RunRow, type RunSet, type JsonResponseFormat, type RunStore, type StepRow, type ToolChoice,
 } from "../../runs";
+import type { AuthClient } from "../auth/contract";
+import type { BillingClient } from "../billing/contract";
 import type { RunTool, ToolCallResult, ToolsContract } from "../tools/contract";
+import { Metering } from "./metering";
 import { checkOutput, CORRECTIVE_TURNS, correctiveMessage } from "./output";
 import { DONE, mapBounded, planToolCalls, toolCallsMade, type PlannedCall } from "./tool-plan";
 
@@ -51,6 +55,10 @@ export interface LoopDeps {
   model: ModelProvider;
   memory: () => MemoryContract;
   tools: () => ToolsContract;
+  /** The daily spend cap of the run's API key (budgets). */
+  auth: () => Pick<AuthClient, "apiKeySpendCap">;
+  /** Model prices (budgets). */
+  billing: () => Pick<BillingClient, "modelCosts">;
   deltaFlushMs: number;
   /** Tool calls of one model turn executed at once (parallel_tool_calls). */
   toolCallConcurrency: number;
@@ -106,6 +114,8 @@ type WriteOptions<W> = Omit<MutateOptions<W>, "fence">;
 
 interface CloseOptions {
   set?: RunSet;
+  /** More writes of the close (a budget settle, the thread's summary). */
+  work?: (tx: Tx, run: RunRow) => Promise<void>;
   domainEvent: (run: RunRow) => { type: EventType; payload: Record<string, unknown> };
   events: (closed: StepRow) => EventSpec[];
 }
@@ -127,8 +137,11 @@ export class RunExecution {
    * while we hold it (a lost lease makes our next write fail and the execution stop).
    */
   private steps: StepRow[] = [];
-  /** The thread's messages up to the run's creation: fixed for the run, read once. */
-  private history: ChatMessage[] = [];
+  /** The thread's messages up to the run's creation (after its summary, if any): read once, shortened only by compaction. */
+  private history: HistoryMessage[] = [];
+  /** The thread's kept summary (context_strategy summarize), or null. */
+  private summary: string | null = null;
+  private meter!: Metering;
   /** Memory blocks read together with the agent, for the first model call only. */
   private prefetchedBlocks: Awaited<ReturnType<MemoryContract["listBlocks"]>> | null = null;
   private pending: PendingClose | null = null;
@@ -172,10 +185,17 @@ export class RunExecution {
     this.steps = steps;
     this.history = history;
     const refs = this.opts.toolRefs;
-    const [runTools, blocks] = await Promise.all([
+    const [runTools, blocks, meter, summary] = await Promise.all([
       refs.length ? this.deps.tools().getRunTools(this.run.orgId, refs) : null,
       this.deps.memory().listBlocks(this.run.orgId, agent.id),
+      Metering.load(this.run, this.deps),
+      agent.contextStrategy === "summarize" ? this.threadSummary() : null,
     ]);
+    this.meter = meter;
+    if (summary) {
+      this.summary = summary.content;
+      this.history = this.history.filter((h) => h.id > summary.throughMessageId);
+    }
     if (runTools) {
       if (runTools.missing.length) this.deps.log.warn("agent refers to tools that no longer exist", { run_id: this.run.id, missing: runTools.missing });
       this.tools = runTools.tools;
@@ -277,18 +297,44 @@ export class RunExecution {
     const stepId = interrupted?.id ?? newId("stp");
     const input = { model: this.run.model, prompt_tokens: prompt.promptTokens, messages: prompt.messages.length, dropped_messages: prompt.droppedMessages };
     const created = interrupted ? undefined : newStep({ id: stepId, orgId: this.run.orgId, runId: this.run.id, kind: "model_call", input });
-    const started = await this.write({
-      work: async (tx) => {
-        if (created) await tx.insert(runSteps).values(created);
-      },
-      events: created ? [{ type: "step.created", data: stepOut(created) }] : [],
-    });
-    if (created) this.remember(created);
-    if (started!.run.status === "cancelling") return !(await this.cancel());
+    if (!(await this.openMeteredStep(stepId, created, prompt.promptTokens, this.maxOutputTokens()))) return false;
 
     const reply = await this.requestModel(stepId, prompt, toolSpecs);
     if (!reply) return false;
     this.recordModelReply(stepId, reply, await this.checkAnswer(reply));
+    return true;
+  }
+
+  /** What a reply may take at most: the part of the window the prompt leaves free for it, or less with max_output_tokens (sent as max_tokens). */
+  private maxOutputTokens() {
+    const reserve = defaultReserve(this.agent.contextWindow);
+    return this.opts.maxOutputTokens === null ? reserve : Math.min(reserve, this.opts.maxOutputTokens);
+  }
+
+  /**
+   * Opens a metered step (model_call, summarize): its "before" write, holding what the call may
+   * use against the run's budget and its key's daily cap in the same transaction. False when the
+   * run stopped: the hold would exceed a limit (failed, budget_exceeded) or it is being cancelled.
+   */
+  private async openMeteredStep(stepId: string, created: StepRow | undefined, promptTokens: number, maxOutputTokens: number): Promise<boolean> {
+    const hold = await this.meter.hold(this.run.model, promptTokens, maxOutputTokens);
+    const reserveHold = this.meter.reserveWork(stepId, hold);
+    let started;
+    try {
+      started = await this.write({
+        work: async (tx, run) => {
+          if (created) await tx.insert(runSteps).values(created);
+          await reserveHold?.(tx, run);
+        },
+        events: created ? [{ type: "step.created", data: stepOut(created) }] : [],
+      });
+    } catch (err) {
+      if (!(err instanceof BudgetExceededError)) throw err;
+      await this.fail("budget_exceeded", err.message, created ? undefined : { stepId });
+      return false;
+    }
+    if (created) this.remember(created);
+    if (started!.run.status === "cancelling") return !(await this.cancel());
     return true;
   }
 
@@ -316,10 +362,12 @@ export class RunExecution {
     // Memory blocks may change during a run (memory tools, the API): read before every call but the first.
     const blocks = this.prefetchedBlocks ?? (await this.deps.memory().listBlocks(this.run.orgId, this.agent.id));
     this.prefetchedBlocks = null;
-    const history = [...this.history, ...transcript(this.steps, this.opts.responseFormat)];
+    if (this.agent.contextStrategy === "summarize" && !(await this.compact(blocks, toolSpecs))) return null;
+    const history = [...this.history.map((h) => h.message), ...transcript(this.steps, this.opts.responseFormat)];
     let prompt;
     try {
-      prompt = await buildPromptSliced({ instructions: this.opts.instructions, memoryBlocks: blocks, history, tools: toolSpecs, contextWindow: this.agent.contextWindow });
+      const instructions = withSummary(this.opts.instructions, this.summary);
+      prompt = await buildPromptSliced({ instructions, memoryBlocks: blocks, history, tools: toolSpecs, contextWindow: this.agent.contextWindow });
     } catch (err) {
       if (err instanceof ContextWindowExceededError) {
         await this.fail("context_window_exceeded", err.message);
@@ -331,9 +379,13 @@ export class RunExecution {
   }
 
   /** The model call itself: streamed deltas, its span and latency; null when it failed (the run failed with its error). */
-  private async requestModel(stepId: string, prompt: BuiltPrompt, toolSpecs: ToolSpec[]): Promise<ModelReply | null> {
+  private async requestModel(stepId: string, prompt: Pick<BuiltPrompt, "messages" | "promptTokens">, toolSpecs: ToolSpec[], summaryMaxTokens?: number): Promise<ModelReply | null> {
+    // A summarize request: not streamed, none of the run's sampling options or response format, its reply bounded.
+    const summarizing = summaryMaxTokens !== undefined;
+    const stream = !summarizing && this.run.stream;
+    const params = summarizing ? { max_tokens: summaryMaxTokens } : modelParams(this.opts, { hasTools: toolSpecs.length > 0, toolChoice: this.toolChoiceNow() });
     const t0 = performance.now();
-    const deltas = this.run.stream ? new DeltaWriter(this, stepId, this.deps.deltaFlushMs) : undefined;
+    const deltas = stream ? new DeltaWriter(this, stepId, this.deps.deltaFlushMs) : undefined;
     const { tracing } = this.deps;
     const span = tracing.enabled
       ? tracing.start(`chat ${this.run.model}`, { kind: "client", attributes: { "gen_ai.operation.name": "chat", "gen_ai.request.model": this.run.model, "agentos.step_id": stepId, "agentos.prompt_tokens_estimated": prompt.promptTokens } })
@@ -344,8 +396,8 @@ export class RunExecution {
         model: this.run.model,
         messages: prompt.messages,
         tools: toolSpecs.length ? toolSpecs : undefined,
-        params: modelParams(this.opts, { hasTools: toolSpecs.length > 0, toolChoice: this.toolChoiceNow() }),
-        stream: this.run.stream,
+        params,
+        stream,
         signal: this.signal,
         onDelta: deltas
           ? (text) => {
@@ -386,6 +438,7 @@ export class RunExecution {
     const done = { status: "completed", output, usage: u, completedAt: new Date() };
     this.closeStep(this.steps.find((s) => s.id === stepId)!, done, {
       set: { stepCount: sqlAdd(runs.stepCount, 1), usage: sqlUsage(u) },
+      work: this.meter.settleWork(stepId, this.run.model, u),
       domainEvent: (run) => ({
         type: "step.completed",
         payload: { run_id: run.id, thread_id: run.threadId, agent_id: run.agentId, step_id: stepId, kind: "model_call", model, usage: u },
@@ -414,7 +467,7 @@ export class RunExecution {
     return {
       set: opts.set,
       work: async (tx, run) => {
-        await Promise.all([tx.update(runSteps).set(done).where(eq(runSteps.id, open.id)), emitEvent(tx, { orgId: run.orgId, ...opts.domainEvent(run) })]);
+        await Promise.all([tx.update(runSteps).set(done).where(eq(runSteps.id, open.id)), emitEvent(tx, { orgId: run.orgId, ...opts.domainEvent(run) }), opts.work?.(tx, run)]);
       },
       events: opts.events(closed),
     };
@@ -424,7 +477,12 @@ export class RunExecution {
     await this.store.fenced(this.run.id, this.owner, { events: [{ type: "message.delta", data: { step_id: stepId, delta: text } }] });
   }
 
-  private async threadHistory(): Promise<ChatMessage[]> {
+  private async threadSummary() {
+    const [row] = await this.store.db.select().from(threadSummaries).where(and(eq(threadSummaries.threadId, this.run.threadId), eq(threadSummaries.orgId, this.run.orgId)));
+    return row ?? null;
+  }
+
+  private async threadHistory(): Promise<HistoryMessage[]> {
     const rows = await this.store.db
       .select()
       .from(messages)
@@ -436,8 +494,76 @@ export class RunExecution {
       const msg: ChatMessage = { role: m.role as ChatMessage["role"], content: m.content };
       if (m.toolCalls?.length) msg.tool_calls = m.toolCalls as ToolCall[];
       if (m.toolCallId) msg.tool_call_id = m.toolCallId;
-      return msg;
+      return { id: m.id, message: msg };
     });
+  }
+
+  // ---------------------------------------------------------------- compaction
+
+  /**
+   * context_strategy "summarize": while the prompt would not fit the window, the oldest thread
+   * messages are folded into the thread's summary, one summarize step at a time (a step
+   * interrupted by a crash is done again with the same id and messages). False when the run stopped.
+   */
+  private async compact(blocks: Awaited<ReturnType<MemoryContract["listBlocks"]>>, toolSpecs: ToolSpec[]): Promise<boolean> {
+    const window = this.agent.contextWindow;
+    const tail = transcript(this.steps, this.opts.responseFormat);
+    await precountTokens([this.opts.instructions, ...blocks.map((b) => b.value), ...promptTexts([...this.history.map((h) => h.message), ...tail], toolSpecs)]);
+    const tokensOf = (messages: ChatMessage[]) => messages.reduce((n, m) => n + countMessageTokens(m), 0);
+    const budget = window - defaultReserve(window) - REPLY_PRIMING_TOKENS - countToolTokens(toolSpecs) - tokensOf(tail);
+    for (;;) {
+      const open = this.steps.find((s) => s.kind === "summarize" && s.status === "in_progress");
+      let fold: HistoryMessage[];
+      if (open) {
+        const through = (open.input as { through_message_id: string }).through_message_id;
+        fold = this.history.filter((h) => h.id <= through);
+      } else {
+        const history = this.history.map((h) => h.message);
+        const system = (summary: string | null): ChatMessage => ({ role: "system", content: renderSystemPrompt(withSummary(this.opts.instructions, summary), blocks) });
+        if (countMessageTokens(system(this.summary)) + tokensOf(history) <= budget) return true;
+        // Room for the history next to a summary of the largest size allowed.
+        const free = budget - countMessageTokens(system(null)) - summaryMaxTokens(window) - 32;
+        fold = this.history.slice(0, messagesToFold(history, free));
+      }
+      if (!fold.length) return true; // nothing left to fold: truncation of the oldest steps takes over
+      if (!(await this.summarize(open, fold))) return false;
+    }
+  }
+
+  /** One summarize step: the request, the step opened (and its hold), the call, the step closed with the thread's new summary. */
+  private async summarize(open: StepRow | undefined, candidates: HistoryMessage[]): Promise<boolean> {
+    const window = this.agent.contextWindow;
+    const request = summarizeRequest(this.summary, candidates, window);
+    const through = request.folded.at(-1)!.id;
+    const stepId = open?.id ?? newId("stp");
+    const input = { model: this.run.model, prompt_tokens: request.promptTokens, folded_messages: request.folded.length, through_message_id: through };
+    const created = open ? undefined : newStep({ id: stepId, orgId: this.run.orgId, runId: this.run.id, kind: "summarize", input });
+    if (!(await this.openMeteredStep(stepId, created, request.promptTokens, summaryMaxTokens(window)))) return false;
+
+    const reply = await this.requestModel(stepId, request, [], summaryMaxTokens(window));
+    if (!reply) return false;
+    const summary = cutToTokens(reply.content ?? "", summaryMaxTokens(window));
+    const u = reply.usage;
+    const model = reply.model || this.run.model;
+    const { threadId, orgId } = this.run;
+    this.closeStep(this.steps.find((s) => s.id === stepId)!, { status: "completed", output: { summary, through_message_id: through }, usage: u, completedAt: new Date() }, {
+      set: { usage: sqlUsage(u) },
+      work: async (tx, run) => {
+        const kept = { throughMessageId: through, content: summary, stepId, updatedAt: new Date() };
+        await Promise.all([
+          tx.insert(threadSummaries).values({ threadId, orgId, ...kept }).onConflictDoUpdate({ target: threadSummaries.threadId, set: kept }),
+          this.meter.settleWork(stepId, this.run.model, u)?.(tx, run),
+        ]);
+      },
+      domainEvent: (run) => ({
+        type: "step.completed",
+        payload: { run_id: run.id, thread_id: run.threadId, agent_id: run.agentId, step_id: stepId, kind: "summarize", model, usage: u },
+      }),
+      events: (closed) => [{ type: "step.completed", data: stepOut(closed) }],
+    });
+    this.summary = summary;
+    this.history = this.history.filter((h) => h.id > through);
+    return true;
   }
 
   // ---------------------------------------------------------------- tool calls

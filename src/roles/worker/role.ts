@@ -5,7 +5,7 @@ import { RunWorker } from "./worker";
 export const workerRole: RoleModule = {
   name: "worker",
   deps: ["database", "bus", "cache", "outbox"],
-  uses: ["memory", "tools", "agents"],
+  uses: ["memory", "tools", "agents", "auth", "billing"],
   description: "executes runs taken from the run queue: prompt, model calls, tool calls, streaming, cancel, resume",
   init(p) {
     const worker = new RunWorker(p);

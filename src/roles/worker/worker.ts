@@ -193,6 +193,8 @@ export class RunWorker {
         model: this.routedModel(run.orgId, run.model),
         memory: () => this.p.clients.memory,
         tools: () => this.p.clients.tools,
+        auth: () => this.p.clients.auth,
+        billing: () => this.p.clients.billing,
         deltaFlushMs: this.settings.deltaFlushMs,
         toolCallConcurrency: this.settings.toolCallConcurrency,
         tracing: this.p.tracing,
