@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import postgres from "postgres";
 import { createTestDatabase, describeReal, dropNatsNamespace, REAL_URLS, uniqueName } from "./support/backends";
+import { apiClient } from "./support/api";
 import { startChild, type ChildProcess } from "./support/binary";
 import { startFakeModel, type FakeModel } from "./support/fake-model";
 import { TEST_INTERNAL_KEY, TEST_JWT_SECRET } from "./support/harness";
@@ -53,7 +54,7 @@ await describeReal("split mode", () => {
   }, 30_000);
 
   test("a batch of runs completes exactly once while a worker is killed with SIGKILL", async () => {
-    const client = { url: gateway.url, request: requester(gateway.url) };
+    const client = { url: gateway.url, request: apiClient(gateway.url).call };
     const signup = await client.request("POST", "/v1/auth/signup", { body: { email: `${uniqueName("u")}@example.com`, password: "correct horse battery" } });
     expect(signup.status).toBe(201);
     const token = signup.body.access_token;
@@ -118,17 +119,3 @@ await describeReal("split mode", () => {
   }, 120_000);
 });
 
-function requester(base: string) {
-  return async (method: string, path: string, o: { body?: unknown; token?: string; headers?: Record<string, string> } = {}) => {
-    const headers: Record<string, string> = { ...(o.headers ?? {}) };
-    if (o.token) headers.authorization = `Bearer ${o.token}`;
-    if (o.body !== undefined) headers["content-type"] = "application/json";
-    const res = await fetch(base + path, { method, headers, body: o.body === undefined ? undefined : JSON.stringify(o.body) });
-    const text = await res.text();
-    let body: any = text;
-    try {
-      body = text ? JSON.parse(text) : null;
-    } catch {}
-    return { status: res.status, body, headers: res.headers };
-  };
-}

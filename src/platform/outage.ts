@@ -63,6 +63,39 @@ export class RetryPacer {
 }
 
 /**
+ * Runs `tick` every `intervalMs` until stopped, pacing retries with a RetryPacer when a pass
+ * fails (a backend outage is logged once, not every interval). `stop()` wakes the wait and
+ * resolves when the pass in flight has ended.
+ */
+export function pacedLoop(what: string, log: Logger, intervalMs: number, tick: () => Promise<void>): { stop(): Promise<void> } {
+  let stopped = false;
+  let wake: (() => void) | null = null;
+  const pacer = new RetryPacer(what, log, intervalMs, Math.max(5_000, intervalMs));
+  const loop = (async () => {
+    while (!stopped) {
+      let delay = intervalMs;
+      try {
+        await tick();
+        pacer.succeeded();
+      } catch (err) {
+        if (!stopped) delay = pacer.failed(err);
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, delay);
+      });
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      wake?.();
+      await loop;
+    },
+  };
+}
+
+/**
  * A durable consumer's handling of a database outage: the message is held (heartbeats keep
  * it ours) until the database answers again, then redelivered at once — an outage must not
  * use up a message's deliveries (the bus parks it after `maxDeliver`, and a parked usage

@@ -10,7 +10,7 @@ import { and, eq, lt, sql } from "drizzle-orm";
 import { runs } from "../../schema";
 import type { Bus } from "../platform/bus";
 import type { Logger } from "../platform/logging";
-import { RetryPacer } from "../platform/outage";
+import { pacedLoop } from "../platform/outage";
 import { promoteStalledPending } from "./multitask";
 import { enqueueRun } from "./queue";
 import type { RunSettings } from "./settings";
@@ -67,9 +67,7 @@ export async function releaseAllLeases(store: RunStore): Promise<void> {
 
 export function startReconciler(opts: { store: RunStore; bus: Bus; log: Logger; settings: RunSettings; onExpired?: (n: number) => void }) {
   const { store, bus, log, settings } = opts;
-  let stopped = false;
   let first = true;
-  let wake: (() => void) | null = null;
   const tick = async () => {
     // The first pass re-rings everything at once: a restarted process lost its in-memory queue.
     const graceMs = first ? 0 : settings.requeueAfterMs;
@@ -80,27 +78,5 @@ export function startReconciler(opts: { store: RunStore; bus: Bus; log: Logger; 
     if (requeued || expired || promoted) log.info("reconciler", { requeued, expired, promoted });
     if (expired) opts.onExpired?.(expired);
   };
-  const pacer = new RetryPacer("reconciler", log, settings.reconcileIntervalMs, Math.max(5_000, settings.reconcileIntervalMs));
-  const loop = (async () => {
-    while (!stopped) {
-      let delay = settings.reconcileIntervalMs;
-      try {
-        await tick();
-        pacer.succeeded();
-      } catch (err) {
-        if (!stopped) delay = pacer.failed(err);
-      }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        setTimeout(resolve, delay);
-      });
-    }
-  })();
-  return {
-    async stop() {
-      stopped = true;
-      wake?.();
-      await loop;
-    },
-  };
+  return pacedLoop("reconciler", log, settings.reconcileIntervalMs, tick);
 }

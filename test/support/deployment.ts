@@ -4,6 +4,7 @@
  * NATS + Redis (each role its own process, several gateways/agents/workers). Every process of a
  * deployment gets the same extra flags; `restart` reuses a member's exact arguments.
  */
+import { apiClient } from "./api";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -29,26 +30,10 @@ export interface Deployment {
   stop(): Promise<void>;
 }
 
-export async function requester(base: string) {
-  return async (method: string, path: string, o: { body?: unknown; token?: string; headers?: Record<string, string> } = {}) => {
-    const headers: Record<string, string> = { ...(o.headers ?? {}) };
-    if (o.token) headers.authorization = `Bearer ${o.token}`;
-    if (o.body !== undefined) headers["content-type"] = "application/json";
-    const res = await fetch(base + path, { method, headers, body: o.body === undefined ? undefined : JSON.stringify(o.body) });
-    const text = await res.text();
-    let body: any = text;
-    try {
-      body = text ? JSON.parse(text) : null;
-    } catch {
-      /* not JSON */
-    }
-    return { status: res.status, body, headers: res.headers };
-  };
-}
 
 /** An API client on one gateway, signed up on an unlimited plan. */
 export async function apiOn(base: string, token?: string) {
-  const request = await requester(base);
+  const request = apiClient(base).call;
   if (!token) {
     const signup = await request("POST", "/v1/auth/signup", { body: { email: `${uniqueName("u")}@example.com`, password: "correct horse battery" } });
     if (signup.status !== 201) throw new Error(`signup ${signup.status} ${JSON.stringify(signup.body)}`);
