@@ -1,15 +1,18 @@
 /**
  * bun run bench <scenario> [options]      (see bench/README.md)
  *
- *   read        authenticated GET of one resource (GET /v1/agents/:id)
- *   write       POST /v1/threads/:id/messages
+ *   read        authenticated GET /v1/agents/:id: AgentOS vs the Go + Gin peer, alternating rounds
+ *   write       POST /v1/threads/:id/messages: AgentOS vs the Go + Gin peer, alternating rounds
  *   footprint   binary and image size, idle RSS and start-up time of every role alone
  *   profile     CPU profile of the read path (bun --cpu-prof on src/main.ts under wrk)
  *   runs        1,000 concurrent two-step runs (model → http tool → model) against the fake model
  *   ws          10,000 WebSocket clients on one gateway receiving the organization's events
  *   table       the markdown tables of bench/README.md from the latest results
  *
- * Options of read/write:
+ * Options of read/write (against the peer, real back ends): --rounds=4 (per server, alternating)
+ *   --duration=5 --warmup=3 (seconds per round / per server before the rounds) --connections=64
+ *   --sweep                  instead: the settings below, AgentOS alone (results read-sweep.json)
+ * Options of read/write --sweep:
  *   --modes=embedded,real    server back ends (default: both)
  *   --connections=64,1000,10000   closed-loop settings
  *   --rate=2000 --rate-connections=10000   the constant-rate setting (--rate=0 skips it)
@@ -39,7 +42,9 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     modes: { type: "string" },
-    connections: { type: "string", default: "64,1000,10000" },
+    connections: { type: "string" },
+    rounds: { type: "string" },
+    sweep: { type: "boolean", default: false },
     rate: { type: "string", default: "2000" },
     "rate-connections": { type: "string", default: "10000" },
     duration: { type: "string" },
@@ -80,7 +85,7 @@ const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
 const num = (s: string | undefined, fallback: number) => (s === undefined ? fallback : Number(s));
 const load = {
   modes: list(values.modes ?? "embedded,real") as Mode[],
-  connections: list(values.connections!).map(Number),
+  connections: list(values.connections ?? "64,1000,10000").map(Number),
   rate: Number(values.rate),
   rateConnections: Number(values["rate-connections"]),
   durationS: num(values.duration, values.quick ? 5 : 30),
@@ -90,12 +95,32 @@ const load = {
 };
 for (const m of load.modes) if (m !== "embedded" && m !== "real") throw new Error(`--modes: unknown mode '${m}' (embedded, real)`);
 
+const versus = (kind: "read" | "write") =>
+  import("./scenarios/versus").then(({ runVersus }) =>
+    runVersus(kind, {
+      rounds: num(values.rounds, values.quick ? 2 : 4),
+      durationS: num(values.duration, values.quick ? 3 : 5),
+      warmupS: num(values.warmup, values.quick ? 1 : 3),
+      connections: num(values.connections, 64),
+      path: values.path,
+      body: values.body,
+    }),
+  );
+
 switch (scenario) {
   case "read":
-    await runHttpLoad("read", { ...load, call: (base, token) => readCall(base, token, values.path) });
+    if (!values.sweep) {
+      await versus("read");
+      break;
+    }
+    await runHttpLoad("read-sweep", { ...load, call: (base, token) => readCall(base, token, values.path) });
     break;
   case "write":
-    await runHttpLoad("write", {
+    if (!values.sweep) {
+      await versus("write");
+      break;
+    }
+    await runHttpLoad("write-sweep", {
       ...load,
       call: (base, token) => writeCall(base, token, values.path ? { path: values.path, body: values.body ?? "{}" } : undefined),
     });
