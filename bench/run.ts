@@ -22,7 +22,9 @@
  *   --path=/v1/...           read: the path to GET instead of the agent
  *   --path=... --body='{}'   write: the path and JSON body to POST instead of the message
  * Options of footprint: --no-image (skip the gzip/zstd image estimate, the slow part)
- * Options of profile: --seconds=20 (load duration), --path=/v1/... (instead of the agent),
+ * Options of profile: first the per-layer cost table (in process, CPU µs per request of each
+ *   layer; --iterations=50000 calls per layer), then the CPU profile under wrk (--no-cpu-profile
+ *   skips it): --seconds=20 (load duration), --path=/v1/... (instead of the agent),
  *   --modes=real (default) or --modes=embedded
  * Options of runs: --runs=1000 (concurrent runs) --sequential=30 (runs one at a time, for the
  *   overhead per step) --latency=50 (fake model ms) --worker-concurrency=1000 --modes=embedded,real
@@ -45,6 +47,8 @@ const { values, positionals } = parseArgs({
     connections: { type: "string" },
     rounds: { type: "string" },
     sweep: { type: "boolean", default: false },
+    iterations: { type: "string" },
+    "cpu-profile": { type: "boolean", default: true },
     rate: { type: "string", default: "2000" },
     "rate-connections": { type: "string", default: "10000" },
     duration: { type: "string" },
@@ -161,7 +165,7 @@ switch (scenario) {
   }
   case "profile": {
     const { runProfile } = await import("./scenarios/profile");
-    await runProfile({ seconds: num(values.seconds, 20), path: values.path, mode: values.modes ? load.modes[0] : "real" });
+    await runProfile({ seconds: num(values.seconds, 20), path: values.path, mode: values.modes ? load.modes[0] : "real", iterations: num(values.iterations, 50_000), cpuProfile: values["cpu-profile"]! });
     break;
   }
   default:
