@@ -23,6 +23,16 @@ export interface EdgeCache<T> {
   readonly size: number;
 }
 
+/**
+ * The caches of this process by subject: an invalidation drops the key here at once, before
+ * the bus carries it (over NATS a process hears its own message only after a round trip, and
+ * the next read on the gateway that made the change must not see the old value).
+ */
+const localDrops = new Map<string, Set<(key: string) => void>>();
+function dropLocally(subject: string, key: string) {
+  for (const drop of localDrops.get(subject) ?? []) drop(key);
+}
+
 export function edgeCacheSubject(kind: string) {
   return `cache.${kind}.changed`;
 }
@@ -41,9 +51,15 @@ export function createEdgeCache<T>(bus: Bus, kind: string, opts: { ttlMs?: numbe
     generations.set(key, (generations.get(key) ?? 0) + 1);
     if (generations.size > max) generations.clear();
   };
-  const unsubscribe = bus.subscribe<{ key: string }>(subject, (msg) => {
+  const unsubscribeBus = bus.subscribe<{ key: string }>(subject, (msg) => {
     if (typeof msg.data?.key === "string") drop(msg.data.key);
   });
+  if (!localDrops.has(subject)) localDrops.set(subject, new Set());
+  localDrops.get(subject)!.add(drop);
+  const unsubscribe = () => {
+    unsubscribeBus();
+    localDrops.get(subject)?.delete(drop);
+  };
 
   return {
     get(key, load) {
@@ -75,7 +91,7 @@ export function createEdgeCache<T>(bus: Bus, kind: string, opts: { ttlMs?: numbe
       return (hit.json ??= JSON.stringify(hit.value));
     },
     invalidate(key) {
-      drop(key);
+      dropLocally(subject, key);
       bus.publish(subject, { key });
     },
     close: unsubscribe,
@@ -87,5 +103,7 @@ export function createEdgeCache<T>(bus: Bus, kind: string, opts: { ttlMs?: numbe
 
 /** Publishes an invalidation without holding a cache (a role that changes what another caches). */
 export function publishInvalidation(bus: Bus, kind: string, key: string) {
-  bus.publish(bus.subject(edgeCacheSubject(kind)), { key });
+  const subject = bus.subject(edgeCacheSubject(kind));
+  dropLocally(subject, key);
+  bus.publish(subject, { key });
 }
