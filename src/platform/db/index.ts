@@ -144,6 +144,7 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
   try {
     client = await openPglite(dataDir);
   } catch (err) {
+    if (err instanceof FatalError) throw err;
     throw new FatalError(`cannot open the embedded database in ${dataDir}: ${(err as Error).message}`);
   }
   const db = drizzle(client, { schema }) as unknown as Db;
