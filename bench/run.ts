@@ -4,6 +4,8 @@
  *   read        authenticated GET /v1/agents/:id: AgentOS vs the Go + Gin peer, alternating rounds
  *   write       POST /v1/threads/:id/messages: AgentOS vs the Go + Gin peer, alternating rounds
  *   footprint   binary and image size, idle RSS and start-up time of every role alone
+ *   rss         idle RSS of every role alone against the goals (footprint without the image part)
+ *   image       the FROM scratch image built with podman (full and slim): gzip and zstd sizes vs goals
  *   profile     CPU profile of the read path (bun --cpu-prof on src/main.ts under wrk)
  *   runs        1,000 concurrent two-step runs (model → http tool → model) against the fake model
  *   ws          10,000 WebSocket clients on one gateway receiving the organization's events
@@ -129,6 +131,16 @@ switch (scenario) {
       call: (base, token) => writeCall(base, token, values.path ? { path: values.path, body: values.body ?? "{}" } : undefined),
     });
     break;
+  case "image": {
+    const { runImage } = await import("./scenarios/image");
+    await runImage();
+    break;
+  }
+  case "rss": {
+    const { runFootprint } = await import("./scenarios/footprint");
+    await runFootprint({ image: false });
+    break;
+  }
   case "footprint": {
     const { runFootprint } = await import("./scenarios/footprint");
     await runFootprint({ image: values.image! });
