@@ -352,7 +352,7 @@ export async function runRuns(o: RunsOptions) {
     "worker RSS peak MiB": r.concurrent.worker.rss_peak_mib,
     ...(r.mode === "embedded" ? { [`RSS goal ≤ ${RUNS_GOALS.embeddedPeakRssMiB}`]: r.concurrent.worker.rss_peak_mib <= RUNS_GOALS.embeddedPeakRssMiB ? "met" : "MISSED" } : {}),
   })));
-  console.log("\nCPU per run, per process (CPU seconds over the 1,000 runs / runs, ms):");
+  console.log("\nCPU per run, per process (CPU seconds of the concurrent phase / its runs, in ms):");
   printTable(results.map((r) => ({ mode: r.mode, ...cpuPerRun(r.concurrent) })));
   if (o.profile) return; // a profiled server is slower: its figures are not the results
   const file = writeResults("runs", { scenario: "runs", machine, options: o, results });
