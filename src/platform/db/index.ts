@@ -32,8 +32,8 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export async function openDatabase(opts: { url?: string; dataDir: string; log: Logger; poolSize?: number; connectTimeoutMs?: number }): Promise<Database> {
-  return opts.url ? openPostgres(opts.url, opts.log, opts.poolSize, opts.connectTimeoutMs) : openEmbedded(opts.dataDir, opts.log);
+export async function openDatabase(opts: { url?: string; dataDir: string; log: Logger; poolSize?: number; connectTimeoutMs?: number; prepare?: boolean }): Promise<Database> {
+  return opts.url ? openPostgres(opts.url, opts.log, opts.poolSize, opts.connectTimeoutMs, opts.prepare ?? true) : openEmbedded(opts.dataDir, opts.log);
 }
 
 /**
@@ -45,7 +45,8 @@ export async function openDatabase(opts: { url?: string; dataDir: string; log: L
  * placeholders, never values, so the statements a connection keeps are the app's query shapes
  * (postgres.js re-prepares one that a migration invalidated). Queries without parameters stay
  * on the simple protocol (migrations: several statements in one string). Drizzle passes
- * `prepare: false` unless a query was given a name: overridden here.
+ * `prepare: false` unless a query was given a name: overridden here (unless
+ * DATABASE_PREPARED_STATEMENTS=false, for a pooler that cannot keep prepared statements).
  */
 type SqlClient = { unsafe: Function; begin: Function; savepoint?: Function };
 function preparedByDefault<C extends object>(client: C & SqlClient): C {
@@ -97,7 +98,7 @@ function gatedClient<C extends object>(client: C & { unsafe: Function; begin: Fu
   });
 }
 
-async function openPostgres(url: string, log: Logger, poolSize = 10, connectTimeoutMs = 1500): Promise<Database> {
+async function openPostgres(url: string, log: Logger, poolSize = 10, connectTimeoutMs = 1500, prepare = true): Promise<Database> {
   const { default: postgres } = await import("postgres");
   const { drizzle } = await import("drizzle-orm/postgres-js");
   const client = postgres(url, {
@@ -111,7 +112,7 @@ async function openPostgres(url: string, log: Logger, poolSize = 10, connectTime
   });
   const probe = () => Promise.race([client`select 1`, Bun.sleep(connectTimeoutMs + 1000).then(() => Promise.reject(Object.assign(new Error("probe timed out"), { code: "CONNECT_TIMEOUT" })))]);
   const gate = new DatabaseGate(probe, log);
-  const db = drizzle(gatedClient(preparedByDefault(client), gate), { schema }) as unknown as Db;
+  const db = drizzle(gatedClient(prepare ? preparedByDefault(client) : client, gate), { schema }) as unknown as Db;
   const database: Database = {
     kind: "postgres",
     db,
