@@ -6,7 +6,7 @@
  *   footprint   binary and image size, idle RSS and start-up time of every role alone
  *   rss         idle RSS of every role alone against the goals (footprint without the image part)
  *   image       the FROM scratch image built with podman (full and slim): gzip and zstd sizes vs goals
- *   profile     CPU profile of the read path (bun --cpu-prof on src/main.ts under wrk)
+ *   profile     per-layer CPU cost of the read (in process), then its CPU profile (bun --cpu-prof under wrk)
  *   runs        1,000 concurrent two-step runs (model → http tool → model) against the fake model
  *   ws          10,000 WebSocket clients on one gateway receiving the organization's events
  *   table       the markdown tables of bench/README.md from the latest results
