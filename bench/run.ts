@@ -1,15 +1,20 @@
 /**
  * bun run bench <scenario> [options]      (see bench/README.md)
  *
- *   read        authenticated GET of one resource (GET /v1/agents/:id)
- *   write       POST /v1/threads/:id/messages
+ *   read        authenticated GET /v1/agents/:id: AgentOS vs the Go + Gin peer, alternating rounds
+ *   write       POST /v1/threads/:id/messages: AgentOS vs the Go + Gin peer, alternating rounds
  *   footprint   binary and image size, idle RSS and start-up time of every role alone
- *   profile     CPU profile of the read path (bun --cpu-prof on src/main.ts under wrk)
+ *   rss         idle RSS of every role alone against the goals (footprint without the image part)
+ *   image       the FROM scratch image built with podman (full and slim): gzip and zstd sizes vs goals
+ *   profile     per-layer CPU cost of the read (in process), then its CPU profile (bun --cpu-prof under wrk)
  *   runs        1,000 concurrent two-step runs (model → http tool → model) against the fake model
  *   ws          10,000 WebSocket clients on one gateway receiving the organization's events
  *   table       the markdown tables of bench/README.md from the latest results
  *
- * Options of read/write:
+ * Options of read/write (against the peer, real back ends): --rounds=4 (per server, alternating)
+ *   --duration=5 --warmup=3 (seconds per round / per server before the rounds) --connections=64
+ *   --sweep                  instead: the settings below, AgentOS alone (results read-sweep.json)
+ * Options of read/write --sweep:
  *   --modes=embedded,real    server back ends (default: both)
  *   --connections=64,1000,10000   closed-loop settings
  *   --rate=2000 --rate-connections=10000   the constant-rate setting (--rate=0 skips it)
@@ -19,7 +24,9 @@
  *   --path=/v1/...           read: the path to GET instead of the agent
  *   --path=... --body='{}'   write: the path and JSON body to POST instead of the message
  * Options of footprint: --no-image (skip the gzip/zstd image estimate, the slow part)
- * Options of profile: --seconds=20 (load duration), --path=/v1/... (instead of the agent),
+ * Options of profile: first the per-layer cost table (in process, CPU µs per request of each
+ *   layer; --iterations=50000 calls per layer), then the CPU profile under wrk (--no-cpu-profile
+ *   skips it): --seconds=20 (load duration), --path=/v1/... (instead of the agent),
  *   --modes=real (default) or --modes=embedded
  * Options of runs: --runs=1000 (concurrent runs) --sequential=30 (runs one at a time, for the
  *   overhead per step) --latency=50 (fake model ms) --worker-concurrency=1000 --modes=embedded,real
@@ -40,7 +47,11 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     modes: { type: "string" },
-    connections: { type: "string", default: "64,1000,10000" },
+    connections: { type: "string" },
+    rounds: { type: "string" },
+    sweep: { type: "boolean", default: false },
+    iterations: { type: "string" },
+    "cpu-profile": { type: "boolean", default: true },
     rate: { type: "string", default: "2000" },
     "rate-connections": { type: "string", default: "10000" },
     duration: { type: "string" },
@@ -82,7 +93,7 @@ const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
 const num = (s: string | undefined, fallback: number) => (s === undefined ? fallback : Number(s));
 const load = {
   modes: list(values.modes ?? "embedded,real") as Mode[],
-  connections: list(values.connections!).map(Number),
+  connections: list(values.connections ?? "64,1000,10000").map(Number),
   rate: Number(values.rate),
   rateConnections: Number(values["rate-connections"]),
   durationS: num(values.duration, values.quick ? 5 : 30),
@@ -92,16 +103,46 @@ const load = {
 };
 for (const m of load.modes) if (m !== "embedded" && m !== "real") throw new Error(`--modes: unknown mode '${m}' (embedded, real)`);
 
+const versus = (kind: "read" | "write") =>
+  import("./scenarios/versus").then(({ runVersus }) =>
+    runVersus(kind, {
+      rounds: num(values.rounds, values.quick ? 2 : 4),
+      durationS: num(values.duration, values.quick ? 3 : 5),
+      warmupS: num(values.warmup, values.quick ? 1 : 3),
+      connections: num(values.connections, 64),
+      path: values.path,
+      body: values.body,
+    }),
+  );
+
 switch (scenario) {
   case "read":
-    await runHttpLoad("read", { ...load, call: (base, token) => readCall(base, token, values.path) });
+    if (!values.sweep) {
+      await versus("read");
+      break;
+    }
+    await runHttpLoad("read-sweep", { ...load, call: (base, token) => readCall(base, token, values.path) });
     break;
   case "write":
-    await runHttpLoad("write", {
+    if (!values.sweep) {
+      await versus("write");
+      break;
+    }
+    await runHttpLoad("write-sweep", {
       ...load,
       call: (base, token) => writeCall(base, token, values.path ? { path: values.path, body: values.body ?? "{}" } : undefined),
     });
     break;
+  case "image": {
+    const { runImage } = await import("./scenarios/image");
+    await runImage();
+    break;
+  }
+  case "rss": {
+    const { runFootprint } = await import("./scenarios/footprint");
+    await runFootprint({ image: false });
+    break;
+  }
   case "footprint": {
     const { runFootprint } = await import("./scenarios/footprint");
     await runFootprint({ image: values.image! });
@@ -139,7 +180,7 @@ switch (scenario) {
   }
   case "profile": {
     const { runProfile } = await import("./scenarios/profile");
-    await runProfile({ seconds: num(values.seconds, 20), path: values.path, mode: values.modes ? load.modes[0] : "real" });
+    await runProfile({ seconds: num(values.seconds, 20), path: values.path, mode: values.modes ? load.modes[0] : "real", iterations: num(values.iterations, 50_000), cpuProfile: values["cpu-profile"]! });
     break;
   }
   default:

@@ -4,6 +4,7 @@
  *   bun run build                                   # host target
  *   bun run build --target=bun-linux-arm64          # cross-compile
  *   bun run scripts/build.ts --entry=x.ts --outfile=/tmp/x   # same options, other entry (tests/experiments)
+ *   bun run build --slim                            # dist/agentos-slim: no PGlite, no source map
  *
  * Notes:
  * - Only whitespace+syntax minification: identifier mangling breaks Elysia
@@ -26,10 +27,13 @@ const { values } = parseArgs({
   args: Bun.argv.slice(2),
   options: {
     entry: { type: "string", default: resolve(root, "src/main.ts") },
-    outfile: { type: "string", default: resolve(root, "dist/agentos") },
+    outfile: { type: "string" },
     // e.g. bun-linux-x64, bun-linux-arm64, bun-linux-x64-musl; default: the host
     target: { type: "string" },
-    sourcemap: { type: "boolean", default: true },
+    sourcemap: { type: "boolean" },
+    // For split deployments, which always have DATABASE_URL: PGlite's wasm and data and the
+    // source map left out (≈ 7 MB of the image compressed). See slimPlugin.
+    slim: { type: "boolean", default: false },
   },
   strict: true,
   allowPositionals: false,
@@ -37,7 +41,19 @@ const { values } = parseArgs({
 });
 
 const entry = resolve(values.entry!);
-const outfile = resolve(values.outfile!);
+const slim = values.slim!;
+const outfile = resolve(values.outfile ?? resolve(root, slim ? "dist/agentos-slim" : "dist/agentos"));
+const sourcemap = values.sourcemap ?? !slim;
+
+/** The slim build: the embedded database (PGlite and Drizzle's PGlite driver) replaced by a stub that asks for DATABASE_URL. */
+const slimPlugin: Bun.BunPlugin = {
+  name: "agentos-slim",
+  setup(build) {
+    build.onResolve({ filter: /^\.\/pglite$/ }, (args) => (args.importer.endsWith("/platform/db/index.ts") ? { path: resolve(root, "src/platform/db/pglite-absent.ts") } : undefined));
+    build.onResolve({ filter: /^drizzle-orm\/pglite$/ }, () => ({ path: "drizzle-pglite-absent", namespace: "agentos-slim" }));
+    build.onLoad({ filter: /.*/, namespace: "agentos-slim" }, () => ({ contents: "export function drizzle() { throw new Error('no embedded database in the slim build'); }", loader: "js" }));
+  },
+};
 mkdirSync(dirname(outfile), { recursive: true });
 
 /** Modules started with `new Worker`: embedded beside the main entry. */
@@ -67,9 +83,9 @@ try {
     format: "esm",
     minify: { whitespace: true, syntax: true, identifiers: false },
     // postgres.js crashes the process on a write after its connection closed (see the patch).
-    plugins: [postgresPatchPlugin],
+    plugins: slim ? [postgresPatchPlugin, slimPlugin] : [postgresPatchPlugin],
     // "linked": the map is embedded in the executable and used for stack traces.
-  sourcemap: values.sourcemap ? "linked" : "none",
+    sourcemap: sourcemap ? "linked" : "none",
   });
 } catch (err) {
   // Bun.build throws an AggregateError of BuildMessages on resolve/parse errors.

@@ -18,6 +18,9 @@ import { BENCH_INTERNAL_KEY, BENCH_JWT_SECRET, REPO, benchBinary, createRealBack
 import { freePort } from "../../test/support/binary";
 
 const IDLE_SETTLE_MS = 5_000;
+/** Issue 15's goals: idle RSS of one split role, and of `--role=all` on the embedded defaults. */
+export const RSS_GOALS_MIB = { splitRole: 40, allEmbedded: 120 };
+const goalOf = (role: string, backend: string) => (role === "all" ? (backend.startsWith("embedded") ? RSS_GOALS_MIB.allEmbedded : undefined) : RSS_GOALS_MIB.splitRole);
 const MiB = 2 ** 20;
 
 function sh(script: string, ...args: string[]): string {
@@ -114,7 +117,9 @@ export async function runFootprint(o: { image: boolean } = { image: true }) {
   const processes: Record<string, unknown>[] = [];
   const record = (name: string, backend: string, b: Boot) => {
     processes.push({ role: name, backends: backend, ...b });
-    rows.push({ process: `--role=${name}`, backends: backend, "start→ready ms": b.start_ms, "idle RSS MiB": b.idle_rss_mib, "peak RSS MiB": b.peak_rss_mib, threads: b.threads });
+    const goal = goalOf(name, backend);
+    const verdict = goal === undefined ? "—" : `≤ ${goal}: ${b.idle_rss_mib <= goal ? "met" : "MISSED"}`;
+    rows.push({ process: `--role=${name}`, backends: backend, "start→ready ms": b.start_ms, "idle RSS MiB": b.idle_rss_mib, "peak RSS MiB": b.peak_rss_mib, threads: b.threads, "goal MiB": verdict });
     console.log(`   --role=${name} (${backend}): ready in ${b.start_ms} ms, idle RSS ${b.idle_rss_mib} MiB`);
   };
 
@@ -126,7 +131,7 @@ export async function runFootprint(o: { image: boolean } = { image: true }) {
       const bin = compileFloor(name, floorDir);
       const b = await boot(bin, [], { bare: true });
       floors.push({ program: `bench/floor/${name}.ts`, binary_mib: round(statSync(bin).size / MiB, 1), ...b });
-      rows.push({ process: `floor: ${name}`, backends: "-", "start→ready ms": b.start_ms, "idle RSS MiB": b.idle_rss_mib, "peak RSS MiB": b.peak_rss_mib, threads: b.threads });
+      rows.push({ process: `floor: ${name}`, backends: "-", "start→ready ms": b.start_ms, "idle RSS MiB": b.idle_rss_mib, "peak RSS MiB": b.peak_rss_mib, threads: b.threads, "goal MiB": "—" });
       console.log(`   floor ${name}: binary ${round(statSync(bin).size / MiB, 1)} MiB, ready in ${b.start_ms} ms, idle RSS ${b.idle_rss_mib} MiB`);
     }
   } finally {
@@ -172,6 +177,7 @@ export async function runFootprint(o: { image: boolean } = { image: true }) {
   printTable(rows);
   const file = writeResults("footprint", {
     scenario: "footprint",
+    goals_mib: RSS_GOALS_MIB,
     machine,
     binary: { path: binary, mib: binaryMib },
     image,

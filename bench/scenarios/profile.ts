@@ -14,6 +14,7 @@ import { round } from "../lib/proc";
 import { RESULTS_DIR, printTable, writeResults } from "../lib/results";
 import { REPO, startTarget, type Mode } from "../lib/target";
 import { ensureWrk, runWrk, summaryRow } from "../lib/wrk";
+import { runLayers } from "./layers";
 
 interface ProfileNode {
   id: number;
@@ -100,10 +101,13 @@ if (import.meta.main) {
   for (const [title, rows] of Object.entries(a)) if (Array.isArray(rows)) { console.log(`\n${title}`); printTable(rows.slice(0, 20)); }
 }
 
-export async function runProfile(o: { seconds: number; path?: string; mode?: Mode }) {
+export async function runProfile(o: { seconds: number; path?: string; mode?: Mode; iterations: number; cpuProfile: boolean }) {
   ensureWrk();
   const machine = machineInfo();
   const mode = o.mode ?? "real";
+  const layers = await runLayers({ real: mode === "real", iterations: o.iterations });
+  writeResults(`profile-layers-${mode}`, { scenario: "profile", machine, mode, method: "in process, CPU time (process.cpuUsage) per call, median of 5 batches", ...layers });
+  if (!o.cpuProfile) return;
   const dir = mkdtempSync(join(tmpdir(), "agentos-cpuprof-"));
   console.log(`\n== profile of the read path: bun --cpu-prof run src/main.ts (${mode} backends), wrk 64 connections for ${o.seconds} s`);
   const target = await startTarget({ mode, cmd: [process.execPath, "--cpu-prof", `--cpu-prof-dir=${dir}`, "run", join(REPO, "src/main.ts")] });

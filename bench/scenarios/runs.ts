@@ -334,6 +334,16 @@ function reportProfile(dir: string, mode: Mode) {
   printTable(a.top_self.slice(0, 20));
 }
 
+/** Issue 15's goals on this machine. */
+export const RUNS_GOALS = { runsPerS: 200, overheadPerStepMs: 2, embeddedPeakRssMiB: 400 };
+
+/** ms of CPU per run of each process measured (shared servers: PostgreSQL and NATS include anything else they served). */
+function cpuPerRun(c: { runs: number; worker: { cpu_seconds: number }; api: { cpu_seconds: number } | null; postgres_all_backends: { cpu_seconds: number } | null; nats_server: { cpu_seconds: number } | null; client: { cpu_seconds: number } }) {
+  const ms = (x: { cpu_seconds: number } | null) => (x ? round((1000 * x.cpu_seconds) / c.runs, 2) : "—");
+  const total = [c.worker, c.api, c.postgres_all_backends, c.nats_server].reduce((s, x) => s + (x?.cpu_seconds ?? 0), 0);
+  return { "worker (or --role=all)": ms(c.worker), "API roles": ms(c.api), PostgreSQL: ms(c.postgres_all_backends), NATS: ms(c.nats_server), client: ms(c.client), "server side total": round((1000 * total) / c.runs, 2) };
+}
+
 export async function runRuns(o: RunsOptions) {
   const machine = machineInfo();
   extraRunBody = o.runOptions ? RUN_OVERRIDES : {};
@@ -342,14 +352,19 @@ export async function runRuns(o: RunsOptions) {
   printTable(results.map((r) => ({
     mode: r.mode,
     "seq overhead/step p50 ms": r.sequential.overhead_per_step_ms.p50,
+    [`goal ≤ ${RUNS_GOALS.overheadPerStepMs}`]: r.sequential.overhead_per_step_ms.p50 <= RUNS_GOALS.overheadPerStepMs ? "met" : "MISSED",
     runs: r.concurrent.runs,
     "runs/s": r.concurrent.runs_per_s,
+    [`goal ≥ ${RUNS_GOALS.runsPerS}`]: r.concurrent.runs_per_s >= RUNS_GOALS.runsPerS ? "met" : "MISSED",
     "run p50/p95/p99 ms": `${r.concurrent.run_ms.p50}/${r.concurrent.run_ms.p95}/${r.concurrent.run_ms.p99}`,
     "queued p50 ms": r.concurrent.queued_ms.p50,
     "overhead/step p50 ms (load)": r.concurrent.overhead_per_step_ms_p50,
     "worker CPU %": r.concurrent.worker.cpu_percent,
     "worker RSS peak MiB": r.concurrent.worker.rss_peak_mib,
+    ...(r.mode === "embedded" ? { [`RSS goal ≤ ${RUNS_GOALS.embeddedPeakRssMiB}`]: r.concurrent.worker.rss_peak_mib <= RUNS_GOALS.embeddedPeakRssMiB ? "met" : "MISSED" } : {}),
   })));
+  console.log("\nCPU per run, per process (CPU seconds of the concurrent phase / its runs, in ms):");
+  printTable(results.map((r) => ({ mode: r.mode, ...cpuPerRun(r.concurrent) })));
   if (o.profile) return; // a profiled server is slower: its figures are not the results
   const file = writeResults("runs", { scenario: "runs", machine, options: o, results });
   console.log(`\nwritten: ${file}`);

@@ -35,6 +35,41 @@ function httpTable(name: string, title: string) {
   return rows.join("\n") + "\n";
 }
 
+/** read / write against the Gin peer (bench/scenarios/versus.ts). */
+function versusTable(name: string) {
+  const r = load(name);
+  if (!r || r.kind !== "versus") return `_no ${name} results against the peer yet: \`bun run bench ${name}\`_\n`;
+  const o = r.options;
+  const rows = [
+    `**${name}: AgentOS vs the Go + Gin peer** (\`bun run bench ${name}\`) — ${machineLine(r.machine)}; load average before each round ${r.load_averages.map((l: number[]) => l[0]).join(", ")}. ${r.route}, ${o.rounds} alternating rounds of ${o.durationS} s per server at ${o.connections} connections (wrk), medians of the rounds; real PostgreSQL + Redis, rate limit lifted.\n`,
+    "| server | rps | p50 ms | p99 ms | server CPU µs per request | RSS MiB | errors |",
+    "|---|---|---|---|---|---|---|",
+    ...[["AgentOS", r.agentos], ["Go + Gin peer", r.peer]].map(([n, x]: any) => `| ${n} | ${x.rps} | ${x.p50_ms} | ${x.p99_ms} | ${x.cpu_us_per_request} | ${x.rss_mib} | ${x.errors} |`),
+    "",
+    "| figure | value | goal | verdict |",
+    "|---|---|---|---|",
+    ...r.goals.map((g: any) => `| ${g.figure} | ${g.value} | ${g.goal} | ${g.verdict || "—"} |`),
+  ];
+  return rows.join("\n") + "\n";
+}
+
+function imageTable() {
+  const r = load("image");
+  if (!r) return "_no image results yet: `bun run bench image`_\n";
+  const mb = (b: number) => Math.round(b / 1e5) / 10;
+  const rows = [
+    `**image** (\`bun run bench image\`, podman-built FROM scratch) — ${machineLine(r.machine)}. Bun's runtime alone: ${mb(r.runtime.raw)} MB raw, ${mb(r.runtime.gzip9)} MB gzip -9, ${mb(r.runtime.zstd19)} MB zstd -19.\n`,
+    "| image | binary MB | `podman save \\| gzip -9` MB | goal ≤ 56 | OCI zstd layers (podman default / -19) MB | goal ≤ 45 (zstd -19) | ours on top of Bun, gzip / zstd-19 MB |",
+    "|---|---|---|---|---|---|---|",
+    ...r.images.map((i: any) => `| ${i.variant} | ${mb(i.binary_bytes)} | ${mb(i.save_gzip9)} | ${i.save_gzip9 / 1e6 <= r.goals.gzip_mb ? "met" : "missed"} | ${mb(i.oci_zstd)} / ${mb(i.oci_zstd19)} | ${i.oci_zstd19 / 1e6 <= r.goals.zstd_mb ? "met" : "missed"} | ${mb(i.save_gzip9 - r.runtime.gzip9)} / ${mb(i.oci_zstd19 - r.runtime.zstd19)} |`),
+    "",
+    "| what the bundle embeds | raw MB | gzip -9 MB | zstd -19 MB |",
+    "|---|---|---|---|",
+    ...r.payload.map((f: any) => `| ${f.file} | ${mb(f.raw)} | ${mb(f.gzip9)} | ${mb(f.zstd19)} |`),
+  ];
+  return rows.join("\n") + "\n";
+}
+
 function footprintTable() {
   const r = load("footprint");
   if (!r) return "_no footprint results yet: `bun run bench footprint`_\n";
@@ -50,12 +85,15 @@ function footprintTable() {
       "",
     );
   }
-  rows.push(`RSS ${r.idle_settle_ms / 1000} s after the first /readyz 200 (target: < 30 MB idle RSS per role process):\n`, "| process | back ends | start → ready ms | idle RSS MiB | peak RSS MiB | threads |", "|---|---|---|---|---|---|");
-  for (const f of r.floors ?? []) rows.push(`| floor: ${f.program} (${f.binary_mib} MiB binary) | — | ${f.start_ms} | ${f.idle_rss_mib} | ${f.peak_rss_mib} | ${f.threads} |`);
+  rows.push(`RSS ${r.idle_settle_ms / 1000} s after the first /readyz 200 (\`bun run bench rss\`; goals: ≤ 40 MiB per split role, ≤ 120 MiB \`--role=all\` embedded):\n`, "| process | back ends | start → ready ms | idle RSS MiB | peak RSS MiB | threads | goal |", "|---|---|---|---|---|---|---|");
+  for (const f of r.floors ?? []) rows.push(`| floor: ${f.program} (${f.binary_mib} MiB binary) | — | ${f.start_ms} | ${f.idle_rss_mib} | ${f.peak_rss_mib} | ${f.threads} | — |`);
   for (const p of r.processes) {
     if (p.role === "migrate") rows.push(`| \`agentos migrate\` (fresh database) | real | ${p.run_ms} (run) | — | — | — |`);
-    else if (p.error) rows.push(`| \`--role=${p.role}\` | ${p.backends} | failed: ${String(p.error).slice(0, 80)} | | | |`);
-    else rows.push(`| \`--role=${p.role}\` | ${p.backends} | ${p.start_ms} | ${p.idle_rss_mib} | ${p.peak_rss_mib} | ${p.threads} |`);
+    else if (p.error) rows.push(`| \`--role=${p.role}\` | ${p.backends} | failed: ${String(p.error).slice(0, 80)} | | | | |`);
+    else {
+      const goal = p.role === "all" ? (String(p.backends).startsWith("embedded") ? 120 : undefined) : 40;
+      rows.push(`| \`--role=${p.role}\` | ${p.backends} | ${p.start_ms} | ${p.idle_rss_mib} | ${p.peak_rss_mib} | ${p.threads} | ${goal === undefined ? "—" : `≤ ${goal}: ${p.idle_rss_mib <= goal ? "met" : "missed"}`} |`);
+    }
   }
   return rows.join("\n") + "\n";
 }
@@ -98,7 +136,7 @@ function wsTable() {
 }
 
 export function renderTables() {
-  return [httpTable("read", "read"), httpTable("write", "write"), footprintTable(), runsTable(), wsTable()].join("\n");
+  return [versusTable("read"), versusTable("write"), httpTable("read-sweep", "read (AgentOS alone, `bench read --sweep`)"), httpTable("write-sweep", "write (`bench write --sweep`)"), footprintTable(), imageTable(), runsTable(), wsTable()].join("\n");
 }
 
 if (import.meta.main) console.log(renderTables());

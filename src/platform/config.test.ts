@@ -18,6 +18,8 @@ describe("config", () => {
     expect(parseConfig([], {}).databasePoolSize).toBe(10);
     expect(parseConfig([], { DATABASE_POOL_SIZE: "25" }).databasePoolSize).toBe(25);
     expect(parseConfig(["--database-pool-size=4"], { DATABASE_POOL_SIZE: "25" }).databasePoolSize).toBe(4);
+    expect(parseConfig([], {}).databasePreparedStatements).toBe(true);
+    expect(parseConfig([], { DATABASE_PREPARED_STATEMENTS: "false" }).databasePreparedStatements).toBe(false);
     expect(() => parseConfig(["--database-pool-size=0"], {})).toThrow("is not a positive integer");
   });
 

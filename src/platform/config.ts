@@ -16,6 +16,8 @@ export interface Config {
   databaseUrl?: string;
   /** Connections per process to PostgreSQL (postgres.js pool); the embedded store has one. */
   databasePoolSize: number;
+  /** Named prepared statements for parameterised queries (off behind a pooler that cannot keep them, e.g. PgBouncer < 1.21 in transaction mode). */
+  databasePreparedStatements: boolean;
   /** Bound of one PostgreSQL connection attempt: a request during an outage fails within it. */
   databaseConnectTimeoutMs: number;
   redisUrl?: string;
@@ -203,6 +205,10 @@ export const FLAGS: Record<string, FlagSpec> = {
   "data-dir": { key: "dataDir", env: "AGENTOS_DATA_DIR", help: "folder of the embedded database and generated secrets (default ./data)" },
   "database-url": { key: "databaseUrl", env: "DATABASE_URL", parse: parseUrl(["postgres:", "postgresql:"]), help: "PostgreSQL URL; without it the embedded PGlite is used" },
   "database-pool-size": { key: "databasePoolSize", env: "DATABASE_POOL_SIZE", parse: parsePositiveInt, help: "PostgreSQL connections per process (default 10)" },
+  "database-prepared-statements": {
+    key: "databasePreparedStatements", env: "DATABASE_PREPARED_STATEMENTS", parse: parseBoolean, boolean: true,
+    help: "prepare parameterised queries once per connection (default true; false behind PgBouncer in transaction mode)",
+  },
   "database-connect-timeout": { key: "databaseConnectTimeoutMs", env: "DATABASE_CONNECT_TIMEOUT_MS", parse: parsePositiveInt, help: "bound of a PostgreSQL connection attempt in ms (default 1500)" },
   "redis-url": { key: "redisUrl", env: "REDIS_URL", parse: parseUrl(["redis:", "rediss:"]), help: "Redis URL; without it cache and rate limits are in-process" },
   "nats-url": { key: "natsUrl", env: "NATS_URL", parse: parseUrl(["nats:", "tls:", "ws:", "wss:"]), help: "NATS URL (JetStream enabled); without it the bus is in-process" },
@@ -281,6 +287,7 @@ const DEFAULTS: Omit<Config, "command"> = {
   host: "0.0.0.0",
   dataDir: "./data",
   databasePoolSize: 10,
+  databasePreparedStatements: true,
   databaseConnectTimeoutMs: 1500,
   logLevel: "info",
   accessTokenTtlSeconds: 900,

@@ -48,7 +48,7 @@ const backends: ModuleDef<AppPlatform>[] = [
     deps: [],
     description: "PostgreSQL (DATABASE_URL) or embedded PGlite; applies migrations at start",
     async init(p) {
-      p.database = await openDatabase({ url: p.config.databaseUrl, dataDir: p.config.dataDir, log: p.log, poolSize: p.config.databasePoolSize, connectTimeoutMs: p.config.databaseConnectTimeoutMs });
+      p.database = await openDatabase({ url: p.config.databaseUrl, dataDir: p.config.dataDir, log: p.log, poolSize: p.config.databasePoolSize, prepare: p.config.databasePreparedStatements, connectTimeoutMs: p.config.databaseConnectTimeoutMs });
       p.db = p.database.db;
       await p.database.migrate();
       return {

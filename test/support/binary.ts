@@ -7,6 +7,8 @@ import { join, resolve } from "node:path";
 
 export const REPO = resolve(import.meta.dir, "../..");
 export const BINARY = join(REPO, "dist/agentos");
+/** `bun run build --slim`: no embedded database (DATABASE_URL required), no source map. */
+export const SLIM_BINARY = join(REPO, "dist/agentos-slim");
 
 function newestMtime(path: string): number {
   if (!existsSync(path)) return 0;
@@ -17,19 +19,20 @@ function newestMtime(path: string): number {
   return newest;
 }
 
-export function binaryIsStale(): boolean {
-  if (!existsSync(BINARY)) return true;
+export function binaryIsStale(binary = BINARY): boolean {
+  if (!existsSync(binary)) return true;
   const sources = ["src", "schema", "console", "sdk", "scripts/build.ts", "scripts/build-console.ts", "package.json", "package-lock.json", "tsconfig.json"].map((p) => join(REPO, p));
-  return Math.max(...sources.map(newestMtime)) > statSync(BINARY).mtimeMs;
+  return Math.max(...sources.map(newestMtime)) > statSync(binary).mtimeMs;
 }
 
-/** Builds dist/agentos with `bun run build` unless it is up to date. */
-export function ensureBinary(): string {
-  if (binaryIsStale()) {
-    const build = Bun.spawnSync([process.execPath, "run", "build"], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
+/** Builds dist/agentos with `bun run build` (or dist/agentos-slim with --slim) unless it is up to date. */
+export function ensureBinary(variant: "full" | "slim" = "full"): string {
+  const binary = variant === "slim" ? SLIM_BINARY : BINARY;
+  if (binaryIsStale(binary)) {
+    const build = Bun.spawnSync([process.execPath, "run", "build", ...(variant === "slim" ? ["--slim"] : [])], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
     if (build.exitCode !== 0) throw new Error(`bun run build failed (${build.exitCode}):\n${build.stdout}\n${build.stderr}`);
   }
-  return BINARY;
+  return binary;
 }
 
 export async function freePort(): Promise<number> {

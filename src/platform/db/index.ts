@@ -32,8 +32,37 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export async function openDatabase(opts: { url?: string; dataDir: string; log: Logger; poolSize?: number; connectTimeoutMs?: number }): Promise<Database> {
-  return opts.url ? openPostgres(opts.url, opts.log, opts.poolSize, opts.connectTimeoutMs) : openEmbedded(opts.dataDir, opts.log);
+export async function openDatabase(opts: { url?: string; dataDir: string; log: Logger; poolSize?: number; connectTimeoutMs?: number; prepare?: boolean }): Promise<Database> {
+  return opts.url ? openPostgres(opts.url, opts.log, opts.poolSize, opts.connectTimeoutMs, opts.prepare ?? true) : openEmbedded(opts.dataDir, opts.log);
+}
+
+/**
+ * Named prepared statements for every query with parameters, in transactions too. postgres.js
+ * prepares tagged-template queries, but Drizzle sends everything through `unsafe`, which does
+ * not by default: each query was parsed and planned again by PostgreSQL and cost the client a
+ * Parse/Describe round of encoding. Measured here (32 concurrent inserts, 10 connections):
+ * 150 → 65 µs of client CPU per insert, 1.3k → 2.3-2.9k inserts/s. Drizzle's SQL text holds
+ * placeholders, never values, so the statements a connection keeps are the app's query shapes
+ * (postgres.js re-prepares one that a migration invalidated). Queries without parameters stay
+ * on the simple protocol (migrations: several statements in one string). Drizzle passes
+ * `prepare: false` unless a query was given a name: overridden here (unless
+ * DATABASE_PREPARED_STATEMENTS=false, for a pooler that cannot keep prepared statements).
+ */
+type SqlClient = { unsafe: Function; begin: Function; savepoint?: Function };
+function preparedByDefault<C extends object>(client: C & SqlClient): C {
+  return new Proxy(client, {
+    get(target, prop, receiver) {
+      if (prop === "unsafe") return (query: string, params?: unknown[], options?: object) => target.unsafe(query, params, params?.length ? { ...options, prepare: true } : options);
+      if (prop === "begin" || prop === "savepoint") {
+        const open = Reflect.get(target, prop, receiver) as Function;
+        return (...args: unknown[]) => {
+          const fn = args.pop() as (tx: SqlClient) => unknown;
+          return open.call(target, ...args, (tx: SqlClient) => fn(preparedByDefault(tx)));
+        };
+      }
+      return Reflect.get(target, prop, receiver);
+    },
+  });
 }
 
 /** Drizzle's postgres.js session calls only `unsafe` (queries) and `begin` (transactions) on the client. */
@@ -69,7 +98,7 @@ function gatedClient<C extends object>(client: C & { unsafe: Function; begin: Fu
   });
 }
 
-async function openPostgres(url: string, log: Logger, poolSize = 10, connectTimeoutMs = 1500): Promise<Database> {
+async function openPostgres(url: string, log: Logger, poolSize = 10, connectTimeoutMs = 1500, prepare = true): Promise<Database> {
   const { default: postgres } = await import("postgres");
   const { drizzle } = await import("drizzle-orm/postgres-js");
   const client = postgres(url, {
@@ -83,7 +112,7 @@ async function openPostgres(url: string, log: Logger, poolSize = 10, connectTime
   });
   const probe = () => Promise.race([client`select 1`, Bun.sleep(connectTimeoutMs + 1000).then(() => Promise.reject(Object.assign(new Error("probe timed out"), { code: "CONNECT_TIMEOUT" })))]);
   const gate = new DatabaseGate(probe, log);
-  const db = drizzle(gatedClient(client, gate), { schema }) as unknown as Db;
+  const db = drizzle(gatedClient(prepare ? preparedByDefault(client) : client, gate), { schema }) as unknown as Db;
   const database: Database = {
     kind: "postgres",
     db,
@@ -116,6 +145,7 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
   try {
     client = await openPglite(dataDir);
   } catch (err) {
+    if (err instanceof FatalError) throw err;
     throw new FatalError(`cannot open the embedded database in ${dataDir}: ${(err as Error).message}`);
   }
   const db = drizzle(client, { schema }) as unknown as Db;

@@ -19,6 +19,9 @@ const RunIdParam = IdParam("run", "Run id (run_…)");
 const MessageParams = t.Object({ id: IdOf("thr", "Thread id (thr_…)"), message_id: IdOf("msg", "Message id (msg_…)") });
 /** The 200 of a run create with `stream: true`, documented without a body schema so generated clients type the JSON reply (201) as Run. */
 const STREAM_200 = "With `stream: true`: the run's events as `text/event-stream`, the same stream as `streamRunEvents` (GET /v1/runs/{id}/events), whose response documents the events";
+/** What Elysia sends with an object body: the cached JSON answers with the same header. */
+const JSON_HEADERS = { "content-type": "application/json;charset=utf-8" };
+const jsonResponse = (json: string) => new Response(json, { headers: JSON_HEADERS });
 const Deleted = (object: string) => t.Object({ id: t.String(), object: t.Literal(object), deleted: t.Literal(true) });
 
 export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: EdgeCache<AgentOut>) {
@@ -40,7 +43,15 @@ export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: E
       auth: true, query: PageQuery, response: { 200: AgentPage, ...errors(400, 401) }, detail: { tags: ["agents"], summary: "List agents" },
     })
     // The hot read: served from the gateway's in-process cache, invalidated over the bus.
-    .get("/agents/:id", ({ principal, params }) => agentCache.get(agentCacheKey(principal.orgId, params.id), () => agentsApi().getAgent(principal.orgId, params.id)), {
+    // A hit answers with the entry's JSON text: the value was validated against Agent when it
+    // was loaded (the miss goes through the response schema), so it is not copied, checked and
+    // serialised again on every request.
+    .get("/agents/:id", ({ principal, params }) => {
+      const key = agentCacheKey(principal.orgId, params.id);
+      const json = agentCache.cachedJson(key);
+      if (json !== undefined) return jsonResponse(json) as unknown as AgentOut;
+      return agentCache.get(key, () => agentsApi().getAgent(principal.orgId, params.id));
+    }, {
       auth: true, params: AgentIdParam, response: { 200: Agent, ...errors(401, 404) }, detail: { tags: ["agents"], summary: "Get an agent" },
     })
     .patch("/agents/:id", ({ principal, params, body }) => agentsApi().updateAgent(principal.orgId, params.id, body), {

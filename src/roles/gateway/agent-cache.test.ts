@@ -31,6 +31,21 @@ function cacheSuite(start: () => Promise<{ writer: TestProcess; reader: TestProc
     expect(await check()).toBe(true);
   };
 
+  test("a cached read answers exactly like the first (body bytes and headers)", async () => {
+    const get = async () => {
+      const r = await fetch(`${reader.url}/v1/agents/${agentId}`, { headers: { authorization: `Bearer ${user.token}`, origin: "http://app.example" } });
+      const headers = [...r.headers].filter(([k]) => !["date", "x-request-id", "x-ratelimit-remaining"].includes(k));
+      return { status: r.status, body: await r.text(), headers, id: r.headers.get("x-request-id") };
+    };
+    const first = await get();
+    const second = await get();
+    expect(second.status).toBe(200);
+    expect(second.body).toBe(first.body);
+    expect(second.headers).toEqual(first.headers);
+    expect(second.id).toMatch(/^req_/);
+    expect(JSON.parse(second.body).memory_blocks).toEqual([{ label: "persona", value: "calm", limit: 100 }]);
+  });
+
   test("an update is visible on both gateways", async () => {
     expect((await read(reader)).instructions).toBe("v1"); // now cached on the reader
     expect((await read(writer)).instructions).toBe("v1");
