@@ -115,7 +115,10 @@ function defineSuite(name: string, makeBackend: (fake: FakeModel) => Backend | P
       return Object.assign(await api.agent({ tools: [probe.id], max_steps: 100 }), { toolName: probe.name as string });
     };
     const sumStepUsage = (steps: any[]) =>
-      steps.filter((s) => s.usage).reduce((a, s) => ({ prompt_tokens: a.prompt_tokens + s.usage.prompt_tokens, completion_tokens: a.completion_tokens + s.usage.completion_tokens, total_tokens: a.total_tokens + s.usage.total_tokens }), { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 });
+      steps.filter((s) => s.usage).reduce(
+        (a, s) => ({ prompt_tokens: a.prompt_tokens + s.usage.prompt_tokens, completion_tokens: a.completion_tokens + s.usage.completion_tokens, total_tokens: a.total_tokens + s.usage.total_tokens, estimated: a.estimated || s.usage.estimated }),
+        { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, estimated: false },
+      );
 
     test("budget on run create: validated, persisted, shown on the run", async () => {
       const agent = await api.agent();
