@@ -187,7 +187,7 @@ function suite(start: (modelUrl: string) => Promise<Deployment>) {
 
     const bad = await api.call("GET", "/v1/runs?status=done");
     expect(bad.status).toBe(400);
-    expect(bad.body.error.details.fields[0]).toMatchObject({ field: "status", allowed: ["queued", "in_progress", "requires_action", "cancelling", "completed", "failed", "cancelled", "expired"] });
+    expect(bad.body.error.details.fields[0]).toMatchObject({ field: "status", allowed: ["pending", "queued", "in_progress", "requires_action", "cancelling", "completed", "failed", "cancelled", "expired"] });
     const when = await api.call("GET", "/v1/runs?created_after=yesterday");
     expect([when.status, when.body.error.details.fields[0].field]).toEqual([400, "created_after"]);
     expect(when.body.error.message).toContain("date-time");

@@ -193,6 +193,18 @@ describe("input contract", () => {
     expect((await send(app, "/list?limit=5")).status).toBe(200);
   });
 
+  test("a number in a JSON body is a JSON number: a numeric string is refused (a query string may carry one)", async () => {
+    const { app } = makeApp();
+    for (const count of ['"5"', '"-0"', '"0"']) {
+      const res = await send(app, "/things", { method: "POST", headers: { "content-type": "application/json" }, body: `{"name":"x","count":${count}}` });
+      expect({ count, status: res.status }).toEqual({ count, status: 400 });
+      expect((await res.json()).error.details.fields[0]).toMatchObject({ field: "count", message: expect.stringContaining("integer") });
+    }
+    const ok = await send(app, "/things", { method: "POST", headers: { "content-type": "application/json" }, body: `{"name":"x","count":-0}` });
+    expect(ok.status).toBe(200);
+    expect((await send(app, "/list?limit=5")).status).toBe(200);
+  });
+
   test("enum errors list the allowed values; a missing field is listed once", async () => {
     const { app } = makeApp();
     const bad: any = await (await send(app, "/things", json('{"name":"a","count":1,"kind":"c"}'))).json();

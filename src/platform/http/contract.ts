@@ -108,6 +108,25 @@ function valuesAt(root: unknown, key: string): { path: string; value: unknown }[
   return found;
 }
 
+/**
+ * A copy of a body schema in which a number is a JSON number. Elysia's t.Integer / t.Numeric
+ * are unions with a numeric *string* (for query strings); in a JSON body that let `"-0"` or
+ * `"5"` pass where the document says integer. Symbol keys (TypeBox's Kind) are kept.
+ */
+function jsonNumbersOnly(schema: unknown, seen = new Map<object, unknown>()): unknown {
+  if (!schema || typeof schema !== "object") return schema;
+  if (seen.has(schema)) return seen.get(schema);
+  if (Array.isArray(schema)) return schema.map((s) => jsonNumbersOnly(s, seen));
+  const out: Record<string | symbol, unknown> = {};
+  seen.set(schema, out);
+  for (const key of Reflect.ownKeys(schema)) out[key] = jsonNumbersOnly((schema as Record<string | symbol, unknown>)[key], seen);
+  const branches = out.anyOf as AnySchema[] | undefined;
+  if (Array.isArray(branches) && branches.some((b) => b.type === "integer" || b.type === "number")) {
+    out.anyOf = branches.filter((b) => !(b.type === "string" && (b.format === "integer" || b.format === "numeric")));
+  }
+  return out;
+}
+
 const isObjectSchema = (s: unknown): s is AnySchema => !!s && typeof s === "object" && (s as AnySchema).type === "object";
 
 export function createInputContract() {
@@ -127,7 +146,7 @@ export function createInputContract() {
       known.methods.add(route.method);
       paths.set(route.path, known);
       routes.set(`${route.method} ${route.path}`, {
-        body: body && Kind in body ? TypeCompiler.Compile(body as TSchema) : undefined,
+        body: body && Kind in body ? TypeCompiler.Compile(jsonNumbersOnly(body) as TSchema) : undefined,
         bounded: boundedRecords(body),
         params: params && Kind in params ? TypeCompiler.Compile(params as TSchema) : undefined,
         query: new Set(isObjectSchema(query) ? Object.keys(query.properties ?? {}) : []),
