@@ -1634,10 +1634,81 @@ export interface components {
             status: components["schemas"]["RunStatus"];
             attempt?: number;
         };
+        RunSnapshot: {
+            id: string;
+            /** @constant */
+            object: "run";
+            thread_id: string;
+            agent_id: string;
+            model: string;
+            status: components["schemas"]["RunStatus"];
+            stream: boolean;
+            required_action: components["schemas"]["RequiredAction"] | null;
+            last_error: components["schemas"]["StreamError"] | null;
+            usage: components["schemas"]["RunUsage"];
+            /** @description Model calls made */
+            step_count: number;
+            /** @description At least one limit. The run fails with budget_exceeded before a model call that could go over either */
+            budget: {
+                /** @description Prompt + completion tokens the run may use in all */
+                max_tokens?: number;
+                /** @description Cents the run may cost at this deployment's model prices */
+                max_cost_cents?: number;
+            } | null;
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** Format: date-time */
+            started_at: string | null;
+            /** Format: date-time */
+            completed_at: string | null;
+            /** Format: date-time */
+            cancel_requested_at: string | null;
+            instructions: string | null;
+            additional_instructions: string | null;
+            tools: string[] | null;
+            temperature: number | null;
+            top_p: number | null;
+            max_output_tokens: number | null;
+            max_steps: number | null;
+            max_tool_calls: number | null;
+            tool_choice: (("auto" | "none" | "required") | {
+                /** @constant */
+                type: "function";
+                function: {
+                    name: string;
+                };
+            }) | null;
+            response_format: ({
+                /** @constant */
+                type: "text";
+            } | {
+                /** @constant */
+                type: "json_object";
+            } | {
+                /** @constant */
+                type: "json_schema";
+                json_schema: {
+                    name: string;
+                    description?: string;
+                    /** @description A JSON Schema (draft-07) with type: object, validated like tool parameters */
+                    schema: {
+                        [key: string]: unknown;
+                    };
+                    /** @default true */
+                    strict: boolean;
+                };
+            }) | null;
+            parallel_tool_calls: boolean;
+        };
         /** @enum {string} */
         RunStatus: "pending" | "queued" | "in_progress" | "requires_action" | "cancelling" | "completed" | "failed" | "cancelled" | "expired";
-        /** @description run.* events carry the Run (run.in_progress a RunPickedUp), step.* the Step, message.delta a MessageDelta, tool_call.* a ToolCallEvent, error a StreamError */
-        RunStreamData: components["schemas"]["Run"] | components["schemas"]["RunPickedUp"] | components["schemas"]["Step"] | components["schemas"]["MessageDelta"] | components["schemas"]["ToolCallEvent"] | components["schemas"]["StreamError"];
+        /** @description run.* events carry a RunSnapshot (the Run without cost_cents; run.in_progress a RunPickedUp), step.* the Step, message.delta a MessageDelta, tool_call.* a ToolCallEvent, error a StreamError */
+        RunStreamData: components["schemas"]["RunSnapshot"] | components["schemas"]["RunPickedUp"] | components["schemas"]["Step"] | components["schemas"]["MessageDelta"] | components["schemas"]["ToolCallEvent"] | components["schemas"]["StreamError"];
         RunTrace: {
             /** @constant */
             object: "run.trace";

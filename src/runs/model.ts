@@ -122,8 +122,10 @@ export const RunPickedUp = t.Object({ run_id: t.String(), status: RunStatus, att
 /** `data:` of an `error` stream event: the stream broke; reconnect with Last-Event-ID. */
 export const StreamError = t.Object({ code: t.String(), message: t.String() });
 /** The `data:` of one SSE event of a run's stream, by its `event:` type (OpenAPI documentation). */
-export const RunStreamData = t.Union([Run, RunPickedUp, Step, MessageDelta, ToolCallEvent, StreamError], {
-  description: "run.* events carry the Run (run.in_progress a RunPickedUp), step.* the Step, message.delta a MessageDelta, tool_call.* a ToolCallEvent, error a StreamError",
+/** The run as run.* events carry it: written by the worker, which prices nothing (GET /v1/runs/{id} has `cost_cents`). */
+export const RunSnapshot = t.Omit(Run, ["cost_cents"]);
+export const RunStreamData = t.Union([RunSnapshot, RunPickedUp, Step, MessageDelta, ToolCallEvent, StreamError], {
+  description: "run.* events carry a RunSnapshot (the Run without cost_cents; run.in_progress a RunPickedUp), step.* the Step, message.delta a MessageDelta, tool_call.* a ToolCallEvent, error a StreamError",
 });
 
 /** One message of a run's `input`. */
