@@ -144,18 +144,22 @@ type memoryBlock struct {
 }
 
 type agentOut struct {
-	ID            string          `json:"id"`
-	Object        string          `json:"object"`
-	Name          string          `json:"name"`
-	Model         string          `json:"model"`
-	Instructions  string          `json:"instructions"`
-	Tools         json.RawMessage `json:"tools"`
-	MemoryBlocks  []memoryBlock   `json:"memory_blocks"`
-	ContextWindow int             `json:"context_window"`
-	MaxSteps      int             `json:"max_steps"`
-	Metadata      json.RawMessage `json:"metadata"`
-	CreatedAt     string          `json:"created_at"`
-	UpdatedAt     string          `json:"updated_at"`
+	ID              string          `json:"id"`
+	Object          string          `json:"object"`
+	Name            string          `json:"name"`
+	Model           string          `json:"model"`
+	Instructions    string          `json:"instructions"`
+	Tools           json.RawMessage `json:"tools"`
+	MemoryBlocks    []memoryBlock   `json:"memory_blocks"`
+	ContextWindow   int             `json:"context_window"`
+	MaxSteps        int             `json:"max_steps"`
+	Temperature     *float64        `json:"temperature"`
+	TopP            *float64        `json:"top_p"`
+	MaxOutputTokens *int            `json:"max_output_tokens"`
+	ContextStrategy string          `json:"context_strategy"`
+	Metadata        json.RawMessage `json:"metadata"`
+	CreatedAt       string          `json:"created_at"`
+	UpdatedAt       string          `json:"updated_at"`
 }
 
 type messageIn struct {
@@ -174,6 +178,7 @@ type messageOut struct {
 	ToolCallID *string         `json:"tool_call_id"`
 	RunID      *string         `json:"run_id"`
 	Metadata   json.RawMessage `json:"metadata"`
+	Parsed     json.RawMessage `json:"parsed"`
 	CreatedAt  string          `json:"created_at"`
 }
 
@@ -197,11 +202,11 @@ func main() {
 		Dial: func() (redis.Conn, error) { return redis.Dial("tcp", redisAddr) },
 	}
 	// Prepared once: one round trip per statement execution.
-	agentStmt, err := db.Prepare(`select name, model, instructions, tools, context_window, max_steps, metadata, created_at, updated_at from agents where id = $1 and org_id = $2`)
+	agentStmt, err := db.Prepare(`select name, model, instructions, tools, context_window, max_steps, temperature, top_p, max_output_tokens, context_strategy, metadata, created_at, updated_at from agents where id = $1 and org_id = $2`)
 	if err != nil {
 		log.Fatal(err)
 	}
-	blocksStmt, err := db.Prepare(`select label, value, char_limit from memory_blocks where org_id = $1 and agent_id = $2 order by id`)
+	blocksStmt, err := db.Prepare(`select label, value, char_limit from (select 0 as k, id, label, value, char_limit from memory_blocks where org_id = $1 and agent_id = $2 union all select 1, s.id, s.label, s.value, s.char_limit from shared_blocks s join shared_block_agents a on a.block_id = s.id where s.org_id = $1 and a.agent_id = $2) b order by k, id`)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -237,7 +242,7 @@ func main() {
 		var a agentOut
 		var tools, metadata []byte
 		var created, updated time.Time
-		err = agentStmt.QueryRow(id, p.orgID).Scan(&a.Name, &a.Model, &a.Instructions, &tools, &a.ContextWindow, &a.MaxSteps, &metadata, &created, &updated)
+		err = agentStmt.QueryRow(id, p.orgID).Scan(&a.Name, &a.Model, &a.Instructions, &tools, &a.ContextWindow, &a.MaxSteps, &a.Temperature, &a.TopP, &a.MaxOutputTokens, &a.ContextStrategy, &metadata, &created, &updated)
 		if err == sql.ErrNoRows {
 			apiError(c, 404, "not_found", fmt.Sprintf("No agent with id '%s'.", id))
 			return
@@ -310,7 +315,7 @@ func main() {
 		}
 		c.JSON(201, messageOut{
 			ID: id, Object: "message", ThreadID: threadID, Role: in.Role, Content: in.Content,
-			ToolCalls: json.RawMessage("null"), Metadata: stored, CreatedAt: iso(created),
+			ToolCalls: json.RawMessage("null"), Parsed: json.RawMessage("null"), Metadata: stored, CreatedAt: iso(created),
 		})
 	})
 
