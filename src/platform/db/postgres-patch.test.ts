@@ -14,8 +14,32 @@ test("the patch applies to the installed postgres.js (the build fails otherwise)
   const patched = patchPostgresConnection(source);
   expect(patched).toContain("if (!socket) { // agentos patch");
   expect(patched).toContain("socket && socket.destroy()");
+  expect(patched).toContain("BEGIN reserves its connection");
   expect(patchPostgresConnection(patched)).toBe(patched);
   expect(() => patchPostgresConnection("function nextWrite(fn) { other() }")).toThrow(/postgres.js changed/);
+});
+
+await describeReal("postgres.js transactions at the pipeline boundary (upstream #1189)", () => {
+  test("a BEGIN that fills a connection's pipeline still reserves it: no UNSAFE_TRANSACTION, no query inside another's transaction", async () => {
+    // max_pipeline 0 puts every BEGIN at the boundary (unpatched: every sql.begin fails); 1 and 2 with load mix both.
+    for (const max_pipeline of [0, 1, 2]) {
+      const sql = postgres(REAL_URLS.postgres, { max: 3, max_pipeline, onnotice: () => {} });
+      try {
+        const work = Array.from({ length: 40 }, (_, i) =>
+          i % 3 === 0
+            ? sql`select pg_sleep(0.01), txid_current_if_assigned() as tx`.then((r) => ({ inTx: r[0].tx !== null }))
+            : sql.begin(async (tx) => {
+                await tx`select txid_current()`;
+                return { inTx: false };
+              }),
+        );
+        const results = await Promise.all(work);
+        expect({ max_pipeline, leaked: results.filter((r) => r.inTx).length }).toEqual({ max_pipeline, leaked: 0 });
+      } finally {
+        await sql.end({ timeout: 2 });
+      }
+    }
+  }, 30_000);
 });
 
 await describeReal("postgres.js connection lost inside a transaction", () => {

@@ -8,7 +8,13 @@
  *
  * Patched: with no socket, the buffered write is dropped and the queries waiting on it are
  * rejected with CONNECTION_CLOSED (the connection is gone; a caller retries); a connect
- * timeout on a socket already gone is ignored. Applied by the build (scripts/build.ts), by
+ * timeout on a socket already gone is ignored.
+ *
+ * Second fix, upstream #1189 / #823 (PR #1218, open): `execute()` ran the hook that reserves
+ * a connection for `sql.begin` as the last term of its "can take more" chain, so a BEGIN that
+ * filled the connection's pipeline (1,000 concurrent run creates did it) was sent without the
+ * reservation: the transaction failed with UNSAFE_TRANSACTION (a 500), or with max: 1 other
+ * queries ran inside it. Patched: the hook runs whenever the query was written. Applied by the build (scripts/build.ts), by
  * the test preload and by the `bun run` preload (bunfig.toml), so every way of running the
  * code gets it; the build fails if the pattern is no longer found (a new postgres.js).
  */
@@ -27,15 +33,26 @@ const NEXT_WRITE_GUARDED = `function nextWrite(fn) {
     const x = socket.write(chunk, fn)`;
 const CONNECT_TIMED_OUT = "errored(Errors.connection('CONNECT_TIMEOUT', options, socket))\n    socket.destroy()";
 const CONNECT_TIMED_OUT_GUARDED = "errored(Errors.connection('CONNECT_TIMEOUT', options, socket))\n    socket && socket.destroy()";
+const EXECUTE_TAIL = `return write(toBuffer(q))
+        && !q.describeFirst
+        && !q.cursorFn
+        && sent.length < max_pipeline
+        && (!q.options.onexecute || q.options.onexecute(connection))`;
+const EXECUTE_TAIL_RESERVING = `const written = write(toBuffer(q))
+      if (q.options.onexecute) return q.options.onexecute(connection), false // agentos patch: BEGIN reserves its connection (postgres.js #1189)
+      return written
+        && !q.describeFirst
+        && !q.cursorFn
+        && sent.length < max_pipeline`;
 const MARK = "agentos patch";
 
 /** The patched source of postgres/src/connection.js; throws when the code to patch changed. */
 export function patchPostgresConnection(source: string): string {
   if (source.includes(MARK)) return source;
-  if (!source.includes(NEXT_WRITE) || !source.includes(CONNECT_TIMED_OUT)) {
+  if (!source.includes(NEXT_WRITE) || !source.includes(CONNECT_TIMED_OUT) || !source.includes(EXECUTE_TAIL)) {
     throw new Error("postgres.js changed: src/connection.js no longer has the code src/platform/db/postgres-patch.ts fixes; check whether upstream fixed #1066 and update the patch");
   }
-  return source.replace(NEXT_WRITE, NEXT_WRITE_GUARDED).replace(CONNECT_TIMED_OUT, CONNECT_TIMED_OUT_GUARDED);
+  return source.replace(NEXT_WRITE, NEXT_WRITE_GUARDED).replace(CONNECT_TIMED_OUT, CONNECT_TIMED_OUT_GUARDED).replace(EXECUTE_TAIL, EXECUTE_TAIL_RESERVING);
 }
 
 export const postgresPatchPlugin: BunPlugin = {
