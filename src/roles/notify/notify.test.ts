@@ -226,9 +226,14 @@ function notifySuite(start: (opts?: StartOptions) => Promise<TestProcess>, opts:
       const hook = await createHook(u, receiver.url);
       receiver.setSecret(hook.secret);
       await emitEvent(db(), { orgId: u.orgId, type: "run.failed", payload: { run_id: "run_2" } });
+      // Three attempts 100-400 ms apart; a loaded CI machine gets 30 s, and the state it saw if it never ends.
+      let seen: unknown = null;
       const page = await waitFor("the delivery to fail", async () => {
         const d = await deliveries(u, hook.id);
+        seen = d.data;
         return d.data?.[0]?.status === "failed" ? d : null;
+      }, 30_000).catch((err) => {
+        throw new Error(`${(err as Error).message}; deliveries: ${JSON.stringify(seen)}; receiver got ${receiver.received.length}`);
       });
       expect(page.data[0].attempts).toBe(3);
       await Bun.sleep(400);
