@@ -23,7 +23,8 @@ await describeReal("postgres.js transactions at the pipeline boundary (upstream 
   test("a BEGIN that fills a connection's pipeline still reserves it: no UNSAFE_TRANSACTION, no query inside another's transaction", async () => {
     // max_pipeline 0 puts every BEGIN at the boundary (unpatched: every sql.begin fails); 1 and 2 with load mix both.
     for (const max_pipeline of [0, 1, 2]) {
-      const sql = postgres(REAL_URLS.postgres, { max: 3, max_pipeline, onnotice: () => {} });
+      // max_pipeline is a connection option postgres.js reads but does not declare in its types.
+      const sql = postgres(REAL_URLS.postgres, { max: 3, onnotice: () => {}, ...({ max_pipeline } as object) });
       try {
         const work = Array.from({ length: 40 }, (_, i) =>
           i % 3 === 0
