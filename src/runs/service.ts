@@ -66,11 +66,7 @@ export class RunsService {
     return withIdempotency(this.db, { orgId, scope: idempotency, params: { id: threadId }, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async (commit) => {
       if (!isId("thr", threadId)) throw notFound("thread", threadId);
       if (!isId("agt", input.agent_id)) throw notFound("agent", input.agent_id);
-      assertBudget(input.budget);
-      await this.deps.beforeRunCreate(orgId);
-      const agent = await agentOf(this.db, orgId, input.agent_id);
-      const options = runOptionsOf(input);
-      await assertRunOptions(orgId, agent.tools, options, this.deps.optionChecks);
+      const { agent, options } = await this.admitRun(orgId, input);
       const strategy = input.multitask_strategy ?? "reject";
       const preempts = strategy === "interrupt" || strategy === "rollback";
       for (let attempt = 0; ; attempt++) {
@@ -99,11 +95,7 @@ export class RunsService {
   async createThreadAndRun(orgId: string, input: CreateThreadAndRunInput, idempotency: IdempotencyScope | null = null, apiKeyId: string | null = null): Promise<IdempotentResult<RunOut>> {
     return withIdempotency(this.db, { orgId, scope: idempotency, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async (commit) => {
       if (!isId("agt", input.agent_id)) throw notFound("agent", input.agent_id);
-      assertBudget(input.budget);
-      await this.deps.beforeRunCreate(orgId);
-      const agent = await agentOf(this.db, orgId, input.agent_id);
-      const options = runOptionsOf(input);
-      await assertRunOptions(orgId, agent.tools, options, this.deps.optionChecks);
+      const { agent, options } = await this.admitRun(orgId, input);
       const run = await this.db.transaction(async (tx) => {
         const threadId = newId("thr");
         await tx.insert(threads).values({ id: threadId, orgId, metadata: input.thread?.metadata ?? {} });
@@ -119,6 +111,16 @@ export class RunsService {
       await tryEnqueueRun(this.deps.bus(), this.deps.log, run);
       return { status: 201, body: unpriced(run) };
     });
+  }
+
+  /** What every run create checks before it writes: the budget's shape, the quota, the agent, the per-run options. */
+  private async admitRun(orgId: string, input: CreateRunInput) {
+    assertBudget(input.budget);
+    await this.deps.beforeRunCreate(orgId);
+    const agent = await agentOf(this.db, orgId, input.agent_id);
+    const options = runOptionsOf(input);
+    await assertRunOptions(orgId, agent.tools, options, this.deps.optionChecks);
+    return { agent, options };
   }
 
   /** One transaction under the thread row lock: the busy check, the input message, the run and its events. */
