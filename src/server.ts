@@ -4,12 +4,13 @@
  * shutdown turns /readyz to 503 at once, drains in-flight requests, then stops modules in
  * reverse order, all bounded by the shutdown timeout.
  */
-import { cors } from "@elysiajs/cors";
 import { Elysia } from "elysia";
 import type { Config } from "./platform/config";
 import { FatalError } from "./platform/errors";
 import { httpPlatform } from "./platform/http/app";
 import { createInputContract } from "./platform/http/contract";
+import { createCors } from "./platform/http/cors";
+import { createFastPath } from "./platform/http/fast-path";
 import { startHttpServer } from "./platform/http/server";
 import { ModuleManager } from "./platform/lifecycle";
 import { createLogger, type Logger } from "./platform/logging";
@@ -71,6 +72,7 @@ export async function startProcess(config: Config, log: Logger = createLogger(co
     draining: false,
     controllers: [],
     websockets: [],
+    fastRoutes: [],
   } as unknown as AppPlatform;
   p.secrets = loadSecretBox(config, log);
   useSecretBox(p.secrets);
@@ -103,16 +105,18 @@ export async function startProcess(config: Config, log: Logger = createLogger(co
   // normalize: "typebox" — the default normalisation coerces a string or array sent for a `t.Record`
   // field into an object ({"0":"n",…}); TypeBox normalisation rejects it instead.
   const contract = createInputContract();
+  const cors = createCors(config.corsOrigins);
   let app = new Elysia({ name: "agentos", normalize: "typebox" })
     .use(httpPlatform({ log, metrics, tracing, maxBodyBytes: config.maxBodyBytes, readiness, contract }))
-    // Browsers call the API with bearer tokens, not cookies: credentials stay off.
-    .use(cors({ origin: config.corsOrigins.includes("*") ? true : config.corsOrigins, credentials: false, maxAge: 600, exposeHeaders: ["x-request-id", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after"] }));
+    .use(cors.plugin);
   for (const controller of p.controllers) app = app.use(controller as Elysia);
   // Before compiling and before the OpenAPI document is first read: it closes the API's body schemas.
   contract.adopt(app.routes, { prefix: "/v1/" });
   app.compile();
 
-  const http = startHttpServer({ fetch: app.fetch, port: config.port, hostname: config.host, maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.bodyTimeoutMs, websockets: p.websockets });
+  // Off with tracing: a fast answer would have no server span.
+  const fastPath = config.httpFastPath && !tracing.enabled && p.fastRoutes.length ? createFastPath({ routes: p.fastRoutes, cors, metrics, log }) : undefined;
+  const http = startHttpServer({ fetch: app.fetch, fastPath, port: config.port, hostname: config.host, maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.bodyTimeoutMs, websockets: p.websockets });
   log.info("agentos started", { roles: config.roles, modules: [...started], port: http.port, database: p.database?.kind, cache: p.cache?.kind, bus: p.bus?.kind });
 
   let stopping: Promise<void> | undefined;

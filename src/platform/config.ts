@@ -102,6 +102,8 @@ export interface Config {
    * Off by default: on, any tenant can make the server call its internal network (SSRF).
    */
   allowPrivateTargets: boolean;
+  /** Answer hot reads (a cached agent for a cached token) before the framework; see http/fast-path.ts. */
+  httpFastPath: boolean;
 }
 
 interface FlagSpec {
@@ -252,6 +254,10 @@ export const FLAGS: Record<string, FlagSpec> = {
     key: "allowPrivateTargets", env: "AGENTOS_ALLOW_PRIVATE_TARGETS", parse: parseBoolean, boolean: true,
     help: "let http tools and webhooks call loopback/private/metadata addresses (development only: SSRF risk; default false)",
   },
+  "http-fast-path": {
+    key: "httpFastPath", env: "AGENTOS_HTTP_FAST_PATH", parse: parseBoolean, boolean: true,
+    help: "answer GET /v1/agents/:id from the gateway's caches before the framework when everything it needs is in memory (default true; off with tracing)",
+  },
   "run-lease": { key: "runLeaseMs", env: "AGENTOS_RUN_LEASE_MS", parse: parsePositiveInt, help: "ms a worker owns a run without renewing (renewed every third)" },
   "requires-action-timeout": { key: "requiresActionTimeoutMs", env: "AGENTOS_REQUIRES_ACTION_TIMEOUT_MS", parse: parsePositiveInt, help: "ms a run may wait in requires_action before it expires" },
   "reconcile-interval": { key: "reconcileIntervalMs", env: "AGENTOS_RECONCILE_INTERVAL_MS", parse: parsePositiveInt, help: "ms between scans for runs whose doorbell was lost" },
@@ -304,6 +310,7 @@ const DEFAULTS: Omit<Config, "command"> = {
   bodyTimeoutMs: 30_000,
   corsOrigins: ["*"],
   allowPrivateTargets: false,
+  httpFastPath: true,
   runLeaseMs: 30_000,
   requiresActionTimeoutMs: 24 * 3600_000,
   reconcileIntervalMs: 5_000,

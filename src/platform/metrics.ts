@@ -41,6 +41,12 @@ export class Counter implements Metric {
     const key = labelKey(labels);
     this.values.set(key, (this.values.get(key) ?? 0) + by);
   }
+  /** One label set's increment, resolved once (hot paths with fixed labels). */
+  bind(labels: Labels): (by?: number) => void {
+    const key = labelKey(labels);
+    if (!this.values.has(key)) this.values.set(key, 0);
+    return (by = 1) => void this.values.set(key, this.values.get(key)! + by);
+  }
   get(labels: Labels = {}) {
     return this.values.get(labelKey(labels)) ?? 0;
   }
@@ -74,12 +80,22 @@ export class Histogram implements Metric {
   private series = new Map<string, { counts: number[]; sum: number; count: number }>();
   constructor(readonly name: string, readonly help: string, readonly buckets: number[]) {}
   observe(value: number, labels: Labels = {}) {
-    const key = labelKey(labels);
+    this.record(this.seriesOf(labelKey(labels)), value);
+  }
+  /** One label set's observe, resolved once (hot paths with fixed labels). */
+  bind(labels: Labels): (value: number) => void {
+    const s = this.seriesOf(labelKey(labels));
+    return (value) => this.record(s, value);
+  }
+  private seriesOf(key: string) {
     let s = this.series.get(key);
     if (!s) {
       s = { counts: new Array(this.buckets.length).fill(0), sum: 0, count: 0 };
       this.series.set(key, s);
     }
+    return s;
+  }
+  private record(s: { counts: number[]; sum: number; count: number }, value: number) {
     for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]) s.counts[i]++;
     s.sum += value;
     s.count++;
@@ -141,6 +157,7 @@ export function createMetrics() {
     registry,
     httpDuration: registry.histogram("agentos_http_request_duration_seconds", "HTTP request duration by route, method and status"),
     httpRequests: registry.counter("agentos_http_requests_total", "HTTP requests by route, method and status"),
+    httpFastAnswers: registry.counter("agentos_http_fast_path_total", "HTTP requests answered from memory before the framework, by route (also counted in agentos_http_requests_total)"),
     natsMessages: registry.counter("agentos_nats_messages_total", "Bus messages by direction and kind"),
     rpcRefused: registry.counter("agentos_rpc_refused_total", "RPC requests refused by the serving role: unsigned, bad_signature, stale, replayed, malformed, unknown_method"),
     websocketConnections: registry.gauge("agentos_websocket_connections", "Open WebSocket connections"),

@@ -35,6 +35,8 @@ export interface Platform<Clients = Record<string, object>> {
   draining: boolean;
   /** Elysia controllers mounted under /v1 on the gateway. */
   controllers: unknown[];
+  /** Hot reads answered from memory before the framework (http/fast-path.ts), in order. */
+  fastRoutes: import("./http/fast-path").FastRoute[];
   /** WebSocket routes: the first whose `match` accepts the request upgrades it. */
   websockets: WebSocketRoute[];
 }

@@ -85,4 +85,28 @@ describe("batched limiter", () => {
     const headers = await a("org:big", limit);
     expect(Number(headers["x-ratelimit-remaining"])).toBeLessThanOrEqual(limit - 3001);
   });
+
+  test("a busy process reserves ahead and does not run dry; batches follow its rate, never over 1% of the limit", async () => {
+    const { createBatchedLimiter } = await import("../http/rate-limit");
+    const cache = await openCache({ namespace: "t", log: silentLogger });
+    const takes: number[] = [];
+    // A store 5 ms away: a limiter that waited for it would leave requests without a token.
+    const slow = { ...cache, rateLimit: async (...a: Parameters<typeof cache.rateLimit>) => (takes.push(a[3] ?? 1), await Bun.sleep(5), cache.rateLimit(...a)) } as typeof cache;
+    const enforce = createBatchedLimiter(slow, 60_000);
+    const limit = 1_000_000;
+    await enforce("org:busy", limit);
+    let fromMemory = 0;
+    let total = 0;
+    for (let round = 0; round < 60; round++) {
+      // The first rounds find the rate; count after them.
+      for (let i = 0; i < 100; i++) if (enforce.now("org:busy", limit) && round >= 20) fromMemory++;
+      if (round >= 20) total += 100;
+      await Bun.sleep(1);
+    }
+    expect(fromMemory / total).toBeGreaterThan(0.9);
+    expect(Math.max(...takes)).toBeGreaterThan(100);
+    expect(Math.max(...takes)).toBeLessThanOrEqual(limit / 100);
+    // Small limits are never spent from memory: they are exact at the store.
+    expect(enforce.now("org:small", 60)).toBeUndefined();
+  });
 });

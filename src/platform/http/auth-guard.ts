@@ -16,6 +16,8 @@ export interface AuthGuardDeps {
   resolveApiKey(key: string): Promise<Principal | null>;
   /** Runs after authentication (rate limits); returns headers for the response or throws. */
   afterAuth?(principal: Principal): Promise<Record<string, string> | undefined>;
+  /** afterAuth when it can be decided from memory and allows the request; undefined otherwise. */
+  afterAuthNow?(principal: Principal): Record<string, string> | undefined;
   /** Distinguishes the plugin instance of one platform from another's (tests run several). */
   seed: string;
 }
@@ -26,12 +28,22 @@ const API_KEY_TTL_MS = 30_000;
 export interface AuthGuard {
   plugin: ReturnType<typeof buildPlugin>;
   authenticate(header: string | null): Promise<Principal>;
+  /**
+   * The fast path's admission, from memory only: when the token is cached and valid, `answer`
+   * gets the principal; if it can answer, afterAuth (the rate limit) is spent and its headers
+   * returned with the answer. Undefined for anything else (unknown, expired or refused tokens,
+   * no answer in memory, a rate-limit decision that needs the store): the ordinary path then
+   * answers, and nothing was spent.
+   */
+  admitNow<T>(header: string | null, answer: (principal: Principal) => T | undefined): { value: T; headers: Record<string, string> } | undefined;
   /** Drops cached API keys (after a key is deleted anywhere). */
   forgetApiKeys(): void;
 }
 
 export function bearerToken(header: string | null): string | null {
   if (!header) return null;
+  // The usual form first: "Bearer <token>", one space, no other whitespace (a plain scan).
+  if (header.startsWith("Bearer ") && !/\s/.test(header.slice(7)) && header.length > 7) return header.slice(7);
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
   return m ? m[1] : null;
 }
@@ -79,9 +91,31 @@ export function createAuthGuard(deps: AuthGuardDeps): AuthGuard {
     return authenticateToken(token);
   }
 
+  function cachedPrincipal(header: string | null): Principal | undefined {
+    const token = bearerToken(header);
+    if (!token) return undefined;
+    const now = Date.now();
+    if (token.startsWith(API_KEY_PREFIX)) {
+      const hit = keyCache.get(token);
+      return hit && hit.until > now && hit.principal ? hit.principal : undefined;
+    }
+    const hit = jwtCache.get(token);
+    return hit && hit.exp * 1000 > now ? hit.principal : undefined;
+  }
+
+  function admitNow<T>(header: string | null, answer: (principal: Principal) => T | undefined) {
+    const principal = cachedPrincipal(header);
+    if (!principal) return undefined;
+    const value = answer(principal);
+    if (value === undefined) return undefined;
+    const headers = deps.afterAuthNow ? deps.afterAuthNow(principal) : deps.afterAuth ? undefined : {};
+    return headers ? { value, headers } : undefined;
+  }
+
   return {
     plugin: buildPlugin(deps, authenticate),
     authenticate,
+    admitNow,
     forgetApiKeys: () => keyCache.clear(),
   };
 }

@@ -60,6 +60,8 @@ async function bufferBody(request: Request, max: number, timeoutMs: number): Pro
 
 export function startHttpServer(opts: {
   fetch: (request: Request) => Response | Promise<Response>;
+  /** Tried first: a Response answers the request without the framework (see fast-path.ts). */
+  fastPath?: (request: Request) => Response | undefined;
   port: number;
   hostname: string;
   maxBodyBytes: number;
@@ -69,6 +71,44 @@ export function startHttpServer(opts: {
 }): HttpServer {
   let inFlight = 0;
   const routes = new Map(opts.websockets.map((w) => [w.path, w]));
+  /** The ordinary path: the body read under its deadline, WebSocket upgrades, the request context, the app. */
+  async function handle(request: Request, srv: Server<any>): Promise<Response> {
+    // Bun knows the peer only of the request it handed us, not of the copies made below.
+    const received = request;
+    request = withRoutableUrl(request);
+    if (request.body && Number(request.headers.get("content-length") ?? 0) <= opts.maxBodyBytes) {
+      // Read here under a deadline (a declared length over the cap is left to the app's 413, unread).
+      const buffered = await bufferBody(request, opts.maxBodyBytes, opts.bodyTimeoutMs);
+      if (buffered instanceof Response) return buffered;
+      request = buffered;
+    }
+    const incoming = request.headers.get("x-request-id");
+    const requestId = incoming && /^[\w.:-]{1,128}$/.test(incoming) ? incoming : newId("req");
+    const traceparent = request.headers.get("traceparent") ?? undefined;
+    if (routes.size && request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+      const route = routes.get(new URL(request.url).pathname);
+      if (route) {
+        const data = await route.upgrade(request);
+        if (data instanceof Response) return data;
+        if ((srv.upgrade as (r: Request, o: object) => boolean)(request, { data: { ...data, route: route.path }, headers: { "x-request-id": requestId } })) return undefined as unknown as Response;
+        return errorResponse(400, "websocket_upgrade_failed", "The WebSocket upgrade failed.", requestId);
+      }
+    }
+    inFlight++;
+    try {
+      const context = {
+        requestId,
+        traceparent,
+        // Looked up only by the routes that need it (rate limits of unauthenticated routes).
+        get clientIp() {
+          return srv.requestIP(received)?.address;
+        },
+      };
+      return await requestContext.run(context, () => opts.fetch(request));
+    } finally {
+      inFlight--;
+    }
+  }
   const server: Server<any> = Bun.serve<any>({
     port: opts.port,
     hostname: opts.hostname,
@@ -76,42 +116,8 @@ export function startHttpServer(opts: {
     // error shape (chunked bodies too); Bun's own cap is only the last line of defence.
     maxRequestBodySize: Math.max(16 * opts.maxBodyBytes, 64 * 1024 * 1024),
     idleTimeout: 120,
-    async fetch(request, srv) {
-      // Bun knows the peer only of the request it handed us, not of the copies made below.
-      const received = request;
-      request = withRoutableUrl(request);
-      if (request.body && Number(request.headers.get("content-length") ?? 0) <= opts.maxBodyBytes) {
-        // Read here under a deadline (a declared length over the cap is left to the app's 413, unread).
-        const buffered = await bufferBody(request, opts.maxBodyBytes, opts.bodyTimeoutMs);
-        if (buffered instanceof Response) return buffered;
-        request = buffered;
-      }
-      const incoming = request.headers.get("x-request-id");
-      const requestId = incoming && /^[\w.:-]{1,128}$/.test(incoming) ? incoming : newId("req");
-      const traceparent = request.headers.get("traceparent") ?? undefined;
-      if (routes.size && request.headers.get("upgrade")?.toLowerCase() === "websocket") {
-        const route = routes.get(new URL(request.url).pathname);
-        if (route) {
-          const data = await route.upgrade(request);
-          if (data instanceof Response) return data;
-          if ((srv.upgrade as (r: Request, o: object) => boolean)(request, { data: { ...data, route: route.path }, headers: { "x-request-id": requestId } })) return undefined as unknown as Response;
-          return errorResponse(400, "websocket_upgrade_failed", "The WebSocket upgrade failed.", requestId);
-        }
-      }
-      inFlight++;
-      try {
-        const context = {
-          requestId,
-          traceparent,
-          // Looked up only by the routes that need it (rate limits of unauthenticated routes).
-          get clientIp() {
-            return srv.requestIP(received)?.address;
-          },
-        };
-        return await requestContext.run(context, () => opts.fetch(request));
-      } finally {
-        inFlight--;
-      }
+    fetch(request, srv) {
+      return opts.fastPath?.(request) ?? handle(request, srv);
     },
     websocket: {
       open: (ws) => routes.get(ws.data.route)?.open(ws),

@@ -4,6 +4,8 @@ import { Elysia, t } from "elysia";
 import type { AuthGuard } from "../../platform/http/auth-guard";
 import { errors, IdOf, IdParam, PageQuery } from "../../platform/http/models";
 import type { EdgeCache } from "../../platform/edge-cache";
+import type { FastRoute } from "../../platform/http/fast-path";
+import { isId } from "../../platform/ids";
 import type { AppPlatform } from "../clients";
 import { agentCacheKey } from "./contract";
 import type { AgentOut } from "./model";
@@ -23,6 +25,28 @@ const STREAM_200 = "With `stream: true`: the run's events as `text/event-stream`
 const JSON_HEADERS = { "content-type": "application/json;charset=utf-8" };
 const jsonResponse = (json: string) => new Response(json, { headers: JSON_HEADERS });
 const Deleted = (object: string) => t.Object({ id: t.String(), object: t.Literal(object), deleted: t.Literal(true) });
+
+const AGENTS_PREFIX = "/v1/agents/";
+
+/**
+ * GET /v1/agents/:id from memory (see platform/http/fast-path.ts): a cached token, a cached
+ * agent of the token's organization, and an allowance of the rate limit. Anything else (a
+ * miss, another organization's id, a token not seen yet) is left to the route below.
+ */
+export function agentReadFastRoute(guard: AuthGuard, agentCache: EdgeCache<AgentOut>): FastRoute {
+  return {
+    route: "/v1/agents/:id",
+    method: "GET",
+    match(pathname) {
+      const id = pathname.startsWith(AGENTS_PREFIX) ? pathname.slice(AGENTS_PREFIX.length) : "";
+      return isId("agt", id) ? id : undefined;
+    },
+    answer(request, id) {
+      const admitted = guard.admitNow(request.headers.get("authorization"), (principal) => agentCache.cachedJson(agentCacheKey(principal.orgId, id)));
+      return admitted && { body: admitted.value, headers: { ...JSON_HEADERS, ...admitted.headers } };
+    },
+  };
+}
 
 export function agentsController(p: AppPlatform, guard: AuthGuard, agentCache: EdgeCache<AgentOut>) {
   const agentsApi = () => p.clients.agents;

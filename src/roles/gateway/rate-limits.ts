@@ -18,7 +18,13 @@ const MAX_ORGS = 100_000;
 export const RATE_WINDOW_MS = 60_000;
 
 export function createOrgRateLimiter(deps: { cache: Cache; log: Logger; getLimits(orgId: string): Promise<PlanLimits> }) {
-  const limits = new Map<string, { rpm: Promise<number>; until: number }>();
+  /** `value`: the limit once billing answered, so the fast path can use it without waiting. */
+  interface KnownLimit {
+    rpm: Promise<number>;
+    until: number;
+    value?: number;
+  }
+  const limits = new Map<string, KnownLimit>();
   /** The last limit billing gave for each org: kept through an outage of billing or the bus. */
   const lastKnown = new Map<string, number>();
   const enforce = createBatchedLimiter(deps.cache, RATE_WINDOW_MS);
@@ -27,9 +33,11 @@ export function createOrgRateLimiter(deps: { cache: Cache; log: Logger; getLimit
     const now = Date.now();
     const hit = limits.get(orgId);
     if (hit && hit.until > now) return hit.rpm;
-    const rpm = deps.getLimits(orgId).then(
+    const entry = { until: now + LIMITS_TTL_MS } as KnownLimit;
+    entry.rpm = deps.getLimits(orgId).then(
       (l) => {
         lastKnown.set(orgId, l.requests_per_minute);
+        entry.value = l.requests_per_minute;
         return l.requests_per_minute;
       },
       (err) => {
@@ -43,8 +51,8 @@ export function createOrgRateLimiter(deps: { cache: Cache; log: Logger; getLimit
     );
     if (limits.size >= MAX_ORGS) limits.clear();
     if (lastKnown.size >= MAX_ORGS) lastKnown.clear();
-    limits.set(orgId, { rpm, until: now + LIMITS_TTL_MS });
-    return rpm;
+    limits.set(orgId, entry);
+    return entry.rpm;
   }
 
   return {
@@ -52,6 +60,12 @@ export function createOrgRateLimiter(deps: { cache: Cache; log: Logger; getLimit
     async afterAuth(principal: Principal): Promise<Record<string, string>> {
       const rpm = await requestsPerMinute(principal.orgId);
       return enforce(`org:${principal.orgId}`, rpm);
+    },
+    /** afterAuth from memory: the org's limit is known and this process holds an allowance for it. */
+    afterAuthNow(principal: Principal): Record<string, string> | undefined {
+      const hit = limits.get(principal.orgId);
+      if (!hit || hit.value === undefined || hit.until <= Date.now()) return undefined;
+      return enforce.now(`org:${principal.orgId}`, hit.value);
     },
     forget(orgId?: string) {
       if (orgId) limits.delete(orgId);

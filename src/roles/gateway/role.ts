@@ -14,7 +14,7 @@ import { createJwt, loadJwtSecret } from "../../platform/jwt";
 import { AGENT_CACHE_KIND } from "../agents/contract";
 import type { AgentOut } from "../agents/model";
 import { providersController } from "../agents/providers-routes";
-import { agentsController } from "../agents/routes";
+import { agentReadFastRoute, agentsController } from "../agents/routes";
 import { schedulesController } from "../agents/schedules/routes";
 import { createEdgeCache } from "../../platform/edge-cache";
 import { authController } from "../auth/routes";
@@ -38,6 +38,7 @@ export function buildGatewayApp(p: AppPlatform) {
     seed: crypto.randomUUID(),
     resolveApiKey: (key) => p.clients.auth.resolveApiKey(sha256Hex(key)),
     afterAuth: (principal) => rateLimiter.afterAuth(principal),
+    afterAuthNow: (principal) => rateLimiter.afterAuthNow(principal),
   });
   // GET /v1/ws lives on the gateway (the edge with the auth guard); events arrive over the bus (see notify/live.ts).
   const live = new LiveHub(p.bus, p.metrics.websocketConnections, p.log);
@@ -48,6 +49,7 @@ export function buildGatewayApp(p: AppPlatform) {
   const unsubscribePlans = p.bus.subscribe<{ org_id?: string }>(p.bus.subject(PLAN_CHANGED), (m) => rateLimiter.forget(m.data?.org_id));
   p.websockets.push(liveEventsRoute(live, guard.authenticate));
   const agentCache = createEdgeCache<AgentOut>(p.bus, AGENT_CACHE_KIND);
+  p.fastRoutes.push(agentReadFastRoute(guard, agentCache));
   const v1 = new Elysia({ prefix: "/v1" }).use(authController(p, guard)).use(agentsController(p, guard, agentCache)).use(schedulesController(p, guard)).use(billingController(p, guard)).use(notifyController(p, guard)).use(memoryController(p, guard)).use(toolsController(p, guard)).use(mcpEndpointController(p, guard)).use(providersController(p, guard));
   const app = new Elysia({ name: "gateway" })
     .use(gatewayDocument("/swagger/json"))
