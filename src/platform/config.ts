@@ -279,7 +279,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   "idempotency-stale": { key: "idempotencyStaleMs", env: "AGENTOS_IDEMPOTENCY_STALE_MS", parse: parsePositiveInt, help: "ms after which an unanswered Idempotency-Key claim is taken over" },
   "message-batch-max": {
     key: "messageBatchMax", env: "AGENTOS_MESSAGE_BATCH_MAX", parse: parsePositiveInt,
-    help: "most concurrent message writes committed as one statement (1 = one statement per message; default 64)",
+    help: "most concurrent message writes committed as one statement (1 = off: one statement per message, concurrently; default 64)",
   },
   "plan-limits": { key: "planLimitsJson", env: "AGENTOS_PLAN_LIMITS", parse: parseJsonObject, help: "JSON merged over the plans' limits, e.g. {\"free\":{\"runs_per_month\":500}}" },
   "model-prices": { key: "modelPricesJson", env: "AGENTOS_MODEL_PRICES", parse: parseJsonObject, help: "JSON merged over the model prices (cents per 1M tokens)" },

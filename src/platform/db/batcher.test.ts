@@ -110,6 +110,15 @@ describe("Batcher", () => {
     expect(await b.submit(3)).toBe(30);
   });
 
+  test("maxBatch 1: no group commit — every item is its own statement, sent at once, concurrently", async () => {
+    const s = recordingStatement();
+    const b = new Batcher(s.statement, 1);
+    const all = [1, 2, 3].map((n) => b.submit(n));
+    expect(s.calls.map((c) => c.items)).toEqual([[1], [2], [3]]); // none waits for another
+    await s.release();
+    expect(await Promise.all(all)).toEqual(["r1", "r2", "r3"]);
+  });
+
   test("refuses a batch size below 1", () => {
     expect(() => new Batcher({ many: async () => [] }, 0)).toThrow(/at least 1/);
   });

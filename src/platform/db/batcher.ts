@@ -7,7 +7,8 @@
  *
  * One batch is in flight at a time (per batcher): batches reach the database in submission
  * order, and each statement starts after the previous one committed (so `now()` defaults grow
- * with the order of submission).
+ * with the order of submission). `maxBatch` 1 turns the group commit off: every item is its own
+ * statement, sent at once, concurrently with the others (as without a batcher).
  *
  * When a batch fails with an error that is not an outage (a constraint, bad data in one item),
  * its items are executed again one by one, so one bad item fails only its own caller. On an
@@ -47,6 +48,8 @@ export class Batcher<In, Out> {
 
   /** Resolves with the item's own result once its batch committed (or rejects with its own error). */
   submit(item: In): Promise<Out> {
+    // A batch of at most one is no group commit: each item its own statement, concurrently, as without a batcher.
+    if (this.maxBatch === 1) return this.alone(item);
     return new Promise<Out>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
       if (!this.flying) void this.fly();
@@ -83,6 +86,13 @@ export class Batcher<In, Out> {
       return;
     }
     for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]);
+  }
+
+  private async alone(item: In): Promise<Out> {
+    this.stats.batches++;
+    this.stats.items++;
+    this.stats.largest = Math.max(this.stats.largest, 1);
+    return (await this.statement.many([item]))[0];
   }
 
   /** One by one, in order (the next batch waits: submission order holds through a failure too). */

@@ -119,7 +119,7 @@ function batchingSuite(open: () => Promise<Database>) {
     expect(once[0].n).toBe(1);
   }, TIMEOUT);
 
-  test("--message-batch-max=1: one statement per message, same answers", async () => {
+  test("--message-batch-max=1: one statement per message (concurrently, no group commit), same answers", async () => {
     const single = serviceOn(database, 1);
     const results = await Promise.all([1, 2, 3].map((i) => single.createMessage("org_a", threadB, { role: "user", content: `single ${i}` })));
     expect(results.map((r) => r.body.content)).toEqual(["single 1", "single 2", "single 3"]);
