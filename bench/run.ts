@@ -27,7 +27,8 @@
  * Options of profile: first the per-layer cost table (in process, CPU µs per request of each
  *   layer; --iterations=50000 calls per layer), then the CPU profile under wrk (--no-cpu-profile
  *   skips it): --seconds=20 (load duration), --path=/v1/... (instead of the agent),
- *   --modes=real (default) or --modes=embedded
+ *   --modes=real (default) or --modes=embedded; --write: the message write instead (its CPU per request
+ *   in process, whole and service alone, group commit vs --message-batch-max=1; then its profile)
  * Options of runs: --runs=1000 (concurrent runs) --sequential=30 (runs one at a time, for the
  *   overhead per step) --latency=50 (fake model ms) --worker-concurrency=1000 --modes=embedded,real
  *   --profile (worker from source under bun --cpu-prof: prints the profile, writes no results)
@@ -52,6 +53,7 @@ const { values, positionals } = parseArgs({
     sweep: { type: "boolean", default: false },
     iterations: { type: "string" },
     "cpu-profile": { type: "boolean", default: true },
+    write: { type: "boolean", default: false },
     rate: { type: "string", default: "2000" },
     "rate-connections": { type: "string", default: "10000" },
     duration: { type: "string" },
@@ -180,7 +182,7 @@ switch (scenario) {
   }
   case "profile": {
     const { runProfile } = await import("./scenarios/profile");
-    await runProfile({ seconds: num(values.seconds, 20), path: values.path, mode: values.modes ? load.modes[0] : "real", iterations: num(values.iterations, 50_000), cpuProfile: values["cpu-profile"]! });
+    await runProfile({ seconds: num(values.seconds, 20), path: values.path, mode: values.modes ? load.modes[0] : "real", iterations: num(values.iterations, 50_000), cpuProfile: values["cpu-profile"]!, write: values.write });
     break;
   }
   default:

@@ -8,13 +8,14 @@
 import { mkdtempSync, readdirSync, readFileSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { checkCall, readCall, signup } from "../lib/fixtures";
+import { checkCall, readCall, signup, writeCall } from "../lib/fixtures";
 import { machineInfo } from "../lib/machine";
 import { round } from "../lib/proc";
 import { RESULTS_DIR, printTable, writeResults } from "../lib/results";
 import { REPO, startTarget, type Mode } from "../lib/target";
 import { ensureWrk, runWrk, summaryRow } from "../lib/wrk";
 import { runLayers } from "./layers";
+import { runWriteCosts } from "./write-cost";
 
 interface ProfileNode {
   id: number;
@@ -101,30 +102,37 @@ if (import.meta.main) {
   for (const [title, rows] of Object.entries(a)) if (Array.isArray(rows)) { console.log(`\n${title}`); printTable(rows.slice(0, 20)); }
 }
 
-export async function runProfile(o: { seconds: number; path?: string; mode?: Mode; iterations: number; cpuProfile: boolean }) {
+/** `write`: the message write (its in-process costs, then its profile under wrk) instead of the read. */
+export async function runProfile(o: { seconds: number; path?: string; mode?: Mode; iterations: number; cpuProfile: boolean; write?: boolean }) {
   ensureWrk();
   const machine = machineInfo();
   const mode = o.mode ?? "real";
-  const layers = await runLayers({ real: mode === "real", iterations: o.iterations });
-  writeResults(`profile-layers-${mode}`, { scenario: "profile", machine, mode, method: "in process, CPU time (process.cpuUsage) per call, median of 5 batches", ...layers });
+  const kind = o.write ? "write" : "read";
+  if (o.write) {
+    const costs = await runWriteCosts({ iterations: o.iterations });
+    writeResults("profile-write-costs", { scenario: "profile", machine, mode: "real", method: "in process, CPU time (process.cpuUsage) over concurrent calls", ...costs });
+  } else {
+    const layers = await runLayers({ real: mode === "real", iterations: o.iterations });
+    writeResults(`profile-layers-${mode}`, { scenario: "profile", machine, mode, method: "in process, CPU time (process.cpuUsage) per call, median of 5 batches", ...layers });
+  }
   if (!o.cpuProfile) return;
   const dir = mkdtempSync(join(tmpdir(), "agentos-cpuprof-"));
-  console.log(`\n== profile of the read path: bun --cpu-prof run src/main.ts (${mode} backends), wrk 64 connections for ${o.seconds} s`);
+  console.log(`\n== profile of the ${kind} path: bun --cpu-prof run src/main.ts (${mode} backends), wrk 64 connections for ${o.seconds} s`);
   const target = await startTarget({ mode, cmd: [process.execPath, "--cpu-prof", `--cpu-prof-dir=${dir}`, "run", join(REPO, "src/main.ts")] });
   let load;
   let call;
   try {
     const token = await signup(target.url);
-    call = await readCall(target.url, token, o.path);
+    call = o.write ? await writeCall(target.url, token, o.path ? { path: o.path, body: "{}" } : undefined) : await readCall(target.url, token, o.path);
     await checkCall(target.url, token, call);
-    load = await runWrk({ url: target.url + call.path, connections: 64, durationS: o.seconds, token, serverPid: target.pid });
+    load = await runWrk({ url: target.url + call.path, connections: 64, durationS: o.seconds, token, method: call.method, body: call.body, serverPid: target.pid });
   } finally {
     await target.stop();
   }
   const files = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"));
   if (files.length === 0) throw new Error(`no .cpuprofile written in ${dir}`);
   const raw = join(dir, files[0]);
-  const kept = join(RESULTS_DIR, `profile-read-${mode}.cpuprofile`);
+  const kept = join(RESULTS_DIR, `profile-${kind}-${mode}.cpuprofile`);
   copyFileSync(raw, kept);
   const analysis = analyse(JSON.parse(readFileSync(raw, "utf8")));
   printTable([summaryRow(`profiled ${call.route}`, load)]);
@@ -138,6 +146,6 @@ export async function runProfile(o: { seconds: number; path?: string; mode?: Mod
   printTable(analysis.top_native_by_js_caller.slice(0, 15));
   console.log("\nTop self time, everything:");
   printTable(analysis.top_self.slice(0, 15));
-  const file = writeResults(`profile-${mode}`, { scenario: "profile", machine, route: call.route, mode, load, profile_file: relative(REPO, kept), analysis });
+  const file = writeResults(o.write ? `profile-write-${mode}` : `profile-${mode}`, { scenario: "profile", machine, route: call.route, mode, load, profile_file: relative(REPO, kept), analysis });
   console.log(`\nwritten: ${file} (raw profile: ${relative(REPO, kept)}; open it in Chrome DevTools → Performance)`);
 }

@@ -92,6 +92,8 @@ export interface Config {
   webhookPollMs: number;
   /** An Idempotency-Key claim older than this with no response is taken over by a retry. */
   idempotencyStaleMs: number;
+  /** Most message writes sent to the database as one statement (group commit, src/platform/db/batcher.ts). */
+  messageBatchMax: number;
   scheduleIntervalMs: number;
   scheduleMisfireGraceMs: number;
   /** JSON merged over the default plans and model prices (validated by the billing role). */
@@ -281,6 +283,10 @@ export const FLAGS: Record<string, FlagSpec> = {
     help: "ms after its time a fire still counts as on time; later it was missed and follows the schedule's misfire_policy",
   },
   "idempotency-stale": { key: "idempotencyStaleMs", env: "AGENTOS_IDEMPOTENCY_STALE_MS", parse: parsePositiveInt, help: "ms after which an unanswered Idempotency-Key claim is taken over" },
+  "message-batch-max": {
+    key: "messageBatchMax", env: "AGENTOS_MESSAGE_BATCH_MAX", parse: parsePositiveInt,
+    help: "most concurrent message writes committed as one statement (1 = off: one statement per message, concurrently; default 64)",
+  },
   "plan-limits": { key: "planLimitsJson", env: "AGENTOS_PLAN_LIMITS", parse: parseJsonObject, help: "JSON merged over the plans' limits, e.g. {\"free\":{\"runs_per_month\":500}}" },
   "model-prices": { key: "modelPricesJson", env: "AGENTOS_MODEL_PRICES", parse: parseJsonObject, help: "JSON merged over the model prices (cents per 1M tokens)" },
   "shutdown-timeout": { key: "shutdownTimeoutMs", env: "AGENTOS_SHUTDOWN_TIMEOUT_MS", parse: parsePositiveInt, help: "graceful drain bound in ms (default 25000)" },
@@ -329,6 +335,7 @@ const DEFAULTS: Omit<Config, "command"> = {
   webhookTimeoutMs: 10_000,
   webhookPollMs: 1_000,
   idempotencyStaleMs: 60_000,
+  messageBatchMax: 64,
   scheduleIntervalMs: 1_000,
   scheduleMisfireGraceMs: 60_000,
 };

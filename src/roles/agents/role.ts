@@ -14,6 +14,7 @@ export function createAgentsService(p: AppPlatform, providers = newProviders(p))
     memory: () => p.clients.memory,
     tools: () => p.clients.tools,
     idempotencyStaleMs: p.config.idempotencyStaleMs,
+    messageBatchMax: p.config.messageBatchMax,
     assertModelServed: (orgId, model) => providers.assertModelServed(orgId, model),
   });
   const runs = new RunsService({

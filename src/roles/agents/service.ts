@@ -9,6 +9,7 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import { agents, messages, runs, threads } from "../../../schema";
 import type { Bus } from "../../platform/bus";
 import { rowsOf, type Db } from "../../platform/db";
+import { Batcher, type BatchStatement } from "../../platform/db/batcher";
 import { pageQuery, toPage, type PageOf, type PageRequest } from "../../platform/db/pagination";
 import { conflict, notFound, unprocessable } from "../../platform/errors";
 import { withIdempotency, type IdempotencyScope, type IdempotentResult } from "../../platform/idempotency";
@@ -34,6 +35,8 @@ export interface AgentsDeps {
   tools: () => ToolsContract;
   /** --idempotency-stale (see withIdempotency). */
   idempotencyStaleMs: number;
+  /** --message-batch-max: most message writes per statement. */
+  messageBatchMax?: number;
   /** 422 when the model names a provider's model it does not serve (providers.ts). */
   assertModelServed: (orgId: string, model: string) => Promise<void>;
 }
@@ -65,6 +68,51 @@ const fromRawMessage = (r: RawMessage): MessageRow => ({
   metadata: parsedJson(r.metadata) as Record<string, unknown>,
   createdAt: new Date(r.created_at),
 });
+
+/** A message to insert, as the batch statement reads it (jsonb_to_recordset's column names). */
+interface NewMessage {
+  id: string;
+  org_id: string;
+  thread_id: string;
+  role: string;
+  content: string;
+  metadata: Record<string, unknown>;
+}
+const RETURNED_MESSAGE = sql.raw("id, org_id, thread_id, role, content, tool_calls, tool_call_id, run_id, metadata, created_at");
+
+/**
+ * Message inserts, N per statement: each row only if its thread is in its organization (one
+ * statement, no separate check: it is the hottest write); a row whose thread is missing or
+ * another organization's is not inserted and answers null (→ 404 for that request alone).
+ * Alone (after a failed batch) a message takes the single-row statement of before.
+ */
+function messageInserts(db: Db): BatchStatement<NewMessage, RawMessage | null> {
+  return {
+    async many(items) {
+      const rows = rowsOf<RawMessage>(
+        await db.execute(sql`
+          insert into messages (id, org_id, thread_id, role, content, metadata)
+          select v.id, v.org_id, t.id, v.role, v.content, v.metadata
+          from jsonb_to_recordset(${JSON.stringify(items)}::jsonb) as v(id text, org_id text, thread_id text, role text, content text, metadata jsonb)
+          join threads t on t.id = v.thread_id and t.org_id = v.org_id
+          returning ${RETURNED_MESSAGE}`),
+      );
+      if (items.length === 1) return [rows[0] ?? null];
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      return items.map((m) => byId.get(m.id) ?? null);
+    },
+    async one(m) {
+      const rows = rowsOf<RawMessage>(
+        await db.execute(sql`
+          insert into messages (id, org_id, thread_id, role, content, metadata)
+          select ${m.id}, ${m.org_id}, t.id, ${m.role}, ${m.content}, ${JSON.stringify(m.metadata)}::jsonb
+          from threads t where t.id = ${m.thread_id} and t.org_id = ${m.org_id}
+          returning ${RETURNED_MESSAGE}`),
+      );
+      return rows[0] ?? null;
+    },
+  };
+}
 
 const messageOut = (m: MessageRow): MessageOut => ({
   id: m.id,
@@ -101,7 +149,12 @@ function agentOut(a: AgentRow, blocks: Pick<MemoryBlockOut, "label" | "value" | 
 }
 
 export class AgentsService implements AgentsContract {
-  constructor(private deps: AgentsDeps) {}
+  /** Concurrent message writes, committed together (src/platform/db/batcher.ts). */
+  private messageWrites: Batcher<NewMessage, RawMessage | null>;
+
+  constructor(private deps: AgentsDeps) {
+    this.messageWrites = new Batcher(messageInserts(deps.db), deps.messageBatchMax ?? 64);
+  }
 
   private get db() {
     return this.deps.db;
@@ -281,21 +334,18 @@ export class AgentsService implements AgentsContract {
     return { id, object: "thread", deleted: true };
   }
 
+  /** The write goes through the group commit (`messageWrites`); with an Idempotency-Key too (its claim and stored response are separate statements around it). */
   async createMessage(orgId: string, threadId: string, input: CreateMessageInput, idempotency: IdempotencyScope | null = null): Promise<IdempotentResult<MessageOut>> {
-    return withIdempotency(this.db, { orgId, scope: idempotency, params: { id: threadId }, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, async () => {
-      if (!isId("thr", threadId)) throw notFound("thread", threadId);
-      // One statement: the insert happens only if the thread exists in this organization
-      // (a separate check would cost a second round trip on the hottest write).
-      const inserted = rowsOf<RawMessage>(
-        await this.db.execute(sql`
-          insert into messages (id, org_id, thread_id, role, content, metadata)
-          select ${newId("msg")}, ${orgId}, t.id, ${input.role}, ${input.content}, ${JSON.stringify(input.metadata ?? {})}::jsonb
-          from threads t where t.id = ${threadId} and t.org_id = ${orgId}
-          returning id, org_id, thread_id, role, content, tool_calls, tool_call_id, run_id, metadata, created_at`),
-      );
-      if (inserted.length === 0) throw notFound("thread", threadId);
-      return { status: 201, body: messageOut(fromRawMessage(inserted[0])) };
-    });
+    if (!idempotency) return { ...(await this.appendMessage(orgId, threadId, input)), replayed: false };
+    return withIdempotency(this.db, { orgId, scope: idempotency, params: { id: threadId }, body: input, staleClaimMs: this.deps.idempotencyStaleMs }, () => this.appendMessage(orgId, threadId, input));
+  }
+
+  private async appendMessage(orgId: string, threadId: string, input: CreateMessageInput): Promise<{ status: 201; body: MessageOut }> {
+    if (!isId("thr", threadId)) throw notFound("thread", threadId);
+    // The id is issued here, in submission order: ids and created_at (one per batch) grow together.
+    const inserted = await this.messageWrites.submit({ id: newId("msg"), org_id: orgId, thread_id: threadId, role: input.role, content: input.content, metadata: input.metadata ?? {} });
+    if (!inserted) throw notFound("thread", threadId);
+    return { status: 201, body: messageOut(fromRawMessage(inserted)) };
   }
 
   async listMessages(orgId: string, threadId: string, page: PageRequest): Promise<PageOf<MessageOut>> {
