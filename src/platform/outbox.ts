@@ -7,6 +7,7 @@
  * the broker's dedupe window and the consumers' event-id uniqueness absorb.
  */
 import { NO_TRACING, type Tracing } from "./tracing";
+import { inBackground } from "./db/yielding";
 import { inArray, sql } from "drizzle-orm";
 import { outboxEvents } from "../../schema";
 import type { Bus } from "./bus";
@@ -122,7 +123,7 @@ export function startOutboxRelay(db: Db, bus: Bus, log: Logger, intervalMs = 250
         const busDown = bus.problem();
         if (busDown) throw backendUnavailable("bus", busDown);
         const written = pokes;
-        const n = await relayOnce(db, bus, RELAY_BATCH, tracing);
+        const n = await inBackground(() => relayOnce(db, bus, RELAY_BATCH, tracing));
         pacer.succeeded();
         // Rows of other processes count too: an approximation that only shortens the fast polling.
         covered = Math.min(written, covered + n);
