@@ -9,6 +9,7 @@ import { requestContext } from "../context";
 import { newId } from "../ids";
 import type { WebSocketRoute } from "../platform";
 import { errorResponse } from "./errors";
+import { mark } from "../db/debug-timeline";
 
 export interface HttpServer {
   port: number;
@@ -99,6 +100,8 @@ export function startHttpServer(opts: {
         }
       }
       inFlight++;
+      const label = `${request.method} ${new URL(request.url).pathname}`;
+      mark(`HTTP start ${label}`);
       try {
         const context = {
           requestId,
@@ -111,6 +114,7 @@ export function startHttpServer(opts: {
         return await requestContext.run(context, () => opts.fetch(request));
       } finally {
         inFlight--;
+        mark(`HTTP end ${label}`);
       }
     },
     websocket: {
