@@ -149,7 +149,6 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
     if (err instanceof FatalError) throw err;
     throw new FatalError(`cannot open the embedded database in ${dataDir}: ${(err as Error).message}`);
   }
-  (await import("./debug-timeline")).instrumentPglite(client);
   yieldingClient(client);
   const db = drizzle(client, { schema }) as unknown as Db;
   log.info("embedded database opened", { data_dir: dataDir });

@@ -9,7 +9,6 @@ import { requestContext } from "../context";
 import { newId } from "../ids";
 import type { WebSocketRoute } from "../platform";
 import { errorResponse } from "./errors";
-import { mark } from "../db/debug-timeline";
 
 export interface HttpServer {
   port: number;
@@ -100,8 +99,6 @@ export function startHttpServer(opts: {
         }
       }
       inFlight++;
-      const label = `${request.method} ${new URL(request.url).pathname}`;
-      mark(`HTTP start ${label}`);
       try {
         const context = {
           requestId,
@@ -114,7 +111,6 @@ export function startHttpServer(opts: {
         return await requestContext.run(context, () => opts.fetch(request));
       } finally {
         inFlight--;
-        mark(`HTTP end ${label}`);
       }
     },
     websocket: {

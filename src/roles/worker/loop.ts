@@ -43,7 +43,6 @@ import type { AuthClient } from "../auth/contract";
 import type { BillingClient } from "../billing/contract";
 import type { RunTool, ToolCallResult, ToolsContract } from "../tools/contract";
 import { Metering } from "./metering";
-import { mark } from "../../platform/db/debug-timeline";
 import { checkOutput, CORRECTIVE_TURNS, correctiveMessage } from "./output";
 import { DONE, mapBounded, planToolCalls, toolCallsMade, type PlannedCall } from "./tool-plan";
 
@@ -161,10 +160,7 @@ export class RunExecution {
   }
 
   async execute(): Promise<void> {
-    mark("load start");
-    const loaded = await this.load();
-    mark("loaded (agent, steps, history, tools, blocks, meter)");
-    if (!loaded) return this.fail("agent_not_found", `The agent ${this.run.agentId} of this run was deleted.`);
+    if (!(await this.load())) return this.fail("agent_not_found", `The agent ${this.run.agentId} of this run was deleted.`);
     try {
       await this.loop();
     } catch (err) {
@@ -296,7 +292,6 @@ export class RunExecution {
       return false;
     }
     const built = await this.preparePrompt();
-    mark("prompt built");
     if (!built) return false;
     const { prompt, toolSpecs } = built;
 
@@ -305,9 +300,7 @@ export class RunExecution {
     const created = interrupted ? undefined : newStep({ id: stepId, orgId: this.run.orgId, runId: this.run.id, kind: "model_call", input });
     if (!(await this.openMeteredStep(stepId, created, prompt.promptTokens, this.maxOutputTokens()))) return false;
 
-    mark("model step opened (written)");
     const reply = await this.requestModel(stepId, prompt, toolSpecs);
-    mark("model answered");
     if (!reply) return false;
     this.recordModelReply(stepId, reply, await this.checkAnswer(reply));
     return true;
@@ -604,11 +597,9 @@ export class RunExecution {
       events: open.events,
     });
     this.remember(open.step);
-    mark("tool step opened (written)");
     if (r!.run.status === "cancelling") return !(await this.cancel());
     this.throwIfAborted();
     const { result, durationMs } = await this.executeTool(planned, open.step.id);
-    mark("tool answered");
     this.closeStep(open.step, toolDone(result), this.toolCloseOptions(planned, open.step.id, result, durationMs));
     return true;
   }
@@ -756,7 +747,6 @@ export class RunExecution {
         await tx.insert(messages).values({ id: newId("msg"), orgId: run.orgId, threadId: run.threadId, role: "assistant", content, runId: run.id, parsed: parsed ?? null });
       },
     });
-    mark("completed (written + promoteNext)");
     if (!r) {
       if (!(await this.cancel())) throw new LeaseLostError(this.run.id);
       return;

@@ -18,7 +18,6 @@ import { isAbortError, type ModelProvider } from "../../platform/model/types";
 import type { AppPlatform } from "../clients";
 import { isTerminal, LeaseLostError, releaseAllLeases, runCancelSubject, RUNS_STREAM, RUNS_SUBJECT, runSettings, RunStore, startReconciler, WORKER_DURABLE, type RunDoorbell, type RunSettings } from "../../runs";
 import { type AbortReason, RunExecution } from "./loop";
-import { mark } from "../../platform/db/debug-timeline";
 
 /** Another role unavailable (split deployment): retry the run later, up to this many attempts. */
 const MAX_DEPENDENCY_ATTEMPTS = 10;
@@ -151,7 +150,6 @@ export class RunWorker {
     if (typeof runId !== "string") return "term";
     if (this.active.has(runId)) return "ack"; // a duplicate doorbell of a run this process executes
     let run;
-    mark(`doorbell ${runId}`);
     try {
       run = await this.store.acquire(runId, this.owner, this.settings.leaseMs);
     } catch (err) {
@@ -160,7 +158,6 @@ export class RunWorker {
     }
     // Not runnable, or leased by a live worker: nothing to do (if that worker dies, the reconciler re-rings).
     if (!run) return "ack";
-    mark(`claimed ${runId}`);
     const controller = new AbortController();
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
