@@ -12,6 +12,7 @@ import type { Logger } from "./logging";
 import { holdThroughDatabaseOutage } from "./outage";
 import { EMBEDDED_REPLAY_WINDOW_MS, EVENTS_STREAM, relayedSince, type DomainEvent } from "./outbox";
 import { NO_TRACING, type Tracing } from "./tracing";
+import { inBackground } from "./db/yielding";
 
 export interface DomainEventConsumer {
   /** The durable consumer's name: one per consuming role, shared by its replicas. */
@@ -45,8 +46,8 @@ export async function consumeDomainEvents(
       if (!event || typeof event.id !== "string" || typeof event.org_id !== "string" || typeof event.type !== "string") return "term";
       try {
         if (tracing.enabled && consumer.spanName) {
-          await tracing.inSpan(consumer.spanName(event), { parent: job.headers.traceparent ?? null, kind: "consumer", attributes: { "agentos.event_id": event.id } }, () => consumer.handle(event));
-        } else await consumer.handle(event);
+          await inBackground(() => tracing.inSpan(consumer.spanName!(event), { parent: job.headers.traceparent ?? null, kind: "consumer", attributes: { "agentos.event_id": event.id } }, () => consumer.handle(event)));
+        } else await inBackground(() => consumer.handle(event));
         return "ack";
       } catch (err) {
         if (await holdThroughDatabaseOutage(err, database, () => job.working())) return { nak: 0 };

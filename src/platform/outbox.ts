@@ -7,6 +7,7 @@
  * the broker's dedupe window and the consumers' event-id uniqueness absorb.
  */
 import { NO_TRACING, type Tracing } from "./tracing";
+import { inBackground } from "./db/yielding";
 import { inArray, sql } from "drizzle-orm";
 import { outboxEvents } from "../../schema";
 import type { Bus } from "./bus";
@@ -83,6 +84,8 @@ export async function relayOnce(db: Db, bus: Bus, batch = 200, tracing: Tracing 
   });
 }
 
+/** Rows per relay transaction. */
+const RELAY_BATCH = 200;
 /** After an event is written in this process, the relay looks every this many ms… */
 const POKED_INTERVAL_MS = 10;
 /** …until it has relayed as many rows as events were written, for this long at most. */
@@ -120,11 +123,13 @@ export function startOutboxRelay(db: Db, bus: Bus, log: Logger, intervalMs = 250
         const busDown = bus.problem();
         if (busDown) throw backendUnavailable("bus", busDown);
         const written = pokes;
-        const n = await relayOnce(db, bus, 200, tracing);
+        const n = await inBackground(() => relayOnce(db, bus, RELAY_BATCH, tracing));
         pacer.succeeded();
         // Rows of other processes count too: an approximation that only shortens the fast polling.
         covered = Math.min(written, covered + n);
-        if (n > 0) continue;
+        // A full batch may have left rows behind: look again at once. A partial one took every
+        // row committed by then; later ones poke (or the interval finds them): no empty poll.
+        if (n >= RELAY_BATCH) continue;
       } catch (err) {
         retryIn = pacer.failed(err);
       }

@@ -19,7 +19,7 @@ export {
   type CreateRunInput, type CreateThreadAndRunInput, type ListRunsInput, type RunEventOut, type RunOut, type StepOut, type ToolOutputsInput,
 } from "./model";
 export { ACTIVE_STATUSES, eventOut, isTerminal, runOut, stepOut, usageOut, type RunView, TERMINAL_EVENTS, TERMINAL_STATUSES, type EventRow, type RunEventType, type RunRow, type StepRow } from "./types";
-export { LeaseLostError, leaseFree, leaseHeld, msInterval, RunStore, type EventSpec, type MutateOptions, type RunSet } from "./store";
+export { LeaseLostError, leaseFree, leaseHeld, msInterval, RunStore, type EventSpec, type MutateOptions, type RunDoorbellMessage, type RunSet } from "./store";
 export { finishRun, runPayload, type FinalStatus } from "./transitions";
 export { enqueueRun, runCancelSubject, runLiveSubject, RUNS_STREAM, RUNS_SUBJECT, tryEnqueueRun, WORKER_DURABLE, type RunDoorbell } from "./queue";
 export { expireIdleRuns, releaseAllLeases, requeueStranded, startReconciler } from "./reconciler";

@@ -85,7 +85,7 @@ export async function promoteNext(store: RunStore, threadId: string, opts: { dis
     return row;
   });
   if (promoted) {
-    store.ring(promoted.id, promoted.nextSeq - 1);
+    store.ring(promoted.id, promoted.nextSeq - 1, promoted.status);
     // A lost doorbell is re-rung by the reconciler (the run is `queued` in PostgreSQL).
     await enqueueRun(store.bus(), promoted).catch(() => {});
   }

@@ -15,6 +15,12 @@ import { newId } from "../platform/ids";
 import { runLiveSubject } from "./queue";
 import type { EventRow, RunEventType, RunRow, StepRow } from "./types";
 
+/** What `live.runs.<id>` carries; `status` is absent from older publishers. */
+export interface RunDoorbellMessage {
+  seq: number;
+  status?: string;
+}
+
 export class LeaseLostError extends Error {
   constructor(runId: string) {
     super(`lease on run ${runId} lost`);
@@ -92,7 +98,7 @@ export class RunStore {
       await insertEvents(work);
       return { run, work, seqs };
     });
-    if (result && result.seqs.length) this.ring(runId, result.seqs[result.seqs.length - 1]);
+    if (result && result.seqs.length) this.ring(runId, result.seqs[result.seqs.length - 1], result.run.status);
     return result;
   }
 
@@ -103,9 +109,10 @@ export class RunStore {
     return r;
   }
 
-  ring(runId: string, seq: number) {
+  /** `status`: the run's after the write, so a waiter for its end need not re-read it at every step. */
+  ring(runId: string, seq: number, status?: string) {
     try {
-      this.bus().publish(runLiveSubject(this.bus(), runId), { seq });
+      this.bus().publish(runLiveSubject(this.bus(), runId), { seq, status } satisfies RunDoorbellMessage);
     } catch {
       /* doorbells are best effort: readers also poll */
     }

@@ -11,6 +11,7 @@ import { redactUrl } from "../config";
 import type { Logger } from "../logging";
 import { DatabaseGate } from "./gate";
 import { applyMigrations } from "./migrate";
+import { yieldingClient } from "./yielding";
 
 export type Schema = typeof schema;
 export type Db = PgDatabase<PgQueryResultHKT, Schema>;
@@ -148,6 +149,7 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
     if (err instanceof FatalError) throw err;
     throw new FatalError(`cannot open the embedded database in ${dataDir}: ${(err as Error).message}`);
   }
+  yieldingClient(client);
   const db = drizzle(client, { schema }) as unknown as Db;
   log.info("embedded database opened", { data_dir: dataDir });
   return {

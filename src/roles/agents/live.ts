@@ -8,17 +8,19 @@
  * MAX_SSE_BUFFERED_BYTES behind is cut off (it resumes with Last-Event-ID).
  */
 import type { AppPlatform } from "../clients";
-import { isTerminal, runLiveSubject, TERMINAL_EVENTS, type RunEventOut, type RunOut } from "../../runs";
+import { isTerminal, runLiveSubject, TERMINAL_EVENTS, type RunDoorbellMessage, type RunEventOut, type RunOut } from "../../runs";
 
 export const KEEPALIVE_MS = 15_000;
 const POLL_MS = 2_000;
 const PAGE = 500;
 
 /** Resolves on the next doorbell of the run or after `ms`, whichever first. */
-function doorbell(p: AppPlatform, runId: string) {
+/** Rings at each committed write of the run, or only at those `wakesOn` accepts. */
+function doorbell(p: AppPlatform, runId: string, wakesOn: (msg: RunDoorbellMessage | undefined) => boolean = () => true) {
   let wake: (() => void) | null = null;
   let rang = false;
-  const unsubscribe = p.bus.subscribe(runLiveSubject(p.bus, runId), () => {
+  const unsubscribe = p.bus.subscribe<RunDoorbellMessage>(runLiveSubject(p.bus, runId), (msg) => {
+    if (!wakesOn(msg.data)) return;
     rang = true;
     wake?.();
   });
@@ -227,7 +229,8 @@ export async function runEventStream(p: AppPlatform, orgId: string, runId: strin
 /** Returns the run once it is terminal or requires_action, or as it is when `timeoutS` runs out. */
 export async function waitForRun(p: AppPlatform, orgId: string, runId: string, timeoutS: number): Promise<RunOut> {
   const deadline = Date.now() + timeoutS * 1000;
-  const bell = doorbell(p, runId);
+  // Woken by the write that ends (or pauses) the run, not by each step's: one read instead of one per step.
+  const bell = doorbell(p, runId, (msg) => typeof msg?.status !== "string" || isTerminal(msg.status) || msg.status === "requires_action");
   try {
     for (;;) {
       const run = await p.clients.agents.getRun(orgId, runId);

@@ -99,6 +99,8 @@ export class UsageLedger {
         .onConflictDoNothing({ target: usageRecords.eventId })
         .returning({ id: usageRecords.id });
       if (inserted.length === 0) return false;
+      // A row that adds neither a run nor tokens (a tool call) cannot cross a threshold: no plan read, no monthly sum.
+      if (row.kind !== "run" && row.totalTokens === 0) return true;
       await this.alertThresholds(tx, event.org_id, occurredAt);
       return true;
     });

@@ -149,11 +149,20 @@ export class MemoryService implements MemoryContract {
 
   /** The agent's own blocks (by creation), then the shared blocks attached to it (by attachment). */
   async listBlocks(orgId: string, agentId: string): Promise<MemoryBlockOut[]> {
-    const [own, attached] = await Promise.all([
-      this.db.select().from(memoryBlocks).where(and(eq(memoryBlocks.orgId, orgId), eq(memoryBlocks.agentId, agentId))).orderBy(asc(memoryBlocks.id)),
-      this.attachedBlocks(this.db, orgId, agentId),
-    ]);
-    return [...own.map(blockOut), ...attached.map((b) => attachedOut(b, agentId))];
+    // One statement (it runs before every model call): own and attached blocks in one union.
+    const fields = (t: typeof memoryBlocks | typeof sharedBlocks) => ({ id: t.id, label: t.label, value: t.value, limit: t.limit, createdAt: t.createdAt, updatedAt: t.updatedAt });
+    const own = this.db
+      .select({ ...fields(memoryBlocks), shared: sql<boolean>`false`.as("shared"), attachedAt: sql<Date | null>`null::timestamptz`.as("attached_at") })
+      .from(memoryBlocks)
+      .where(and(eq(memoryBlocks.orgId, orgId), eq(memoryBlocks.agentId, agentId)));
+    const attached = this.db
+      .select({ ...fields(sharedBlocks), shared: sql<boolean>`true`.as("shared"), attachedAt: sql<Date | null>`${sharedBlockAgents.createdAt}`.as("attached_at") })
+      .from(sharedBlockAgents)
+      .innerJoin(sharedBlocks, eq(sharedBlocks.id, sharedBlockAgents.blockId))
+      .where(and(eq(sharedBlockAgents.orgId, orgId), eq(sharedBlockAgents.agentId, agentId)));
+    // Own blocks by creation (id), then attached ones by attachment.
+    const rows = await own.unionAll(attached).orderBy(sql`"shared"`, sql`"attached_at" nulls first`, sql`"id"`);
+    return rows.map((r) => (r.shared ? attachedOut(r as unknown as SharedRow, agentId) : blockOut({ ...r, orgId, agentId } as BlockRow)));
   }
 
   async deleteAgentMemory(orgId: string, agentId: string): Promise<void> {

@@ -175,7 +175,8 @@ export class RunExecution {
   private async load(): Promise<boolean> {
     const [agentRows, steps, history] = await Promise.all([
       this.store.db.select().from(agents).where(and(eq(agents.id, this.run.agentId), eq(agents.orgId, this.run.orgId))),
-      this.store.steps(this.run.id),
+      // Steps are written only under a lease and every lease counts an attempt: the first has none to read.
+      this.run.attempts <= 1 ? [] : this.store.steps(this.run.id),
       this.threadHistory(),
     ]);
     const agent = agentRows[0];
