@@ -4,10 +4,13 @@
  * OpenAI-compatible API the count is an approximation, but a far better one than chars/4.
  *
  * The table is built on first use (~250 ms, a few tens of MB; in slices by loadEncoder) and then reused.
- * The ranks module is pulled in with a static-string `require` so `bun build --compile`
- * still embeds it, while merely importing this file stays cheap.
+ * The ranks module (2.3 MB of JavaScript) is embedded as a file and read when the table is built:
+ * bundled as code it was parsed and kept by every process that imports the run kernel.
  */
+import { readFileSync } from "node:fs";
 import type { TiktokenBPE } from "js-tiktoken/lite";
+// `export default {"pat_str": …, "bpe_ranks": …}`: JSON after the export. The package's exports map hides dist/*.
+import o200kModule from "../../../node_modules/js-tiktoken/dist/ranks/o200k_base.js" with { type: "file" };
 import type { ChatMessage, ToolSpec } from "./types";
 
 /** Per-message framing overhead (`<|start|>{role}<|message|>…<|end|>`), per OpenAI's cookbook. */
@@ -139,9 +142,8 @@ let loading: Promise<Encoder> | undefined;
 
 /** Builds the o200k table from js-tiktoken's compressed ranks ("! offset tok tok…", base64 tokens), pausing every few thousand tokens. */
 function* loadSteps(): Generator<undefined, Encoder> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const mod = require("js-tiktoken/ranks/o200k_base") as { default?: TiktokenBPE } & TiktokenBPE;
-  const bpe = mod.default ?? mod;
+  const source = readFileSync(o200kModule as unknown as string, "utf8");
+  const bpe = JSON.parse(source.slice(source.indexOf("{"), source.lastIndexOf("}") + 1)) as TiktokenBPE;
   const text = bpe.bpe_ranks;
   // Every line is "! offset tok tok…": fewer tokens than spaces.
   let capacity = 0;
