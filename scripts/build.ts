@@ -81,6 +81,9 @@ try {
     },
     target: "bun",
     format: "esm",
+    // One chunk per dynamically imported module graph: a process loads (parses, evaluates) only
+    // the chunks its command and roles import — without it every module of the bundle is loaded.
+    splitting: true,
     minify: { whitespace: true, syntax: true, identifiers: false },
     // postgres.js crashes the process on a write after its connection closed (see the patch).
     plugins: slim ? [postgresPatchPlugin, slimPlugin] : [postgresPatchPlugin],

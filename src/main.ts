@@ -2,13 +2,12 @@
 /**
  * The `agentos` command: serve | migrate | roles | --help | --version. Every start-up
  * problem ends the process with one line on stderr and exit code 1, never a stack trace.
+ *
+ * Only the config is imported up front: each command imports what it runs (`import()`, a chunk
+ * of its own in the binary), so `--help` loads no backend client and a role no other role's code.
  */
 import { helpText, parseConfig, type Config } from "./platform/config";
-import { openDatabase } from "./platform/db";
 import { FatalError } from "./platform/errors";
-import { createLogger } from "./platform/logging";
-import { moduleGraph } from "./roles/modules";
-import { startProcess } from "./server";
 import { VERSION } from "./version";
 
 function fail(message: string): never {
@@ -17,6 +16,7 @@ function fail(message: string): never {
 }
 
 async function migrate(config: Config) {
+  const [{ createLogger }, { openDatabase }] = await Promise.all([import("./platform/logging"), import("./platform/db")]);
   const log = createLogger(config.logLevel);
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, log });
   try {
@@ -27,7 +27,8 @@ async function migrate(config: Config) {
   }
 }
 
-function listRoles() {
+async function listRoles() {
+  const { moduleGraph } = await import("./roles/modules");
   for (const def of moduleGraph.roles()) {
     const deps = def.deps.length ? def.deps.join(", ") : "-";
     const calls = def.uses?.length ? def.uses.join(", ") : "-";
@@ -36,6 +37,7 @@ function listRoles() {
 }
 
 async function serve(config: Config) {
+  const { startProcess } = await import("./server");
   const running = await startProcess(config);
   let signals = 0;
   const onSignal = (signal: string) => {

@@ -4,13 +4,10 @@
  * shutdown turns /readyz to 503 at once, drains in-flight requests, then stops modules in
  * reverse order, all bounded by the shutdown timeout.
  */
-import { Elysia } from "elysia";
+import type { Elysia } from "elysia";
 import type { Config } from "./platform/config";
 import { FatalError } from "./platform/errors";
-import { httpPlatform } from "./platform/http/app";
-import { createInputContract } from "./platform/http/contract";
-import { createCors } from "./platform/http/cors";
-import { createFastPath } from "./platform/http/fast-path";
+import { healthRoutes } from "./platform/http/health";
 import { startHttpServer } from "./platform/http/server";
 import { ModuleManager } from "./platform/lifecycle";
 import { createLogger, type Logger } from "./platform/logging";
@@ -24,8 +21,8 @@ import { moduleGraph, ROLE_NAMES } from "./roles/modules";
 export interface RunningProcess {
   port: number;
   platform: AppPlatform;
-  /** The Elysia app (for `app.handle(new Request(...))` in tests). */
-  app: Elysia<any, any, any, any, any, any, any>;
+  /** What answers HTTP (for `app.handle(new Request(...))` in tests): Elysia with the gateway, else the health routes. */
+  app: { handle(request: Request): Promise<Response> };
   shutdown(reason?: string): Promise<void>;
 }
 
@@ -102,21 +99,9 @@ export async function startProcess(config: Config, log: Logger = createLogger(co
     return { ready: Object.values(checks).every((v) => v === "ok"), checks };
   };
 
-  // normalize: "typebox" — the default normalisation coerces a string or array sent for a `t.Record`
-  // field into an object ({"0":"n",…}); TypeBox normalisation rejects it instead.
-  const contract = createInputContract();
-  const cors = createCors(config.corsOrigins);
-  let app = new Elysia({ name: "agentos", normalize: "typebox" })
-    .use(httpPlatform({ log, metrics, tracing, maxBodyBytes: config.maxBodyBytes, readiness, contract }))
-    .use(cors.plugin);
-  for (const controller of p.controllers) app = app.use(controller as Elysia);
-  // Before compiling and before the OpenAPI document is first read: it closes the API's body schemas.
-  contract.adopt(app.routes, { prefix: "/v1/" });
-  app.compile();
-
-  // Off with tracing: a fast answer would have no server span.
-  const fastPath = config.httpFastPath && !tracing.enabled && p.fastRoutes.length ? createFastPath({ routes: p.fastRoutes, cors, metrics, log }) : undefined;
-  const http = startHttpServer({ fetch: app.fetch, fastPath, port: config.port, hostname: config.host, maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.bodyTimeoutMs, websockets: p.websockets });
+  const api = p.controllers.length ? await apiApp(config, p, readiness) : undefined;
+  const fetch = api?.fetch ?? healthRoutes({ log, metrics, readiness });
+  const http = startHttpServer({ fetch, fastPath: api?.fastPath, port: config.port, hostname: config.host, maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.bodyTimeoutMs, websockets: p.websockets });
   log.info("agentos started", { roles: config.roles, modules: [...started], port: http.port, database: p.database?.kind, cache: p.cache?.kind, bus: p.bus?.kind });
 
   let stopping: Promise<void> | undefined;
@@ -135,5 +120,33 @@ export async function startProcess(config: Config, log: Logger = createLogger(co
       log.info("stopped", { reason });
     })());
 
-  return { port: http.port, platform: p, app, shutdown };
+  return { port: http.port, platform: p, app: { handle: async (request) => fetch(request) }, shutdown };
+}
+
+/**
+ * The API (the gateway's controllers) on Elysia, with the HTTP platform and CORS: imported only
+ * by a process that mounts controllers; the other roles answer their probes with healthRoutes.
+ */
+async function apiApp(config: Config, p: AppPlatform, readiness: () => Promise<{ ready: boolean; checks: Record<string, string> }>) {
+  const [{ Elysia }, { createCors }, { createFastPath }, { httpPlatform }, { createInputContract }] = await Promise.all([
+    import("elysia"),
+    import("./platform/http/cors"),
+    import("./platform/http/fast-path"),
+    import("./platform/http/app"),
+    import("./platform/http/contract"),
+  ]);
+  // normalize: "typebox" — the default normalisation coerces a string or array sent for a `t.Record`
+  // field into an object ({"0":"n",…}); TypeBox normalisation rejects it instead.
+  const contract = createInputContract();
+  const cors = createCors(config.corsOrigins);
+  let app = new Elysia({ name: "agentos", normalize: "typebox" })
+    .use(httpPlatform({ log: p.log, metrics: p.metrics, tracing: p.tracing, maxBodyBytes: config.maxBodyBytes, readiness, contract }))
+    .use(cors.plugin);
+  for (const controller of p.controllers) app = app.use(controller as Elysia);
+  // Before compiling and before the OpenAPI document is first read: it closes the API's body schemas.
+  contract.adopt(app.routes, { prefix: "/v1/" });
+  app.compile();
+  // Off with tracing: a fast answer would have no server span.
+  const fastPath = config.httpFastPath && !p.tracing.enabled && p.fastRoutes.length ? createFastPath({ routes: p.fastRoutes, cors, metrics: p.metrics, log: p.log }) : undefined;
+  return { fetch: app.fetch, fastPath };
 }

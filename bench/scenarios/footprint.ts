@@ -60,9 +60,10 @@ interface Boot {
 }
 
 async function boot(binary: string, args: string[], opts: { bare?: boolean } = {}): Promise<Boot> {
+  // bare: a floor program, given only its port (and `args`).
   const port = await freePort();
   const t0 = performance.now();
-  const argv = opts.bare ? [binary, `--port=${port}`] : [binary, "serve", ...args, `--port=${port}`, "--host=127.0.0.1", `--jwt-secret=${BENCH_JWT_SECRET}`, `--internal-key=${BENCH_INTERNAL_KEY}`, "--log-level=warn"];
+  const argv = opts.bare ? [binary, `--port=${port}`, ...args] : [binary, "serve", ...args, `--port=${port}`, "--host=127.0.0.1", `--jwt-secret=${BENCH_JWT_SECRET}`, `--internal-key=${BENCH_INTERNAL_KEY}`, "--log-level=warn"];
   const proc = Bun.spawn(argv, {
     cwd: REPO,
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp" },
@@ -114,6 +115,12 @@ export async function runFootprint(o: { image: boolean } = { image: true }) {
   else console.log(`   binary ${binaryMib} MiB (image sizes skipped: --no-image)`);
 
   const rows: Record<string, unknown>[] = [];
+  const floors: Record<string, unknown>[] = [];
+  const floorRow = (name: string, bin: string, b: Boot) => {
+    floors.push({ program: `bench/floor/${name}.ts`, binary_mib: round(statSync(bin).size / MiB, 1), ...b });
+    rows.push({ process: `floor: ${name}`, backends: name === "clients-serve" ? "real" : "-", "start→ready ms": b.start_ms, "idle RSS MiB": b.idle_rss_mib, "peak RSS MiB": b.peak_rss_mib, threads: b.threads, "goal MiB": "—" });
+    console.log(`   floor ${name}: binary ${round(statSync(bin).size / MiB, 1)} MiB, ready in ${b.start_ms} ms, idle RSS ${b.idle_rss_mib} MiB`);
+  };
   const processes: Record<string, unknown>[] = [];
   const record = (name: string, backend: string, b: Boot) => {
     processes.push({ role: name, backends: backend, ...b });
@@ -125,17 +132,14 @@ export async function runFootprint(o: { image: boolean } = { image: true }) {
 
   // The floors: what Bun alone and Bun + Elysia cost, measured the same way.
   const floorDir = mkdtempSync(join(tmpdir(), "agentos-floor-"));
-  const floors: Record<string, unknown>[] = [];
   try {
     for (const name of ["bun-serve", "elysia-serve"]) {
       const bin = compileFloor(name, floorDir);
-      const b = await boot(bin, [], { bare: true });
-      floors.push({ program: `bench/floor/${name}.ts`, binary_mib: round(statSync(bin).size / MiB, 1), ...b });
-      rows.push({ process: `floor: ${name}`, backends: "-", "start→ready ms": b.start_ms, "idle RSS MiB": b.idle_rss_mib, "peak RSS MiB": b.peak_rss_mib, threads: b.threads, "goal MiB": "—" });
-      console.log(`   floor ${name}: binary ${round(statSync(bin).size / MiB, 1)} MiB, ready in ${b.start_ms} ms, idle RSS ${b.idle_rss_mib} MiB`);
+      floorRow(name, bin, await boot(bin, [], { bare: true }));
     }
-  } finally {
+  } catch (err) {
     rmSync(floorDir, { recursive: true, force: true });
+    throw err;
   }
 
   // Embedded: a first boot (creates the database) and a restart on the same data dir.
@@ -160,6 +164,9 @@ export async function runFootprint(o: { image: boolean } = { image: true }) {
     console.log(`   agentos migrate on a fresh database: ${migrateMs} ms`);
     processes.push({ role: "migrate", backends: "real", run_ms: migrateMs });
     const common = [...backends.args, `--data-dir=${scratch}`];
+    // What every split role needs at the least (postgres.js + NATS + Bun.serve), on the same servers.
+    const clientsFloor = compileFloor("clients-serve", floorDir);
+    floorRow("clients-serve", clientsFloor, await boot(clientsFloor, backends.args.filter((a) => /^--(database|nats)-url=/.test(a)), { bare: true }));
     for (const role of [...listRoles(binary), "all"]) {
       try {
         record(role, "real", await boot(binary, [`--role=${role}`, ...common]));
@@ -170,6 +177,7 @@ export async function runFootprint(o: { image: boolean } = { image: true }) {
     }
   } finally {
     rmSync(scratch, { recursive: true, force: true });
+    rmSync(floorDir, { recursive: true, force: true });
     await backends.drop();
   }
 

@@ -7,9 +7,8 @@
  * a progress token), each tool call — as MCP progress notifications, and returns the run's
  * final answer.
  */
-import { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult, type Tool } from "@modelcontextprotocol/sdk/types.js";
+import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types.js";
 import { Elysia, t } from "elysia";
 import { AppError } from "../../platform/errors";
 import type { AuthGuard } from "../../platform/http/auth-guard";
@@ -72,7 +71,12 @@ function progressText(e: RunEventOut): string | null {
   return null;
 }
 
-function mcpServerFor(p: AppPlatform, principal: Principal): Server {
+/** The MCP SDK's server (≈ 7 MiB of RSS), imported by the first /v1/mcp request rather than at the gateway's start. */
+let mcpSdk: Promise<[typeof import("@modelcontextprotocol/sdk/server/index.js"), typeof import("@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js"), typeof import("@modelcontextprotocol/sdk/types.js")]> | undefined;
+const loadMcpSdk = () => (mcpSdk ??= Promise.all([import("@modelcontextprotocol/sdk/server/index.js"), import("@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js"), import("@modelcontextprotocol/sdk/types.js")]));
+
+async function mcpServerFor(p: AppPlatform, principal: Principal): Promise<Server> {
+  const [{ Server }, , { CallToolRequestSchema, ListToolsRequestSchema }] = await loadMcpSdk();
   const server = new Server({ name: "agentos", version: VERSION }, { capabilities: { tools: {} }, instructions: "Each tool asks one AgentOS agent; pass thread_id to continue a conversation." });
   server.setRequestHandler(ListToolsRequestSchema, async () => {
     const tools: Tool[] = [...toolNames(await organizationAgents(p, principal.orgId))].map(([name, a]) => ({
@@ -154,8 +158,9 @@ export function mcpEndpointController(p: AppPlatform, guard: AuthGuard) {
   return new Elysia({ name: "mcp-endpoint" }).use(guard.plugin).post(
     "/mcp",
     async ({ principal, request, body }) => {
+      const [, { WebStandardStreamableHTTPServerTransport }] = await loadMcpSdk();
       const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-      await mcpServerFor(p, principal).connect(transport);
+      await (await mcpServerFor(p, principal)).connect(transport);
       const response = await transport.handleRequest(request, { parsedBody: body });
       if (response.status < 400) return response;
       // The transport's refusals (406 without Accept: text/event-stream, 400 for a message it

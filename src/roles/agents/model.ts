@@ -1,7 +1,8 @@
 /** Route models of the agents role (agents, threads, messages, runs): validation + OpenAPI. */
 import { t } from "elysia";
 import { Enum, Metadata, metadataOf, Page, Timestamp } from "../../platform/http/models";
-import { MemoryBlockIn } from "../memory/contract";
+// Agent creation takes core memory blocks in the memory role's shape.
+import { MemoryBlockIn } from "../memory/model";
 import { SamplingFields, ThreadMessage, ToolCallView } from "../../runs";
 
 export const DEFAULT_CONTEXT_WINDOW = 8192;

@@ -1,6 +1,6 @@
 import { AGENTS_RPC, type AgentsClient } from "./contract";
 import type { AppPlatform } from "../clients";
-import type { RoleModule } from "../modules";
+import type { RoleInstance } from "../modules";
 import { RUNS_STREAM, RunStore, RunsService } from "../../runs";
 import { startScheduler } from "./schedules/scheduler";
 import { SchedulesService } from "./schedules/service";
@@ -63,26 +63,20 @@ function servedSurface(services: Record<string, object>): AgentsClient {
   return surface as AgentsClient;
 }
 
-export const agentsRole: RoleModule = {
-  name: "agents",
-  rpc: AGENTS_RPC,
-  deps: ["database", "bus", "cache", "outbox"],
-  uses: ["memory", "tools", "billing"],
-  description: "agent orchestration: agents, threads, messages, runs (create, cancel, tool outputs, events), schedules and the scheduler that fires them, model providers",
-  init(p) {
-    const providers = newProviders(p);
-    const { surface, schedules } = createAgentsService(p, providers);
-    let scheduler: ReturnType<typeof startScheduler> | undefined;
-    return {
-      service: surface,
-      async start() {
-        // Runs are enqueued on create and on resume.
-        await p.bus.ensureStream(RUNS_STREAM);
-        await providers.resealStaleKeys(p.log);
-        // Every agents replica runs the scheduler: PostgreSQL keys make each fire happen once.
-        scheduler = startScheduler({ schedules, intervalMs: p.config.scheduleIntervalMs, log: p.log });
-      },
-      stop: () => scheduler?.stop(),
-    };
-  },
-};
+/** The agents role's code; what it is (deps, uses, rpc) is its row in src/roles/modules.ts. */
+export function init(p: AppPlatform): RoleInstance {
+  const providers = newProviders(p);
+  const { surface, schedules } = createAgentsService(p, providers);
+  let scheduler: ReturnType<typeof startScheduler> | undefined;
+  return {
+    service: surface,
+    async start() {
+      // Runs are enqueued on create and on resume.
+      await p.bus.ensureStream(RUNS_STREAM);
+      await providers.resealStaleKeys(p.log);
+      // Every agents replica runs the scheduler: PostgreSQL keys make each fire happen once.
+      scheduler = startScheduler({ schedules, intervalMs: p.config.scheduleIntervalMs, log: p.log });
+    },
+    stop: () => scheduler?.stop(),
+  };
+}

@@ -26,7 +26,7 @@ import { notifyController } from "../notify/routes";
 import { toolsController } from "../tools/routes";
 import { mcpEndpointController } from "../agents/mcp-routes";
 import type { AppPlatform } from "../clients";
-import type { RoleModule } from "../modules";
+import type { RoleInstance } from "../modules";
 import { gatewayDocument } from "./openapi";
 import { createOrgRateLimiter } from "./rate-limits";
 
@@ -65,14 +65,9 @@ export function buildGatewayApp(p: AppPlatform) {
   return { app, guard, stop };
 }
 
-export const gatewayRole: RoleModule = {
-  name: "gateway",
-  deps: ["database", "cache", "bus"],
-  uses: ["auth", "agents", "billing", "memory", "notify", "tools"],
-  description: "the public HTTP edge: /v1 API, auth guard, rate limits, Swagger UI",
-  init(p) {
-    const gateway = buildGatewayApp(p);
-    p.controllers.push(gateway.app);
-    return { stop: gateway.stop };
-  },
-};
+/** The gateway role's code; what it is (deps, uses, rpc) is its row in src/roles/modules.ts. */
+export function init(p: AppPlatform): RoleInstance {
+  const gateway = buildGatewayApp(p);
+  p.controllers.push(gateway.app);
+  return { stop: gateway.stop };
+}

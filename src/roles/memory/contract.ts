@@ -2,8 +2,6 @@ import type { MemoryBlockInput, MemoryBlockOut } from "./model";
 import type { MemoryService } from "./service";
 
 export type { ArchivalMemoryOut, MemoryBlockInput, MemoryBlockOut } from "./model";
-/** Agent creation takes core memory blocks in the memory role's shape. */
-export { DEFAULT_BLOCK_LIMIT, MemoryBlockIn } from "./model";
 
 /**
  * What other roles may call on the memory role (through `p.clients.memory`). Implemented by

@@ -1,26 +1,19 @@
-import { TOOLS_RPC } from "./contract";
 import type { AppPlatform } from "../clients";
-import type { RoleModule } from "../modules";
+import type { RoleInstance } from "../modules";
 import { ToolsService } from "./service";
 
-export const toolsRole: RoleModule = {
-  name: "tools",
-  rpc: TOOLS_RPC,
-  deps: ["database", "bus"],
-  uses: ["memory", "agents"],
-  description: "tool registry (http, nats, client, mcp servers; builtin memory tools) and tool execution for runs",
-  init(p: AppPlatform) {
-    const service = new ToolsService({
-      db: p.db,
-      bus: p.bus,
-      log: p.log,
-      toolsSubjectPrefix: p.config.toolsSubjectPrefix,
-      outbound: { allowPrivate: p.config.allowPrivateTargets },
-      memory: () => p.clients.memory,
-      agents: () => p.clients.agents,
-      idempotencyStaleMs: p.config.idempotencyStaleMs,
-      secrets: () => p.secrets,
-    });
-    return { service };
-  },
-};
+/** The tools role's code; what it is (deps, uses, rpc) is its row in src/roles/modules.ts. */
+export function init(p: AppPlatform): RoleInstance {
+  const service = new ToolsService({
+    db: p.db,
+    bus: p.bus,
+    log: p.log,
+    toolsSubjectPrefix: p.config.toolsSubjectPrefix,
+    outbound: { allowPrivate: p.config.allowPrivateTargets },
+    memory: () => p.clients.memory,
+    agents: () => p.clients.agents,
+    idempotencyStaleMs: p.config.idempotencyStaleMs,
+    secrets: () => p.secrets,
+  });
+  return { service };
+}

@@ -7,9 +7,8 @@
  * (platform/net/outbound): every connection goes to a checked public address, no redirects,
  * and no standalone GET stream (a one-shot session needs no server-initiated messages).
  */
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { McpError, type CallToolResult, type Tool as McpListedTool } from "@modelcontextprotocol/sdk/types.js";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import type { CallToolResult, Tool as McpListedTool } from "@modelcontextprotocol/sdk/types.js";
 import { OutboundError, outboundFetch, type OutboundPolicy } from "../../../platform/net/outbound";
 import { VERSION } from "../../../version";
 import type { ToolCallResult } from "../contract";
@@ -91,6 +90,7 @@ class Session {
 
   /** Connects, runs `work`, and always closes the session. */
   async run<T>(work: (client: Client, opts: { signal: AbortSignal; timeout: number }) => Promise<T>): Promise<T> {
+    const { Client, StreamableHTTPClientTransport } = await loadMcpSdk();
     const client = new Client({ name: "agentos", version: VERSION }, { capabilities: {} });
     const transport = new StreamableHTTPClientTransport(new URL(this.target.url), { fetch: this.fetch, requestInit: { headers: this.target.headers } });
     const opts = { signal: this.controller.signal, timeout: this.target.timeoutMs };
@@ -109,11 +109,21 @@ class Session {
     if (this.overBudget) return { code: "tool_response_too_large", message: `The MCP server's ${what} reply is larger than ${this.budget} bytes.` };
     if (this.timedOut) return { code: "tool_timeout", message: `The MCP server did not answer ${what} within ${this.target.timeoutMs} ms.` };
     if (this.outboundError) return { code: this.outboundError.code, message: this.outboundError.message, detail: this.outboundError.detail };
-    if (err instanceof McpError) return { code: "mcp_error", message: `The MCP server refused ${what}: ${excerpt(err.message)}`, detail: err };
+    if (mcpSdk && err instanceof mcpSdk.McpError) return { code: "mcp_error", message: `The MCP server refused ${what}: ${excerpt(err.message)}`, detail: err };
     const status = (err as { code?: unknown })?.code;
     if (typeof status === "number" && status >= 400 && status < 600) return { code: "mcp_error", message: `The MCP server at ${host} answered HTTP ${status} to ${what}.`, detail: err };
     return { code: "target_unreachable", message: `Could not reach ${host}: the connection failed or the reply was not MCP.`, detail: err };
   }
+}
+
+/** The MCP SDK's client (≈ 7 MiB of RSS), imported by the first MCP call rather than at the tools role's start. */
+let mcpSdk: { Client: typeof Client; StreamableHTTPClientTransport: typeof import("@modelcontextprotocol/sdk/client/streamableHttp.js").StreamableHTTPClientTransport; McpError: typeof import("@modelcontextprotocol/sdk/types.js").McpError } | undefined;
+async function loadMcpSdk() {
+  if (!mcpSdk) {
+    const [client, transport, types] = await Promise.all([import("@modelcontextprotocol/sdk/client/index.js"), import("@modelcontextprotocol/sdk/client/streamableHttp.js"), import("@modelcontextprotocol/sdk/types.js")]);
+    mcpSdk = { Client: client.Client, StreamableHTTPClientTransport: transport.StreamableHTTPClientTransport, McpError: types.McpError };
+  }
+  return mcpSdk;
 }
 
 const excerpt = (text: string) => (text.length > ERROR_EXCERPT_CHARS ? `${text.slice(0, ERROR_EXCERPT_CHARS)}…` : text);
