@@ -1,5 +1,5 @@
 /** Billing: the usage ledger (exactly one row per metered event) and quota alerts. */
-import { index, integer, pgTable, primaryKey, text, uniqueIndex } from "drizzle-orm/pg-core";
+import { bigint, index, integer, pgTable, primaryKey, text, uniqueIndex } from "drizzle-orm/pg-core";
 import { createdAt, tstz } from "./columns";
 
 export const usageRecords = pgTable(
@@ -33,4 +33,20 @@ export const quotaAlerts = pgTable(
     createdAt: createdAt(),
   },
   (t) => [primaryKey({ columns: [t.orgId, t.period, t.metric, t.threshold] })],
+);
+
+/**
+ * Runs and tokens per (organization, UTC month of the event), kept by the ledger in the
+ * transaction that inserts the usage row, so a quota check reads one row instead of summing
+ * the month's usage_records. period is YYYY-MM as monthOf() gives it.
+ */
+export const usageMonths = pgTable(
+  "usage_months",
+  {
+    orgId: text("org_id").notNull(),
+    period: text("period").notNull(), // YYYY-MM
+    runs: bigint("runs", { mode: "number" }).notNull().default(0),
+    tokens: bigint("tokens", { mode: "number" }).notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.period] })],
 );

@@ -2,10 +2,12 @@
  * The usage ledger: consumes domain events from the durable EVENTS stream (durable consumer
  * "billing") and writes exactly one usage row per event id — the unique index on
  * usage_records.event_id decides, in the same transaction that fires quota alerts, so a
- * redelivered or re-published event records nothing twice and alerts fire once.
+ * redelivered or re-published event records nothing twice and alerts fire once. The same
+ * transaction adds the row to the organization's month counter (usage_months), which quota
+ * checks read instead of summing the month.
  */
-import { and, eq, gte, lt, sql } from "drizzle-orm";
-import { organizations, quotaAlerts, usageRecords } from "../../../schema";
+import { and, eq, sql } from "drizzle-orm";
+import { organizations, quotaAlerts, usageMonths, usageRecords } from "../../../schema";
 import type { Bus, Unsubscribe } from "../../platform/bus";
 import type { Db, DbOrTx } from "../../platform/db";
 import { newId } from "../../platform/ids";
@@ -69,17 +71,29 @@ export async function planOf(db: DbOrTx, orgId: string): Promise<PlanName> {
   return org && (PLAN_NAMES as readonly string[]).includes(org.plan) ? (org.plan as PlanName) : "free";
 }
 
-/** Runs and tokens recorded for the organization in the month containing `at`. */
+/**
+ * Runs and tokens recorded for the organization in the month containing `at`: one row of the
+ * usage_months counter (kept with every usage row), not a sum over the month's usage_records.
+ */
 export async function monthlyUsage(db: DbOrTx, orgId: string, at = new Date()) {
-  const { start, end } = monthOf(at);
   const [row] = await db
-    .select({
-      runs: sql<number>`count(*) filter (where ${usageRecords.kind} = 'run')`.mapWith(Number),
-      tokens: sql<number>`coalesce(sum(${usageRecords.totalTokens}), 0)`.mapWith(Number),
+    .select({ runs: usageMonths.runs, tokens: usageMonths.tokens })
+    .from(usageMonths)
+    .where(and(eq(usageMonths.orgId, orgId), eq(usageMonths.period, monthOf(at).period)));
+  return { runs: Number(row?.runs ?? 0), tokens: Number(row?.tokens ?? 0) };
+}
+
+/** Adds a usage row's run and tokens to its month's counter; returns the month's totals after. */
+async function countUsage(tx: DbOrTx, orgId: string, at: Date, runs: number, tokens: number) {
+  const [row] = await tx
+    .insert(usageMonths)
+    .values({ orgId, period: monthOf(at).period, runs, tokens })
+    .onConflictDoUpdate({
+      target: [usageMonths.orgId, usageMonths.period],
+      set: { runs: sql`${usageMonths.runs} + excluded.runs`, tokens: sql`${usageMonths.tokens} + excluded.tokens` },
     })
-    .from(usageRecords)
-    .where(and(eq(usageRecords.orgId, orgId), gte(usageRecords.occurredAt, start), lt(usageRecords.occurredAt, end)));
-  return { runs: row?.runs ?? 0, tokens: row?.tokens ?? 0 };
+    .returning({ runs: usageMonths.runs, tokens: usageMonths.tokens });
+  return { runs: Number(row.runs), tokens: Number(row.tokens) };
 }
 
 export class UsageLedger {
@@ -99,18 +113,19 @@ export class UsageLedger {
         .onConflictDoNothing({ target: usageRecords.eventId })
         .returning({ id: usageRecords.id });
       if (inserted.length === 0) return false;
-      // A row that adds neither a run nor tokens (a tool call) cannot cross a threshold: no plan read, no monthly sum.
-      if (row.kind !== "run" && row.totalTokens === 0) return true;
-      await this.alertThresholds(tx, event.org_id, occurredAt);
+      // A row that adds neither a run nor tokens (a tool call) changes no counter and cannot cross a threshold.
+      const runs = row.kind === "run" ? 1 : 0;
+      if (runs === 0 && row.totalTokens === 0) return true;
+      const used = await countUsage(tx, event.org_id, occurredAt, runs, row.totalTokens);
+      await this.alertThresholds(tx, event.org_id, occurredAt, used);
       return true;
     });
   }
 
   /** Fires billing.quota_warning (80 %) / billing.quota_exceeded (100 %) once per org, month, metric and threshold. */
-  private async alertThresholds(tx: DbOrTx, orgId: string, at: Date) {
+  private async alertThresholds(tx: DbOrTx, orgId: string, at: Date, used: { runs: number; tokens: number }) {
     const plan = await planOf(tx, orgId);
     const limits = this.settings.plans[plan];
-    const used = await monthlyUsage(tx, orgId, at);
     const { period, end } = monthOf(at);
     const metrics: [Metric, number, number][] = [
       ["runs", used.runs, limits.runs_per_month],
