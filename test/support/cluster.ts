@@ -403,7 +403,9 @@ export async function startLockedNats(namespace: string): Promise<LockedNats> {
   const conf = shipped.replaceAll('"agentos.>"', `"${namespace}.>"`).replace('"/var/lib/nats"', JSON.stringify(join(dir, "js")));
   if (conf === shipped) throw new Error("deploy/nats/agentos.conf no longer names the agentos namespace or its store dir");
   writeFileSync(join(dir, "agentos.conf"), conf);
-  const random = () => Buffer.from(crypto.getRandomValues(new Uint8Array(18))).toString("base64url");
+  // A letter first: nats-server types an environment variable's value, and one that starts with
+  // a digit fails to parse as a number ("Expected a digit but got 'r'"): seen once in CI.
+  const random = () => `p${Buffer.from(crypto.getRandomValues(new Uint8Array(18))).toString("base64url")}`;
   const passwords = { platform: random(), toolWorker: random() };
   const server = await startNatsServer({ config: join(dir, "agentos.conf"), env: { AGENTOS_NATS_PASSWORD: passwords.platform, TOOL_WORKER_NATS_PASSWORD: passwords.toolWorker } });
   const destroy = server.destroy;
