@@ -6,13 +6,13 @@
  */
 import type { ValueError } from "@sinclair/typebox/errors";
 import { Elysia, t } from "elysia";
-import { currentContext, traceIdOf } from "../context";
+import { currentContext, requestIdOf } from "../context";
 import { AppError } from "../errors";
-import { newId } from "../ids";
 import type { Logger } from "../logging";
 import type { Metrics } from "../metrics";
 import { outageOf } from "../outage";
 import { NO_TRACING, type SpanHandle, type Tracing } from "../tracing";
+import { logRequest, logsRequests } from "./access-log";
 import { paramsError, validationError, type InputContract } from "./contract";
 import { appErrorResponse, errorResponse } from "./errors";
 import { duplicateKeyIn } from "./json-keys";
@@ -105,8 +105,7 @@ export function requestInfo(request: Request): RequestInfo {
   let info = requests.get(request);
   if (!info) {
     const ctx = currentContext();
-    const incoming = request.headers.get("x-request-id");
-    const id = ctx?.requestId ?? (incoming && /^[\w.:-]{1,128}$/.test(incoming) ? incoming : newId("req"));
+    const id = ctx?.requestId ?? requestIdOf(request);
     info = { id, start: performance.now(), traceparent: ctx?.traceparent ?? request.headers.get("traceparent") ?? undefined };
     requests.set(request, info);
   }
@@ -261,16 +260,8 @@ export function httpPlatform(opts: HttpPlatformOptions) {
         if (status >= 500) info.span.fail(new Error(`HTTP ${status}`));
         info.span.end();
       }
-      if (log.level === "debug" || log.level === "info") {
-        log.info("request", {
-          method: request.method,
-          path: new URL(request.url).pathname,
-          route,
-          status,
-          duration_ms: Math.round(seconds * 100_000) / 100,
-          request_id: info.id,
-          trace_id: traceIdOf(info.traceparent),
-        });
+      if (logsRequests(log)) {
+        logRequest(log, { method: request.method, path: new URL(request.url).pathname, route, status, seconds, requestId: info.id, traceparent: info.traceparent });
       }
     })
     .get("/healthz", () => ({ status: "ok" as const }), {

@@ -9,8 +9,8 @@
  * Why: an authenticated cached read spent ~3× the CPU of Bun.serve answering the same bytes,
  * in promise turns, per-request hooks and header merging; the read is the API's hottest call.
  */
-import { traceIdOf } from "../context";
-import { newId } from "../ids";
+import { requestIdOf } from "../context";
+import { logRequest, logsRequests } from "./access-log";
 import type { Logger } from "../logging";
 import type { Metrics } from "../metrics";
 import type { Cors } from "./cors";
@@ -32,11 +32,9 @@ export interface FastRoute {
   answer(request: Request, param: string): FastAnswer | undefined;
 }
 
-const REQUEST_ID = /^[\w.:-]{1,128}$/;
-
 export function createFastPath(opts: { routes: FastRoute[]; cors: Cors; metrics: Metrics; log: Logger }) {
   const { routes, cors, metrics, log } = opts;
-  const accessLog = log.level === "debug" || log.level === "info";
+  const accessLog = logsRequests(log);
   // Each route answers only 200s: its two series are resolved once.
   const recorders = routes.map((route) => {
     const labels = { route: route.route, method: "GET", status: 200 };
@@ -55,8 +53,7 @@ export function createFastPath(opts: { routes: FastRoute[]; cors: Cors; metrics:
       if (param === undefined) continue;
       const answer = route.answer(request, param);
       if (!answer) return undefined;
-      const incoming = request.headers.get("x-request-id");
-      const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : newId("req");
+      const requestId = requestIdOf(request);
       const corsHeaders = cors.headersFor(request.headers.get("origin"));
       const headers = corsHeaders ? { ...corsHeaders, ...answer.headers, "x-request-id": requestId } : { ...answer.headers, "x-request-id": requestId };
       const response = new Response(answer.body, { headers });
@@ -64,9 +61,7 @@ export function createFastPath(opts: { routes: FastRoute[]; cors: Cors; metrics:
       recorders[i].duration(seconds);
       recorders[i].count();
       recorders[i].fast();
-      if (accessLog) {
-        log.info("request", { method: "GET", path: pathname, route: route.route, status: 200, duration_ms: Math.round(seconds * 100_000) / 100, request_id: requestId, trace_id: traceIdOf(request.headers.get("traceparent") ?? undefined) });
-      }
+      if (accessLog) logRequest(log, { method: "GET", path: pathname, route: route.route, status: 200, seconds, requestId, traceparent: request.headers.get("traceparent") ?? undefined });
       return response;
     }
     return undefined;

@@ -9,6 +9,7 @@ import { currentContext } from "../context";
 import { newId } from "../ids";
 import type { Logger } from "../logging";
 import type { Metrics } from "../metrics";
+import { logRequest } from "./access-log";
 import { errorResponse } from "./errors";
 
 export interface HealthRoutesOptions {
@@ -52,9 +53,7 @@ export function healthRoutes(opts: HealthRoutesOptions): (request: Request) => P
     const labels = { route: matched || "unmatched", method: request.method, status: response.status };
     metrics.httpDuration.observe(seconds, labels);
     metrics.httpRequests.inc(labels);
-    if (log.level === "debug" || log.level === "info") {
-      log.info("request", { method: request.method, path: pathname, route: matched, status: response.status, duration_ms: Math.round(seconds * 100_000) / 100, request_id: requestId });
-    }
+    logRequest(log, { method: request.method, path: pathname, route: matched, status: response.status, seconds, requestId });
     return response;
   };
 }

@@ -5,7 +5,7 @@
  */
 import { readCapped } from "../streams";
 import type { Server } from "bun";
-import { requestContext } from "../context";
+import { requestContext, requestIdOf } from "../context";
 import { newId } from "../ids";
 import type { WebSocketRoute } from "../platform";
 import { errorResponse } from "./errors";
@@ -82,8 +82,7 @@ export function startHttpServer(opts: {
       if (buffered instanceof Response) return buffered;
       request = buffered;
     }
-    const incoming = request.headers.get("x-request-id");
-    const requestId = incoming && /^[\w.:-]{1,128}$/.test(incoming) ? incoming : newId("req");
+    const requestId = requestIdOf(request);
     const traceparent = request.headers.get("traceparent") ?? undefined;
     if (routes.size && request.headers.get("upgrade")?.toLowerCase() === "websocket") {
       const route = routes.get(new URL(request.url).pathname);
