@@ -11,7 +11,7 @@
 import { and, asc, desc, eq, isNotNull, lte, sql } from "drizzle-orm";
 import { agents, scheduleFires, schedules, threads } from "../../../../schema";
 import { assertTimeZone, CronError, nextFire, parseCron } from "../../../platform/cron";
-import type { Db } from "../../../platform/db";
+import type { Db, DbOrTx } from "../../../platform/db";
 import { iso, pageQuery, toPage, type PageOf, type PageRequest } from "../../../platform/db/pagination";
 import { AppError, badRequest, notFound } from "../../../platform/errors";
 import { withIdempotency, type IdempotencyScope, type IdempotentResult } from "../../../platform/idempotency";
@@ -203,9 +203,15 @@ export class SchedulesService {
     const fireAt = s.nextRunAt!;
     const missed = Date.now() - fireAt.getTime() > this.deps.misfireGraceMs;
     const skip = missed && s.misfirePolicy === "skip";
-    await this.db.insert(scheduleFires).values({ scheduleId: s.id, fireAt, orgId: s.orgId, status: skip ? "skipped" : "firing", threadId: s.threadId }).onConflictDoNothing();
-    const [claim] = await this.db.select().from(scheduleFires).where(and(eq(scheduleFires.scheduleId, s.id), eq(scheduleFires.fireAt, fireAt)));
-    if (claim.status !== "firing") return this.advance(s, fireAt, claim);
+    // A fire that is already decided (skipped, or done by another replica) and the schedule's
+    // move past it commit together: no reader sees the fire recorded and the schedule not moved on.
+    const claim = await this.db.transaction(async (tx) => {
+      await tx.insert(scheduleFires).values({ scheduleId: s.id, fireAt, orgId: s.orgId, status: skip ? "skipped" : "firing", threadId: s.threadId }).onConflictDoNothing();
+      const [row] = await tx.select().from(scheduleFires).where(and(eq(scheduleFires.scheduleId, s.id), eq(scheduleFires.fireAt, fireAt)));
+      if (row.status !== "firing") await this.advance(tx, s, fireAt, row);
+      return row;
+    });
+    if (claim.status !== "firing") return claim.status === "fired";
     let outcome: Pick<FireRow, "status" | "runId" | "threadId" | "error">;
     try {
       const run = await this.createFireRun(s, fireAt);
@@ -216,12 +222,14 @@ export class SchedulesService {
       if (!(err instanceof AppError) || err.status >= 500) throw err;
       outcome = { status: "failed", runId: null, threadId: s.threadId, error: { code: err.code, message: err.message } };
     }
-    const [done] = await this.db
-      .update(scheduleFires)
-      .set(outcome)
-      .where(and(eq(scheduleFires.scheduleId, s.id), eq(scheduleFires.fireAt, fireAt), eq(scheduleFires.status, "firing")))
-      .returning();
-    return this.advance(s, fireAt, done ?? claim);
+    return this.db.transaction(async (tx) => {
+      const [done] = await tx
+        .update(scheduleFires)
+        .set(outcome)
+        .where(and(eq(scheduleFires.scheduleId, s.id), eq(scheduleFires.fireAt, fireAt), eq(scheduleFires.status, "firing")))
+        .returning();
+      return this.advance(tx, s, fireAt, done ?? claim);
+    });
   }
 
   /** The fire's thread (a new one unless the schedule has one) and run, each under a key of this fire. */
@@ -238,11 +246,11 @@ export class SchedulesService {
   }
 
   /** Moves the schedule past this fire (compare-and-set on next_run_at: one replica wins). */
-  private async advance(s: ScheduleRow, fireAt: Date, fire: FireRow): Promise<boolean> {
+  private async advance(db: DbOrTx, s: ScheduleRow, fireAt: Date, fire: FireRow): Promise<boolean> {
     // run_once: one catch-up run for everything missed, then the next fire after now.
     const next = s.runAt ? null : nextRunAt(s, new Date(Math.max(Date.now(), fireAt.getTime())));
     const ran = fire.status === "fired" || fire.status === "failed";
-    await this.db
+    await db
       .update(schedules)
       .set({ nextRunAt: next, updatedAt: new Date(), ...(ran ? { lastFiredAt: fireAt } : {}), ...(fire.runId ? { lastRunId: fire.runId } : {}) })
       .where(and(eq(schedules.id, s.id), eq(schedules.nextRunAt, fireAt)));
