@@ -32,7 +32,7 @@
  *   in process, whole and service alone, group commit vs --message-batch-max=1; then its profile)
  * Options of runs: --runs=1000 (concurrent runs) --sequential=30 (runs one at a time, for the
  *   overhead per step) --latency=50 (fake model ms) --worker-concurrency=1000 --modes=embedded,real
- *   --profile (worker from source under bun --cpu-prof: prints the profile, writes no results)
+ *   --profile (API roles and worker from source under bun --cpu-prof: prints each profile, writes no results)
  *   --run-options (every run created with per-run overrides: model, instructions, sampling, limits, tool_choice)
  * Options of ws: --clients=10000 --client-processes=2 --events=100 (per phase)
  *   --event-rate=2,10 (events/s, one phase each: 10,000 sockets × 10/s = 100,000 frames/s) --modes=real,embedded

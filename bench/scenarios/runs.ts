@@ -43,7 +43,7 @@ export interface RunsOptions {
   sequential: number;
   latencyMs: number;
   workerConcurrency: number;
-  /** Run the worker from source under `bun --cpu-prof` (real mode) / the whole server (embedded). */
+  /** Run the server from source under `bun --cpu-prof`: the API roles and the worker each (real) / the whole server (embedded). */
   profile: boolean;
   /** Create every run with per-run overrides (RUN_OVERRIDES): their cost on the overhead per step. */
   runOptions: boolean;
@@ -180,7 +180,8 @@ async function inBatches<T>(n: number, width: number, fn: (i: number) => Promise
 interface Servers {
   api: Target;
   worker: Target;
-  profileDir?: string;
+  /** One directory per profiled process (real: the API roles' and the worker's). */
+  profileDirs: { name: string; dir: string }[];
   stop(): Promise<void>;
 }
 
@@ -193,23 +194,28 @@ async function startServers(mode: Mode, fake: FakeModel, o: RunsOptions): Promis
     ...(process.env.DATABASE_POOL_SIZE ? { DATABASE_POOL_SIZE: process.env.DATABASE_POOL_SIZE } : {}),
   };
   const extraArgs = [`--model-base-url=${fake.url}`];
-  const profileDir = o.profile ? mkdtempSync(join(tmpdir(), "agentos-runs-prof-")) : undefined;
-  const profCmd = profileDir ? [process.execPath, "--cpu-prof", `--cpu-prof-dir=${profileDir}`, "run", join(REPO, "src/main.ts")] : undefined;
+  const profileDirs: { name: string; dir: string }[] = [];
+  const profCmd = (name: string) => {
+    if (!o.profile) return undefined;
+    const dir = mkdtempSync(join(tmpdir(), `agentos-runs-prof-${name}-`));
+    profileDirs.push({ name, dir });
+    return [process.execPath, "--cpu-prof", `--cpu-prof-dir=${dir}`, "run", join(REPO, "src/main.ts")];
+  };
   if (mode === "embedded") {
-    const all = await startTarget({ mode, roles: "all", env, extraArgs, cmd: profCmd });
-    return { api: all, worker: all, profileDir, stop: () => all.stop() };
+    const all = await startTarget({ mode, roles: "all", env, extraArgs, cmd: profCmd("all") });
+    return { api: all, worker: all, profileDirs, stop: () => all.stop() };
   }
   const backends = await createRealBackends();
   try {
-    const api = await startTarget({ mode, roles: "gateway,auth,agents,memory,tools,billing,notify", backends, env, extraArgs });
-    const worker = await startTarget({ mode, roles: "worker", backends, env, extraArgs, cmd: profCmd }).catch(async (err) => {
+    const api = await startTarget({ mode, roles: "gateway,auth,agents,memory,tools,billing,notify", backends, env, extraArgs, cmd: profCmd("api") });
+    const worker = await startTarget({ mode, roles: "worker", backends, env, extraArgs, cmd: profCmd("worker") }).catch(async (err) => {
       await api.stop();
       throw err;
     });
     return {
       api,
       worker,
-      profileDir,
+      profileDirs,
       async stop() {
         await worker.stop();
         await api.stop();
@@ -319,11 +325,11 @@ async function measureMode(mode: Mode, o: RunsOptions) {
     await servers.stop();
     fake.stop();
     tools.stop();
-    if (servers.profileDir) reportProfile(servers.profileDir, mode);
+    for (const p of servers.profileDirs) reportProfile(p.dir, `${mode}, ${p.name}`);
   }
 }
 
-function reportProfile(dir: string, mode: Mode) {
+function reportProfile(dir: string, mode: string) {
   const files = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"));
   if (!files.length) return console.log(`no .cpuprofile in ${dir}`);
   const file = join(dir, files[0]);
