@@ -3,12 +3,18 @@ import { readdirSync, readFileSync } from "node:fs";
 
 const CLK_TCK = Number(Bun.spawnSync(["getconf", "CLK_TCK"]).stdout.toString().trim()) || 100;
 
-/** User + system CPU seconds the process has used so far (its threads included). */
-export function cpuSeconds(pid: number): number {
+/** User and system CPU seconds the process has used so far (its threads included). */
+export function cpuTimes(pid: number): { user: number; sys: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   // fields after the ")" that closes the command name; utime and stime are fields 14 and 15
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  return { user: Number(fields[11]) / CLK_TCK, sys: Number(fields[12]) / CLK_TCK };
+}
+
+/** User + system CPU seconds the process has used so far (its threads included). */
+export function cpuSeconds(pid: number): number {
+  const t = cpuTimes(pid);
+  return t.user + t.sys;
 }
 
 /** VmRSS and VmHWM (peak) in MiB. */
@@ -19,13 +25,16 @@ export function memoryMiB(pid: number): { rss: number; peak: number } {
 }
 
 /** Measures a process's CPU use over an interval: call the returned function at the end. */
-export function cpuMeter(pid: number): () => { cpu_seconds: number; cpu_percent: number } {
-  const start = cpuSeconds(pid);
+/** The kernel's share (sys_seconds) tells syscalls (socket reads and writes: round trips) from JavaScript work. */
+export function cpuMeter(pid: number): () => { cpu_seconds: number; cpu_percent: number; sys_seconds: number } {
+  const start = cpuTimes(pid);
   const t0 = performance.now();
   return () => {
-    const used = cpuSeconds(pid) - start;
+    const now = cpuTimes(pid);
+    const user = now.user - start.user;
+    const sys = now.sys - start.sys;
     const wall = (performance.now() - t0) / 1000;
-    return { cpu_seconds: round(used, 2), cpu_percent: round((100 * used) / wall, 1) };
+    return { cpu_seconds: round(user + sys, 2), cpu_percent: round((100 * (user + sys)) / wall, 1), sys_seconds: round(sys, 2) };
   };
 }
 
