@@ -88,8 +88,16 @@ export async function relayOnce(db: Db, bus: Bus, batch = 200, tracing: Tracing 
 const RELAY_BATCH = 200;
 /** After an event is written in this process, the relay looks every this many ms… */
 const POKED_INTERVAL_MS = 10;
-/** …until it has relayed as many rows as events were written, for this long at most. */
+/** …until it has relayed as many rows as events were written, for this long at most… */
 const POKED_WINDOW_MS = 200;
+/**
+ * …or until a poll this long after the last event finds fewer rows than it waits for: those
+ * events have most likely committed by then and another process's relay took them (each
+ * relay claims every process's rows; a later commit is found by the interval). Without this,
+ * a relay whose events another relay published polled empty every 10 ms for the whole
+ * window: a dozen empty transactions per run in each process of a split deployment.
+ */
+const POKED_SETTLE_MS = 40;
 
 /**
  * The relay loop: every `intervalMs` (events committed by other processes, and retries after
@@ -123,10 +131,11 @@ export function startOutboxRelay(db: Db, bus: Bus, log: Logger, intervalMs = 250
         const busDown = bus.problem();
         if (busDown) throw backendUnavailable("bus", busDown);
         const written = pokes;
+        const settled = performance.now() - pokedAt >= POKED_SETTLE_MS;
         const n = await inBackground(() => relayOnce(db, bus, RELAY_BATCH, tracing));
         pacer.succeeded();
         // Rows of other processes count too: an approximation that only shortens the fast polling.
-        covered = Math.min(written, covered + n);
+        covered = settled && covered + n < written ? written : Math.min(written, covered + n);
         // A full batch may have left rows behind: look again at once. A partial one took every
         // row committed by then; later ones poke (or the interval finds them): no empty poll.
         if (n >= RELAY_BATCH) continue;
