@@ -1,15 +1,15 @@
 /**
  * The usage ledger: consumes domain events from the durable EVENTS stream (durable consumer
  * "billing") and writes exactly one usage row per event id — the unique index on
- * usage_records.event_id decides, in the same transaction that fires quota alerts, so a
- * redelivered or re-published event records nothing twice and alerts fire once. The same
- * transaction adds the row to the organization's month counter (usage_months), which quota
- * checks read instead of summing the month.
+ * usage_records.event_id decides, so a redelivered or re-published event records nothing
+ * twice. The same statement adds the row to the organization's month counter (usage_months),
+ * which quota checks read instead of summing the month; quota alerts fire once per threshold.
  */
 import { and, eq, sql } from "drizzle-orm";
-import { organizations, quotaAlerts, usageMonths, usageRecords } from "../../../schema";
+import { organizations, quotaAlerts, usageMonths } from "../../../schema";
 import type { Bus, Unsubscribe } from "../../platform/bus";
 import type { Db, DbOrTx } from "../../platform/db";
+import { rowsOf } from "../../platform/db/rows";
 import { newId } from "../../platform/ids";
 import type { Logger } from "../../platform/logging";
 import { consumeDomainEvents } from "../../platform/event-consumer";
@@ -83,48 +83,55 @@ export async function monthlyUsage(db: DbOrTx, orgId: string, at = new Date()) {
   return { runs: Number(row?.runs ?? 0), tokens: Number(row?.tokens ?? 0) };
 }
 
-/** Adds a usage row's run and tokens to its month's counter; returns the month's totals after. */
-async function countUsage(tx: DbOrTx, orgId: string, at: Date, runs: number, tokens: number) {
-  const [row] = await tx
-    .insert(usageMonths)
-    .values({ orgId, period: monthOf(at).period, runs, tokens })
-    .onConflictDoUpdate({
-      target: [usageMonths.orgId, usageMonths.period],
-      set: { runs: sql`${usageMonths.runs} + excluded.runs`, tokens: sql`${usageMonths.tokens} + excluded.tokens` },
-    })
-    .returning({ runs: usageMonths.runs, tokens: usageMonths.tokens });
-  return { runs: Number(row.runs), tokens: Number(row.tokens) };
-}
-
 export class UsageLedger {
+  /** Alerts known to be claimed (`org period metric threshold`): later usage of the month skips their claim. */
+  private claimedAlerts = new Set<string>();
+
   constructor(private db: Db, private settings: BillingSettings, private log: Logger, private database: { whenAvailable(): Promise<void> } = { whenAvailable: async () => {} }) {}
 
-  /** Records the event's usage once; returns false when it was already recorded (or is not metered). */
+  /**
+   * Records the event's usage once; returns false when it was already recorded (or is not
+   * metered). One statement: the usage row, its month's counter (only when the row is new)
+   * and the organization's plan — atomic without a transaction (BEGIN, three statements and
+   * COMMIT before: five round trips per metered event). A quota alert is claimed afterwards
+   * when the month's totals are at a threshold; a crash in between leaves it to the next usage
+   * row of the month, which finds the totals still at the threshold (claims are idempotent).
+   */
   async record(event: DomainEvent): Promise<boolean> {
     const usage = usageOf(event);
     if (!usage) return false;
     const { key, ...row } = usage;
     const occurredAt = new Date(event.created_at);
     if (Number.isNaN(occurredAt.getTime())) return false;
-    return this.db.transaction(async (tx) => {
-      const inserted = await tx
-        .insert(usageRecords)
-        .values({ id: newId("use"), orgId: event.org_id, eventId: key, occurredAt, ...row })
-        .onConflictDoNothing({ target: usageRecords.eventId })
-        .returning({ id: usageRecords.id });
-      if (inserted.length === 0) return false;
-      // A row that adds neither a run nor tokens (a tool call) changes no counter and cannot cross a threshold.
-      const runs = row.kind === "run" ? 1 : 0;
-      if (runs === 0 && row.totalTokens === 0) return true;
-      const used = await countUsage(tx, event.org_id, occurredAt, runs, row.totalTokens);
-      await this.alertThresholds(tx, event.org_id, occurredAt, used);
-      return true;
-    });
+    // A row that adds neither a run nor tokens (a tool call) changes no counter and cannot cross a threshold.
+    const runs = row.kind === "run" ? 1 : 0;
+    const counts = runs > 0 || row.totalTokens > 0;
+    const [result] = rowsOf<{ inserted: boolean; runs: string | number | null; tokens: string | number | null; plan: string | null }>(
+      await this.db.execute(sql`
+        with recorded as (
+          insert into usage_records (id, org_id, event_id, kind, agent_id, run_id, model, prompt_tokens, completion_tokens, total_tokens, occurred_at)
+          values (${newId("use")}, ${event.org_id}, ${key}, ${row.kind}, ${row.agentId}, ${row.runId}, ${row.model}, ${row.promptTokens}, ${row.completionTokens}, ${row.totalTokens}, ${occurredAt.toISOString()}::timestamptz)
+          on conflict (event_id) do nothing
+          returning org_id
+        ), counted as (
+          insert into usage_months (org_id, period, runs, tokens)
+          select org_id, ${monthOf(occurredAt).period}, ${runs}::bigint, ${row.totalTokens}::bigint from recorded where ${counts}::boolean
+          on conflict (org_id, period) do update set runs = usage_months.runs + excluded.runs, tokens = usage_months.tokens + excluded.tokens
+          returning runs, tokens
+        )
+        select exists (select 1 from recorded) as inserted, (select runs from counted) as runs, (select tokens from counted) as tokens,
+          (select plan from organizations where id = ${event.org_id}) as plan`),
+    );
+    if (!result?.inserted) return false;
+    if (result.runs !== null && result.tokens !== null) {
+      const plan = (PLAN_NAMES as readonly string[]).includes(result.plan ?? "") ? (result.plan as PlanName) : "free";
+      await this.alertThresholds(event.org_id, occurredAt, { runs: Number(result.runs), tokens: Number(result.tokens) }, plan);
+    }
+    return true;
   }
 
   /** Fires billing.quota_warning (80 %) / billing.quota_exceeded (100 %) once per org, month, metric and threshold. */
-  private async alertThresholds(tx: DbOrTx, orgId: string, at: Date, used: { runs: number; tokens: number }) {
-    const plan = await planOf(tx, orgId);
+  private async alertThresholds(orgId: string, at: Date, used: { runs: number; tokens: number }, plan: PlanName) {
     const limits = this.settings.plans[plan];
     const { period, end } = monthOf(at);
     const metrics: [Metric, number, number][] = [
@@ -135,13 +142,20 @@ export class UsageLedger {
       if (limit <= 0) continue;
       for (const threshold of QUOTA_THRESHOLDS) {
         if (value * 100 < limit * threshold) continue;
-        const claimed = await tx.insert(quotaAlerts).values({ orgId, period, metric, threshold }).onConflictDoNothing().returning({ orgId: quotaAlerts.orgId });
-        if (claimed.length === 0) continue;
-        await emitEvent(tx, {
-          orgId,
-          type: threshold >= 100 ? "billing.quota_exceeded" : "billing.quota_warning",
-          payload: { metric, threshold, limit, used: value, plan, period, resets_at: end.toISOString() },
+        const known = `${orgId} ${period} ${metric} ${threshold}`;
+        if (this.claimedAlerts.has(known)) continue;
+        // The claim and its event commit together: the event is emitted once, by the claimer.
+        await this.db.transaction(async (tx) => {
+          const claimed = await tx.insert(quotaAlerts).values({ orgId, period, metric, threshold }).onConflictDoNothing().returning({ orgId: quotaAlerts.orgId });
+          if (claimed.length === 0) return;
+          await emitEvent(tx, {
+            orgId,
+            type: threshold >= 100 ? "billing.quota_exceeded" : "billing.quota_warning",
+            payload: { metric, threshold, limit, used: value, plan, period, resets_at: end.toISOString() },
+          });
         });
+        if (this.claimedAlerts.size >= 10_000) this.claimedAlerts.clear(); // bounded: a cleared entry costs one idempotent claim
+        this.claimedAlerts.add(known);
       }
     }
   }
