@@ -155,38 +155,42 @@ export class NotifyService {
 export class EventIntake {
   constructor(private db: Db, private onDeliveriesQueued: () => void = () => {}) {}
 
+  /**
+   * No transaction: both inserts are idempotent by event id, so a redelivery after a failure
+   * between them completes the other. Most events match no webhook and make no inbox entry:
+   * one select (BEGIN, select, COMMIT before — three round trips per event).
+   */
   async intake(event: DomainEvent): Promise<{ deliveries: number; notified: boolean }> {
-    const result = await this.db.transaction(async (tx) => {
-      const hooks = await tx
+    const entry = inboxEntryFor(event);
+    const [hooks, notified] = await Promise.all([
+      this.db
         .select({ id: webhooks.id, eventTypes: webhooks.eventTypes })
         .from(webhooks)
         // A webhook receives the events that happen after it is registered (also when events are replayed).
-        .where(and(eq(webhooks.orgId, event.org_id), eq(webhooks.active, true), lte(webhooks.createdAt, eventTime(event))));
-      const matching = hooks.filter((h) => webhookWants(h.eventTypes, event.type));
-      let deliveries = 0;
-      if (matching.length > 0) {
-        const inserted = await tx
-          .insert(webhookDeliveries)
-          .values(matching.map((h) => ({
-            id: newId("dlv"), orgId: event.org_id, webhookId: h.id, eventId: event.id, eventType: event.type, payload: event, status: "pending", nextAttemptAt: sql`now()`,
-            traceparent: currentContext()?.traceparent ?? null,
-          })))
-          .onConflictDoNothing()
-          .returning({ id: webhookDeliveries.id });
-        deliveries = inserted.length;
-      }
-      const entry = inboxEntryFor(event);
-      let notified = false;
-      if (entry) {
-        const inserted = await tx
-          .insert(notifications)
-          .values({ id: notificationIdFor(event), orgId: event.org_id, eventId: event.id, type: event.type, createdAt: eventTime(event), ...entry })
-          .onConflictDoNothing()
-          .returning({ id: notifications.id });
-        notified = inserted.length > 0;
-      }
-      return { deliveries, notified };
-    });
+        .where(and(eq(webhooks.orgId, event.org_id), eq(webhooks.active, true), lte(webhooks.createdAt, eventTime(event)))),
+      entry
+        ? this.db
+            .insert(notifications)
+            .values({ id: notificationIdFor(event), orgId: event.org_id, eventId: event.id, type: event.type, createdAt: eventTime(event), ...entry })
+            .onConflictDoNothing()
+            .returning({ id: notifications.id })
+            .then((inserted) => inserted.length > 0)
+        : false,
+    ]);
+    const matching = hooks.filter((h) => webhookWants(h.eventTypes, event.type));
+    let deliveries = 0;
+    if (matching.length > 0) {
+      const inserted = await this.db
+        .insert(webhookDeliveries)
+        .values(matching.map((h) => ({
+          id: newId("dlv"), orgId: event.org_id, webhookId: h.id, eventId: event.id, eventType: event.type, payload: event, status: "pending", nextAttemptAt: sql`now()`,
+          traceparent: currentContext()?.traceparent ?? null,
+        })))
+        .onConflictDoNothing()
+        .returning({ id: webhookDeliveries.id });
+      deliveries = inserted.length;
+    }
+    const result = { deliveries, notified };
     if (result.deliveries > 0) this.onDeliveriesQueued();
     return result;
   }
