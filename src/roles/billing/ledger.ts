@@ -71,6 +71,15 @@ export async function planOf(db: DbOrTx, orgId: string): Promise<PlanName> {
   return org && (PLAN_NAMES as readonly string[]).includes(org.plan) ? (org.plan as PlanName) : "free";
 }
 
+/** The plan and the month's usage in one statement (the quota check of every run create). */
+export async function planAndMonthlyUsage(db: DbOrTx, orgId: string, at = new Date()) {
+  const period = monthOf(at).period;
+  const month = (column: typeof usageMonths.runs | typeof usageMonths.tokens) => sql<string | number | null>`(select ${column} from ${usageMonths} where ${usageMonths.orgId} = ${orgId} and ${usageMonths.period} = ${period})`;
+  const [row] = await db.select({ plan: organizations.plan, runs: month(usageMonths.runs), tokens: month(usageMonths.tokens) }).from(organizations).where(eq(organizations.id, orgId));
+  const plan = row && (PLAN_NAMES as readonly string[]).includes(row.plan) ? (row.plan as PlanName) : "free";
+  return { plan, used: { runs: Number(row?.runs ?? 0), tokens: Number(row?.tokens ?? 0) } };
+}
+
 /**
  * Runs and tokens recorded for the organization in the month containing `at`: one row of the
  * usage_months counter (kept with every usage row), not a sum over the month's usage_records.

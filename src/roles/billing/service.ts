@@ -10,7 +10,7 @@ import type { PageOf } from "../../platform/db/pagination";
 import { AppError, badRequest, forbidden } from "../../platform/errors";
 import type { Principal } from "../../platform/principal";
 import type { BillingContract, PlanLimits } from "./contract";
-import { monthlyUsage, planOf } from "./ledger";
+import { monthlyUsage, planAndMonthlyUsage, planOf } from "./ledger";
 import type { InvoiceLineOut, InvoiceOut, PlanOut, UsageOut, UsageRowOut } from "./model";
 import { costMicroCents, monthFromPeriod, monthOf, PLAN_NAMES, priceOf, toCents, type BillingSettings, type PlanName } from "./plans";
 
@@ -38,8 +38,8 @@ export class BillingService implements BillingContract {
   }
 
   async assertRunAllowed(orgId: string): Promise<void> {
-    const limits = await this.getLimits(orgId);
-    const used = await monthlyUsage(this.db, orgId);
+    const { plan, used } = await planAndMonthlyUsage(this.db, orgId);
+    const limits = { plan, ...this.settings.plans[plan] };
     const resetsAt = monthOf(new Date()).end.toISOString();
     if (used.runs + 1 > limits.runs_per_month) {
       throw new AppError(402, "quota_exceeded", `The ${limits.plan} plan allows ${limits.runs_per_month} runs per month and ${used.runs} were used; upgrade with PUT /v1/billing/plan or wait until ${resetsAt}.`, {
