@@ -246,7 +246,11 @@ async function measureMode(mode: Mode, o: RunsOptions) {
     // 1. Sequential: the overhead of one run alone.
     const seqSteps = await stepTimes(servers.worker.url);
     const seq: Timed[] = [];
+    const seqWorkerCpu = cpuMeter(servers.worker.pid);
+    const seqApiCpu = split ? cpuMeter(servers.api.pid) : null;
     for (let i = 0; i < o.sequential; i++) seq.push(await oneRun(c, agent.id));
+    const seqCpuMs = (m: ReturnType<typeof cpuMeter> | null) => (m ? round((1000 * m().cpu_seconds) / Math.max(1, o.sequential), 1) : null);
+    const [seqWorkerCpuMs, seqApiCpuMs] = [seqCpuMs(seqWorkerCpu), seqCpuMs(seqApiCpu)];
     const seqStepsAfter = await stepTimes(servers.worker.url);
     const seqTotal = sortNum(seq.map((r) => r.total_ms));
     const modelMs = 2 * o.latencyMs;
@@ -259,8 +263,10 @@ async function measureMode(mode: Mode, o: RunsOptions) {
       /** What the worker measured around each call (HTTP to the fake model / the tool included). */
       model_call_ms_mean: meanStepMs(seqSteps, seqStepsAfter, "model"),
       tool_call_ms_mean: meanStepMs(seqSteps, seqStepsAfter, "tool"),
+      /** CPU per run alone (its own, plus the background of the process: relays, polls, timers). */
+      cpu_ms_per_run: { worker: seqWorkerCpuMs, api: seqApiCpuMs },
     };
-    console.log(`sequential: ${o.sequential} runs, run p50 ${sequential.run_ms.p50} ms → overhead per step p50 ${sequential.overhead_per_step_ms.p50} ms (p90 ${sequential.overhead_per_step_ms.p90}, min ${sequential.overhead_per_step_ms.min}); model call ${sequential.model_call_ms_mean} ms, tool call ${sequential.tool_call_ms_mean} ms as the worker timed them`);
+    console.log(`sequential: ${o.sequential} runs, run p50 ${sequential.run_ms.p50} ms → overhead per step p50 ${sequential.overhead_per_step_ms.p50} ms (p90 ${sequential.overhead_per_step_ms.p90}, min ${sequential.overhead_per_step_ms.min}); model call ${sequential.model_call_ms_mean} ms, tool call ${sequential.tool_call_ms_mean} ms as the worker timed them; CPU per run ${split ? `worker ${seqWorkerCpuMs} ms, API roles ${seqApiCpuMs} ms` : `${seqWorkerCpuMs} ms`}`);
 
     // 2. Concurrent: all runs created at once.
     const threads = await inBatches(o.runs, 32, async () => (await c.req("POST", "/v1/threads", {})).id as string);
