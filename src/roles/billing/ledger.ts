@@ -66,9 +66,12 @@ export function usageOf(event: DomainEvent): (UsageRow & { key: string }) | null
   return { key: stepKey(kind), kind, agentId, runId, model: kind === "model_call" ? str(p.model) : null, promptTokens, completionTokens, totalTokens };
 }
 
+/** A stored plan name, or free when there is none (no organization) or it is not a plan of this version. */
+const asPlan = (name: string | null | undefined): PlanName => ((PLAN_NAMES as readonly string[]).includes(name ?? "") ? (name as PlanName) : "free");
+
 export async function planOf(db: DbOrTx, orgId: string): Promise<PlanName> {
   const [org] = await db.select({ plan: organizations.plan }).from(organizations).where(eq(organizations.id, orgId));
-  return org && (PLAN_NAMES as readonly string[]).includes(org.plan) ? (org.plan as PlanName) : "free";
+  return asPlan(org?.plan);
 }
 
 /** The plan and the month's usage in one statement (the quota check of every run create). */
@@ -76,8 +79,7 @@ export async function planAndMonthlyUsage(db: DbOrTx, orgId: string, at = new Da
   const period = monthOf(at).period;
   const month = (column: typeof usageMonths.runs | typeof usageMonths.tokens) => sql<string | number | null>`(select ${column} from ${usageMonths} where ${usageMonths.orgId} = ${orgId} and ${usageMonths.period} = ${period})`;
   const [row] = await db.select({ plan: organizations.plan, runs: month(usageMonths.runs), tokens: month(usageMonths.tokens) }).from(organizations).where(eq(organizations.id, orgId));
-  const plan = row && (PLAN_NAMES as readonly string[]).includes(row.plan) ? (row.plan as PlanName) : "free";
-  return { plan, used: { runs: Number(row?.runs ?? 0), tokens: Number(row?.tokens ?? 0) } };
+  return { plan: asPlan(row?.plan), used: { runs: Number(row?.runs ?? 0), tokens: Number(row?.tokens ?? 0) } };
 }
 
 /**
@@ -133,8 +135,7 @@ export class UsageLedger {
     );
     if (!result?.inserted) return false;
     if (result.runs !== null && result.tokens !== null) {
-      const plan = (PLAN_NAMES as readonly string[]).includes(result.plan ?? "") ? (result.plan as PlanName) : "free";
-      await this.alertThresholds(event.org_id, occurredAt, { runs: Number(result.runs), tokens: Number(result.tokens) }, plan);
+      await this.alertThresholds(event.org_id, occurredAt, { runs: Number(result.runs), tokens: Number(result.tokens) }, asPlan(result.plan));
     }
     return true;
   }

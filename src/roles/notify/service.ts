@@ -190,8 +190,7 @@ export class EventIntake {
         .returning({ id: webhookDeliveries.id });
       deliveries = inserted.length;
     }
-    const result = { deliveries, notified };
-    if (result.deliveries > 0) this.onDeliveriesQueued();
-    return result;
+    if (deliveries > 0) this.onDeliveriesQueued();
+    return { deliveries, notified };
   }
 }
