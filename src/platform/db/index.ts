@@ -140,7 +140,7 @@ async function openPostgres(url: string, log: Logger, poolSize = 10, connectTime
 }
 
 async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
-  const { openPglite, closePglite } = await import("./pglite");
+  const { openPglite, closePglite, readTextTypesOnce } = await import("./pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
   let client: Awaited<ReturnType<typeof openPglite>>;
   try {
@@ -149,7 +149,7 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
     if (err instanceof FatalError) throw err;
     throw new FatalError(`cannot open the embedded database in ${dataDir}: ${(err as Error).message}`);
   }
-  yieldingClient(client);
+  yieldingClient(readTextTypesOnce(client));
   const db = drizzle(client, { schema }) as unknown as Db;
   log.info("embedded database opened", { data_dir: dataDir });
   return {
