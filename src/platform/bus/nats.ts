@@ -103,7 +103,9 @@ export class NatsBus implements Bus {
     const connection = natsConnectionOptions(url, opts.auth);
     let nc: NatsConnection;
     try {
-      nc = await connect({ ...connection, name: opts.name, timeout: 5000, maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: false });
+      // noAsyncTraces: the client otherwise builds an Error (a stack trace) at every request and
+      // subscription timer, in case it times out — ~1.3% of the worker's CPU; our RPC errors say what timed out.
+      nc = await connect({ ...connection, name: opts.name, timeout: 5000, maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: false, noAsyncTraces: true });
     } catch (err) {
       throw new FatalError(`cannot reach NATS at ${connection.servers}: ${(err as Error).message}`);
     }
