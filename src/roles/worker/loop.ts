@@ -142,8 +142,11 @@ export class RunExecution {
   /** The thread's kept summary (context_strategy summarize), or null. */
   private summary: string | null = null;
   private meter!: Metering;
-  /** Memory blocks read together with the agent, for the first model call only. */
-  private prefetchedBlocks: Awaited<ReturnType<MemoryContract["listBlocks"]>> | null = null;
+  /**
+   * Memory blocks read ahead of the next model call: together with the agent for the first,
+   * during a turn's tool calls when none of them can change blocks (no builtin memory tool).
+   */
+  private prefetchedBlocks: Promise<Awaited<ReturnType<MemoryContract["listBlocks"]>>> | null = null;
   private pending: PendingClose | null = null;
   /** True once this execution wrote a state that releases the run (terminal or requires_action). */
   finished = false;
@@ -171,13 +174,15 @@ export class RunExecution {
     }
   }
 
-  /** Agent, tools, steps, history and memory blocks, read in two parallel rounds. */
+  /** Agent, tools, steps, history and memory blocks, read in two parallel rounds (the second needs the agent's tool list). */
   private async load(): Promise<boolean> {
-    const [agentRows, steps, history] = await Promise.all([
+    const blocks = this.readBlocksAhead();
+    const [agentRows, steps, history, meter] = await Promise.all([
       this.store.db.select().from(agents).where(and(eq(agents.id, this.run.agentId), eq(agents.orgId, this.run.orgId))),
       // Steps are written only under a lease and every lease counts an attempt: the first has none to read.
       this.run.attempts <= 1 ? [] : this.store.steps(this.run.id),
       this.threadHistory(),
+      Metering.load(this.run, this.deps),
     ]);
     const agent = agentRows[0];
     if (!agent) return false;
@@ -186,10 +191,8 @@ export class RunExecution {
     this.steps = steps;
     this.history = history;
     const refs = this.opts.toolRefs;
-    const [runTools, blocks, meter, summary] = await Promise.all([
+    const [runTools, summary] = await Promise.all([
       refs.length ? this.deps.tools().getRunTools(this.run.orgId, refs) : null,
-      this.deps.memory().listBlocks(this.run.orgId, agent.id),
-      Metering.load(this.run, this.deps),
       agent.contextStrategy === "summarize" ? this.threadSummary() : null,
     ]);
     this.meter = meter;
@@ -203,6 +206,13 @@ export class RunExecution {
     }
     this.prefetchedBlocks = blocks;
     return true;
+  }
+
+  /** Starts reading the agent's memory blocks for the next model call (awaited there; a failure surfaces there). */
+  private readBlocksAhead() {
+    const blocks = this.deps.memory().listBlocks(this.run.orgId, this.run.agentId);
+    blocks.catch(() => {}); // not unhandled when the run stops before its next model call
+    return blocks;
   }
 
   private async loop(): Promise<void> {
@@ -361,7 +371,7 @@ export class RunExecution {
   private async preparePrompt(): Promise<{ prompt: BuiltPrompt; toolSpecs: ToolSpec[] } | null> {
     const toolSpecs: ToolSpec[] = this.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } }));
     // Memory blocks may change during a run (memory tools, the API): read before every call but the first.
-    const blocks = this.prefetchedBlocks ?? (await this.deps.memory().listBlocks(this.run.orgId, this.agent.id));
+    const blocks = await (this.prefetchedBlocks ?? this.readBlocksAhead());
     this.prefetchedBlocks = null;
     if (this.agent.contextStrategy === "summarize" && !(await this.compact(blocks, toolSpecs))) return null;
     const history = [...this.history.map((h) => h.message), ...transcript(this.steps, this.opts.responseFormat)];
@@ -575,6 +585,8 @@ export class RunExecution {
    */
   private async runTools(calls: ToolCall[]): Promise<boolean> {
     const plan = planToolCalls(calls, this.steps, this.tools, this.opts.maxToolCalls);
+    // The next model call's blocks, read while the tools run, unless one of them is a memory tool.
+    const blocksAhead = plan.execute.every((p) => p.tool?.kind !== "builtin") ? this.readBlocksAhead() : null;
     if (plan.execute.length > 1 && this.opts.parallelToolCalls) {
       if (!(await this.runToolBatch(plan.execute))) return false;
     } else {
@@ -584,6 +596,7 @@ export class RunExecution {
       await this.requireAction(plan.pause);
       return false;
     }
+    this.prefetchedBlocks = blocksAhead;
     return true;
   }
 
@@ -667,7 +680,7 @@ export class RunExecution {
       : await execute();
     const durationMs = Math.round(performance.now() - t0);
     this.deps.metrics.runStepDuration.observe(durationMs / 1000, { kind: "tool" });
-    // A tool may have changed memory blocks: the next model call reads them again.
+    // A tool may have changed memory blocks: the next model call reads them again (runTools may have read them ahead).
     this.prefetchedBlocks = null;
     return { result, durationMs };
   }

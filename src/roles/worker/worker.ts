@@ -98,10 +98,16 @@ export class RunWorker {
    * `<provider>/<served model>`, so usage is recorded and priced per provider.
    */
   private routedModel(orgId: string, model: string): ModelProvider {
-    let route: Promise<ModelRoute> | undefined;
+    const resolve = () => {
+      const asked = this.p.clients.agents.resolveModel(orgId, model);
+      asked.catch(() => {}); // awaited (and reported) by the first call
+      return asked;
+    };
+    // Asked while the run loads, off the path to its first model call.
+    let route: Promise<ModelRoute> | undefined = resolve();
     return {
       complete: async (req) => {
-        route ??= this.p.clients.agents.resolveModel(orgId, model);
+        route ??= resolve();
         const r = await route.catch((err) => {
           route = undefined; // asked again at the next call (e.g. after the agents role was unreachable)
           throw err;
