@@ -146,6 +146,28 @@ async function stepTimes(url: string): Promise<Record<string, { sum: number; cou
   return out;
 }
 
+type DbPerRun = Awaited<ReturnType<typeof dbPerRun>>;
+const perRunText = (c: { statements: number; transactions: number }) => `${c.statements} / ${c.transactions}`;
+const dbText = (d: DbPerRun) => (d.api ? `worker ${perRunText(d.worker)}, API roles ${perRunText(d.api)} (statements / transactions)` : `${perRunText(d.worker)} (statements / transactions)`);
+const dbColumns = (d: DbPerRun) => ({ "worker (or --role=all)": perRunText(d.worker), "API roles": d.api ? perRunText(d.api) : "—" });
+
+/** agentos_db_statements_total of one process: statements and transactions sent so far. */
+async function dbCounts(url: string): Promise<{ statements: number; transactions: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const of = (kind: string) => Number(new RegExp(`^agentos_db_statements_total\\{kind="${kind}"\\} (\\d+)$`, "m").exec(text)?.[1] ?? NaN);
+  return { statements: of("statement"), transactions: of("transaction") };
+}
+
+/** Statements and transactions per run of each process between two readings (background work included). */
+async function dbPerRun(urls: { worker: string; api: string | null }, before: { worker: Awaited<ReturnType<typeof dbCounts>>; api: Awaited<ReturnType<typeof dbCounts>> | null }, runs: number) {
+  const per = (a: Awaited<ReturnType<typeof dbCounts>>, b: Awaited<ReturnType<typeof dbCounts>>) => ({ statements: round((a.statements - b.statements) / runs, 1), transactions: round((a.transactions - b.transactions) / runs, 1) });
+  return { worker: per(await dbCounts(urls.worker), before.worker), api: urls.api && before.api ? per(await dbCounts(urls.api), before.api) : null };
+}
+
+async function dbBefore(urls: { worker: string; api: string | null }) {
+  return { worker: await dbCounts(urls.worker), api: urls.api ? await dbCounts(urls.api) : null };
+}
+
 /** Mean ms per call of each kind between two readings. */
 function meanStepMs(before: Awaited<ReturnType<typeof stepTimes>>, after: Awaited<ReturnType<typeof stepTimes>>, kind: string) {
   const a = after[kind];
@@ -245,6 +267,8 @@ async function measureMode(mode: Mode, o: RunsOptions) {
 
     // 1. Sequential: the overhead of one run alone.
     const seqSteps = await stepTimes(servers.worker.url);
+    const dbUrls = { worker: servers.worker.url, api: split ? servers.api.url : null };
+    const seqDb = await dbBefore(dbUrls);
     const seq: Timed[] = [];
     const seqWorkerCpu = cpuMeter(servers.worker.pid);
     const seqApiCpu = split ? cpuMeter(servers.api.pid) : null;
@@ -252,6 +276,8 @@ async function measureMode(mode: Mode, o: RunsOptions) {
     const seqCpuMs = (m: ReturnType<typeof cpuMeter> | null) => (m ? round((1000 * m().cpu_seconds) / Math.max(1, o.sequential), 1) : null);
     const [seqWorkerCpuMs, seqApiCpuMs] = [seqCpuMs(seqWorkerCpu), seqCpuMs(seqApiCpu)];
     const seqStepsAfter = await stepTimes(servers.worker.url);
+    await Bun.sleep(500); // the last run's background work (relay, event consumers)
+    const seqDbPerRun = await dbPerRun(dbUrls, seqDb, o.sequential);
     const seqTotal = sortNum(seq.map((r) => r.total_ms));
     const modelMs = 2 * o.latencyMs;
     const overhead = (ms: number) => round((ms - modelMs) / STEPS, 1);
@@ -265,8 +291,10 @@ async function measureMode(mode: Mode, o: RunsOptions) {
       tool_call_ms_mean: meanStepMs(seqSteps, seqStepsAfter, "tool"),
       /** CPU per run alone (its own, plus the background of the process: relays, polls, timers). */
       cpu_ms_per_run: { worker: seqWorkerCpuMs, api: seqApiCpuMs },
+      /** agentos_db_statements_total per run (its background work included). */
+      db_per_run: seqDbPerRun,
     };
-    console.log(`sequential: ${o.sequential} runs, run p50 ${sequential.run_ms.p50} ms → overhead per step p50 ${sequential.overhead_per_step_ms.p50} ms (p90 ${sequential.overhead_per_step_ms.p90}, min ${sequential.overhead_per_step_ms.min}); model call ${sequential.model_call_ms_mean} ms, tool call ${sequential.tool_call_ms_mean} ms as the worker timed them; CPU per run ${split ? `worker ${seqWorkerCpuMs} ms, API roles ${seqApiCpuMs} ms` : `${seqWorkerCpuMs} ms`}`);
+    console.log(`sequential: ${o.sequential} runs, run p50 ${sequential.run_ms.p50} ms → overhead per step p50 ${sequential.overhead_per_step_ms.p50} ms (p90 ${sequential.overhead_per_step_ms.p90}, min ${sequential.overhead_per_step_ms.min}); model call ${sequential.model_call_ms_mean} ms, tool call ${sequential.tool_call_ms_mean} ms as the worker timed them; CPU per run ${split ? `worker ${seqWorkerCpuMs} ms, API roles ${seqApiCpuMs} ms` : `${seqWorkerCpuMs} ms`}; database per run ${dbText(seqDbPerRun)}`);
 
     // 2. Concurrent: all runs created at once.
     const threads = await inBatches(o.runs, 32, async () => (await c.req("POST", "/v1/threads", {})).id as string);
@@ -282,6 +310,7 @@ async function measureMode(mode: Mode, o: RunsOptions) {
     const postgresCpu = mode === "real" ? commandCpuMeter("postgres") : null;
     const natsCpu = mode === "real" ? commandCpuMeter("nats-server") : null;
     const loadSteps = await stepTimes(servers.worker.url);
+    const loadDb = await dbBefore(dbUrls);
     const t0 = performance.now();
     const results = await Promise.all(threads.map((th) => oneRun(c, agent.id, th)));
     const wallS = (performance.now() - t0) / 1000;
@@ -294,6 +323,8 @@ async function measureMode(mode: Mode, o: RunsOptions) {
     const postgresUse = postgresCpu?.();
     const natsUse = natsCpu?.();
     const loadStepsAfter = await stepTimes(servers.worker.url);
+    await Bun.sleep(1000);
+    const loadDbPerRun = await dbPerRun(dbUrls, loadDb, o.runs);
     const modelMean = meanStepMs(loadSteps, loadStepsAfter, "model");
     const totals = sortNum(results.map((r) => r.total_ms));
     const queued = sortNum(results.map((r) => r.queued_ms));
@@ -317,6 +348,7 @@ async function measureMode(mode: Mode, o: RunsOptions) {
       worker: { ...cpu, rss_peak_mib: rss.peak_mib, rss_end_mib: rss.end_mib },
       api: apiCpuUse ? { ...apiCpuUse, rss_peak_mib: apiRssUse!.peak_mib, rss_end_mib: apiRssUse!.end_mib } : null,
       client: clientCpuUse,
+      db_per_run: loadDbPerRun,
       postgres_all_backends: postgresUse ?? null,
       nats_server: natsUse ?? null,
       /** The whole machine (every process, incl. anything else running), in % of one core. */
@@ -383,6 +415,11 @@ export async function runRuns(o: RunsOptions) {
   })));
   console.log("\nCPU per run, per process (CPU seconds of the concurrent phase / its runs, in ms):");
   printTable(results.map((r) => ({ mode: r.mode, ...cpuPerRun(r.concurrent) })));
+  console.log("\nDatabase per run, per process (agentos_db_statements_total: statements / transactions, background work included):");
+  printTable(results.flatMap((r) => [
+    { mode: r.mode, phase: "sequential", ...dbColumns(r.sequential.db_per_run) },
+    { mode: r.mode, phase: "concurrent", ...dbColumns(r.concurrent.db_per_run) },
+  ]));
   if (o.profile) return; // a profiled server is slower: its figures are not the results
   const file = writeResults("runs", { scenario: "runs", machine, options: o, results });
   console.log(`\nwritten: ${file}`);

@@ -159,6 +159,7 @@ export function createMetrics() {
     httpRequests: registry.counter("agentos_http_requests_total", "HTTP requests by route, method and status"),
     httpFastAnswers: registry.counter("agentos_http_fast_path_total", "HTTP requests answered from memory before the framework, by route (also counted in agentos_http_requests_total)"),
     natsMessages: registry.counter("agentos_nats_messages_total", "Bus messages by direction and kind"),
+    dbStatements: registry.counter("agentos_db_statements_total", "Database work sent, by kind: statement (a query; a transaction's BEGIN and COMMIT not included) and transaction"),
     rpcRefused: registry.counter("agentos_rpc_refused_total", "RPC requests refused by the serving role: unsigned, bad_signature, stale, replayed, malformed, unknown_method"),
     websocketConnections: registry.gauge("agentos_websocket_connections", "Open WebSocket connections"),
     runs: registry.counter("agentos_runs_total", "Runs that reached a status, by status"),

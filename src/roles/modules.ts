@@ -110,7 +110,11 @@ const backends: ModuleDef<AppPlatform>[] = [
     async init(p) {
       const { openDatabase } = await import("../platform/db");
       const { pendingMigrations } = await import("../platform/db/migrate");
-      p.database = await openDatabase({ url: p.config.databaseUrl, dataDir: p.config.dataDir, log: p.log, poolSize: p.config.databasePoolSize, prepare: p.config.databasePreparedStatements, connectTimeoutMs: p.config.databaseConnectTimeoutMs });
+      const counts = { statement: p.metrics.dbStatements.bind({ kind: "statement" }), transaction: p.metrics.dbStatements.bind({ kind: "transaction" }) };
+      p.database = await openDatabase({
+        url: p.config.databaseUrl, dataDir: p.config.dataDir, log: p.log, poolSize: p.config.databasePoolSize, prepare: p.config.databasePreparedStatements, connectTimeoutMs: p.config.databaseConnectTimeoutMs,
+        onStatement: (kind) => counts[kind](),
+      });
       p.db = p.database.db;
       await p.database.migrate();
       return {

@@ -33,8 +33,34 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export async function openDatabase(opts: { url?: string; dataDir: string; log: Logger; poolSize?: number; connectTimeoutMs?: number; prepare?: boolean }): Promise<Database> {
-  return opts.url ? openPostgres(opts.url, opts.log, opts.poolSize, opts.connectTimeoutMs, opts.prepare ?? true) : openEmbedded(opts.dataDir, opts.log);
+/** Told of every statement and transaction sent (agentos_db_statements_total): what a request or a run costs the store. */
+export type OnStatement = (kind: "statement" | "transaction") => void;
+const uncounted: OnStatement = () => {};
+
+export async function openDatabase(opts: { url?: string; dataDir: string; log: Logger; poolSize?: number; connectTimeoutMs?: number; prepare?: boolean; onStatement?: OnStatement }): Promise<Database> {
+  const counted = opts.onStatement ?? uncounted;
+  return opts.url ? openPostgres(opts.url, opts.log, opts.poolSize, opts.connectTimeoutMs, opts.prepare ?? true, counted) : openEmbedded(opts.dataDir, opts.log, counted);
+}
+
+type SqlClient = { unsafe: Function; begin: Function; savepoint?: Function };
+type Unsafe = (query: string, params?: unknown[], options?: object) => unknown;
+
+/** A postgres.js client whose `unsafe` (and every transaction's, savepoints' too) is `wrap(unsafe)`; `onBegin` at each transaction. */
+function withQueries<C extends object>(client: C & SqlClient, wrap: (unsafe: Unsafe) => Unsafe, onBegin?: () => void): C {
+  return new Proxy(client, {
+    get(target, prop, receiver) {
+      if (prop === "unsafe") return wrap((query, params, options) => target.unsafe(query, params, options));
+      if (prop === "begin" || prop === "savepoint") {
+        const open = Reflect.get(target, prop, receiver) as Function;
+        return (...args: unknown[]) => {
+          if (prop === "begin") onBegin?.();
+          const fn = args.pop() as (tx: SqlClient) => unknown;
+          return open.call(target, ...args, (tx: SqlClient) => fn(withQueries(tx, wrap)));
+        };
+      }
+      return Reflect.get(target, prop, receiver);
+    },
+  });
 }
 
 /**
@@ -49,22 +75,15 @@ export async function openDatabase(opts: { url?: string; dataDir: string; log: L
  * `prepare: false` unless a query was given a name: overridden here (unless
  * DATABASE_PREPARED_STATEMENTS=false, for a pooler that cannot keep prepared statements).
  */
-type SqlClient = { unsafe: Function; begin: Function; savepoint?: Function };
-function preparedByDefault<C extends object>(client: C & SqlClient): C {
-  return new Proxy(client, {
-    get(target, prop, receiver) {
-      if (prop === "unsafe") return (query: string, params?: unknown[], options?: object) => target.unsafe(query, params, params?.length ? { ...options, prepare: true } : options);
-      if (prop === "begin" || prop === "savepoint") {
-        const open = Reflect.get(target, prop, receiver) as Function;
-        return (...args: unknown[]) => {
-          const fn = args.pop() as (tx: SqlClient) => unknown;
-          return open.call(target, ...args, (tx: SqlClient) => fn(preparedByDefault(tx)));
-        };
-      }
-      return Reflect.get(target, prop, receiver);
-    },
-  });
-}
+const preparedByDefault = <C extends object>(client: C & SqlClient): C =>
+  withQueries(client, (unsafe) => (query, params, options) => unsafe(query, params, params?.length ? { ...options, prepare: true } : options));
+
+/** Counts each query (in transactions too) and each transaction. */
+const countedClient = <C extends object>(client: C & SqlClient, counted: OnStatement): C =>
+  withQueries(client, (unsafe) => (query, params, options) => {
+    counted("statement");
+    return unsafe(query, params, options);
+  }, () => counted("transaction"));
 
 /** Drizzle's postgres.js session calls only `unsafe` (queries) and `begin` (transactions) on the client. */
 function gatedClient<C extends object>(client: C & { unsafe: Function; begin: Function }, gate: DatabaseGate): C {
@@ -99,7 +118,9 @@ function gatedClient<C extends object>(client: C & { unsafe: Function; begin: Fu
   });
 }
 
-async function openPostgres(url: string, log: Logger, poolSize = 10, connectTimeoutMs = 1500, prepare = true): Promise<Database> {
+async function openPostgres(url: string, log: Logger, poolSize: number | undefined, connectTimeoutMs: number | undefined, prepare: boolean, counted: OnStatement): Promise<Database> {
+  poolSize ??= 10;
+  connectTimeoutMs ??= 1500;
   const { default: postgres } = await import("postgres");
   const { drizzle } = await import("drizzle-orm/postgres-js");
   const client = postgres(url, {
@@ -113,7 +134,7 @@ async function openPostgres(url: string, log: Logger, poolSize = 10, connectTime
   });
   const probe = () => Promise.race([client`select 1`, Bun.sleep(connectTimeoutMs + 1000).then(() => Promise.reject(Object.assign(new Error("probe timed out"), { code: "CONNECT_TIMEOUT" })))]);
   const gate = new DatabaseGate(probe, log);
-  const db = drizzle(gatedClient(prepare ? preparedByDefault(client) : client, gate), { schema }) as unknown as Db;
+  const db = drizzle(gatedClient(countedClient(prepare ? preparedByDefault(client) : client, counted), gate), { schema }) as unknown as Db;
   const database: Database = {
     kind: "postgres",
     db,
@@ -139,8 +160,8 @@ async function openPostgres(url: string, log: Logger, poolSize = 10, connectTime
   return database;
 }
 
-async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
-  const { openPglite, closePglite, readTextTypesOnce } = await import("./pglite");
+async function openEmbedded(dataDir: string, log: Logger, counted: OnStatement): Promise<Database> {
+  const { openPglite, closePglite, instrumentQueries } = await import("./pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
   let client: Awaited<ReturnType<typeof openPglite>>;
   try {
@@ -149,7 +170,7 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
     if (err instanceof FatalError) throw err;
     throw new FatalError(`cannot open the embedded database in ${dataDir}: ${(err as Error).message}`);
   }
-  yieldingClient(readTextTypesOnce(client));
+  yieldingClient(instrumentQueries(client, counted));
   const db = drizzle(client, { schema }) as unknown as Db;
   log.info("embedded database opened", { data_dir: dataDir });
   return {

@@ -209,19 +209,26 @@ function withoutTextParsers<O extends { parsers?: Record<number, unknown> } | un
   return { ...options, parsers: undefined };
 }
 
-/** Installs the text parsers on the instance and drops them from each query (and each transaction's). */
-export function readTextTypesOnce(db: PGlite): PGlite {
+/**
+ * Every query of the instance and of its transactions: the text parsers installed once (the
+ * per-query option dropped), each statement and transaction told to `counted`.
+ */
+export function instrumentQueries(db: PGlite, counted: (kind: "statement" | "transaction") => void): PGlite {
   const own = db as unknown as { parsers: Record<number, unknown>; query: QueryFn; transaction: (fn: (tx: any) => Promise<unknown>) => Promise<unknown> };
   for (const oid of TEXT_TYPE_OIDS) own.parsers[oid] = asText;
-  const query = own.query.bind(db);
-  own.query = (q, params, options) => query(q, params, withoutTextParsers(options));
+  const instrumented = (query: QueryFn): QueryFn => (q, params, options) => {
+    counted("statement");
+    return query(q, params, withoutTextParsers(options));
+  };
+  own.query = instrumented(own.query.bind(db));
   const transaction = own.transaction.bind(db);
-  own.transaction = (fn) =>
-    transaction((tx: { query: QueryFn }) => {
-      const txQuery = tx.query;
-      tx.query = (q, params, options) => txQuery(q, params, withoutTextParsers(options));
+  own.transaction = (fn) => {
+    counted("transaction");
+    return transaction((tx: { query: QueryFn }) => {
+      tx.query = instrumented(tx.query);
       return fn(tx);
     });
+  };
   return db;
 }
 
