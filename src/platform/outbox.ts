@@ -8,7 +8,7 @@
  */
 import { NO_TRACING, type Tracing } from "./tracing";
 import { inBackground } from "./db/yielding";
-import { inArray, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import { outboxEvents } from "../../schema";
 import type { Bus } from "./bus";
 import { currentContext } from "./context";
@@ -48,14 +48,23 @@ interface OutboxRow {
   created_at: string | Date;
 }
 
-/** Publishes one batch; returns how many rows it relayed. */
+/**
+ * Publishes one batch; returns how many rows it relayed. Most polls find nothing (another
+ * process's relay took the rows, or none were written): they cost one read of the partial
+ * index and no transaction. A batch is claimed and marked in one statement, inside the
+ * transaction that publishes it: a failed publish rolls the mark back, so nothing is lost.
+ */
 export async function relayOnce(db: Db, bus: Bus, batch = 200, tracing: Tracing = NO_TRACING): Promise<number> {
+  const [unpublished] = rowsOf<{ pending: boolean }>(await db.execute(sql`select exists(select 1 from outbox_events where published_at is null) as pending`));
+  if (!unpublished?.pending) return 0;
   return db.transaction(async (tx) => {
     const rows = rowsOf<OutboxRow>(
-      await tx.execute(sql`select id, org_id, type, payload, traceparent, created_at from outbox_events
-        where published_at is null order by created_at limit ${batch} for update skip locked`),
+      await tx.execute(sql`update outbox_events set published_at = now(), attempts = attempts + 1
+        where id in (select id from outbox_events where published_at is null order by created_at limit ${batch} for update skip locked)
+        returning id, org_id, type, payload, traceparent, created_at`),
     );
-    if (rows.length === 0) return 0;
+    // RETURNING has no order: publish oldest first, as the rows were written.
+    rows.sort((a, b) => +new Date(a.created_at) - +new Date(b.created_at) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     for (const row of rows) {
       const event: DomainEvent = {
         id: row.id,
@@ -76,10 +85,6 @@ export async function relayOnce(db: Db, bus: Bus, batch = 200, tracing: Tracing 
       // Live fan-out to gateways (WebSocket clients of the organization).
       bus.publish(bus.subject(`live.${row.org_id}`), event);
     }
-    await tx
-      .update(outboxEvents)
-      .set({ publishedAt: sql`now()`, attempts: sql`${outboxEvents.attempts} + 1` })
-      .where(inArray(outboxEvents.id, rows.map((r) => r.id)));
     return rows.length;
   });
 }
