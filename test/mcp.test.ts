@@ -18,6 +18,7 @@ import { startFakeModel, type FakeModel } from "./support/fake-model";
 import { TEST_JWT_SECRET } from "./support/harness";
 import { MCP_TOKEN, startMcpServer, type McpTestServer } from "./support/mcp-server";
 import { runApi, signupUnlimited } from "./support/testkit";
+import { waitFor } from "./support/wait";
 
 interface Target {
   child: ChildProcess;
@@ -151,7 +152,11 @@ function suite(start: (modelUrl: string) => Promise<Target>) {
       const call = steps.find((s) => s.kind === "tool_call");
       expect(call.output).toBe("echo: from the model");
       expect(JSON.stringify(fake.requests[1].body.messages)).toContain("echo: from the model");
-      const usage = await api.ok("GET", "/v1/billing/usage");
+      // Usage is recorded from the run's events (outbox → ledger), a few ms after the run may have ended.
+      const usage = await waitFor("the tool call in the usage totals", async () => {
+        const u = await api.ok("GET", "/v1/billing/usage");
+        return u.totals.tool_calls >= 1 && u;
+      });
       expect(usage.totals.tool_calls).toBeGreaterThanOrEqual(1);
 
       fake.script({ tool_calls: [{ name: "demo__add", arguments: { a: 1, b: 1 }, id: "c2" }] }, { content: "Two." });
