@@ -61,6 +61,11 @@ async function signup(base: string) {
 }
 
 const readyz = (base: string) => http(base, "GET", "/readyz", { timeoutMs: 5_000 }).catch(() => null);
+/**
+ * /readyz reports an outage at its first call after the kill, within a few ms here; under the
+ * full suite on 2 cores it once took over 5 s. Fast answers are what expectFastOutage checks.
+ */
+const OUTAGE_REPORTED_WITHIN_MS = 15_000;
 
 describe("PostgreSQL outage with runs in flight [compiled binary, private PostgreSQL]", () => {
   let pg: PrivateServer;
@@ -101,7 +106,7 @@ describe("PostgreSQL outage with runs in flight [compiled binary, private Postgr
     const ready = await waitFor("/readyz to report the database outage", async () => {
       const r = await readyz(child.url);
       return r?.status === 503 && r.body.error.details.checks.database !== "ok" ? r : null;
-    }, 5_000);
+    }, OUTAGE_REPORTED_WITHIN_MS);
     expect(ready.body.error.message).toMatch(/database: .*(postgresql|PostgreSQL)/);
     const outage = await expectFastOutage(child.url, "GET", "/v1/agents", token, "database");
     expect(outage.body.error.message).toMatch(/PostgreSQL/);
@@ -171,7 +176,7 @@ describe("Redis outage [compiled binary, private Redis]", () => {
     const ready = await waitFor("/readyz to report the Redis outage", async () => {
       const r = await readyz(child.url);
       return r?.status === 503 && r.body.error.details.checks.cache !== "ok" ? r : null;
-    }, 5_000);
+    }, OUTAGE_REPORTED_WITHIN_MS);
     expect(ready.body.error.message).toMatch(/cache: redis unavailable/);
     for (let i = 0; i < 3; i++) {
       const started = performance.now();
@@ -250,7 +255,7 @@ await describeReal("NATS outage on split roles [compiled binary, private NATS]",
       const r = await waitFor("/readyz to report the NATS outage", async () => {
         const ready = await readyz(c.url);
         return ready?.status === 503 && /bus: nats/.test(ready.body.error.message) ? ready : null;
-      }, 5_000);
+      }, OUTAGE_REPORTED_WITHIN_MS);
       expect(r.body.error.details.checks.bus).toMatch(/nats disconnected/);
     }
     await expectFastOutage(gateway.url, "GET", "/v1/agents", token, "bus");
