@@ -146,7 +146,7 @@ async function stepTimes(url: string): Promise<Record<string, { sum: number; cou
   return out;
 }
 
-type DbPerRun = Awaited<ReturnType<typeof dbPerRun>>;
+type DbPerRun = ReturnType<typeof dbPerRun>;
 const perRunText = (c: { statements: number; transactions: number }) => `${c.statements} / ${c.transactions}`;
 const dbText = (d: DbPerRun) => (d.api ? `worker ${perRunText(d.worker)}, API roles ${perRunText(d.api)} (statements / transactions)` : `${perRunText(d.worker)} (statements / transactions)`);
 const dbColumns = (d: DbPerRun) => ({ "worker (or --role=all)": perRunText(d.worker), "API roles": d.api ? perRunText(d.api) : "—" });
@@ -157,15 +157,17 @@ async function dbCounts(url: string): Promise<{ statements: number; transactions
   const of = (kind: string) => Number(new RegExp(`^agentos_db_statements_total\\{kind="${kind}"\\} (\\d+)$`, "m").exec(text)?.[1] ?? NaN);
   return { statements: of("statement"), transactions: of("transaction") };
 }
+type DbCounts = Awaited<ReturnType<typeof dbCounts>>;
 
-/** Statements and transactions per run of each process between two readings (background work included). */
-async function dbPerRun(urls: { worker: string; api: string | null }, before: { worker: Awaited<ReturnType<typeof dbCounts>>; api: Awaited<ReturnType<typeof dbCounts>> | null }, runs: number) {
-  const per = (a: Awaited<ReturnType<typeof dbCounts>>, b: Awaited<ReturnType<typeof dbCounts>>) => ({ statements: round((a.statements - b.statements) / runs, 1), transactions: round((a.transactions - b.transactions) / runs, 1) });
-  return { worker: per(await dbCounts(urls.worker), before.worker), api: urls.api && before.api ? per(await dbCounts(urls.api), before.api) : null };
+/** The counts of the worker and (split) of the API roles. */
+async function dbSnapshot(urls: { worker: string; api: string | null }) {
+  return { worker: await dbCounts(urls.worker), api: urls.api ? await dbCounts(urls.api) : null };
 }
 
-async function dbBefore(urls: { worker: string; api: string | null }) {
-  return { worker: await dbCounts(urls.worker), api: urls.api ? await dbCounts(urls.api) : null };
+/** Statements and transactions per run of each process between two snapshots (background work included). */
+function dbPerRun(after: Awaited<ReturnType<typeof dbSnapshot>>, before: Awaited<ReturnType<typeof dbSnapshot>>, runs: number) {
+  const per = (a: DbCounts, b: DbCounts) => ({ statements: round((a.statements - b.statements) / runs, 1), transactions: round((a.transactions - b.transactions) / runs, 1) });
+  return { worker: per(after.worker, before.worker), api: after.api && before.api ? per(after.api, before.api) : null };
 }
 
 /** Mean ms per call of each kind between two readings. */
@@ -268,7 +270,7 @@ async function measureMode(mode: Mode, o: RunsOptions) {
     // 1. Sequential: the overhead of one run alone.
     const seqSteps = await stepTimes(servers.worker.url);
     const dbUrls = { worker: servers.worker.url, api: split ? servers.api.url : null };
-    const seqDb = await dbBefore(dbUrls);
+    const seqDb = await dbSnapshot(dbUrls);
     const seq: Timed[] = [];
     const seqWorkerCpu = cpuMeter(servers.worker.pid);
     const seqApiCpu = split ? cpuMeter(servers.api.pid) : null;
@@ -277,7 +279,7 @@ async function measureMode(mode: Mode, o: RunsOptions) {
     const [seqWorkerCpuMs, seqApiCpuMs] = [seqCpuMs(seqWorkerCpu), seqCpuMs(seqApiCpu)];
     const seqStepsAfter = await stepTimes(servers.worker.url);
     await Bun.sleep(500); // the last run's background work (relay, event consumers)
-    const seqDbPerRun = await dbPerRun(dbUrls, seqDb, o.sequential);
+    const seqDbPerRun = dbPerRun(await dbSnapshot(dbUrls), seqDb, o.sequential);
     const seqTotal = sortNum(seq.map((r) => r.total_ms));
     const modelMs = 2 * o.latencyMs;
     const overhead = (ms: number) => round((ms - modelMs) / STEPS, 1);
@@ -310,7 +312,7 @@ async function measureMode(mode: Mode, o: RunsOptions) {
     const postgresCpu = mode === "real" ? commandCpuMeter("postgres") : null;
     const natsCpu = mode === "real" ? commandCpuMeter("nats-server") : null;
     const loadSteps = await stepTimes(servers.worker.url);
-    const loadDb = await dbBefore(dbUrls);
+    const loadDb = await dbSnapshot(dbUrls);
     const t0 = performance.now();
     const results = await Promise.all(threads.map((th) => oneRun(c, agent.id, th)));
     const wallS = (performance.now() - t0) / 1000;
@@ -324,7 +326,7 @@ async function measureMode(mode: Mode, o: RunsOptions) {
     const natsUse = natsCpu?.();
     const loadStepsAfter = await stepTimes(servers.worker.url);
     await Bun.sleep(1000);
-    const loadDbPerRun = await dbPerRun(dbUrls, loadDb, o.runs);
+    const loadDbPerRun = dbPerRun(await dbSnapshot(dbUrls), loadDb, o.runs);
     const modelMean = meanStepMs(loadSteps, loadStepsAfter, "model");
     const totals = sortNum(results.map((r) => r.total_ms));
     const queued = sortNum(results.map((r) => r.queued_ms));

@@ -59,12 +59,12 @@ export async function relayOnce(db: Db, bus: Bus, batch = 200, tracing: Tracing 
   if (!unpublished?.pending) return 0;
   return db.transaction(async (tx) => {
     const rows = rowsOf<OutboxRow>(
-      await tx.execute(sql`update outbox_events set published_at = now(), attempts = attempts + 1
-        where id in (select id from outbox_events where published_at is null order by created_at limit ${batch} for update skip locked)
-        returning id, org_id, type, payload, traceparent, created_at`),
+      // RETURNING has no order: the claimed rows are published oldest first, as they were written.
+      await tx.execute(sql`with claimed as (update outbox_events set published_at = now(), attempts = attempts + 1
+          where id in (select id from outbox_events where published_at is null order by created_at limit ${batch} for update skip locked)
+          returning id, org_id, type, payload, traceparent, created_at)
+        select * from claimed order by created_at, id`),
     );
-    // RETURNING has no order: publish oldest first, as the rows were written.
-    rows.sort((a, b) => +new Date(a.created_at) - +new Date(b.created_at) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     for (const row of rows) {
       const event: DomainEvent = {
         id: row.id,

@@ -38,8 +38,7 @@ export type OnStatement = (kind: "statement" | "transaction") => void;
 const uncounted: OnStatement = () => {};
 
 export async function openDatabase(opts: { url?: string; dataDir: string; log: Logger; poolSize?: number; connectTimeoutMs?: number; prepare?: boolean; onStatement?: OnStatement }): Promise<Database> {
-  const counted = opts.onStatement ?? uncounted;
-  return opts.url ? openPostgres(opts.url, opts.log, opts.poolSize, opts.connectTimeoutMs, opts.prepare ?? true, counted) : openEmbedded(opts.dataDir, opts.log, counted);
+  return opts.url ? openPostgres(opts.url, opts.log, opts.poolSize, opts.connectTimeoutMs, opts.prepare, opts.onStatement) : openEmbedded(opts.dataDir, opts.log, opts.onStatement);
 }
 
 type SqlClient = { unsafe: Function; begin: Function; savepoint?: Function };
@@ -118,9 +117,7 @@ function gatedClient<C extends object>(client: C & { unsafe: Function; begin: Fu
   });
 }
 
-async function openPostgres(url: string, log: Logger, poolSize: number | undefined, connectTimeoutMs: number | undefined, prepare: boolean, counted: OnStatement): Promise<Database> {
-  poolSize ??= 10;
-  connectTimeoutMs ??= 1500;
+async function openPostgres(url: string, log: Logger, poolSize = 10, connectTimeoutMs = 1500, prepare = true, counted = uncounted): Promise<Database> {
   const { default: postgres } = await import("postgres");
   const { drizzle } = await import("drizzle-orm/postgres-js");
   const client = postgres(url, {
@@ -160,7 +157,7 @@ async function openPostgres(url: string, log: Logger, poolSize: number | undefin
   return database;
 }
 
-async function openEmbedded(dataDir: string, log: Logger, counted: OnStatement): Promise<Database> {
+async function openEmbedded(dataDir: string, log: Logger, counted = uncounted): Promise<Database> {
   const { openPglite, closePglite, instrumentQueries } = await import("./pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
   let client: Awaited<ReturnType<typeof openPglite>>;

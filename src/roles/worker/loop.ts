@@ -585,7 +585,8 @@ export class RunExecution {
    */
   private async runTools(calls: ToolCall[]): Promise<boolean> {
     const plan = planToolCalls(calls, this.steps, this.tools, this.opts.maxToolCalls);
-    // The next model call's blocks, read while the tools run, unless one of them is a memory tool.
+    // The next model call's blocks, read while the tools run, unless one of them is a memory tool
+    // (then, and for blocks read before a resumed run's tools, the next call reads them again).
     const blocksAhead = plan.execute.every((p) => p.tool?.kind !== "builtin") ? this.readBlocksAhead() : null;
     if (plan.execute.length > 1 && this.opts.parallelToolCalls) {
       if (!(await this.runToolBatch(plan.execute))) return false;
@@ -680,8 +681,6 @@ export class RunExecution {
       : await execute();
     const durationMs = Math.round(performance.now() - t0);
     this.deps.metrics.runStepDuration.observe(durationMs / 1000, { kind: "tool" });
-    // A tool may have changed memory blocks: the next model call reads them again (runTools may have read them ahead).
-    this.prefetchedBlocks = null;
     return { result, durationMs };
   }
 
