@@ -12,7 +12,7 @@
  */
 import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import { messages, runEvents, runs, threads } from "../../schema";
-import type { Db } from "../platform/db";
+import type { Db, Tx } from "../platform/db";
 import { newId } from "../platform/ids";
 import { Enum } from "../platform/http/models";
 import { msInterval, type RunStore } from "./store";
@@ -46,6 +46,14 @@ export const isActiveRunConflict = (err: unknown) => {
   return (inner?.code === "23505" || e?.code === "23505") && /runs_thread_active_key/.test(`${inner?.constraint_name ?? inner?.constraint ?? ""} ${inner?.message ?? ""} ${e?.message ?? ""}`);
 };
 
+/** Removes the messages of the thread's rolled-back runs that have ended (under the thread row lock). */
+export async function discardRolledBackMessages(tx: Tx, threadId: string): Promise<void> {
+  await tx.delete(messages).where(and(
+    eq(messages.threadId, threadId),
+    inArray(messages.runId, tx.select({ id: runs.id }).from(runs).where(and(eq(runs.threadId, threadId), eq(runs.rolledBack, true), inArray(runs.status, [...TERMINAL_STATUSES])))),
+  ));
+}
+
 /**
  * Promotes the oldest `pending` run of the thread to `queued` when no run of it is active,
  * appending its input to the thread; first removes the messages of rolled-back runs that have
@@ -61,12 +69,7 @@ export async function promoteNext(store: RunStore, threadId: string, opts: { dis
   const promoted = await db.transaction(async (tx) => {
     const [thread] = await tx.select({ id: threads.id }).from(threads).where(eq(threads.id, threadId)).for("update");
     if (!thread) return null;
-    if (opts.discardRolledBack) {
-      await tx.delete(messages).where(and(
-        eq(messages.threadId, threadId),
-        inArray(messages.runId, tx.select({ id: runs.id }).from(runs).where(and(eq(runs.threadId, threadId), eq(runs.rolledBack, true), inArray(runs.status, [...TERMINAL_STATUSES])))),
-      ));
-    }
+    if (opts.discardRolledBack) await discardRolledBackMessages(tx, threadId);
     const [active] = await tx.select({ id: runs.id }).from(runs).where(and(eq(runs.threadId, threadId), inArray(runs.status, [...ACTIVE_STATUSES]))).limit(1);
     if (active) return null;
     const [next] = await tx.select().from(runs).where(and(eq(runs.threadId, threadId), eq(runs.status, PENDING))).orderBy(asc(runs.id)).limit(1).for("update");

@@ -17,7 +17,7 @@ import type { Logger } from "../platform/logging";
 import { emitEvent } from "../platform/outbox";
 import type { CreateRunInput, CreateThreadAndRunInput, ListRunsInput, RequiredAction, RunEventOut, RunOut, StepOut, ToolOutputsInput } from "./model";
 import { assertRunOptions, runOptionsOf, type RunOptionChecks, type RunOptions } from "./options";
-import { isActiveRunConflict, liveRunsOf, PENDING, promoteNext, type MultitaskStrategy } from "./multitask";
+import { discardRolledBackMessages, isActiveRunConflict, liveRunsOf, PENDING, promoteNext, type MultitaskStrategy } from "./multitask";
 import { runCancelSubject, tryEnqueueRun } from "./queue";
 import { leaseFree, type RunStore } from "./store";
 import { buildRunTrace, TIMELINE_EVENTS, type CostOf, type RunTraceOut } from "./trace";
@@ -139,6 +139,9 @@ export class RunsService {
       }
       // interrupt/rollback cancelled everything before this transaction; only a run still stopping may remain.
       if (strategy !== "enqueue" && live.some((r) => r.status !== "cancelling")) return RETRY;
+      // A rolled-back run that ended after clearThread looked still has its messages (its worker removes
+      // them just after its end commits): removed here, so a run queued at once never reads them.
+      if (strategy === "rollback" && live.length === 0) await discardRolledBackMessages(tx, threadId);
       const row = await insertRun(tx, orgId, threadId, agent, input, options, live.length > 0, apiKeyId);
       // The stored response commits with the run: a retry after a crash never creates a second one.
       await commit(tx, { status: 201, body: unpriced(row) });
