@@ -38,6 +38,9 @@ const FAST_ENV = {
   AGENTOS_WEBHOOK_RETRY_BASE_MS: "200",
   AGENTOS_WEBHOOK_POLL_MS: "200",
   AGENTOS_ALLOW_PRIVATE_TARGETS: "true",
+  // The tests poll every run several times a second while it recovers: the free plan's 60
+  // requests a minute ran out when recovery took a few seconds, and every later poll was a 429.
+  AGENTOS_PLAN_LIMITS: JSON.stringify({ free: { requests_per_minute: 1_000_000 } }),
 };
 const PASSWORD = "correct horse battery";
 
@@ -126,7 +129,10 @@ describe("PostgreSQL outage with runs in flight [compiled binary, private Postgr
     // on a loaded machine it can take a while; the statuses say where a run stopped if it does not.)
     let statuses: string[] = [];
     await waitFor("every run to end", async () => {
-      statuses = await Promise.all(runIds.map(async (id) => (await http(child.url, "GET", `/v1/runs/${id}`, { token })).body.status));
+      statuses = await Promise.all(runIds.map(async (id) => {
+        const r = await http(child.url, "GET", `/v1/runs/${id}`, { token });
+        return r.status === 200 ? r.body.status : `HTTP ${r.status} ${r.body?.error?.code ?? ""}`;
+      }));
       return statuses.every((s) => s === "completed") ? statuses : null;
     }, 60_000, 200).catch((err) => {
       throw new Error(`${(err as Error).message}; run statuses: ${statuses.join(", ")}`);
