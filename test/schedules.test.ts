@@ -56,8 +56,11 @@ async function runsBySchedule(api: Api): Promise<Map<string, string[]>> {
 }
 
 const soon = (ms: number) => new Date(Date.now() + ms).toISOString();
-/** A fire once it has left "firing" (listed from the moment it is claimed), else undefined: keep polling. */
-const settled = <F extends { status: string }>(fire: F | undefined) => (fire && fire.status !== "firing" ? fire : undefined);
+/** The schedule's newest fire once it has left "firing" (it is listed from the moment it is claimed), else undefined: keep polling. */
+async function settledFire(api: Api, scheduleId: string) {
+  const fire = (await api.ok("GET", `/v1/schedules/${scheduleId}/fires`)).data[0];
+  return fire && fire.status !== "firing" ? fire : undefined;
+}
 
 describe("schedules [embedded]", () => {
   let fake: FakeModel;
@@ -147,7 +150,7 @@ describe("schedules [embedded]", () => {
     const thread = await api.thread();
     const s = await api.ok("POST", "/v1/schedules", { agent_id: agentId, thread_id: thread.id, run_at: soon(600), input: "to nowhere" });
     await api.ok("DELETE", `/v1/threads/${thread.id}`);
-    const fire = await until("the failed fire", async () => settled((await api.ok("GET", `/v1/schedules/${s.id}/fires`)).data[0]));
+    const fire = await until("the failed fire", () => settledFire(api, s.id));
     expect(fire).toMatchObject({ status: "failed", run_id: null, error: { code: "not_found" } });
     expect((await api.ok("GET", `/v1/schedules/${s.id}`)).next_run_at).toBeNull();
   });
@@ -185,8 +188,8 @@ describe("schedules [embedded]", () => {
     // The restarted process sees both fires 1 s late: with a 500 ms grace they were missed.
     const restarted = await dep.restart(dep.gateways[0], ["--schedule-misfire-grace=500"]);
     api = await apiOn(restarted.child.url, api.token);
-    const caught = await until("the catch-up", async () => settled((await api.ok("GET", `/v1/schedules/${once.id}/fires`)).data[0]));
-    const skipped = await until("the skip", async () => settled((await api.ok("GET", `/v1/schedules/${skip.id}/fires`)).data[0]));
+    const caught = await until("the catch-up", () => settledFire(api, once.id));
+    const skipped = await until("the skip", () => settledFire(api, skip.id));
     expect(caught.status).toBe("fired");
     expect(skipped).toMatchObject({ status: "skipped", run_id: null });
     expect((await api.ok("GET", `/v1/schedules/${skip.id}`)).next_run_at).toBeNull();
