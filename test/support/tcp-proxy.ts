@@ -2,6 +2,8 @@
  * A TCP proxy on a free loopback port in front of a real server, for outage tests: `cut()`
  * closes every proxied connection and refuses new ones (what clients see when the server
  * dies), `restore()` listens again on the same port. Never touches the server behind it.
+ * `replyDelayMs` holds every reply chunk back that long, and `clientBursts()` counts the
+ * client's writes that a reply separates: the round trips a client protocol makes.
  */
 import type { Socket, TCPSocketListener } from "bun";
 import { freePort } from "./binary";
@@ -12,6 +14,9 @@ export interface TcpProxy {
   cut(): void;
   restore(): void;
   stop(): void;
+  /** Bursts of client bytes since the last reset, each ended by a reply: the client's round trips. */
+  clientBursts(): number;
+  resetBursts(): void;
 }
 
 interface Pair {
@@ -21,8 +26,18 @@ interface Pair {
   early: Uint8Array[];
 }
 
-export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+export async function startTcpProxy(target: { host: string; port: number }, opts: { replyDelayMs?: number } = {}): Promise<TcpProxy> {
   const port = await freePort();
+  let bursts = 0;
+  let lastFromClient = false;
+  const fromClient = () => {
+    if (!lastFromClient) bursts++;
+    lastFromClient = true;
+  };
+  const toClient = (pair: Pair, chunk: Uint8Array) => {
+    lastFromClient = false;
+    pair.client.write(chunk);
+  };
   const pairs = new Set<Pair>();
   let listener: TCPSocketListener<Pair> | null = null;
 
@@ -46,7 +61,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
                 pair.early = [];
               },
               data(_upstream, chunk) {
-                pair.client.write(chunk);
+                if (!opts.replyDelayMs) return toClient(pair, chunk);
+                const copy = new Uint8Array(chunk);
+                setTimeout(() => toClient(pair, copy), opts.replyDelayMs);
               },
               close() {
                 pair.client.end();
@@ -60,6 +77,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
         },
         data(client, chunk) {
           const pair = client.data;
+          fromClient();
           if (pair.upstream) pair.upstream.write(chunk);
           else pair.early.push(new Uint8Array(chunk));
         },
@@ -97,5 +115,10 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       if (!listener) listen();
     },
     stop: cut,
+    clientBursts: () => bursts,
+    resetBursts() {
+      bursts = 0;
+      lastFromClient = false;
+    },
   };
 }

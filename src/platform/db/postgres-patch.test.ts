@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import postgres from "postgres";
 import { describeReal, REAL_URLS } from "../../../test/support/backends";
 import { startTcpProxy, type TcpProxy } from "../../../test/support/tcp-proxy";
-import { patchPostgresConnection } from "./postgres-patch";
+import { patchPostgresConnection, patchPostgresIndex } from "./postgres-patch";
 
 test("the patch applies to the installed postgres.js (the build fails otherwise)", async () => {
   const source = await Bun.file(Bun.resolveSync("postgres", import.meta.dir).replace(/src[\\/]index\.js$/, "src/connection.js")).text();
@@ -17,6 +17,63 @@ test("the patch applies to the installed postgres.js (the build fails otherwise)
   expect(patched).toContain("BEGIN reserves its connection");
   expect(patchPostgresConnection(patched)).toBe(patched);
   expect(() => patchPostgresConnection("function nextWrite(fn) { other() }")).toThrow(/postgres.js changed/);
+});
+
+test("the BEGIN pipelining applies to the installed postgres.js src/index.js", async () => {
+  const source = await Bun.file(Bun.resolveSync("postgres", import.meta.dir)).text();
+  const patched = patchPostgresIndex(source);
+  expect(patched).toContain("agentos patch: a plain BEGIN is pipelined");
+  expect(patched).toContain("c.queue === full && !beginInFlight");
+  expect(patched).toContain("name || await began");
+  expect(patchPostgresIndex(patched)).toBe(patched);
+  expect(() => patchPostgresIndex("async function begin(options, fn) {}")).toThrow(/postgres.js changed/);
+});
+
+await describeReal("postgres.js transactions with a pipelined BEGIN", () => {
+  let proxy: TcpProxy;
+  let sql: ReturnType<typeof postgres>;
+  beforeAll(async () => {
+    const u = new URL(REAL_URLS.postgres);
+    // Every reply held back 15 ms: a statement sent before the previous answer is pipelined, deterministically.
+    proxy = await startTcpProxy({ host: u.hostname, port: Number(u.port || 5432) }, { replyDelayMs: 15 });
+    sql = postgres(proxy.url(REAL_URLS.postgres), { max: 1, onnotice: () => {} });
+    await sql`create temp table pipelined (n int)`; // one connection: the table lives as long as the test's pool
+  });
+  afterAll(async () => {
+    await sql?.end({ timeout: 2 });
+    proxy?.stop();
+  });
+
+  test("BEGIN, one statement and COMMIT cost two round trips, not three", async () => {
+    proxy.resetBursts();
+    await sql.begin(async (tx) => {
+      await tx`select 1`;
+    });
+    expect(proxy.clientBursts()).toBe(2);
+    proxy.resetBursts();
+    await sql.begin("isolation level repeatable read", async (tx) => {
+      await tx`select 1`;
+    });
+    expect(proxy.clientBursts()).toBe(3); // with options BEGIN is awaited: it may be refused
+  });
+
+  test("the statements run inside the transaction: one txid, and an error rolls every write back", async () => {
+    const ids = await sql.begin(async (tx) => [await tx`select txid_current() as id`, await tx`select txid_current() as id`]);
+    expect(ids[0][0].id).toBe(ids[1][0].id);
+    const failed = await sql
+      .begin((tx) => [tx`insert into pipelined values (1)`, tx`select 1 / 0`])
+      .then(() => null, (e: Error) => e);
+    expect(failed?.message).toMatch(/division by zero/);
+    expect((await sql`select count(*)::int as n from pipelined`)[0].n).toBe(0);
+    await sql.begin((tx) => [tx`insert into pipelined values (2)`, tx`insert into pipelined values (3)`]);
+    expect((await sql`select count(*)::int as n from pipelined`)[0].n).toBe(2);
+  });
+
+  test("invalid BEGIN options still refuse the transaction before any statement runs", async () => {
+    const failed = await sql.begin("isolation level nonsense", (tx) => tx`insert into pipelined values (9)`).then(() => null, (e: Error) => e);
+    expect(failed).not.toBeNull();
+    expect((await sql`select count(*)::int as n from pipelined where n = 9`)[0].n).toBe(0);
+  });
 });
 
 await describeReal("postgres.js transactions at the pipeline boundary (upstream #1189)", () => {

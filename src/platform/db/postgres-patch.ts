@@ -14,7 +14,12 @@
  * a connection for `sql.begin` as the last term of its "can take more" chain, so a BEGIN that
  * filled the connection's pipeline (1,000 concurrent run creates did it) was sent without the
  * reservation: the transaction failed with UNSAFE_TRANSACTION (a 500), or with max: 1 other
- * queries ran inside it. Patched: the hook runs whenever the query was written. Applied by the build (scripts/build.ts), by
+ * queries ran inside it. Patched: the hook runs whenever the query was written.
+ *
+ * Third change, src/index.js (not a bug): a plain BEGIN is pipelined with the transaction's
+ * first statements instead of awaited, one round trip less per transaction (`patchPostgresIndex`).
+ *
+ * Applied by the build (scripts/build.ts), by
  * the test preload and by the `bun run` preload (bunfig.toml), so every way of running the
  * code gets it; the build fails if the pattern is no longer found (a new postgres.js).
  */
@@ -46,6 +51,22 @@ const EXECUTE_TAIL_RESERVING = `const written = write(toBuffer(q))
         && sent.length < max_pipeline`;
 const MARK = "agentos patch";
 
+// src/index.js: `sql.begin`.
+const BEGIN_AWAITED = "await sql.unsafe('begin ' + options.replace(/[^a-z ]/ig, ''), [], { onexecute }).execute()";
+const BEGIN_PIPELINED = `// agentos patch: a plain BEGIN is pipelined with the transaction's first statements
+      if (options) await sql.unsafe('begin ' + options.replace(/[^a-z ]/ig, ''), [], { onexecute }).execute()
+      else {
+        began = sql.unsafe('begin', [], { onexecute: c => (onexecute(c), beginInFlight = true, onReserved(c)) })
+        began.then(() => beginInFlight = false, () => beginInFlight = false)
+        await new Promise((resolve, reject) => (onReserved = resolve, began.catch(reject)))
+      }`;
+const BEGIN_LOCALS = "    let savepoints = 0\n      , connection";
+const BEGIN_LOCALS_PIPELINED = "    let savepoints = 0\n      , began\n      , beginInFlight = false\n      , onReserved\n      , connection";
+const SCOPE_CHECK = "        if (uncaughtError)\n          throw uncaughtError\n      } catch (e) {";
+const SCOPE_CHECK_BEGAN = "        name || await began // agentos patch: the pipelined BEGIN's own outcome, before COMMIT\n        if (uncaughtError)\n          throw uncaughtError\n      } catch (e) {";
+const SCOPE_HANDLER = "        q.catch(e => uncaughtError || (uncaughtError = e))\n        c.queue === full\n";
+const SCOPE_HANDLER_PIPELINED = "        q.catch(e => uncaughtError || (uncaughtError = e))\n        c.queue === full && !beginInFlight\n";
+
 /** The patched source of postgres/src/connection.js; throws when the code to patch changed. */
 export function patchPostgresConnection(source: string): string {
   if (source.includes(MARK)) return source;
@@ -55,12 +76,28 @@ export function patchPostgresConnection(source: string): string {
   return source.replace(NEXT_WRITE, NEXT_WRITE_GUARDED).replace(CONNECT_TIMED_OUT, CONNECT_TIMED_OUT_GUARDED).replace(EXECUTE_TAIL, EXECUTE_TAIL_RESERVING);
 }
 
+/**
+ * The patched source of postgres/src/index.js: `sql.begin` without options (Drizzle's) sends
+ * BEGIN and goes on with the transaction's statements on the connection it reserved, without
+ * waiting for BEGIN's answer (PostgreSQL runs them in order, after it): one round trip less
+ * per transaction. A plain BEGIN fails only with its connection, which fails the statements
+ * after it too; its error is still checked before COMMIT. With options (`isolation level …`,
+ * which can be wrong) BEGIN is awaited as before. Throws when the code changed.
+ */
+export function patchPostgresIndex(source: string): string {
+  if (source.includes(MARK)) return source;
+  if (![BEGIN_AWAITED, BEGIN_LOCALS, SCOPE_CHECK, SCOPE_HANDLER].every((s) => source.includes(s))) {
+    throw new Error("postgres.js changed: src/index.js no longer has the `sql.begin` that src/platform/db/postgres-patch.ts pipelines; update the patch");
+  }
+  return source.replace(BEGIN_AWAITED, BEGIN_PIPELINED).replace(BEGIN_LOCALS, BEGIN_LOCALS_PIPELINED).replace(SCOPE_CHECK, SCOPE_CHECK_BEGAN).replace(SCOPE_HANDLER, SCOPE_HANDLER_PIPELINED);
+}
+
 export const postgresPatchPlugin: BunPlugin = {
   name: "agentos-postgres-js-patch",
   setup(build) {
-    build.onLoad({ filter: /[\\/]postgres[\\/](src|cjs[\\/]src)[\\/]connection\.js$/ }, async (args) => ({
-      contents: patchPostgresConnection(await Bun.file(args.path).text()),
-      loader: "js",
-    }));
+    build.onLoad({ filter: /[\\/]postgres[\\/](src|cjs[\\/]src)[\\/](connection|index)\.js$/ }, async (args) => {
+      const source = await Bun.file(args.path).text();
+      return { contents: /index\.js$/.test(args.path) ? patchPostgresIndex(source) : patchPostgresConnection(source), loader: "js" };
+    });
   },
 };
