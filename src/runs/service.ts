@@ -104,9 +104,7 @@ export class RunsService {
           await tx.insert(messages).values(seeded.map((m) => ({ id: newId("msg"), orgId, threadId, role: m.role, content: m.content, metadata: m.metadata ?? {} })));
         }
         const { thread: _thread, ...runInput } = input;
-        const row = await insertRun(tx, orgId, threadId, agent, runInput, options, false, apiKeyId);
-        await commit(tx, { status: 201, body: unpriced(row) });
-        return row;
+        return insertRun(tx, orgId, threadId, agent, runInput, options, false, apiKeyId, (row) => commit(tx, { status: 201, body: unpriced(row) }));
       });
       await tryEnqueueRun(this.deps.bus(), this.deps.log, run);
       return { status: 201, body: unpriced(run) };
@@ -142,10 +140,8 @@ export class RunsService {
       // A rolled-back run that ended after clearThread looked still has its messages (its worker removes
       // them just after its end commits): removed here, so a run queued at once never reads them.
       if (strategy === "rollback" && live.length === 0) await discardRolledBackMessages(tx, threadId);
-      const row = await insertRun(tx, orgId, threadId, agent, input, options, live.length > 0, apiKeyId);
       // The stored response commits with the run: a retry after a crash never creates a second one.
-      await commit(tx, { status: 201, body: unpriced(row) });
-      return row;
+      return insertRun(tx, orgId, threadId, agent, input, options, live.length > 0, apiKeyId, (row) => commit(tx, { status: 201, body: unpriced(row) }));
     });
   }
 
@@ -328,20 +324,30 @@ function assertBudget(budget: CreateRunInput["budget"]) {
   }
 }
 
-/** Inserts the run (queued, or pending behind a live run: its input waits on the run) with its input messages and created event. */
-async function insertRun(tx: Tx, orgId: string, threadId: string, agent: { id: string; model: string }, input: CreateRunInput, options: RunOptions, waits: boolean, apiKeyId: string | null): Promise<RunRow> {
+/**
+ * Inserts the run (queued, or pending behind a live run: its input waits on the run) with its
+ * input messages and created event, then `alsoWith(row)` (the stored idempotent response). Two
+ * round trips of writes: the messages and the run go out together (postgres.js pipelines a
+ * transaction's statements), then what needs the run row — its event, the outbox row, `alsoWith`.
+ */
+async function insertRun(tx: Tx, orgId: string, threadId: string, agent: { id: string; model: string }, input: CreateRunInput, options: RunOptions, waits: boolean, apiKeyId: string | null, alsoWith?: (row: RunRow) => Promise<void>): Promise<RunRow> {
   const runId = newId("run");
   const given = inputMessages(input.input);
-  if (given.length && !waits) await tx.insert(messages).values(given.map((m) => ({ id: newId("msg"), orgId, threadId, role: m.role, content: m.content, runId })));
-  const [row] = await tx
-    .insert(runs)
-    .values({
-      id: runId, orgId, threadId, agentId: agent.id, model: input.model ?? agent.model, status: waits ? PENDING : "queued", stream: input.stream ?? false, metadata: input.metadata ?? {},
-      options, budget: input.budget ?? null, apiKeyId, pendingInput: waits && given.length ? JSON.stringify(given) : null, nextSeq: 2, traceparent: currentContext()?.traceparent ?? null,
-    })
-    .returning();
-  await tx.insert(runEvents).values({ runId, seq: 1, id: newId("evt"), orgId, type: "run.created", data: runOut(row) });
-  await emitEvent(tx, { orgId, type: "run.created", payload: runPayload(row) });
+  const [, [row]] = await Promise.all([
+    given.length && !waits ? tx.insert(messages).values(given.map((m) => ({ id: newId("msg"), orgId, threadId, role: m.role, content: m.content, runId }))) : null,
+    tx
+      .insert(runs)
+      .values({
+        id: runId, orgId, threadId, agentId: agent.id, model: input.model ?? agent.model, status: waits ? PENDING : "queued", stream: input.stream ?? false, metadata: input.metadata ?? {},
+        options, budget: input.budget ?? null, apiKeyId, pendingInput: waits && given.length ? JSON.stringify(given) : null, nextSeq: 2, traceparent: currentContext()?.traceparent ?? null,
+      })
+      .returning(),
+  ]);
+  await Promise.all([
+    tx.insert(runEvents).values({ runId, seq: 1, id: newId("evt"), orgId, type: "run.created", data: runOut(row) }),
+    emitEvent(tx, { orgId, type: "run.created", payload: runPayload(row) }),
+    alsoWith?.(row),
+  ]);
   return row;
 }
 
