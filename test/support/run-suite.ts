@@ -94,6 +94,25 @@ export function defineRunSuite(name: string, start: (config: Partial<Config>) =>
       expect(events.filter((e) => e.event.startsWith("tool_call.")).map((e) => e.event)).toEqual(["tool_call.created", "tool_call.completed"]);
     });
 
+    test("an agent whose tools changed since its last run offers the new ones (the worker's guess of them is checked)", async () => {
+      fake.reset();
+      const [before, after] = [await httpTool("before_tool"), await httpTool("after_tool")];
+      const agent = await api.agent({ tools: [before.id] });
+      const offered = async (body: Record<string, unknown> = {}) => {
+        fake.reset();
+        fake.script({ content: "ok" });
+        const run = await api.run((await api.thread()).id, { agent_id: agent.id, input: "Which tools?", ...body });
+        expect((await api.wait(run.id)).status).toBe("completed");
+        return (fake.requests[0].body.tools ?? []).map((t: { function: { name: string } }) => t.function.name);
+      };
+      expect(await offered()).toEqual(["before_tool"]);
+      await api.ok("PATCH", `/v1/agents/${agent.id}`, { tools: [after.id] });
+      expect(await offered()).toEqual(["after_tool"]);
+      await api.ok("PATCH", `/v1/agents/${agent.id}`, { tools: [] });
+      expect(await offered()).toEqual([]);
+      expect(await offered({ tools: [before.id, after.id] })).toEqual(["before_tool", "after_tool"]);
+    });
+
     test("client tools: requires_action → tool_outputs (wrong or missing ids → 400) → completed", async () => {
       fake.reset();
       const client = await api.tool({ name: "get_location", kind: "client", parameters: { type: "object", properties: {} } });

@@ -63,7 +63,30 @@ export interface LoopDeps {
   /** Tool calls of one model turn executed at once (parallel_tool_calls). */
   toolCallConcurrency: number;
   tracing: Tracing;
+  /** The tool list each agent had at its last run in this process: its tools are asked for while the agent is read. */
+  agentTools?: AgentToolsSeen;
 }
+
+/**
+ * The tool list of each agent as last read (bounded): a guess, checked against the agent read
+ * for the run. Right (the usual case), the tools RPC went out with the agent's read instead of
+ * after it: one round trip less before the first model call. Wrong, it is asked again.
+ */
+export class AgentToolsSeen {
+  private seen = new Map<string, string[]>();
+  constructor(private limit = 1000) {}
+
+  get(agentId: string): string[] | undefined {
+    return this.seen.get(agentId);
+  }
+
+  set(agentId: string, tools: string[]) {
+    if (this.seen.size >= this.limit && !this.seen.has(agentId)) this.seen.clear();
+    this.seen.set(agentId, tools);
+  }
+}
+
+const sameRefs = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((r, i) => r === b[i]);
 
 type AgentRow = typeof agents.$inferSelect;
 interface ModelOutput {
@@ -177,6 +200,10 @@ export class RunExecution {
   /** Agent, tools, steps, history and memory blocks, read in two parallel rounds (the second needs the agent's tool list). */
   private async load(): Promise<boolean> {
     const blocks = this.readBlocksAhead();
+    // The run's own tool list, or the agent's as last seen: asked for now, used if the agent read agrees.
+    const guessedRefs = this.run.options?.tools ?? this.deps.agentTools?.get(this.run.agentId);
+    const guessedTools = guessedRefs?.length ? this.deps.tools().getRunTools(this.run.orgId, guessedRefs) : null;
+    guessedTools?.catch(() => {}); // awaited below only when the guess was right
     const [agentRows, steps, history, meter] = await Promise.all([
       this.store.db.select().from(agents).where(and(eq(agents.id, this.run.agentId), eq(agents.orgId, this.run.orgId))),
       // Steps are written only under a lease and every lease counts an attempt: the first has none to read.
@@ -190,9 +217,10 @@ export class RunExecution {
     this.opts = effectiveOptions(agent, this.run.options);
     this.steps = steps;
     this.history = history;
+    this.deps.agentTools?.set(agent.id, agent.tools);
     const refs = this.opts.toolRefs;
     const [runTools, summary] = await Promise.all([
-      refs.length ? this.deps.tools().getRunTools(this.run.orgId, refs) : null,
+      !refs.length ? null : guessedTools && sameRefs(guessedRefs!, refs) ? guessedTools : this.deps.tools().getRunTools(this.run.orgId, refs),
       agent.contextStrategy === "summarize" ? this.threadSummary() : null,
     ]);
     this.meter = meter;

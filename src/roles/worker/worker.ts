@@ -17,7 +17,7 @@ import type { ModelRoute } from "../agents/contract";
 import { isAbortError, type ModelProvider } from "../../platform/model/types";
 import type { AppPlatform } from "../clients";
 import { isTerminal, LeaseLostError, releaseAllLeases, runCancelSubject, RUNS_STREAM, RUNS_SUBJECT, runSettings, RunStore, startReconciler, WORKER_DURABLE, type RunDoorbell, type RunSettings } from "../../runs";
-import { type AbortReason, RunExecution } from "./loop";
+import { type AbortReason, AgentToolsSeen, RunExecution } from "./loop";
 
 /** Another role unavailable (split deployment): retry the run later, up to this many attempts. */
 const MAX_DEPENDENCY_ATTEMPTS = 10;
@@ -35,6 +35,7 @@ export class RunWorker {
   /** Clients of organizations' providers, by provider id and version (a re-created provider gets a new client). */
   private providerClients = new Map<string, ModelProvider>();
   private active = new Map<string, Active>();
+  private agentTools = new AgentToolsSeen();
   private unsubscribe: Unsubscribe | null = null;
   private reconciler: { stop(): Promise<void> } | null = null;
 
@@ -202,6 +203,7 @@ export class RunWorker {
         auth: () => this.p.clients.auth,
         billing: () => this.p.clients.billing,
         deltaFlushMs: this.settings.deltaFlushMs,
+        agentTools: this.agentTools,
         toolCallConcurrency: this.settings.toolCallConcurrency,
         tracing: this.p.tracing,
       },
