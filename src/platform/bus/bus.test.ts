@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { describeReal, dropNatsNamespace, REAL_URLS, uniqueName } from "../../../test/support/backends";
 import { silentLogger } from "../logging";
 import { openBus, type Bus, type DurableJob } from "./index";
+import { MemoryBus } from "./memory";
 
 async function until(check: () => boolean, timeoutMs = 5000) {
   const deadline = Date.now() + timeoutMs;
@@ -134,6 +135,57 @@ function busContract(open: () => Promise<{ bus: Bus; cleanup(): Promise<void> }>
 }
 
 describe("in-process bus", () => busContract(async () => ({ bus: await openBus({ namespace: uniqueName("t"), log: silentLogger, name: "test" }), cleanup: async () => {} })));
+
+describe("in-process bus: a log stream keeps a short tail, not every message of the process's life", () => {
+  test("messages every consumer was handed are dropped after the tail; a slow consumer holds them; order and completeness kept", async () => {
+    const bus = new MemoryBus(uniqueName("t"), { logTailMs: 30 });
+    await bus.ensureStream({ name: "EV", subjects: ["ev.>"], kind: "log" });
+    const fast: number[] = [];
+    const slow: number[] = [];
+    let releaseSlow!: () => void;
+    const slowGate = new Promise<void>((r) => (releaseSlow = r));
+    const stopFast = await bus.consume<{ n: number }>("EV", async (j) => (fast.push(j.data.n), "ack"), { durable: "fast", concurrency: 1, ackWaitMs: 60_000, maxDeliver: 3 });
+    const stopSlow = await bus.consume<{ n: number }>("EV", async (j) => {
+      await slowGate;
+      slow.push(j.data.n);
+      return "ack";
+    }, { durable: "slow", concurrency: 1, ackWaitMs: 60_000, maxDeliver: 3 });
+    const publish = async (from: number, to: number) => {
+      for (let n = from; n < to; n++) await bus.publishDurable("EV", bus.subject("ev.x"), { n }, { msgId: `m${n}` });
+    };
+    await publish(0, 3000);
+    await until(() => fast.length === 3000);
+    await Bun.sleep(50);
+    await publish(3000, 3001); // a publish trims, but the slow consumer was handed at most its first two
+    // (one in flight, one put back for redelivery: both hold their own reference)
+    expect(bus.retainedMessages("EV")).toBeGreaterThanOrEqual(2999);
+    releaseSlow();
+    await until(() => slow.length === 3001 && fast.length === 3001);
+    await Bun.sleep(50);
+    await publish(3001, 3002);
+    expect(bus.retainedMessages("EV")).toBeLessThanOrEqual(2); // the new message (and at most the one before it)
+    // A consumer that subscribes now gets what the tail holds, and everything after it.
+    const late: number[] = [];
+    const stopLate = await bus.consume<{ n: number }>("EV", async (j) => (late.push(j.data.n), "ack"), { durable: "late", concurrency: 1, ackWaitMs: 60_000, maxDeliver: 3 });
+    await publish(3002, 3010);
+    await until(() => late.includes(3009) && fast.length === 3010 && slow.length === 3010);
+    for (const got of [fast, slow]) expect(got).toEqual(Array.from({ length: 3010 }, (_, n) => n));
+    expect(late.at(-8)).toBe(3002);
+    stopFast();
+    stopSlow();
+    stopLate();
+    await bus.close();
+  });
+
+  test("msgIds are remembered for the dedupe window, however many are published", async () => {
+    const bus = new MemoryBus(uniqueName("t"));
+    await bus.ensureStream({ name: "Q", subjects: ["q"], kind: "workqueue" });
+    for (let n = 0; n < 5000; n++) await bus.publishDurable("Q", bus.subject("q"), { n }, { msgId: `id${n}` });
+    await bus.publishDurable("Q", bus.subject("q"), { n: 0 }, { msgId: "id0" }); // a duplicate of the first: dropped
+    expect(bus.retainedMessages("Q")).toBe(5000);
+    await bus.close();
+  });
+});
 
 await describeReal("NATS bus", () =>
   busContract(async () => {

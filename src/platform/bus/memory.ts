@@ -14,6 +14,14 @@ type Handler = (msg: BusMessage<any>) => void | Promise<void>;
 interface Sub { pattern: string; handler: Handler; queue?: string; order: number; tokens?: string[] }
 
 const DEDUPE_WINDOW_MS = 2 * 60_000;
+/**
+ * How long a log stream keeps a message every consumer has been handed. Consumers of the
+ * embedded bus take in the recent window from the database when they start (the outbox keeps
+ * relayed events), so the stream only bridges the moment between that read and the
+ * subscription; it kept every message of the process's life before (memory and a linear scan
+ * per delivery that grew with uptime).
+ */
+export const LOG_TAIL_MS = 10_000;
 
 export function subjectMatches(pattern: string, subject: string): boolean {
   if (pattern === subject) return true;
@@ -85,16 +93,49 @@ class SubscriptionTable {
   }
 }
 
-interface Pending { seq: number; subject: string; data: unknown; headers: Headers }
+interface Pending { seq: number; subject: string; data: unknown; headers: Headers; at: number }
 interface Redelivery { msg: Pending; availableAt: number }
 
 class MemoryStream {
   seq = 0;
-  /** log: every message; workqueue: messages not yet acked. */
+  /**
+   * log: the messages from `head` on, in seq order without gaps (a message is dropped from the
+   * front once every consumer was handed it and it is LOG_TAIL_MS old; a redelivery holds its
+   * own reference); workqueue: messages not yet acked.
+   */
   messages: Pending[] = [];
+  head = 0;
+  /** msgId → publish time, oldest first (insertion order): expired ones are dropped from the front. */
   seen = new Map<string, number>();
   consumers = new Map<string, MemoryConsumer>();
-  constructor(readonly spec: DurableStreamSpec) {}
+  constructor(readonly spec: DurableStreamSpec, private logTailMs: number) {}
+
+  /** log: the first message after seq `after` (at its index: seqs are contiguous from `head`). */
+  logAfter(after: number): Pending | undefined {
+    if (this.head >= this.messages.length) return undefined;
+    const first = this.messages[this.head].seq;
+    return this.messages[this.head + Math.max(0, after + 1 - first)];
+  }
+
+  /** log: drops the front messages that every consumer was handed and that are older than the tail. */
+  trimLog(now: number) {
+    let passed = Infinity;
+    for (const c of this.consumers.values()) passed = Math.min(passed, c.cursor);
+    while (this.head < this.messages.length && this.messages[this.head].seq <= passed && now - this.messages[this.head].at > this.logTailMs) this.head++;
+    // Compacted now and then, not at every drop (shifting an array is linear).
+    if (this.head > 1024 && this.head * 2 > this.messages.length) {
+      this.messages = this.messages.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** Forgets msgIds older than the dedupe window: the oldest come first, so this stops at the first one kept. */
+  expireSeen(now: number) {
+    for (const [id, at] of this.seen) {
+      if (now - at <= DEDUPE_WINDOW_MS) return;
+      this.seen.delete(id);
+    }
+  }
 }
 
 class MemoryConsumer {
@@ -115,7 +156,13 @@ export class MemoryBus implements Bus {
   private timers = new Set<ReturnType<typeof setTimeout>>();
   private closed = false;
 
-  constructor(private namespace = "agentos") {}
+  constructor(private namespace = "agentos", private opts: { logTailMs?: number } = {}) {}
+
+  /** How many messages a stream holds (log: the kept tail; workqueue: not yet acked). */
+  retainedMessages(stream: string): number {
+    const s = this.stream(stream);
+    return s.messages.length - s.head;
+  }
 
   subject(relative: string) {
     return `${this.namespace}.${relative}`;
@@ -183,7 +230,7 @@ export class MemoryBus implements Bus {
   }
 
   async ensureStream(spec: DurableStreamSpec) {
-    if (!this.streams.has(spec.name)) this.streams.set(spec.name, new MemoryStream(spec));
+    if (!this.streams.has(spec.name)) this.streams.set(spec.name, new MemoryStream(spec, this.opts.logTailMs ?? LOG_TAIL_MS));
   }
 
   private stream(name: string): MemoryStream {
@@ -195,10 +242,11 @@ export class MemoryBus implements Bus {
   async publishDurable(stream: string, subject: string, data: unknown, opts: { msgId: string; headers?: Headers }) {
     const s = this.stream(stream);
     const now = Date.now();
-    for (const [id, at] of s.seen) if (now - at > DEDUPE_WINDOW_MS) s.seen.delete(id);
+    s.expireSeen(now);
     if (s.seen.has(opts.msgId)) return;
     s.seen.set(opts.msgId, now);
-    const msg: Pending = { seq: ++s.seq, subject, data: structuredClone(data), headers: opts.headers ?? {} };
+    const msg: Pending = { seq: ++s.seq, subject, data: structuredClone(data), headers: opts.headers ?? {}, at: now };
+    if (s.spec.kind === "log") s.trimLog(now);
     s.messages.push(msg);
     for (const c of s.consumers.values()) this.pump(s, c);
   }
@@ -280,7 +328,7 @@ export class MemoryBus implements Bus {
       const i = c.redeliver.findIndex((r) => r.availableAt <= now);
       if (i >= 0) return c.redeliver.splice(i, 1)[0].msg;
       if (s.spec.kind === "log") {
-        const m = s.messages.find((m) => m.seq > c.cursor);
+        const m = s.logAfter(c.cursor);
         if (m) c.cursor = m.seq;
         return m;
       }
