@@ -9,6 +9,7 @@
  *   profile     per-layer CPU cost of the read (in process), then its CPU profile (bun --cpu-prof under wrk)
  *   runs        1,000 concurrent two-step runs (model → http tool → model) against the fake model
  *   ws          10,000 WebSocket clients on one gateway receiving the organization's events
+ *   bus         the embedded in-process bus: 10,000 domain events per round to two consumers, cost and retention as they add up
  *   quota       the month's usage as the quota check reads it: sum over usage_records vs the usage_months counter
  *   table       the markdown tables of bench/README.md from the latest results
  *
@@ -36,9 +37,10 @@
  *   --run-options (every run created with per-run overrides: model, instructions, sampling, limits, tool_choice)
  * Options of ws: --clients=10000 --client-processes=2 --events=100 (per phase)
  *   --event-rate=2,10 (events/s, one phase each: 10,000 sockets × 10/s = 100,000 frames/s) --modes=real,embedded
+ * Options of bus: --rounds=4 (of 10,000 events each)
  * Options of quota: --rows=100000 (usage rows of one org this month) --iterations=200 (calls of each query)
  *   --modes=real,embedded
- * read, write, footprint, runs, ws and quota write bench/results/<scenario>.json; profile writes
+ * read, write, footprint, runs, ws, bus and quota write bench/results/<scenario>.json; profile writes
  * bench/results/profile-<mode>.json and the raw profile-read-<mode>.cpuprofile.
  */
 import { parseArgs } from "node:util";
@@ -182,6 +184,11 @@ switch (scenario) {
   case "table": {
     const { renderTables } = await import("./scenarios/table");
     console.log(renderTables());
+    break;
+  }
+  case "bus": {
+    const { runBus } = await import("./scenarios/bus");
+    await runBus({ rounds: num(values.rounds, 4) });
     break;
   }
   case "quota": {
