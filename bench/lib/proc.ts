@@ -18,10 +18,15 @@ export function cpuSeconds(pid: number): number {
 }
 
 /** VmRSS and VmHWM (peak) in MiB. */
-export function memoryMiB(pid: number): { rss: number; peak: number } {
+/**
+ * RSS, its peak, and RSS split in two: `anon`, the process's own memory (heap, stacks, wasm
+ * memory), and `file`, pages of mapped files — mostly the executable's code, which every process
+ * running the same binary on a host shares and the kernel can drop and read again.
+ */
+export function memoryMiB(pid: number): { rss: number; peak: number; anon: number; file: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
-  return { rss: round(kb("VmRSS") / 1024, 1), peak: round(kb("VmHWM") / 1024, 1) };
+  return { rss: round(kb("VmRSS") / 1024, 1), peak: round(kb("VmHWM") / 1024, 1), anon: round(kb("RssAnon") / 1024, 1), file: round(kb("RssFile") / 1024, 1) };
 }
 
 /** Measures a process's CPU use over an interval: call the returned function at the end. */

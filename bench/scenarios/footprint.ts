@@ -6,7 +6,9 @@
  *  - for every role alone (`--role=<role>` for each role `agentos roles` lists, on the real
  *    PostgreSQL/NATS/Redis, which split roles require) and for `--role=all` (embedded: first
  *    boot on an empty data dir and a restart on it; real backends): start-up time from spawn
- *    to the first /readyz 200 (polled every 10 ms), and RSS after 5 s idle.
+ *    to the first /readyz 200 (polled every 10 ms), and RSS after 5 s idle, split into the
+ *    process's own pages (RssAnon) and mapped files' pages (RssFile: the executable's code,
+ *    shared by every process of the binary on a host).
  */
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -55,6 +57,9 @@ function listRoles(binary: string): string[] {
 interface Boot {
   start_ms: number;
   idle_rss_mib: number;
+  /** Of the idle RSS: the process's own pages / pages of mapped files (the executable's code, shared by its processes). */
+  idle_anon_mib: number;
+  idle_file_mib: number;
   peak_rss_mib: number;
   threads: number;
 }
@@ -91,7 +96,7 @@ async function boot(binary: string, args: string[], opts: { bare?: boolean } = {
     await Bun.sleep(IDLE_SETTLE_MS);
     const mem = memoryMiB(proc.pid);
     const threads = Number(/^Threads:\s+(\d+)/m.exec(await Bun.file(`/proc/${proc.pid}/status`).text())?.[1]);
-    return { start_ms: startMs, idle_rss_mib: mem.rss, peak_rss_mib: mem.peak, threads };
+    return { start_ms: startMs, idle_rss_mib: mem.rss, idle_anon_mib: mem.anon, idle_file_mib: mem.file, peak_rss_mib: mem.peak, threads };
   } finally {
     await kill();
   }
@@ -118,7 +123,7 @@ export async function runFootprint(o: { image: boolean } = { image: true }) {
   const floors: Record<string, unknown>[] = [];
   const floorRow = (name: string, bin: string, b: Boot) => {
     floors.push({ program: `bench/floor/${name}.ts`, binary_mib: round(statSync(bin).size / MiB, 1), ...b });
-    rows.push({ process: `floor: ${name}`, backends: name === "clients-serve" ? "real" : "-", "start→ready ms": b.start_ms, "idle RSS MiB": b.idle_rss_mib, "peak RSS MiB": b.peak_rss_mib, threads: b.threads, "goal MiB": "—" });
+    rows.push({ process: `floor: ${name}`, backends: name === "clients-serve" ? "real" : "-", "start→ready ms": b.start_ms, "idle RSS MiB": b.idle_rss_mib, "anon / file MiB": `${b.idle_anon_mib} / ${b.idle_file_mib}`, "peak RSS MiB": b.peak_rss_mib, threads: b.threads, "goal MiB": "—" });
     console.log(`   floor ${name}: binary ${round(statSync(bin).size / MiB, 1)} MiB, ready in ${b.start_ms} ms, idle RSS ${b.idle_rss_mib} MiB`);
   };
   const processes: Record<string, unknown>[] = [];
@@ -126,7 +131,7 @@ export async function runFootprint(o: { image: boolean } = { image: true }) {
     processes.push({ role: name, backends: backend, ...b });
     const goal = goalOf(name, backend);
     const verdict = goal === undefined ? "—" : `≤ ${goal}: ${b.idle_rss_mib <= goal ? "met" : "MISSED"}`;
-    rows.push({ process: `--role=${name}`, backends: backend, "start→ready ms": b.start_ms, "idle RSS MiB": b.idle_rss_mib, "peak RSS MiB": b.peak_rss_mib, threads: b.threads, "goal MiB": verdict });
+    rows.push({ process: `--role=${name}`, backends: backend, "start→ready ms": b.start_ms, "idle RSS MiB": b.idle_rss_mib, "anon / file MiB": `${b.idle_anon_mib} / ${b.idle_file_mib}`, "peak RSS MiB": b.peak_rss_mib, threads: b.threads, "goal MiB": verdict });
     console.log(`   --role=${name} (${backend}): ready in ${b.start_ms} ms, idle RSS ${b.idle_rss_mib} MiB`);
   };
 
