@@ -2,7 +2,9 @@
  * The in-process bus of the embedded default (`--role=all`): same semantics as the NATS
  * bus — queue groups pick one member, work queues hand each job to one consumer with
  * ack/nak/redelivery, log streams give every durable consumer its own cursor, and
- * `msgId` dedupes within a window — so role code cannot tell them apart.
+ * `msgId` dedupes within a window — so role code cannot tell them apart. One difference: a log
+ * stream keeps a message only LOG_TAIL_MS after every consumer was handed it (JetStream keeps
+ * EVENTS for 7 days); embedded consumers take in the recent window from the outbox at start.
  */
 import {
   type Bus, type BusMessage, type ConsumeOptions, type DurableJob, type DurableStreamSpec, type Headers,
