@@ -18,6 +18,7 @@ import { createTestDatabase, describeReal, dropNatsNamespace, dropRedisNamespace
 import { startTestProcess, type StartOptions, type TestProcess, type TestUser } from "../../../test/support/harness";
 import { backoffMs, dispatcherSettings } from "./dispatcher";
 import { webhookWants } from "./inbox";
+import { EventIntake } from "./service";
 import { LiveHub, SLOW_CLIENT_CLOSE_CODE, type LiveSocket } from "./live";
 import { signPayload, verifySignature } from "./signature";
 
@@ -187,6 +188,27 @@ function notifySuite(start: (opts?: StartOptions) => Promise<TestProcess>, opts:
     expect((await t.request("DELETE", "/v1/webhooks/whk_bad", { token: u.token })).status).toBe(404);
     expect((await t.request("DELETE", `/v1/webhooks/${created.body.id}`, { token: u.token })).status).toBe(200);
     expect((await t.request("GET", `/v1/webhooks/${created.body.id}/deliveries`, { token: u.token })).status).toBe(404);
+  });
+
+  test("intakes of one organization arriving together share one webhook read; a webhook gets only events after its creation", async () => {
+    const u = await t.signup();
+    const hook = await createHook(u, "https://example.com/intake", ["run.completed"]);
+    const created = new Date((await t.request("GET", "/v1/webhooks", { token: u.token })).body.data[0].created_at).getTime();
+    let reads = 0;
+    const counted = new Proxy(db(), { get: (target, prop, receiver) => (prop === "select" && reads++, Reflect.get(target, prop, receiver)) });
+    const intake = new EventIntake(counted);
+    const event = (n: number, at: number): DomainEvent => ({ id: `evt_intake_${u.orgId}_${n}`, org_id: u.orgId, type: "run.completed", created_at: new Date(at).toISOString(), payload: { run_id: `run_${n}` } });
+    // 20 at once, the first 5 of them from before the webhook existed.
+    const results = await Promise.all(Array.from({ length: 20 }, (_, n) => intake.intake(event(n, n < 5 ? created - 60_000 : created + 1000 + n))));
+    expect(results.map((r) => r.deliveries)).toEqual(Array.from({ length: 20 }, (_, n) => (n < 5 ? 0 : 1)));
+    expect(reads).toBe(1);
+    // The next turn reads again: a webhook registered meanwhile is seen.
+    const second = await createHook(u, "https://example.com/intake-2", ["run.*"]);
+    expect((await intake.intake(event(20, Date.now() + 1000))).deliveries).toBe(2);
+    expect(reads).toBe(2);
+    const page = (await deliveries(u, second.id)).data;
+    expect(page.map((d: { event_id: string }) => d.event_id)).toEqual([`evt_intake_${u.orgId}_20`]);
+    expect((await deliveries(u, hook.id)).data).toHaveLength(16);
   });
 
   test("a receiver on loopback verifies signatures, fails the first two attempts and gets the third", async () => {

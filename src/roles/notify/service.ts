@@ -4,7 +4,7 @@
  * both are keyed by the event id (unique indexes), so a redelivered event adds nothing.
  */
 import { currentContext } from "../../platform/context";
-import { and, asc, desc, eq, gt, isNotNull, isNull, lt, lte, or, sql, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, gt, isNotNull, isNull, lt, or, sql, type SQL } from "drizzle-orm";
 import { notifications, webhookDeliveries, webhooks } from "../../../schema";
 import type { Db } from "../../platform/db";
 import { pageQuery, toPage, iso, type PageOf, type PageRequest } from "../../platform/db/pagination";
@@ -151,9 +151,33 @@ export class NotifyService {
 
 }
 
+type ActiveWebhook = Pick<WebhookRow, "id" | "eventTypes" | "createdAt">;
+
 /** Consumer side (not part of the RPC surface): one event → deliveries for the matching webhooks + an inbox entry; idempotent by event id. */
 export class EventIntake {
+  /** The webhook read each organization has queued and not yet sent: intakes that arrive before it goes out share it. */
+  private queuedReads = new Map<string, Promise<ActiveWebhook[]>>();
+
   constructor(private db: Db, private onDeliveriesQueued: () => void = () => {}) {}
+
+  /**
+   * The organization's active webhooks, read once for every intake of that organization that
+   * arrives before the read is sent (the consumer hands events over several at a time, and the
+   * read waits for the next turn of the event loop). Only a
+   * read not yet sent is shared: it starts after each of its events was received, so it sees
+   * every webhook registered before them, as a read of their own would.
+   */
+  private activeWebhooks(orgId: string): Promise<ActiveWebhook[]> {
+    const queued = this.queuedReads.get(orgId);
+    if (queued) return queued;
+    // Sent at the next turn of the event loop: the intakes started in this one join it.
+    const read = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.queuedReads.delete(orgId);
+      return this.db.select({ id: webhooks.id, eventTypes: webhooks.eventTypes, createdAt: webhooks.createdAt }).from(webhooks).where(and(eq(webhooks.orgId, orgId), eq(webhooks.active, true)));
+    });
+    this.queuedReads.set(orgId, read);
+    return read;
+  }
 
   /**
    * No transaction: both inserts are idempotent by event id, so a redelivery after a failure
@@ -163,11 +187,7 @@ export class EventIntake {
   async intake(event: DomainEvent): Promise<{ deliveries: number; notified: boolean }> {
     const entry = inboxEntryFor(event);
     const [hooks, notified] = await Promise.all([
-      this.db
-        .select({ id: webhooks.id, eventTypes: webhooks.eventTypes })
-        .from(webhooks)
-        // A webhook receives the events that happen after it is registered (also when events are replayed).
-        .where(and(eq(webhooks.orgId, event.org_id), eq(webhooks.active, true), lte(webhooks.createdAt, eventTime(event)))),
+      this.activeWebhooks(event.org_id),
       entry
         ? this.db
             .insert(notifications)
@@ -177,7 +197,9 @@ export class EventIntake {
             .then((inserted) => inserted.length > 0)
         : false,
     ]);
-    const matching = hooks.filter((h) => webhookWants(h.eventTypes, event.type));
+    // A webhook receives the events that happen after it is registered (also when events are replayed).
+    const at = eventTime(event).getTime();
+    const matching = hooks.filter((h) => h.createdAt.getTime() <= at && webhookWants(h.eventTypes, event.type));
     let deliveries = 0;
     if (matching.length > 0) {
       const inserted = await this.db
