@@ -54,7 +54,7 @@ const MARK = "agentos patch";
 // src/index.js: `sql.begin`.
 const BEGIN_AWAITED = "await sql.unsafe('begin ' + options.replace(/[^a-z ]/ig, ''), [], { onexecute }).execute()";
 const BEGIN_PIPELINED = `// agentos patch: a plain BEGIN is pipelined with the transaction's first statements
-      if (options) await sql.unsafe('begin ' + options.replace(/[^a-z ]/ig, ''), [], { onexecute }).execute()
+      if (options) ${BEGIN_AWAITED}
       else {
         began = sql.unsafe('begin', [], { onexecute: c => (onexecute(c), beginInFlight = true, onReserved(c)) })
         began.then(() => beginInFlight = false, () => beginInFlight = false)
