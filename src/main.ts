@@ -8,6 +8,7 @@
  */
 import { helpText, parseConfig, type Config } from "./platform/config";
 import { FatalError } from "./platform/errors";
+import { applyHeapGrowth } from "./platform/heap-growth";
 import { VERSION } from "./version";
 
 function fail(message: string): never {
@@ -69,6 +70,7 @@ async function main() {
       await migrate(config);
       process.exit(0);
     case "serve":
+      applyHeapGrowth(config); // may re-execute this process; nothing has started yet
       return serve(config);
   }
 }

@@ -4,7 +4,7 @@
  * backends end it with one line; SIGTERM drains and exits 0; data survives a restart.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestDatabase, describeReal, dropNatsNamespace, dropRedisNamespace, REAL_URLS, uniqueName } from "./support/backends";
@@ -43,6 +43,12 @@ async function authFlow(child: ChildProcess, email = `${uniqueName("u")}@example
   return email;
 }
 
+/** The environment a running process has now (after an execve, the new one). */
+function environOf(pid: number): Record<string, string> {
+  const pairs = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter(Boolean);
+  return Object.fromEntries(pairs.map((p) => [p.slice(0, p.indexOf("=")), p.slice(p.indexOf("=") + 1)]));
+}
+
 function expectOneLine(r: { code: number | null; stderr: string }, pattern: RegExp) {
   expect(r.code).not.toBe(0);
   const lines = r.stderr.trim().split("\n");
@@ -63,6 +69,7 @@ describe("compiled binary: CLI", () => {
     expectOneLine(run(["--role=nope"]), /unknown role 'nope'/);
     expectOneLine(run(["--port=abc"]), /--port: 'abc' is not a port number/);
     expectOneLine(run(["--frobnicate"]), /unknown flag '--frobnicate'/);
+    expectOneLine(run(["--js-heap-growth=lots"]), /--js-heap-growth: 'lots' is not auto or a number from 0 to 10/);
     expectOneLine(run(["--role=gateway"]), /set DATABASE_URL and NATS_URL/);
     const split = { DATABASE_URL: "postgres://postgres@127.0.0.1:5432/postgres", NATS_URL: "nats://127.0.0.1:4222" };
     expectOneLine(run(["--role=gateway"], split), /set AGENTOS_INTERNAL_KEY \(at least 32 bytes/);
@@ -79,7 +86,7 @@ describe("compiled binary: CLI", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, 60_000); // the embedded cases create a data dir (initdb: ~4.5 s here)
 });
 
 describe("compiled binary on the embedded default", () => {
@@ -107,6 +114,23 @@ describe("compiled binary on the embedded default", () => {
     expect(await second.stop("SIGINT")).toBe(0);
   }, 120_000);
 
+  test("restarts itself once, same pid, with the embedded database's heap growth; an explicit one wins", async () => {
+    const auto = await startChild([`--data-dir=${dataDir}`]);
+    try {
+      // The spawned pid is the serving process: the restart replaced the image, not forked.
+      expect(environOf(auto.proc.pid).BUN_JSC_heapGrowthMaxIncrease).toBe("0.3");
+      expect((await fetch(auto.url + "/readyz")).status).toBe(200);
+    } finally {
+      expect(await auto.stop()).toBe(0);
+    }
+    const chosen = await startChild([`--data-dir=${dataDir}`, "--js-heap-growth=1.5"]);
+    expect(environOf(chosen.proc.pid).BUN_JSC_heapGrowthMaxIncrease).toBe("1.5");
+    expect(await chosen.stop()).toBe(0);
+    const operator = await startChild([`--data-dir=${dataDir}`], { env: { BUN_JSC_heapGrowthMaxIncrease: "0.7" } });
+    expect(environOf(operator.proc.pid).BUN_JSC_heapGrowthMaxIncrease).toBe("0.7");
+    expect(await operator.stop()).toBe(0);
+  }, 120_000);
+
   test("`agentos migrate` applies the embedded migrations and exits", () => {
     const dir = mkdtempSync(join(tmpdir(), "agentos-mig-"));
     try {
@@ -129,6 +153,8 @@ await describeReal("compiled binary on PostgreSQL, Redis and NATS", () => {
         env: { JWT_SECRET: TEST_JWT_SECRET },
       });
       await authFlow(child);
+      // No embedded database: Bun's own heap growth, no restart.
+      expect(environOf(child.proc.pid).BUN_JSC_heapGrowthMaxIncrease).toBeUndefined();
       const ready = await fetch(child.url + "/readyz").then((r) => r.json() as any);
       expect(ready.checks).toMatchObject({ database: "ok", cache: "ok", bus: "ok" });
       expect(await child.stop()).toBe(0);

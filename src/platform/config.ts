@@ -84,6 +84,8 @@ export interface Config {
   toolCallConcurrency: number;
   /** Bun's own bound of concurrent outgoing HTTP requests (read by Bun at start-up). */
   maxHttpRequests: number;
+  /** JSC's heapGrowthMaxIncrease for this process, or `auto` (see platform/heap-growth.ts). */
+  jsHeapGrowth: number | "auto";
   /** Webhook delivery. */
   webhookRetryBaseMs: number;
   webhookRetryMaxMs: number;
@@ -161,6 +163,14 @@ function parsePort(value: string, flag: string): number {
 function parsePositiveInt(value: string, flag: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n <= 0) throw new FatalError(`${flag}: '${value}' is not a positive integer`);
+  return n;
+}
+
+/** `auto` or a growth between 0 and 10 (JSC's heapGrowthMaxIncrease; Bun sets 2). */
+function parseHeapGrowth(value: string, flag: string): number | "auto" {
+  if (value === "auto") return value;
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || n > 10) throw new FatalError(`${flag}: '${value}' is not auto or a number from 0 to 10`);
   return n;
 }
 
@@ -272,6 +282,10 @@ export const FLAGS: Record<string, FlagSpec> = {
   "delta-flush": { key: "deltaFlushMs", env: "AGENTOS_DELTA_FLUSH_MS", parse: parseNonNegativeInt, help: "ms over which message.delta events are coalesced into one" },
   "tool-call-concurrency": { key: "toolCallConcurrency", env: "AGENTOS_TOOL_CALL_CONCURRENCY", parse: parsePositiveInt, help: "tool calls of one model turn a run executes at once (parallel_tool_calls)" },
   "max-http-requests": { key: "maxHttpRequests", env: "BUN_CONFIG_MAX_HTTP_REQUESTS", parse: parsePositiveInt, help: "Bun's bound of concurrent outgoing HTTP requests: set the environment variable (Bun reads it at start)" },
+  "js-heap-growth": {
+    key: "jsHeapGrowth", env: "AGENTOS_JS_HEAP_GROWTH", parse: parseHeapGrowth,
+    help: "how far the JS heap may grow past its last collection (JSC heapGrowthMaxIncrease; Bun's is 2); auto = 0.3 with the embedded database, Bun's otherwise; set by re-executing once at start",
+  },
   "webhook-retry-base": { key: "webhookRetryBaseMs", env: "AGENTOS_WEBHOOK_RETRY_BASE_MS", parse: parsePositiveInt, help: "first webhook retry delay in ms (doubles, with jitter)" },
   "webhook-retry-max": { key: "webhookRetryMaxMs", env: "AGENTOS_WEBHOOK_RETRY_MAX_MS", parse: parsePositiveInt, help: "longest webhook retry delay in ms" },
   "webhook-max-attempts": { key: "webhookMaxAttempts", env: "AGENTOS_WEBHOOK_MAX_ATTEMPTS", parse: parsePositiveInt, help: "attempts before a webhook delivery is marked failed" },
@@ -329,6 +343,7 @@ const DEFAULTS: Omit<Config, "command"> = {
   deltaFlushMs: 50,
   toolCallConcurrency: 8,
   maxHttpRequests: 256,
+  jsHeapGrowth: "auto",
   webhookRetryBaseMs: 5_000,
   webhookRetryMaxMs: 3_600_000,
   webhookMaxAttempts: 10,
