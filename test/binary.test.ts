@@ -69,7 +69,7 @@ describe("compiled binary: CLI", () => {
     expectOneLine(run(["--role=nope"]), /unknown role 'nope'/);
     expectOneLine(run(["--port=abc"]), /--port: 'abc' is not a port number/);
     expectOneLine(run(["--frobnicate"]), /unknown flag '--frobnicate'/);
-    expectOneLine(run(["--js-heap-growth=lots"]), /--js-heap-growth: 'lots' is not auto or a number from 0 to 10/);
+    expectOneLine(run(["--js-heap-growth=lots"]), /--js-heap-growth: 'lots' is not auto or a number from 0.1 to 10/);
     expectOneLine(run(["--role=gateway"]), /set DATABASE_URL and NATS_URL/);
     const split = { DATABASE_URL: "postgres://postgres@127.0.0.1:5432/postgres", NATS_URL: "nats://127.0.0.1:4222" };
     expectOneLine(run(["--role=gateway"], split), /set AGENTOS_INTERNAL_KEY \(at least 32 bytes/);
@@ -118,7 +118,7 @@ describe("compiled binary on the embedded default", () => {
     const auto = await startChild([`--data-dir=${dataDir}`]);
     try {
       // The spawned pid is the serving process: the restart replaced the image, not forked.
-      expect(environOf(auto.proc.pid).BUN_JSC_heapGrowthMaxIncrease).toBe("0.3");
+      expect(environOf(auto.proc.pid).BUN_JSC_heapGrowthMaxIncrease).toBe("0.1");
       expect((await fetch(auto.url + "/readyz")).status).toBe(200);
     } finally {
       expect(await auto.stop()).toBe(0);

@@ -166,11 +166,11 @@ function parsePositiveInt(value: string, flag: string): number {
   return n;
 }
 
-/** `auto` or a growth between 0 and 10 (JSC's heapGrowthMaxIncrease; Bun sets 2). */
+/** `auto` or a growth from 0.1 to 10 (JSC's heapGrowthMaxIncrease; Bun sets 2; near 0 the heap collects without end). */
 function parseHeapGrowth(value: string, flag: string): number | "auto" {
   if (value === "auto") return value;
   const n = Number(value);
-  if (!/^\d+(\.\d+)?$/.test(value) || n > 10) throw new FatalError(`${flag}: '${value}' is not auto or a number from 0 to 10`);
+  if (!/^\d+(\.\d+)?$/.test(value) || n < 0.1 || n > 10) throw new FatalError(`${flag}: '${value}' is not auto or a number from 0.1 to 10`);
   return n;
 }
 
@@ -284,7 +284,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   "max-http-requests": { key: "maxHttpRequests", env: "BUN_CONFIG_MAX_HTTP_REQUESTS", parse: parsePositiveInt, help: "Bun's bound of concurrent outgoing HTTP requests: set the environment variable (Bun reads it at start)" },
   "js-heap-growth": {
     key: "jsHeapGrowth", env: "AGENTOS_JS_HEAP_GROWTH", parse: parseHeapGrowth,
-    help: "how far the JS heap may grow past its last collection (JSC heapGrowthMaxIncrease; Bun's is 2); auto = 0.3 with the embedded database, Bun's otherwise; set by re-executing once at start",
+    help: "how far the JS heap may grow past its last collection (JSC heapGrowthMaxIncrease; Bun's is 2); auto = 0.1 with the embedded database, Bun's otherwise; set by re-executing once at start",
   },
   "webhook-retry-base": { key: "webhookRetryBaseMs", env: "AGENTOS_WEBHOOK_RETRY_BASE_MS", parse: parsePositiveInt, help: "first webhook retry delay in ms (doubles, with jitter)" },
   "webhook-retry-max": { key: "webhookRetryMaxMs", env: "AGENTOS_WEBHOOK_RETRY_MAX_MS", parse: parsePositiveInt, help: "longest webhook retry delay in ms" },

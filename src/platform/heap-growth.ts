@@ -6,8 +6,9 @@
  * accounts for. The embedded database is PGlite: a wasm instance whose 128 MiB memory JSC counts
  * twice (the wasm memory and its ArrayBuffer), ~267 MiB of a ~300 MiB heap whose JavaScript
  * objects are ~30 MiB. With Bun's 2 the server may pile up ~600 MiB of garbage before it
- * collects: 1,000 runs in flight peaked at 1.1 GiB RSS (bench/README.md, 2026-12-03). An
- * increase of 0.3 gives back roughly the allowance a heap without the wasm memory would have.
+ * collects: 1,000 runs in flight peaked at 1.1 GiB RSS (bench/README.md, 2026-12-03). With 0.1
+ * it may grow ~30 MiB, about its JavaScript objects again: the peak was ~390 MiB, at 0.3 ~450,
+ * at the same runs/s within the noise. 0 collects without end (the bench's runs never finished).
  *
  * JSC reads its options from `BUN_JSC_*` only when the runtime starts, so the process
  * re-executes itself once (execve: same pid, same file descriptors) with the variable set.
@@ -17,7 +18,7 @@ import type { Config } from "./config";
 
 export const HEAP_GROWTH_ENV = "BUN_JSC_heapGrowthMaxIncrease";
 /** The increase used with the embedded database (`--js-heap-growth=auto`). */
-export const EMBEDDED_HEAP_GROWTH = 0.3;
+export const EMBEDDED_HEAP_GROWTH = 0.1;
 
 /** The increase this process should run with, or null to keep Bun's. */
 export function wantedHeapGrowth(config: Pick<Config, "jsHeapGrowth" | "databaseUrl">): number | null {
