@@ -7,8 +7,9 @@
  * twice (the wasm memory and its ArrayBuffer), ~267 MiB of a ~300 MiB heap whose JavaScript
  * objects are ~30 MiB. With Bun's 2 the server may pile up ~600 MiB of garbage before it
  * collects: 1,000 runs in flight peaked at 1.1 GiB RSS (bench/README.md, 2026-12-03). With 0.1
- * it may grow ~30 MiB, about its JavaScript objects again: the peak was ~390 MiB, at 0.3 ~450,
- * at the same runs/s within the noise. 0 collects without end (the bench's runs never finished).
+ * it may grow ~30 MiB, about its JavaScript objects again: the peak was ~390 MiB, for ~16%
+ * fewer runs/s (more collections); at 0.3 ~450 MiB at no measurable cost. The embedded default
+ * is one process on a small machine, so memory wins. 0 collects without end (runs never ended).
  *
  * JSC reads its options from `BUN_JSC_*` only when the runtime starts, so the process
  * re-executes itself once (execve: same pid, same file descriptors) with the variable set.
