@@ -15,11 +15,12 @@
  * re-executes itself once (execve: same pid, same file descriptors) with the variable set.
  * An operator's own `BUN_JSC_heapGrowthMaxIncrease` is left as it is.
  */
+import { COMPILED } from "./compiled";
 import type { Config } from "./config";
 
-export const HEAP_GROWTH_ENV = "BUN_JSC_heapGrowthMaxIncrease";
+const HEAP_GROWTH_ENV = "BUN_JSC_heapGrowthMaxIncrease";
 /** The increase used with the embedded database (`--js-heap-growth=auto`). */
-export const EMBEDDED_HEAP_GROWTH = 0.1;
+const EMBEDDED_HEAP_GROWTH = 0.1;
 
 /** The increase this process should run with, or null to keep Bun's. */
 export function wantedHeapGrowth(config: Pick<Config, "jsHeapGrowth" | "databaseUrl">): number | null {
@@ -28,9 +29,8 @@ export function wantedHeapGrowth(config: Pick<Config, "jsHeapGrowth" | "database
 }
 
 /** The command line that starts this program again: a compiled binary's own arguments, or bun's flags + script + arguments. */
-export function restartArgv(): string[] {
-  const compiled = Bun.main.startsWith("/$bunfs/") || Bun.main.startsWith("B:/~BUN/");
-  return compiled ? [process.argv0, ...process.argv.slice(2)] : [process.argv0, ...process.execArgv, process.argv[1], ...process.argv.slice(2)];
+function restartArgv(): string[] {
+  return COMPILED ? [process.argv0, ...process.argv.slice(2)] : [process.argv0, ...process.execArgv, process.argv[1], ...process.argv.slice(2)];
 }
 
 /**

@@ -10,6 +10,7 @@
  * the console is bundled in memory on first use instead, so edits to console/ show up at once.
  */
 import { Elysia } from "elysia";
+import { COMPILED } from "../compiled";
 import { requestInfo } from "./app";
 import { errorResponse } from "./errors";
 
@@ -30,8 +31,6 @@ const HTML_HEADERS = {
   "referrer-policy": "no-referrer",
 };
 
-/** True inside the executable built by `bun build --compile` (its modules live in /$bunfs). */
-const COMPILED = import.meta.url.includes("$bunfs");
 
 async function loadAssets(): Promise<ConsoleAssets> {
   // From source, always bundle afresh (a stale dist/console would hide edits to console/).

@@ -5,6 +5,7 @@
  * (schema-worker.ts), bounded in time, so no schema or argument a tenant sends stalls the
  * event loop. The worker caches validators per tool version (id + updated_at).
  */
+import { COMPILED } from "../../platform/compiled";
 import { badRequest } from "../../platform/errors";
 import { SCHEMA_LIMITS } from "./schema-engine";
 
@@ -25,7 +26,7 @@ class Replaced extends Error {}
  * Where the worker's module is: beside this file when run from source; inside the compiled
  * binary, the extra entry point that scripts/build.ts embeds (its path under the build root `src`).
  */
-const WORKER_MODULE = import.meta.url.includes("/$bunfs/") ? "/$bunfs/root/roles/tools/schema-worker.js" : new URL("./schema-worker.ts", import.meta.url).href;
+const WORKER_MODULE = COMPILED ? "/$bunfs/root/roles/tools/schema-worker.js" : new URL("./schema-worker.ts", import.meta.url).href;
 
 /** The schema thread, started on first use and replaced when a job overruns. */
 class SchemaThread {
