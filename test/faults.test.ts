@@ -191,6 +191,20 @@ await describeReal("faults on the split cluster", () => {
     return load;
   }
 
+  /**
+   * Runs a phase; if it fails, the error carries the tail of every member's log, because a CI
+   * report shows only the failure, and the cluster's log dir is gone by then.
+   */
+  async function withClusterLogs(body: () => Promise<void>): Promise<void> {
+    try {
+      await body();
+    } catch (err) {
+      const tails = cluster.list().map((m) => `--- ${m.name} (${m.alive ? "up" : "down"}, ${m.restarts} restarts):\n${cluster.logTail(m.name, 1200).trim() || "(empty)"}`);
+      if (err instanceof Error) err.message += `\ncluster logs, last lines:\n${tails.join("\n")}`;
+      throw err;
+    }
+  }
+
   const runStatus = async (runId: string) => {
     const r = await viaGateway("GET", `/v1/runs/${runId}`);
     return r.status === 200 ? (r.body.status as string) : null;
@@ -247,28 +261,30 @@ await describeReal("faults on the split cluster", () => {
       const t0 = Date.now();
       const load = startLoad(victim.replace("#", ""), RUNS_PER_PHASE);
       try {
-        await waitFor(`work in flight for ${victim}`, () => triggers[victim](load), 60_000, 20);
-        const pid = cluster.member(victim).proc!.pid;
-        const killedAt = Date.now();
-        await cluster.kill(victim, "SIGKILL");
-        expect(cluster.member(victim).proc!.signalCode).toBe("SIGKILL");
-        const inFlightAtKill = { creates: load.inFlight, tool_calls: tool.inFlight, deliveries: hooks.inFlight, accepted: load.accepted.length };
-        await Bun.sleep(DOWNTIME_MS);
-        await cluster.restart(victim);
-        const readyAt = Date.now();
-        expect(cluster.member(victim).proc!.pid).not.toBe(pid);
-        const probe = await waitFor(`${victim} to serve again`, async () => {
-          const r = await probes[victim]();
-          return r.status === 200 ? r : null;
-        }, 30_000);
-        expect(probe.status).toBe(200);
+        await withClusterLogs(async () => {
+          await waitFor(`work in flight for ${victim}`, () => triggers[victim](load), 60_000, 20);
+          const pid = cluster.member(victim).proc!.pid;
+          const killedAt = Date.now();
+          await cluster.kill(victim, "SIGKILL");
+          expect(cluster.member(victim).proc!.signalCode).toBe("SIGKILL");
+          const inFlightAtKill = { creates: load.inFlight, tool_calls: tool.inFlight, deliveries: hooks.inFlight, accepted: load.accepted.length };
+          await Bun.sleep(DOWNTIME_MS);
+          await cluster.restart(victim);
+          const readyAt = Date.now();
+          expect(cluster.member(victim).proc!.pid).not.toBe(pid);
+          const probe = await waitFor(`${victim} to serve again`, async () => {
+            const r = await probes[victim]();
+            return r.status === 200 ? r : null;
+          }, 30_000);
+          expect(probe.status).toBe(200);
 
-        const runs = await load.done;
-        expect(runs).toHaveLength(RUNS_PER_PHASE);
-        const statuses = await settle(runs);
-        const settledAt = Date.now();
-        timings.push({ victim, kill_after_ms: killedAt - t0, restart_ready_ms: readyAt - killedAt, settled_ms: settledAt - t0, in_flight_at_kill: inFlightAtKill, create_retries: load.retries.length, retry_outcomes: [...new Set(load.retries.map((r) => r.split(": ")[1]))] });
-        expect(runs.map((r) => [r.runId, statuses[r.runId]])).toEqual(runs.map((r) => [r.runId, "completed"]));
+          const runs = await load.done;
+          expect(runs).toHaveLength(RUNS_PER_PHASE);
+          const statuses = await settle(runs);
+          const settledAt = Date.now();
+          timings.push({ victim, kill_after_ms: killedAt - t0, restart_ready_ms: readyAt - killedAt, settled_ms: settledAt - t0, in_flight_at_kill: inFlightAtKill, create_retries: load.retries.length, retry_outcomes: [...new Set(load.retries.map((r) => r.split(": ")[1]))] });
+          expect(runs.map((r) => [r.runId, statuses[r.runId]])).toEqual(runs.map((r) => [r.runId, "completed"]));
+        });
       } finally {
         if (!cluster.isAlive(victim)) await cluster.restart(victim).catch(() => {});
         await load.done.catch(() => {});
@@ -280,53 +296,55 @@ await describeReal("faults on the split cluster", () => {
     const t0 = Date.now();
     const load = startLoad("nats", RUNS_PER_PHASE);
     try {
-      await waitFor("runs in flight", () => load.accepted.length >= 2, 60_000, 20);
-      const stoppedAt = Date.now();
-      await nats.stop("SIGTERM");
-      // While NATS is down every process says so on /readyz: 503 naming the bus.
-      const reported = new Map<string, any>();
-      await waitFor("every process's /readyz to report the NATS outage", async () => {
-        await Promise.all(
-          cluster.members.filter((m) => !reported.has(m.name)).map(async (m) => {
-            const r = await cluster.readyz(m.name).catch(() => null);
-            if (r?.status === 503 && /nats|bus/i.test(JSON.stringify(r.body))) reported.set(m.name, r.body);
-          }),
-        );
-        return reported.size === cluster.members.length;
-      }, 30_000, 100);
-      const example = reported.get("agents");
-      expect(example.error.code).toBe("not_ready");
-      expect(example.error.message).toMatch(/bus: nats (disconnected|connection closed)/);
-      const reportedAt = Date.now();
-      // Keep it down a little longer (creates meet the outage), then check /readyz still says so.
-      await Bun.sleep(Math.max(0, stoppedAt + DOWNTIME_MS - Date.now()));
-      const late = await Promise.all(cluster.members.map((m) => cluster.readyz(m.name).then((r) => r.status, () => 0)));
-      expect(late).toEqual(cluster.members.map(() => 503));
+      await withClusterLogs(async () => {
+        await waitFor("runs in flight", () => load.accepted.length >= 2, 60_000, 20);
+        const stoppedAt = Date.now();
+        await nats.stop("SIGTERM");
+        // While NATS is down every process says so on /readyz: 503 naming the bus.
+        const reported = new Map<string, any>();
+        await waitFor("every process's /readyz to report the NATS outage", async () => {
+          await Promise.all(
+            cluster.members.filter((m) => !reported.has(m.name)).map(async (m) => {
+              const r = await cluster.readyz(m.name).catch(() => null);
+              if (r?.status === 503 && /nats|bus/i.test(JSON.stringify(r.body))) reported.set(m.name, r.body);
+            }),
+          );
+          return reported.size === cluster.members.length;
+        }, 30_000, 100);
+        const example = reported.get("agents");
+        expect(example.error.code).toBe("not_ready");
+        expect(example.error.message).toMatch(/bus: nats (disconnected|connection closed)/);
+        const reportedAt = Date.now();
+        // Keep it down a little longer (creates meet the outage), then check /readyz still says so.
+        await Bun.sleep(Math.max(0, stoppedAt + DOWNTIME_MS - Date.now()));
+        const late = await Promise.all(cluster.members.map((m) => cluster.readyz(m.name).then((r) => r.status, () => 0)));
+        expect(late).toEqual(cluster.members.map(() => 503));
 
-      await nats.start();
-      const natsBackAt = Date.now();
-      await waitFor("every process ready again after NATS came back", async () => {
-        const all = await Promise.all(cluster.members.map((m) => cluster.readyz(m.name).then((r) => r.status, () => 0)));
-        return all.every((s) => s === 200);
-      }, 60_000, 100);
-      const readyAgainAt = Date.now();
-      expect(cluster.list().every((m) => m.alive)).toBe(true);
+        await nats.start();
+        const natsBackAt = Date.now();
+        await waitFor("every process ready again after NATS came back", async () => {
+          const all = await Promise.all(cluster.members.map((m) => cluster.readyz(m.name).then((r) => r.status, () => 0)));
+          return all.every((s) => s === 200);
+        }, 60_000, 100);
+        const readyAgainAt = Date.now();
+        expect(cluster.list().every((m) => m.alive)).toBe(true);
 
-      const runs = await load.done;
-      // Runs created after the outage complete too: the workers' queue consumers reconnected.
-      const after = startLoad("nats-after", 2);
-      const runsAfter = await after.done;
-      const statuses = await settle([...runs, ...runsAfter]);
-      timings.push({
-        victim: "nats",
-        outage_ms: natsBackAt - stoppedAt,
-        all_readyz_503_after_ms: reportedAt - stoppedAt,
-        ready_again_after_ms: readyAgainAt - natsBackAt,
-        settled_ms: Date.now() - t0,
-        create_retries: load.retries.length,
-        retry_outcomes: [...new Set(load.retries.map((r) => r.split(": ")[1]))],
+        const runs = await load.done;
+        // Runs created after the outage complete too: the workers' queue consumers reconnected.
+        const after = startLoad("nats-after", 2);
+        const runsAfter = await after.done;
+        const statuses = await settle([...runs, ...runsAfter]);
+        timings.push({
+          victim: "nats",
+          outage_ms: natsBackAt - stoppedAt,
+          all_readyz_503_after_ms: reportedAt - stoppedAt,
+          ready_again_after_ms: readyAgainAt - natsBackAt,
+          settled_ms: Date.now() - t0,
+          create_retries: load.retries.length,
+          retry_outcomes: [...new Set(load.retries.map((r) => r.split(": ")[1]))],
       });
       expect([...runs, ...runsAfter].map((r) => statuses[r.runId])).toEqual([...runs, ...runsAfter].map(() => "completed"));
+      });
     } finally {
       if (!nats.running()) await nats.start().catch(() => {});
       await load.done.catch(() => {});
