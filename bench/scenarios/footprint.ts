@@ -8,7 +8,10 @@
  *    boot on an empty data dir and a restart on it; real backends): start-up time from spawn
  *    to the first /readyz 200 (polled every 10 ms), and RSS after 5 s idle, split into the
  *    process's own pages (RssAnon) and mapped files' pages (RssFile: the executable's code,
- *    shared by every process of the binary on a host).
+ *    shared by every process of the binary on a host);
+ *  - the floors (bench/floor/*.ts, compiled the same way, measured the same way): Bun.serve
+ *    alone, with Elysia, with postgres.js + NATS (what a split role needs at the least), and
+ *    with PGlite opened as AgentOS opens it (what `--role=all` embedded needs at the least).
  */
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -121,9 +124,9 @@ export async function runFootprint(o: { image: boolean } = { image: true }) {
 
   const rows: Record<string, unknown>[] = [];
   const floors: Record<string, unknown>[] = [];
-  const floorRow = (name: string, bin: string, b: Boot) => {
-    floors.push({ program: `bench/floor/${name}.ts`, binary_mib: round(statSync(bin).size / MiB, 1), ...b });
-    rows.push({ process: `floor: ${name}`, backends: name === "clients-serve" ? "real" : "-", "start→ready ms": b.start_ms, "idle RSS MiB": b.idle_rss_mib, "anon / file MiB": `${b.idle_anon_mib} / ${b.idle_file_mib}`, "peak RSS MiB": b.peak_rss_mib, threads: b.threads, "goal MiB": "—" });
+  const floorRow = (name: string, bin: string, b: Boot, backends = "-") => {
+    floors.push({ program: `bench/floor/${name}.ts`, backends, binary_mib: round(statSync(bin).size / MiB, 1), ...b });
+    rows.push({ process: `floor: ${name}`, backends, "start→ready ms": b.start_ms, "idle RSS MiB": b.idle_rss_mib, "anon / file MiB": `${b.idle_anon_mib} / ${b.idle_file_mib}`, "peak RSS MiB": b.peak_rss_mib, threads: b.threads, "goal MiB": "—" });
     console.log(`   floor ${name}: binary ${round(statSync(bin).size / MiB, 1)} MiB, ready in ${b.start_ms} ms, idle RSS ${b.idle_rss_mib} MiB`);
   };
   const processes: Record<string, unknown>[] = [];
@@ -147,9 +150,14 @@ export async function runFootprint(o: { image: boolean } = { image: true }) {
     throw err;
   }
 
-  // Embedded: a first boot (creates the database) and a restart on the same data dir.
+  // Embedded: a first boot (creates the database) and a restart on the same data dir; the
+  // PGlite floor (PGlite opened as AgentOS opens it, one query, Bun.serve) measured the same way.
   const dataDir = mkdtempSync(join(tmpdir(), "agentos-bench-"));
+  const floorDataDir = mkdtempSync(join(tmpdir(), "agentos-bench-"));
   try {
+    const pgliteFloor = compileFloor("pglite-serve", floorDir);
+    floorRow("pglite-serve", pgliteFloor, await boot(pgliteFloor, [`--data-dir=${floorDataDir}`], { bare: true }), "embedded, first boot");
+    floorRow("pglite-serve", pgliteFloor, await boot(pgliteFloor, [`--data-dir=${floorDataDir}`], { bare: true }), "embedded, restart");
     record("all", "embedded, first boot", await boot(binary, ["--role=all", `--data-dir=${dataDir}`]));
     record("all", "embedded, restart", await boot(binary, ["--role=all", `--data-dir=${dataDir}`]));
   } catch (err) {
@@ -157,6 +165,7 @@ export async function runFootprint(o: { image: boolean } = { image: true }) {
     processes.push({ role: "all", backends: "embedded", error: (err as Error).message });
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
+    rmSync(floorDataDir, { recursive: true, force: true });
   }
 
   // Real backends: migrate once, so each role's start-up is its own boot, not the migrations.
@@ -171,7 +180,7 @@ export async function runFootprint(o: { image: boolean } = { image: true }) {
     const common = [...backends.args, `--data-dir=${scratch}`];
     // What every split role needs at the least (postgres.js + NATS + Bun.serve), on the same servers.
     const clientsFloor = compileFloor("clients-serve", floorDir);
-    floorRow("clients-serve", clientsFloor, await boot(clientsFloor, backends.args.filter((a) => /^--(database|nats)-url=/.test(a)), { bare: true }));
+    floorRow("clients-serve", clientsFloor, await boot(clientsFloor, backends.args.filter((a) => /^--(database|nats)-url=/.test(a)), { bare: true }), "real");
     for (const role of [...listRoles(binary), "all"]) {
       try {
         record(role, "real", await boot(binary, [`--role=${role}`, ...common]));

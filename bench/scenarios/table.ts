@@ -88,7 +88,7 @@ function footprintTable() {
   rows.push(`RSS ${r.idle_settle_ms / 1000} s after the first /readyz 200 (\`bun run bench rss\`; goals: ≤ 40 MiB per split role, ≤ 120 MiB \`--role=all\` embedded):\n`, "| process | back ends | start → ready ms | idle RSS MiB | of it anon / file | peak RSS MiB | threads | goal |", "|---|---|---|---|---|---|---|---|");
   // Results written before the split have no anon/file figures.
   const split = (x: { idle_anon_mib?: number; idle_file_mib?: number }) => (x.idle_anon_mib === undefined ? "—" : `${x.idle_anon_mib} / ${x.idle_file_mib}`);
-  for (const f of r.floors ?? []) rows.push(`| floor: ${f.program} (${f.binary_mib} MiB binary) | — | ${f.start_ms} | ${f.idle_rss_mib} | ${split(f)} | ${f.peak_rss_mib} | ${f.threads} | — |`);
+  for (const f of r.floors ?? []) rows.push(`| floor: ${f.program} (${f.binary_mib} MiB binary) | ${f.backends ?? "—"} | ${f.start_ms} | ${f.idle_rss_mib} | ${split(f)} | ${f.peak_rss_mib} | ${f.threads} | — |`);
   for (const p of r.processes) {
     if (p.role === "migrate") rows.push(`| \`agentos migrate\` (fresh database) | real | ${p.run_ms} (run) | — | — | — | — |`);
     else if (p.error) rows.push(`| \`--role=${p.role}\` | ${p.backends} | failed: ${String(p.error).slice(0, 80)} | | | | | |`);
