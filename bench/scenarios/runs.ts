@@ -119,6 +119,28 @@ async function oneRun(c: Client, agentId: string, threadId?: string): Promise<Ti
   }
 }
 
+/**
+ * Where the overhead of sequential runs goes, from each run's own trace (GET /v1/runs/:id/trace,
+ * the server's timestamps): queued (created → picked up), model steps beyond the model's
+ * latency (HTTP, prompt, the step's writes inside its span), tool steps (the loopback tool
+ * answers at once), and the rest between steps (loading the run, the writes at step boundaries,
+ * finishing). Medians over the runs, in ms per run.
+ */
+async function overheadBreakdown(c: Client, runIds: string[], latencyMs: number) {
+  const parts = { queued: [] as number[], model_steps_beyond_latency: [] as number[], tool_steps: [] as number[], between_steps: [] as number[] };
+  for (const id of runIds) {
+    const trace = await c.req("GET", `/v1/runs/${id}/trace`);
+    const steps = trace.steps as { kind: string; duration_ms: number | null }[];
+    const sum = (kind: string) => steps.filter((s) => s.kind === kind).reduce((n, s) => n + (s.duration_ms ?? 0), 0);
+    const models = steps.filter((s) => s.kind === "model_call").length;
+    parts.queued.push(trace.queued_ms);
+    parts.model_steps_beyond_latency.push(sum("model_call") - models * latencyMs);
+    parts.tool_steps.push(sum("tool_call"));
+    parts.between_steps.push(trace.total_ms - trace.queued_ms - sum("model_call") - sum("tool_call"));
+  }
+  return Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, pct(sortNum(v), 0.5)])) as Record<keyof typeof parts, number>;
+}
+
 /** Samples RSS every 100 ms: the peak while the load runs (VmHWM would include start-up). */
 function rssSampler(pid: number) {
   let peak = 0;
@@ -295,8 +317,12 @@ async function measureMode(mode: Mode, o: RunsOptions) {
       cpu_ms_per_run: { worker: seqWorkerCpuMs, api: seqApiCpuMs },
       /** agentos_db_statements_total per run (its background work included). */
       db_per_run: seqDbPerRun,
+      /** The run time beyond the model's latency, by part (medians, ms per run; see overheadBreakdown). */
+      overhead_ms_p50: await overheadBreakdown(c, seq.map((r) => r.id), o.latencyMs),
     };
     console.log(`sequential: ${o.sequential} runs, run p50 ${sequential.run_ms.p50} ms → overhead per step p50 ${sequential.overhead_per_step_ms.p50} ms (p90 ${sequential.overhead_per_step_ms.p90}, min ${sequential.overhead_per_step_ms.min}); model call ${sequential.model_call_ms_mean} ms, tool call ${sequential.tool_call_ms_mean} ms as the worker timed them; CPU per run ${split ? `worker ${seqWorkerCpuMs} ms, API roles ${seqApiCpuMs} ms` : `${seqWorkerCpuMs} ms`}; database per run ${dbText(seqDbPerRun)}`);
+    const b = sequential.overhead_ms_p50;
+    console.log(`sequential: where a run's time beyond its model's latency goes (p50 ms per run, from GET /v1/runs/:id/trace): queued ${b.queued}, model steps beyond latency ${b.model_steps_beyond_latency}, tool steps ${b.tool_steps}, between steps ${b.between_steps}`);
 
     // 2. Concurrent: all runs created at once.
     const threads = await inBatches(o.runs, 32, async () => (await c.req("POST", "/v1/threads", {})).id as string);
