@@ -345,6 +345,25 @@ export function defineRunSuite(name: string, start: (config: Partial<Config>) =>
       expect(fake.requests[0].body.stream).toBe(true);
     });
 
+    test("stream: the model call goes out with the step's opening write, yet step.created comes before the first delta", async () => {
+      fake.reset();
+      const agent = await api.agent();
+      // Deltas at once and fast: they race the step's opening write, which the call no longer waits for.
+      for (let i = 0; i < 3; i++) {
+        const thread = await api.thread();
+        fake.script({ content: "abcdefghijklmnopqrstuvwxyz".repeat(4), chunkSize: 1, chunkDelayMs: 0 });
+        const res = await readSse(`${t.url}/v1/threads/${thread.id}/runs`, alice.token, { method: "POST", body: { agent_id: agent.id, input: "now", stream: true } });
+        assertContiguous(res.events);
+        const names = res.events.map((e) => e.event);
+        const created = names.indexOf("step.created");
+        expect(created).toBeGreaterThan(0);
+        expect(names.slice(0, created).filter((n) => n === "message.delta")).toEqual([]);
+        expect(names.at(-1)).toBe("run.completed");
+        const step = res.events[created].data;
+        expect(res.events.filter((e) => e.event === "message.delta").every((e) => e.data.step_id === step.id)).toBe(true);
+      }
+    });
+
     test("SSE is resumable: a dropped connection resumes with Last-Event-ID or ?after= and loses nothing", async () => {
       fake.reset();
       const agent = await api.agent();

@@ -336,12 +336,32 @@ export class RunExecution {
     const stepId = interrupted?.id ?? newId("stp");
     const input = { model: this.run.model, prompt_tokens: prompt.promptTokens, messages: prompt.messages.length, dropped_messages: prompt.droppedMessages };
     const created = interrupted ? undefined : newStep({ id: stepId, orgId: this.run.orgId, runId: this.run.id, kind: "model_call", input });
-    if (!(await this.openMeteredStep(stepId, created, prompt.promptTokens, this.maxOutputTokens()))) return false;
-
-    const reply = await this.requestModel(stepId, prompt, toolSpecs);
+    const reply = created && !this.meter.budgeted
+      ? await this.openedWithCall(stepId, created, prompt, toolSpecs)
+      : (await this.openMeteredStep(stepId, created, prompt.promptTokens, this.maxOutputTokens())) && (await this.requestModel(stepId, prompt, toolSpecs));
     if (!reply) return false;
     this.recordModelReply(stepId, reply, await this.checkAnswer(reply));
     return true;
+  }
+
+  /**
+   * The step's opening write and the model call at once (a run with no budget, whose opening
+   * write holds nothing): the call does not wait for the write, which cost one transaction of
+   * latency per model step. The reply is used only once the write is in; if it is refused (the
+   * lease was lost, the run is being cancelled) the call is aborted. Streamed deltas wait for it,
+   * so `step.created` still comes first among the run's events.
+   */
+  private async openedWithCall(stepId: string, created: StepRow, prompt: BuiltPrompt, toolSpecs: ToolSpec[]): Promise<ModelReply | null> {
+    const call = new AbortController();
+    const opened = this.openMeteredStep(stepId, created, prompt.promptTokens, this.maxOutputTokens());
+    opened.then((ok) => ok || call.abort(), () => call.abort());
+    const replying = this.requestModel(stepId, prompt, toolSpecs, undefined, { opened, signal: call.signal });
+    replying.catch(() => {}); // settled below, or abandoned with the refused write
+    if (!(await opened)) {
+      await replying.catch(() => {});
+      return null;
+    }
+    return replying;
   }
 
   /** What a reply may take at most: the part of the window the prompt leaves free for it, or less with max_output_tokens (sent as max_tokens). */
@@ -418,13 +438,14 @@ export class RunExecution {
   }
 
   /** The model call itself: streamed deltas, its span and latency; null when it failed (the run failed with its error). */
-  private async requestModel(stepId: string, prompt: Pick<BuiltPrompt, "messages" | "promptTokens">, toolSpecs: ToolSpec[], summaryMaxTokens?: number): Promise<ModelReply | null> {
+  /** `started`: the step's opening write still in flight (openedWithCall) and the call's own abort signal. */
+  private async requestModel(stepId: string, prompt: Pick<BuiltPrompt, "messages" | "promptTokens">, toolSpecs: ToolSpec[], summaryMaxTokens?: number, started?: { opened: Promise<boolean>; signal: AbortSignal }): Promise<ModelReply | null> {
     // A summarize request: not streamed, none of the run's sampling options or response format, its reply bounded.
     const summarizing = summaryMaxTokens !== undefined;
     const stream = !summarizing && this.run.stream;
     const params = summarizing ? { max_tokens: summaryMaxTokens } : modelParams(this.opts, { hasTools: toolSpecs.length > 0, toolChoice: this.toolChoiceNow() });
     const t0 = performance.now();
-    const deltas = stream ? new DeltaWriter(this, stepId, this.deps.deltaFlushMs) : undefined;
+    const deltas = stream ? new DeltaWriter(this, stepId, this.deps.deltaFlushMs, started?.opened) : undefined;
     const { tracing } = this.deps;
     const span = tracing.enabled
       ? tracing.start(`chat ${this.run.model}`, { kind: "client", attributes: { "gen_ai.operation.name": "chat", "gen_ai.request.model": this.run.model, "agentos.step_id": stepId, "agentos.prompt_tokens_estimated": prompt.promptTokens } })
@@ -437,7 +458,7 @@ export class RunExecution {
         tools: toolSpecs.length ? toolSpecs : undefined,
         params,
         stream,
-        signal: this.signal,
+        signal: started ? AbortSignal.any([this.signal, started.signal]) : this.signal,
         onDelta: deltas
           ? (text) => {
               firstDelta ||= performance.now();
@@ -457,6 +478,8 @@ export class RunExecution {
     } catch (err) {
       span?.fail(err);
       await deltas?.close().catch(() => {});
+      // The step was never opened (the write was refused): the run already stopped; nothing to record.
+      if (started && !(await started.opened.catch(() => false))) return null;
       if (err instanceof ModelError) {
         await this.fail(err.code, err.message, { stepId, status: err.status, attempts: err.attempts });
         return null;
@@ -831,14 +854,18 @@ function newStep(s: Pick<StepRow, "id" | "orgId" | "runId" | "kind" | "input"> &
 class DeltaWriter {
   private buffer = "";
   private timer: ReturnType<typeof setTimeout> | null = null;
-  private chain: Promise<void> = Promise.resolve();
+  private chain: Promise<void>;
   private failed: unknown = null;
 
+  /** `opened`: the step's opening write, when it is still in flight; deltas are written after it. */
   constructor(
     private exec: RunExecution,
     private stepId: string,
     private flushMs: number,
-  ) {}
+    opened?: Promise<boolean>,
+  ) {
+    this.chain = opened ? opened.then(() => {}, () => {}) : Promise.resolve();
+  }
 
   push(text: string) {
     if (this.failed) throw this.failed;
