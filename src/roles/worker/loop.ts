@@ -336,7 +336,10 @@ export class RunExecution {
     const stepId = interrupted?.id ?? newId("stp");
     const input = { model: this.run.model, prompt_tokens: prompt.promptTokens, messages: prompt.messages.length, dropped_messages: prompt.droppedMessages };
     const created = interrupted ? undefined : newStep({ id: stepId, orgId: this.run.orgId, runId: this.run.id, kind: "model_call", input });
-    const reply = created && !this.meter.budgeted
+    // Overlapped only when the opening write holds nothing but the new step: a step closed before
+    // it (a tool call's result) must be durable before a call that may take minutes, or a crash
+    // meanwhile would run that tool again at the resume.
+    const reply = created && !this.meter.budgeted && !this.pending
       ? await this.openedWithCall(stepId, created, prompt, toolSpecs)
       : (await this.openMeteredStep(stepId, created, prompt.promptTokens, this.maxOutputTokens())) && (await this.requestModel(stepId, prompt, toolSpecs));
     if (!reply) return false;
@@ -345,9 +348,9 @@ export class RunExecution {
   }
 
   /**
-   * The step's opening write and the model call at once (a run with no budget, whose opening
-   * write holds nothing): the call does not wait for the write, which cost one transaction of
-   * latency per model step. The reply is used only once the write is in; if it is refused (the
+   * The step's opening write and the model call at once (a run with no budget, and nothing else
+   * in the write: the run's first call, a call after a resume): the call does not wait for the
+   * write, which cost one transaction of latency. The reply is used only once the write is in; if it is refused (the
    * lease was lost, the run is being cancelled) the call is aborted. Streamed deltas wait for it,
    * so `step.created` still comes first among the run's events.
    */
