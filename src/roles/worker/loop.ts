@@ -359,8 +359,13 @@ export class RunExecution {
     const opened = this.openMeteredStep(stepId, created, prompt.promptTokens, this.maxOutputTokens());
     opened.then((ok) => ok || call.abort(), () => call.abort());
     const replying = this.requestModel(stepId, prompt, toolSpecs, undefined, { opened, signal: call.signal });
-    replying.catch(() => {}); // settled below, or abandoned with the refused write
-    if (!(await opened)) {
+    replying.catch(() => {}); // settled below
+    // A refused or failed write: the call (aborted by then) settles before the run moves on.
+    const ok = await opened.catch(async (err) => {
+      await replying.catch(() => {});
+      throw err;
+    });
+    if (!ok) {
       await replying.catch(() => {});
       return null;
     }
@@ -867,7 +872,13 @@ class DeltaWriter {
     private flushMs: number,
     opened?: Promise<boolean>,
   ) {
-    this.chain = opened ? opened.then(() => {}, () => {}) : Promise.resolve();
+    // A step that was never opened gets no deltas: they are dropped, and the call is told.
+    this.chain = opened
+      ? opened.then(
+          (ok) => void (ok || (this.failed = new Error("the step's opening write was refused"))),
+          (err) => void (this.failed = err),
+        )
+      : Promise.resolve();
   }
 
   push(text: string) {
@@ -881,7 +892,7 @@ class DeltaWriter {
     if (!this.buffer) return;
     const text = this.buffer;
     this.buffer = "";
-    this.chain = this.chain.then(() => this.exec.writeDelta(this.stepId, text)).catch((err) => {
+    this.chain = this.chain.then(() => (this.failed ? undefined : this.exec.writeDelta(this.stepId, text))).catch((err) => {
       this.failed = err;
     });
   }
