@@ -342,8 +342,8 @@ await describeReal("faults on the split cluster", () => {
           settled_ms: Date.now() - t0,
           create_retries: load.retries.length,
           retry_outcomes: [...new Set(load.retries.map((r) => r.split(": ")[1]))],
-      });
-      expect([...runs, ...runsAfter].map((r) => statuses[r.runId])).toEqual([...runs, ...runsAfter].map(() => "completed"));
+        });
+        expect([...runs, ...runsAfter].map((r) => statuses[r.runId])).toEqual([...runs, ...runsAfter].map(() => "completed"));
       });
     } finally {
       if (!nats.running()) await nats.start().catch(() => {});

@@ -131,12 +131,13 @@ async function overheadBreakdown(c: Client, runIds: string[], latencyMs: number)
   for (const id of runIds) {
     const trace = await c.req("GET", `/v1/runs/${id}/trace`);
     const steps = trace.steps as { kind: string; duration_ms: number | null }[];
-    const sum = (kind: string) => steps.filter((s) => s.kind === kind).reduce((n, s) => n + (s.duration_ms ?? 0), 0);
-    const models = steps.filter((s) => s.kind === "model_call").length;
+    const of = (kind: string) => steps.filter((s) => s.kind === kind);
+    const ms = (list: typeof steps) => list.reduce((n, s) => n + (s.duration_ms ?? 0), 0);
+    const [models, tools] = [of("model_call"), of("tool_call")];
     parts.queued.push(trace.queued_ms);
-    parts.model_steps_beyond_latency.push(sum("model_call") - models * latencyMs);
-    parts.tool_steps.push(sum("tool_call"));
-    parts.between_steps.push(trace.total_ms - trace.queued_ms - sum("model_call") - sum("tool_call"));
+    parts.model_steps_beyond_latency.push(ms(models) - models.length * latencyMs);
+    parts.tool_steps.push(ms(tools));
+    parts.between_steps.push(trace.total_ms - trace.queued_ms - ms(models) - ms(tools));
   }
   return Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, pct(sortNum(v), 0.5)])) as Record<keyof typeof parts, number>;
 }

@@ -5,7 +5,6 @@
  */
 import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
-import * as schema from "../../../schema";
 import { FatalError } from "../errors";
 import { redactUrl } from "../config";
 import type { Logger } from "../logging";
@@ -13,7 +12,6 @@ import { DatabaseGate } from "./gate";
 import { applyMigrations } from "./migrate";
 import { yieldingClient } from "./yielding";
 
-export type Schema = typeof schema;
 /**
  * Without Drizzle's relational query API (`db.query.<table>`): nothing uses it, and given the
  * schema Drizzle builds a query builder per table (31) for the database and again for every
@@ -23,7 +21,6 @@ export type Db = PgDatabase<PgQueryResultHKT>;
 export type Tx = PgTransaction<PgQueryResultHKT, Record<string, never>, any>;
 /** Either the database or an open transaction: repositories accept both. */
 export type DbOrTx = Db | Tx;
-export { schema };
 
 export interface Database {
   kind: "postgres" | "pglite";

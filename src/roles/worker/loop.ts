@@ -350,26 +350,22 @@ export class RunExecution {
   /**
    * The step's opening write and the model call at once (a run with no budget, and nothing else
    * in the write: the run's first call, a call after a resume): the call does not wait for the
-   * write, which cost one transaction of latency. The reply is used only once the write is in; if it is refused (the
-   * lease was lost, the run is being cancelled) the call is aborted. Streamed deltas wait for it,
-   * so `step.created` still comes first among the run's events.
+   * write, which cost one transaction of latency. The reply is used only once the write is in;
+   * a refused or failed write (lease lost, run being cancelled) aborts the call, which settles
+   * before the run moves on. Streamed deltas wait for the write, so `step.created` comes first.
    */
   private async openedWithCall(stepId: string, created: StepRow, prompt: BuiltPrompt, toolSpecs: ToolSpec[]): Promise<ModelReply | null> {
     const call = new AbortController();
     const opened = this.openMeteredStep(stepId, created, prompt.promptTokens, this.maxOutputTokens());
-    opened.then((ok) => ok || call.abort(), () => call.abort());
+    const outcome = opened.then((ok) => ({ ok }), (error: unknown) => ({ ok: false, error }));
+    void outcome.then((o) => o.ok || call.abort());
     const replying = this.requestModel(stepId, prompt, toolSpecs, undefined, { opened, signal: call.signal });
-    replying.catch(() => {}); // settled below
-    // A refused or failed write: the call (aborted by then) settles before the run moves on.
-    const ok = await opened.catch(async (err) => {
-      await replying.catch(() => {});
-      throw err;
-    });
-    if (!ok) {
-      await replying.catch(() => {});
-      return null;
-    }
-    return replying;
+    replying.catch(() => {}); // awaited below, once the write is in
+    const o = await outcome;
+    if (o.ok) return replying;
+    await replying.catch(() => {});
+    if ("error" in o) throw o.error;
+    return null;
   }
 
   /** What a reply may take at most: the part of the window the prompt leaves free for it, or less with max_output_tokens (sent as max_tokens). */
