@@ -23,7 +23,7 @@ test("the BEGIN pipelining applies to the installed postgres.js src/index.js", a
   const source = await Bun.file(Bun.resolveSync("postgres", import.meta.dir)).text();
   const patched = patchPostgresIndex(source);
   expect(patched).toContain("agentos patch: a plain BEGIN is pipelined");
-  expect(patched).toContain("c.queue === full && !beginInFlight");
+  expect(patched).toContain("c.queue === full && !(beginInFlight && pipelining)");
   expect(patched).toContain("name || await began");
   expect(patchPostgresIndex(patched)).toBe(patched);
   expect(() => patchPostgresIndex("async function begin(options, fn) {}")).toThrow(/postgres.js changed/);
@@ -67,6 +67,17 @@ await describeReal("postgres.js transactions with a pipelined BEGIN", () => {
     expect((await sql`select count(*)::int as n from pipelined`)[0].n).toBe(0);
     await sql.begin((tx) => [tx`insert into pipelined values (2)`, tx`insert into pipelined values (3)`]);
     expect((await sql`select count(*)::int as n from pipelined`)[0].n).toBe(2);
+  });
+
+  test("statements new to the connection, sent at once behind BEGIN, are all answered (each is described first)", async () => {
+    // The pipelined BEGIN once let a second statement out while the first was still being
+    // described: the connection hung, or answered rows without their columns.
+    const shape = `n${Date.now()}`;
+    const rows = await Promise.race([
+      sql.begin((tx) => [tx.unsafe(`select $1::int as ${shape}`, [1], { prepare: true }), tx.unsafe(`select $1::text as ${shape}`, ["two"], { prepare: true }), tx.unsafe(`select $1::int + 1 as ${shape}`, [2])]),
+      Bun.sleep(5_000).then(() => "hung"),
+    ]);
+    expect(rows).toEqual([[{ [shape]: 1 }], [{ [shape]: "two" }], [{ [shape]: 3 }]]);
   });
 
   test("invalid BEGIN options still refuse the transaction before any statement runs", async () => {

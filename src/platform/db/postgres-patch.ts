@@ -56,16 +56,19 @@ const BEGIN_AWAITED = "await sql.unsafe('begin ' + options.replace(/[^a-z ]/ig, 
 const BEGIN_PIPELINED = `// agentos patch: a plain BEGIN is pipelined with the transaction's first statements
       if (options) ${BEGIN_AWAITED}
       else {
-        began = sql.unsafe('begin', [], { onexecute: c => (onexecute(c), beginInFlight = true, onReserved(c)) })
+        began = sql.unsafe('begin', [], { onexecute: c => (onexecute(c), beginInFlight = pipelining = true, onReserved(c)) })
         began.then(() => beginInFlight = false, () => beginInFlight = false)
         await new Promise((resolve, reject) => (onReserved = resolve, began.catch(reject)))
       }`;
 const BEGIN_LOCALS = "    let savepoints = 0\n      , connection";
-const BEGIN_LOCALS_PIPELINED = "    let savepoints = 0\n      , began\n      , beginInFlight = false\n      , onReserved\n      , connection";
+const BEGIN_LOCALS_PIPELINED = "    let savepoints = 0\n      , began\n      , beginInFlight = false\n      , pipelining = false\n      , onReserved\n      , connection";
 const SCOPE_CHECK = "        if (uncaughtError)\n          throw uncaughtError\n      } catch (e) {";
 const SCOPE_CHECK_BEGAN = "        name || await began // agentos patch: the pipelined BEGIN's own outcome, before COMMIT\n        if (uncaughtError)\n          throw uncaughtError\n      } catch (e) {";
-const SCOPE_HANDLER = "        q.catch(e => uncaughtError || (uncaughtError = e))\n        c.queue === full\n";
-const SCOPE_HANDLER_PIPELINED = "        q.catch(e => uncaughtError || (uncaughtError = e))\n        c.queue === full && !beginInFlight\n";
+const SCOPE_HANDLER = "        q.catch(e => uncaughtError || (uncaughtError = e))\n        c.queue === full\n          ? queries.push(q)\n          : c.execute(q) || move(c, full)";
+// While BEGIN is in flight the connection counts as full; statements go out behind it only as
+// long as the connection can take more: not behind one being described first (a statement new
+// to the connection, answered in two steps), which the connection handles one at a time.
+const SCOPE_HANDLER_PIPELINED = "        q.catch(e => uncaughtError || (uncaughtError = e))\n        c.queue === full && !(beginInFlight && pipelining) // agentos patch: behind a BEGIN in flight\n          ? queries.push(q)\n          : (pipelining = c.execute(q)) || move(c, full)";
 
 /** The patched source of postgres/src/connection.js; throws when the code to patch changed. */
 export function patchPostgresConnection(source: string): string {
