@@ -8,6 +8,7 @@ import m5 from "./0005_multitask_schedules.sql" with { type: "text" };
 import m6 from "./0006_semantic_memory_shared_blocks_providers.sql" with { type: "text" };
 import m7 from "./0007_budgets_compaction.sql" with { type: "text" };
 import m8 from "./0008_usage_months.sql" with { type: "text" };
+import m9 from "./0009_run_write_fence.sql" with { type: "text" };
 
 export const migrations: { tag: string; sql: string }[] = [
   { tag: "0000_init", sql: m0 },
@@ -19,4 +20,5 @@ export const migrations: { tag: string; sql: string }[] = [
   { tag: "0006_semantic_memory_shared_blocks_providers", sql: m6 },
   { tag: "0007_budgets_compaction", sql: m7 },
   { tag: "0008_usage_months", sql: m8 },
+  { tag: "0009_run_write_fence", sql: m9 },
 ];

@@ -7,10 +7,11 @@
  * two workers that both believe they own it cannot both write, and seqs never collide.
  * After commit a doorbell on `live.runs.<id>` tells SSE streams to re-read.
  */
-import { and, asc, eq, gt, inArray, isNull, lt, or, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, gt, inArray, isNull, lt, or, SQL, sql } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
 import { runEvents, runSteps, runs } from "../../schema";
 import type { Bus } from "../platform/bus";
-import type { Db, Tx } from "../platform/db";
+import { rowsOf, type Db, type OneTrip, type Tx } from "../platform/db";
 import { newId } from "../platform/ids";
 import { runLiveSubject } from "./queue";
 import type { EventRow, RunEventType, RunRow, StepRow } from "./types";
@@ -32,7 +33,10 @@ export type RunSet = Partial<{ [K in keyof typeof runs.$inferInsert]: (typeof ru
 
 export interface EventSpec<W = unknown> {
   type: RunEventType;
-  /** Event payload, or a function of the updated run and what `work` returned. */
+  /**
+   * Event payload; or SQL built from the updated run row, named `r` (a write then still goes
+   * out as one statement); or a function of the updated run and what `work` returned.
+   */
   data: unknown | ((run: RunRow, work: W) => unknown);
 }
 
@@ -51,6 +55,38 @@ export interface MutateOptions<W> {
    * the transaction costs BEGIN, the run update, one round trip of writes, COMMIT.
    */
   pipelined?: boolean;
+  /**
+   * The run as the caller knows it, for a fenced write whose `work` and events depend on
+   * nothing the update changes (its ids, its org): `work` gets it instead of the updated row,
+   * and on PostgreSQL the whole transaction goes out in one round trip (see `mutateInOneTrip`).
+   * The work's statements must not read their results.
+   */
+  known?: RunRow;
+}
+
+/** SQLSTATE raised by agentos_run_write_matched (migration 0009) when a run write matched no run. */
+const NO_RUN_MATCHED = "AG001";
+const RUN_COLUMNS = Object.entries(getTableColumns(runs));
+
+const PG_DIALECT = new PgDialect();
+
+const seqsOf = (run: RunRow, events: number) => Array.from({ length: events }, (_, i) => run.nextSeq - events + i);
+
+/** An event's data as inserted after the run update (in a transaction). */
+function eventData<W>(e: EventSpec<W>, run: RunRow, work: W, runId: string): unknown {
+  if (typeof e.data === "function") return (e.data as (r: RunRow, w: W) => unknown)(run, work);
+  if (e.data instanceof SQL) return sql`(select ${e.data} from ${runs} r where r.id = ${runId})`;
+  return e.data ?? {};
+}
+
+/** A runs row as the driver returns it (column names, driver values) → the Drizzle row. */
+function runFromDriver(raw: Record<string, unknown>): RunRow {
+  const run: Record<string, unknown> = {};
+  for (const [key, column] of RUN_COLUMNS) {
+    const value = raw[column.name];
+    run[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
+  }
+  return run as RunRow;
 }
 
 export const leaseHeld = (owner: string) => and(eq(runs.leaseOwner, owner), gt(runs.leaseExpiresAt, sql`now()`));
@@ -61,21 +97,34 @@ export class RunStore {
   constructor(
     readonly db: Db,
     readonly bus: () => Bus,
+    private oneTrip?: OneTrip,
   ) {}
 
-  /** Returns the updated run and the seqs of its events, or null when the guard/fence did not match. */
+  /**
+   * Returns the updated run and the seqs of its events, or null when the guard/fence did not
+   * match. Sent as cheaply as the write allows:
+   *   - no work: one statement (the run update with its events), no transaction around it;
+   *   - `known`, fenced, on PostgreSQL: one transaction in one round trip (`inOneTrip`);
+   *   - otherwise a transaction that waits for the run update before the rest.
+   */
   async mutate<W = undefined>(runId: string, opts: MutateOptions<W>): Promise<{ run: RunRow; work: W; seqs: number[] } | null> {
     const events = opts.events ?? [];
-    const result = await this.db.transaction(async (tx) => {
-      const where = and(eq(runs.id, runId), opts.fence ? leaseHeld(opts.fence) : undefined, opts.guard);
-      const [run] = await tx
-        .update(runs)
-        .set({ ...opts.set, nextSeq: sql`${runs.nextSeq} + ${events.length}::int`, updatedAt: sql`now()` } as RunSet)
-        .where(where)
-        .returning();
+    const inStatement = events.every((e) => typeof e.data !== "function");
+    const result = !opts.work && inStatement
+      ? await this.inOneStatement(runId, opts)
+      : opts.known && opts.fence && !opts.guard && this.oneTrip && inStatement
+        ? await this.inOneTrip(runId, opts as MutateOptions<void>, opts.known, this.oneTrip)
+        : await this.inTransaction(runId, opts);
+    if (result && result.seqs.length) this.ring(runId, result.seqs[result.seqs.length - 1], result.run.status);
+    return result as { run: RunRow; work: W; seqs: number[] } | null;
+  }
+
+  private inTransaction<W>(runId: string, opts: MutateOptions<W>) {
+    const events = opts.events ?? [];
+    return this.db.transaction(async (tx) => {
+      const [run] = await this.runUpdate(tx, runId, opts, events.length);
       if (!run) return null;
-      const first = run.nextSeq - events.length;
-      const seqs = events.map((_, i) => first + i);
+      const seqs = seqsOf(run, events.length);
       const insertEvents = async (work: W) => {
         if (!events.length) return;
         await tx.insert(runEvents).values(
@@ -85,7 +134,7 @@ export class RunStore {
             id: newId("evt"),
             orgId: run.orgId,
             type: e.type,
-            data: (typeof e.data === "function" ? (e.data as (r: RunRow, w: W) => unknown)(run, work) : e.data) ?? {},
+            data: eventData(e, run, work, runId),
           })),
         );
       };
@@ -98,8 +147,59 @@ export class RunStore {
       await insertEvents(work);
       return { run, work, seqs };
     });
-    if (result && result.seqs.length) this.ring(runId, result.seqs[result.seqs.length - 1], result.run.status);
-    return result;
+  }
+
+  /** The run row's update of a write: guarded, fenced, reserving one seq per event. */
+  private runUpdate(q: Db | Tx, runId: string, opts: Pick<MutateOptions<unknown>, "fence" | "guard" | "set">, events: number) {
+    return q
+      .update(runs)
+      .set({ ...opts.set, nextSeq: sql`${runs.nextSeq} + ${events}::int`, updatedAt: sql`now()` } as RunSet)
+      .where(and(eq(runs.id, runId), opts.fence ? leaseHeld(opts.fence) : undefined, opts.guard))
+      .returning();
+  }
+
+  /**
+   * The run update and its events as one statement: the update in a CTE `r`, the events
+   * inserted from it (no row updated, no event), the updated row selected. With `mustMatch`
+   * the statement raises when it updated nothing (agentos_run_write_matched, migration 0009).
+   */
+  private runWrite(runId: string, opts: Pick<MutateOptions<unknown>, "fence" | "guard" | "set" | "events">, mustMatch: boolean): SQL {
+    const events = opts.events ?? [];
+    const update = this.runUpdate(this.db, runId, opts, events.length);
+    const rows = events.map((e, i) => sql`(${i}::int, ${newId("evt")}::text, ${e.type}::text, ${e.data instanceof SQL ? e.data : sql`${JSON.stringify(e.data ?? {})}::jsonb`})`);
+    const inserted = events.length
+      ? sql`, inserted as (insert into ${runEvents} (run_id, seq, id, org_id, type, data)
+          select r.id, r.next_seq - ${events.length}::int + e.i, e.id, r.org_id, e.type, e.data from r cross join lateral (values ${sql.join(rows, sql`, `)}) as e (i, id, type, data))`
+      : sql``;
+    const selected = mustMatch ? sql`select r.* from r right join (select agentos_run_write_matched(count(*)) from r) as matched on true` : sql`select r.* from r`;
+    return sql`with r as (${update.getSQL()})${inserted} ${selected}`; // getSQL: no parentheses around the update
+  }
+
+  /** A write without work: atomic as one statement, so no BEGIN or COMMIT (one round trip on PostgreSQL). */
+  private async inOneStatement(runId: string, opts: MutateOptions<unknown>) {
+    const [updated] = rowsOf<Record<string, unknown>>(await this.db.execute(this.runWrite(runId, opts, false)));
+    if (!updated) return null;
+    const run = runFromDriver(updated);
+    return { run, work: undefined, seqs: seqsOf(run, opts.events?.length ?? 0) };
+  }
+
+  /**
+   * A fenced write in one round trip: BEGIN, the run write (`runWrite`, which raises when the
+   * lease is lost: the transaction is aborted before the work's statements run), the work's
+   * statements recorded beforehand, COMMIT, sent at once. Waiting for the run update first
+   * costs three round trips (BEGIN with the update, the rest, COMMIT).
+   */
+  private async inOneTrip(runId: string, opts: MutateOptions<void>, known: RunRow, oneTrip: OneTrip) {
+    const work = opts.work ? await oneTrip.record((tx) => opts.work!(tx, known)) : [];
+    let updated;
+    try {
+      [[updated]] = await oneTrip.send([PG_DIALECT.sqlToQuery(this.runWrite(runId, opts, true)), ...work]);
+    } catch (err) {
+      if ((err as { code?: string }).code === NO_RUN_MATCHED) return null;
+      throw err;
+    }
+    const run = runFromDriver(updated!);
+    return { run, work: undefined, seqs: seqsOf(run, opts.events?.length ?? 0) };
   }
 
   /** Like `mutate` with a fence, but a lost lease is an error (the worker must stop). */
@@ -146,7 +246,7 @@ export class RunStore {
     const fresh = await this.mutate(runId, {
       guard: and(eq(runs.status, "queued"), leaseFree()),
       set: { ...lease, status: "in_progress" },
-      events: [{ type: "run.in_progress", data: (run: RunRow) => ({ run_id: run.id, status: run.status, attempt: run.attempts }) }],
+      events: [{ type: "run.in_progress", data: sql`jsonb_build_object('run_id', r.id, 'status', r.status, 'attempt', r.attempts)` }],
     });
     if (fresh) return fresh.run;
     const current = await this.getRun(runId);

@@ -10,6 +10,7 @@ import { redactUrl } from "../config";
 import type { Logger } from "../logging";
 import { DatabaseGate } from "./gate";
 import { applyMigrations } from "./migrate";
+import { oneTripOver, type OneTrip } from "./one-trip";
 import { yieldingClient } from "./yielding";
 
 /**
@@ -33,6 +34,8 @@ export interface Database {
   whenAvailable(): Promise<void>;
   migrate(): Promise<string[]>;
   close(): Promise<void>;
+  /** PostgreSQL only: transactions sent in one round trip (one-trip.ts). */
+  oneTrip?: OneTrip;
 }
 
 /** Told of every statement and transaction sent (agentos_db_statements_total): what a request or a run costs the store. */
@@ -133,7 +136,8 @@ async function openPostgres(url: string, log: Logger, poolSize = 10, connectTime
   });
   const probe = () => Promise.race([client`select 1`, Bun.sleep(connectTimeoutMs + 1000).then(() => Promise.reject(Object.assign(new Error("probe timed out"), { code: "CONNECT_TIMEOUT" })))]);
   const gate = new DatabaseGate(probe, log);
-  const db = drizzle(gatedClient(countedClient(prepare ? preparedByDefault(client) : client, counted), gate)) as unknown as Db;
+  const wrapped = gatedClient(countedClient(prepare ? preparedByDefault(client) : client, counted), gate);
+  const db = drizzle(wrapped) as unknown as Db;
   const database: Database = {
     kind: "postgres",
     db,
@@ -144,6 +148,7 @@ async function openPostgres(url: string, log: Logger, poolSize = 10, connectTime
     problem: () => gate.problem(),
     whenAvailable: () => gate.whenAvailable(),
     migrate: () => applyMigrations(db, log),
+    oneTrip: oneTripOver(wrapped as never, drizzle as never),
     close: () => {
       gate.close();
       return client.end({ timeout: 5 });
@@ -186,5 +191,6 @@ async function openEmbedded(dataDir: string, log: Logger, counted = uncounted): 
 }
 
 export { isUniqueViolation } from "./errors";
+export type { OneTrip, Statement } from "./one-trip";
 export { rowsOf } from "./rows";
 export { sql };

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import postgres from "postgres";
 import { describeReal, REAL_URLS } from "../../../test/support/backends";
 import { startTcpProxy, type TcpProxy } from "../../../test/support/tcp-proxy";
-import { patchPostgresConnection, patchPostgresIndex } from "./postgres-patch";
+import { COMMITTED_BY_CALLER, patchPostgresConnection, patchPostgresIndex } from "./postgres-patch";
 
 test("the patch applies to the installed postgres.js (the build fails otherwise)", async () => {
   const source = await Bun.file(Bun.resolveSync("postgres", import.meta.dir).replace(/src[\\/]index\.js$/, "src/connection.js")).text();
@@ -24,6 +24,7 @@ test("the BEGIN pipelining applies to the installed postgres.js src/index.js", a
   const patched = patchPostgresIndex(source);
   expect(patched).toContain("agentos patch: a plain BEGIN is pipelined");
   expect(patched).toContain("c.queue === full && !(beginInFlight && pipelining)");
+  expect(patched).toContain("agentos patch: the callback sent COMMIT itself");
   expect(patched).toContain("name || await began");
   expect(patchPostgresIndex(patched)).toBe(patched);
   expect(() => patchPostgresIndex("async function begin(options, fn) {}")).toThrow(/postgres.js changed/);
@@ -77,7 +78,26 @@ await describeReal("postgres.js transactions with a pipelined BEGIN", () => {
       sql.begin((tx) => [tx.unsafe(`select $1::int as ${shape}`, [1], { prepare: true }), tx.unsafe(`select $1::text as ${shape}`, ["two"], { prepare: true }), tx.unsafe(`select $1::int + 1 as ${shape}`, [2])]),
       Bun.sleep(5_000).then(() => "hung"),
     ]);
-    expect(rows).toEqual([[{ [shape]: 1 }], [{ [shape]: "two" }], [{ [shape]: 3 }]]);
+    expect(rows as unknown).toEqual([[{ [shape]: 1 }], [{ [shape]: "two" }], [{ [shape]: 3 }]]);
+  });
+
+  test("a callback that sends COMMIT itself with its statements: the transaction is one round trip, and a failed statement rolls it back", async () => {
+    const oneTrip = (statements: string[]) =>
+      sql.begin(async (tx) => {
+        const settled = await Promise.allSettled([...statements.map((s) => tx.unsafe(s).execute()), tx`commit`.execute()]);
+        const failed = settled.find((r) => r.status === "rejected");
+        if (failed) throw (failed as PromiseRejectedResult).reason;
+        return { [COMMITTED_BY_CALLER]: true };
+      });
+    await oneTrip(["insert into pipelined values (40)"]); // its statements prepared on the connection
+    proxy.resetBursts();
+    await oneTrip(["insert into pipelined values (41)", "insert into pipelined values (42)"]);
+    expect(proxy.clientBursts()).toBe(1);
+    expect((await sql`select count(*)::int as n from pipelined where n between 40 and 42`)[0].n).toBe(3);
+    const failed = await oneTrip(["insert into pipelined values (43)", "select 1 / 0", "insert into pipelined values (44)"]).then(() => null, (e: Error) => e);
+    expect(failed?.message).toMatch(/division by zero/);
+    expect((await sql`select count(*)::int as n from pipelined where n in (43, 44)`)[0].n).toBe(0);
+    expect((await sql`select 1 as ok`)[0].ok).toBe(1); // the connection is usable, outside any transaction
   });
 
   test("invalid BEGIN options still refuse the transaction before any statement runs", async () => {

@@ -19,7 +19,7 @@ export function createAgentsService(p: AppPlatform, providers = newProviders(p))
   });
   const runs = new RunsService({
     db: p.db,
-    store: new RunStore(p.db, () => p.bus),
+    store: new RunStore(p.db, () => p.bus, p.database.oneTrip),
     bus: () => p.bus,
     log: p.log,
     requireThread: (orgId, threadId) => agents.threadRow(orgId, threadId),

@@ -301,6 +301,7 @@ export class RunExecution {
       },
       events: [...(pending?.events ?? []), ...(opts.events ?? [])],
       pipelined: true,
+      known: this.known,
     });
     if (!r) {
       if (!opts.guard) throw new LeaseLostError(this.run.id);
@@ -308,6 +309,14 @@ export class RunExecution {
     }
     if (this.pending === pending) this.pending = null;
     return r;
+  }
+
+  /**
+   * The run as its step writes need it (ids, org): they may then go out in one round trip
+   * (RunStore `known`). Not with a budget: its holds are checked against what the update returns.
+   */
+  private get known(): RunRow | undefined {
+    return this.meter.budgeted ? undefined : this.run;
   }
 
   private async flushPending() {
@@ -524,7 +533,7 @@ export class RunExecution {
   /** Closes a step now, in its own fenced write (a call of a parallel batch: the others are still running). */
   private async closeStepNow(open: StepRow, done: Partial<StepRow>, opts: CloseOptions) {
     const close = this.closing(open, done, opts);
-    await this.store.fenced(this.run.id, this.owner, { ...close, pipelined: true });
+    await this.store.fenced(this.run.id, this.owner, { ...close, pipelined: true, known: this.known });
   }
 
   private closing(open: StepRow, done: Partial<StepRow>, opts: CloseOptions): PendingClose {
@@ -540,7 +549,7 @@ export class RunExecution {
   }
 
   async writeDelta(stepId: string, text: string) {
-    await this.store.fenced(this.run.id, this.owner, { events: [{ type: "message.delta", data: { step_id: stepId, delta: text } }] });
+    await this.store.fenced(this.run.id, this.owner, { events: [{ type: "message.delta", data: { step_id: stepId, delta: text } }], known: this.run });
   }
 
   private async threadSummary() {

@@ -44,7 +44,7 @@ export class RunWorker {
     opts: { settings?: RunSettings; model?: ModelProvider } = {},
   ) {
     this.settings = opts.settings ?? runSettings(p.config);
-    this.store = new RunStore(p.db, () => p.bus);
+    this.store = new RunStore(p.db, () => p.bus, p.database.oneTrip);
     this.model = opts.model ?? createOpenAIProvider({
       baseUrl: p.config.modelBaseUrl,
       apiKey: p.config.modelApiKey,
