@@ -65,7 +65,9 @@ export async function relayOnce(db: Db, bus: Bus, batch = 200, tracing: Tracing 
           returning id, org_id, type, payload, traceparent, created_at)
         select * from claimed order by created_at, id`),
     );
-    for (const row of rows) {
+    // Published at once, in order on the one connection (the stream stores them as sent), the
+    // acks awaited together: one round trip to the broker while the claim is held, not one per row.
+    await Promise.all(rows.map(async (row) => {
       const event: DomainEvent = {
         id: row.id,
         org_id: row.org_id,
@@ -82,9 +84,9 @@ export async function relayOnce(db: Db, bus: Bus, batch = 200, tracing: Tracing 
         msgId: row.id,
         headers: traceparent ? { traceparent } : {},
       }).finally(() => span?.end());
-      // Live fan-out to gateways (WebSocket clients of the organization).
+      // Live fan-out to gateways (WebSocket clients of the organization), once the stream has it.
       bus.publish(bus.subject(`live.${row.org_id}`), event);
-    }
+    }));
     return rows.length;
   });
 }
