@@ -3,6 +3,15 @@ import type { SchedulesService } from "./schedules/service";
 import type { ProvidersService } from "./providers";
 import type { AgentsService } from "./service";
 export type { ModelRoute } from "./providers";
+
+/**
+ * `<provider>/<model>` → [provider, model]; null for a model name without a provider part,
+ * which always goes to the default provider (resolveModel need not be asked).
+ */
+export function splitModel(model: string): [string, string] | null {
+  const at = model.indexOf("/");
+  return at > 0 && at < model.length - 1 ? [model.slice(0, at), model.slice(at + 1)] : null;
+}
 /** What other roles may call on the agents role (through `p.clients.agents`), besides its HTTP API. */
 export interface AgentsContract {
   /** Agents of the organization whose `tools` list references the tool (tool deletion → 409). */

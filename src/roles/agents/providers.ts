@@ -21,6 +21,7 @@ import type { Logger } from "../../platform/logging";
 import { literalTargetProblem, type OutboundPolicy } from "../../platform/net/outbound";
 import type { Principal } from "../../platform/principal";
 import type { SecretBox } from "../../platform/secrets";
+import { splitModel } from "./contract";
 import type { CreateProviderInput, ProviderOut } from "./model";
 
 type ProviderRow = typeof modelProviders.$inferSelect;
@@ -42,12 +43,6 @@ const providerOut = (r: ProviderRow): ProviderOut => ({
   created_at: r.createdAt.toISOString(),
   updated_at: r.updatedAt.toISOString(),
 });
-
-/** `acme/gpt-4o` → ["acme", "gpt-4o"]; no slash → null. */
-export function splitModel(model: string): [string, string] | null {
-  const at = model.indexOf("/");
-  return at > 0 && at < model.length - 1 ? [model.slice(0, at), model.slice(at + 1)] : null;
-}
 
 export class ProvidersService {
   constructor(

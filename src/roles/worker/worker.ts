@@ -13,7 +13,7 @@ import { AppError } from "../../platform/errors";
 import { holdThroughDatabaseOutage, outageOf } from "../../platform/outage";
 import { createOpenAIProvider } from "../../platform/model/openai";
 import { outboundFetch } from "../../platform/net/outbound";
-import type { ModelRoute } from "../agents/contract";
+import { splitModel, type ModelRoute } from "../agents/contract";
 import { isAbortError, type ModelProvider } from "../../platform/model/types";
 import type { AppPlatform } from "../clients";
 import { isTerminal, LeaseLostError, releaseAllLeases, runCancelSubject, RUNS_STREAM, RUNS_SUBJECT, runSettings, RunStore, startReconciler, WORKER_DURABLE, type RunDoorbell, type RunSettings } from "../../runs";
@@ -94,11 +94,13 @@ export class RunWorker {
 
   /**
    * The model of one run execution: `<provider>/<model>` of an organization's provider goes to
-   * that server as `<model>` (the route is asked of the agents role once, at the first call);
-   * anything else to the default provider. The reply's model comes back as
+   * that server as `<model>` (the route is asked of the agents role once, while the run loads);
+   * anything else to the default provider, without asking. The reply's model comes back as
    * `<provider>/<served model>`, so usage is recorded and priced per provider.
    */
   private routedModel(orgId: string, model: string): ModelProvider {
+    // No provider part: the default provider, whatever the organization has (nothing to ask).
+    if (!splitModel(model)) return this.model;
     const resolve = () => {
       const asked = this.p.clients.agents.resolveModel(orgId, model);
       asked.catch(() => {}); // awaited (and reported) by the first call
