@@ -1,11 +1,12 @@
 /**
  * The run store: every change to a run, its steps and its events goes through `mutate`, one
- * transaction that (1) updates the run row — guarded, and for worker writes fenced by the
- * lease (`lease_owner = me AND lease_expires_at > now()`) — reserving one `seq` per event by
- * bumping `next_seq` in that same statement, (2) runs the caller's step/message/outbox
- * writes, (3) inserts the events. The row lock taken in (1) serialises writers of one run, so
- * two workers that both believe they own it cannot both write, and seqs never collide.
- * After commit a doorbell on `live.runs.<id>` tells SSE streams to re-read.
+ * transaction (or one statement) that (1) updates the run row — guarded, and for worker writes
+ * fenced by the lease (`lease_owner = me AND lease_expires_at > now()`) — reserving one `seq`
+ * per event by bumping `next_seq` in that same statement, (2) inserts the events, in that
+ * statement when their data does not need the updated row in JS, (3) runs the caller's
+ * step/message/outbox writes. The row lock taken in (1) serialises writers of one run, so two
+ * workers that both believe they own it cannot both write, and seqs never collide. After
+ * commit a doorbell on `live.runs.<id>` tells SSE streams to re-read.
  */
 import { and, asc, eq, getTableColumns, gt, inArray, isNull, lt, or, SQL, sql } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
@@ -105,7 +106,8 @@ export class RunStore {
    * match. Sent as cheaply as the write allows:
    *   - no work: one statement (the run update with its events), no transaction around it;
    *   - `known`, fenced, on PostgreSQL: one transaction in one round trip (`inOneTrip`);
-   *   - otherwise a transaction that waits for the run update before the rest.
+   *   - otherwise a transaction that waits for the run update (with its events, unless their
+   *     data is a function of the updated run) before the rest.
    */
   async mutate<W = undefined>(runId: string, opts: MutateOptions<W>): Promise<{ run: RunRow; work: W; seqs: number[] } | null> {
     const events = opts.events ?? [];
@@ -114,19 +116,22 @@ export class RunStore {
       ? await this.inOneStatement(runId, opts)
       : opts.known && opts.fence && !opts.guard && this.oneTrip && inStatement
         ? await this.inOneTrip(runId, opts as MutateOptions<void>, opts.known, this.oneTrip)
-        : await this.inTransaction(runId, opts);
+        : await this.inTransaction(runId, opts, inStatement);
     if (result && result.seqs.length) this.ring(runId, result.seqs[result.seqs.length - 1], result.run.status);
     return result as { run: RunRow; work: W; seqs: number[] } | null;
   }
 
-  private inTransaction<W>(runId: string, opts: MutateOptions<W>) {
+  /** Events whose data is known before the update (or built from it in SQL) are inserted by the update's statement. */
+  private inTransaction<W>(runId: string, opts: MutateOptions<W>, eventsInStatement: boolean) {
     const events = opts.events ?? [];
     return this.db.transaction(async (tx) => {
-      const [run] = await this.runUpdate(tx, runId, opts, events.length);
+      const [run] = eventsInStatement
+        ? rowsOf<Record<string, unknown>>(await tx.execute(this.runWrite(runId, opts, false))).map(runFromDriver)
+        : await this.runUpdate(tx, runId, opts, events.length);
       if (!run) return null;
       const seqs = seqsOf(run, events.length);
       const insertEvents = async (work: W) => {
-        if (!events.length) return;
+        if (!events.length || eventsInStatement) return;
         await tx.insert(runEvents).values(
           events.map((e, i) => ({
             runId,
