@@ -67,6 +67,10 @@ export async function relayOnce(db: Db, bus: Bus, batch = 200, tracing: Tracing 
     );
     // Published at once, in order on the one connection (the stream stores them as sent), the
     // acks awaited together: one round trip to the broker while the claim is held, not one per row.
+    // A publish that fails (a broker timeout) rolls the claim back; rows behind it may be stored
+    // already, so it lands after them at the next relay. No consumer depends on the order: the
+    // ledger and the inbox are keyed by event, webhook deliveries retry one by one (a run's own
+    // ordered events are its run_events, read by seq).
     await Promise.all(rows.map(async (row) => {
       const event: DomainEvent = {
         id: row.id,

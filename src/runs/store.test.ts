@@ -147,7 +147,12 @@ await describeReal("run store: fenced writes in one round trip", () => {
     const run = await leasedRun();
     await database.db.update(runs).set({ leaseOwner: "worker-b" }).where(eq(runs.id, run.id));
     const stepId = newId("stp");
-    expect(await store.mutate(run.id, boundary(run, stepId, { known: run }))).toBeNull();
+    // While another transaction waits for the one connection: both settle.
+    const both = await Promise.race([
+      Promise.all([store.mutate(run.id, boundary(run, stepId, { known: run })), database.db.transaction(async (tx) => tx.select({ id: runs.id }).from(runs).where(eq(runs.id, run.id)))]),
+      Bun.sleep(5_000).then(() => "hung" as const),
+    ]);
+    expect(both).toEqual([null, [{ id: run.id }]]);
     const { fence: _, ...unfenced } = boundary(run, stepId, { known: run });
     await expect(store.fenced(run.id, owner, unfenced)).rejects.toThrow(/lease on run .* lost/);
     expect(await stepsOf(run.id)).toEqual([]);

@@ -35,8 +35,9 @@ export type RunSet = Partial<{ [K in keyof typeof runs.$inferInsert]: (typeof ru
 export interface EventSpec<W = unknown> {
   type: RunEventType;
   /**
-   * Event payload; or SQL built from the updated run row, named `r` (a write then still goes
-   * out as one statement); or a function of the updated run and what `work` returned.
+   * Event payload; or SQL built from the updated run row, named `r`, by raw column names
+   * (`r.status`; a Drizzle column would render as "runs"."status") — a write then still goes
+   * out as one statement; or a function of the updated run and what `work` returned.
    */
   data: unknown | ((run: RunRow, work: W) => unknown);
 }
@@ -59,7 +60,7 @@ export interface MutateOptions<W> {
   /**
    * The run as the caller knows it, for a fenced write whose `work` and events depend on
    * nothing the update changes (its ids, its org): `work` gets it instead of the updated row,
-   * and on PostgreSQL the whole transaction goes out in one round trip (see `mutateInOneTrip`).
+   * and on PostgreSQL the whole transaction goes out in one round trip (see `inOneTrip`).
    * The work's statements must not read their results.
    */
   known?: RunRow;

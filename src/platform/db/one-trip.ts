@@ -7,9 +7,10 @@
  * and COMMIT rolls back.
  *
  * The statements come from ordinary Drizzle code run against a recording database (`record`):
- * each statement is kept instead of sent and answers at once with no rows. A statement whose
- * result is read (RETURNING, a select) is refused: that result would not exist before the
- * batch runs. The embedded PGlite has no round trips to save and has no OneTrip.
+ * each statement is kept instead of sent and answers at once with a result that cannot be
+ * read: a statement that reads its result (RETURNING, a select, a row count) fails, as that
+ * result does not exist before the batch runs. The embedded PGlite has no round trips to save
+ * and has no OneTrip.
  */
 import type { Tx } from "./index";
 import { COMMITTED_BY_CALLER } from "./postgres-patch";
@@ -48,13 +49,16 @@ export function oneTripOver(client: PgClient, drizzle: (client: object) => unkno
   return {
     async record(work) {
       const statements: Statement[] = [];
-      const refused = () => Promise.reject(new Error("a statement of a one-round-trip write cannot read its result (RETURNING, select): it has none before the batch runs"));
+      const unreadable = () => new Error("a statement of a one-round-trip write cannot read its result (RETURNING, select, row count): it has none before the batch runs");
+      const refused = () => Promise.reject(unreadable());
+      // Awaited like a result (`then` is absent), unusable as one.
+      const noResult = new Proxy([], { get: (_, key) => (key === "then" ? undefined : (() => { throw unreadable(); })()) });
       const recorder = {
         // Drizzle's postgres.js driver sets its parsers here; nothing is parsed.
         options: { parsers: {}, serializers: {} },
         unsafe(sql: string, params: unknown[] = []) {
           statements.push({ sql, params });
-          return { values: refused, then: (ok: (v: unknown) => unknown, ko: (e: unknown) => unknown) => Promise.resolve(Object.assign([], { count: 0 })).then(ok, ko) };
+          return { values: refused, then: (ok: (v: unknown) => unknown, ko: (e: unknown) => unknown) => Promise.resolve(noResult).then(ok, ko) };
         },
         begin: () => Promise.reject(new Error("a one-round-trip write is already one transaction")),
       };
@@ -69,10 +73,13 @@ export function oneTripOver(client: PgClient, drizzle: (client: object) => unkno
         const commit = tx`commit`.execute();
         const settled = await Promise.allSettled([...sent, commit]);
         const failures = settled.filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as { code?: string });
-        // The cause, not the statements that were refused after it.
-        if (failures.length) throw failures.find((e) => e?.code !== IN_FAILED_TRANSACTION) ?? failures[0];
-        return { rows: settled.slice(0, -1).map((r) => (r as PromiseFulfilledResult<Row[]>).value), [COMMITTED_BY_CALLER]: true };
-      })) as { rows: Row[][] };
+        // Not thrown here: the transaction is over (our COMMIT rolled a failed one back) and
+        // its connection may serve another already; a throw would send a ROLLBACK into it.
+        // The cause, not the statements refused after it.
+        const failure = failures.find((e) => e?.code !== IN_FAILED_TRANSACTION) ?? failures[0];
+        return { failure, rows: settled.slice(0, -1).map((r) => (r as PromiseFulfilledResult<Row[]>).value), [COMMITTED_BY_CALLER]: true };
+      })) as { failure?: unknown; rows: Row[][] };
+      if (done.failure) throw done.failure;
       return done.rows;
     },
   };

@@ -82,13 +82,14 @@ await describeReal("postgres.js transactions with a pipelined BEGIN", () => {
   });
 
   test("a callback that sends COMMIT itself with its statements: the transaction is one round trip, and a failed statement rolls it back", async () => {
-    const oneTrip = (statements: string[]) =>
-      sql.begin(async (tx) => {
+    const oneTrip = async (statements: string[]) => {
+      const { failed } = await sql.begin(async (tx) => {
         const settled = await Promise.allSettled([...statements.map((s) => tx.unsafe(s).execute()), tx`commit`.execute()]);
-        const failed = settled.find((r) => r.status === "rejected");
-        if (failed) throw (failed as PromiseRejectedResult).reason;
-        return { [COMMITTED_BY_CALLER]: true };
+        // Returned, not thrown: after its COMMIT the transaction is over (see COMMITTED_BY_CALLER).
+        return { failed: settled.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined, [COMMITTED_BY_CALLER]: true };
       });
+      if (failed) throw failed.reason;
+    };
     await oneTrip(["insert into pipelined values (40)"]); // its statements prepared on the connection
     proxy.resetBursts();
     await oneTrip(["insert into pipelined values (41)", "insert into pipelined values (42)"]);
@@ -98,6 +99,24 @@ await describeReal("postgres.js transactions with a pipelined BEGIN", () => {
     expect(failed?.message).toMatch(/division by zero/);
     expect((await sql`select count(*)::int as n from pipelined where n in (43, 44)`)[0].n).toBe(0);
     expect((await sql`select 1 as ok`)[0].ok).toBe(1); // the connection is usable, outside any transaction
+
+    // A failed one while another transaction waits for the only connection: both settle. (A
+    // ROLLBACK sent after the COMMIT went into a connection already given to the other, and hung.)
+    const settled = await Promise.race([
+      Promise.allSettled([oneTrip(["insert into pipelined values (45)", "select 1 / 0"]), sql.begin((tx) => [tx`insert into pipelined values (46)`])]),
+      Bun.sleep(5_000).then(() => "hung"),
+    ]);
+    expect(settled).not.toBe("hung");
+    expect((settled as PromiseSettledResult<unknown>[]).map((r) => r.status)).toEqual(["rejected", "fulfilled"]);
+    expect((await sql`select array_agg(n order by n) as ns from pipelined where n in (45, 46)`)[0].ns).toEqual([46]);
+  });
+
+  test("a callback's own result is never taken for the COMMIT marker: only the symbol skips postgres.js's COMMIT", async () => {
+    await sql.begin(async (tx) => {
+      await tx`insert into pipelined values (50)`;
+      return { agentosCommittedByCaller: true, "Symbol(agentos.committedByCaller)": true }; // echoed data, say
+    });
+    expect((await sql`select count(*)::int as n from pipelined where n = 50`)[0].n).toBe(1);
   });
 
   test("invalid BEGIN options still refuse the transaction before any statement runs", async () => {

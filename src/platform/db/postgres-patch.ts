@@ -55,9 +55,11 @@ const MARK = "agentos patch";
 /**
  * Fourth change, src/index.js (not a bug): a transaction callback may send COMMIT itself,
  * pipelined with its statements (one round trip for the whole transaction), and say so by
- * returning an object with this key: `sql.begin` then sends no COMMIT of its own.
+ * returning an object with this key. `sql.begin` then sends neither COMMIT nor ROLLBACK: the
+ * transaction is over (committed, or rolled back by that COMMIT after a failed statement) and
+ * the connection may already serve another one, so the callback must not throw after it.
  */
-export const COMMITTED_BY_CALLER = "agentosCommittedByCaller";
+export const COMMITTED_BY_CALLER = Symbol.for("agentos.committedByCaller");
 
 // src/index.js: `sql.begin`.
 const BEGIN_AWAITED = "await sql.unsafe('begin ' + options.replace(/[^a-z ]/ig, ''), [], { onexecute }).execute()";
@@ -71,10 +73,7 @@ const BEGIN_PIPELINED = `// agentos patch: a plain BEGIN is pipelined with the t
 const BEGIN_LOCALS = "    let savepoints = 0\n      , connection";
 const BEGIN_LOCALS_PIPELINED = "    let savepoints = 0\n      , began\n      , beginInFlight = false\n      , pipelining = false\n      , onReserved\n      , connection";
 const SCOPE_CHECK = "        if (uncaughtError)\n          throw uncaughtError\n      } catch (e) {";
-const SCOPE_CHECK_BEGAN = "        name || await began // agentos patch: the pipelined BEGIN's own outcome, before COMMIT\n        if (uncaughtError)\n          throw uncaughtError\n      } catch (e) {";
-const SCOPE_COMMIT = "      if (!name) {\n        prepare";
-const SCOPE_COMMIT_UNLESS_CALLER = `      if (!name && !(result && result.${COMMITTED_BY_CALLER})) { // agentos patch: the callback sent COMMIT itself
-        prepare`;
+const SCOPE_CHECK_BEGAN = "        name || await began // agentos patch: the pipelined BEGIN's own outcome, before COMMIT\n        if (!name && result && result[Symbol.for('agentos.committedByCaller')]) return result // agentos patch: the callback sent COMMIT itself\n        if (uncaughtError)\n          throw uncaughtError\n      } catch (e) {";
 const SCOPE_HANDLER = "        q.catch(e => uncaughtError || (uncaughtError = e))\n        c.queue === full\n          ? queries.push(q)\n          : c.execute(q) || move(c, full)";
 // While BEGIN is in flight the connection counts as full; statements go out behind it only as
 // long as the connection can take more: not behind one being described first (a statement new
@@ -100,10 +99,10 @@ export function patchPostgresConnection(source: string): string {
  */
 export function patchPostgresIndex(source: string): string {
   if (source.includes(MARK)) return source;
-  if (![BEGIN_AWAITED, BEGIN_LOCALS, SCOPE_CHECK, SCOPE_HANDLER, SCOPE_COMMIT].every((s) => source.includes(s))) {
+  if (![BEGIN_AWAITED, BEGIN_LOCALS, SCOPE_CHECK, SCOPE_HANDLER].every((s) => source.includes(s))) {
     throw new Error("postgres.js changed: src/index.js no longer has the `sql.begin` that src/platform/db/postgres-patch.ts pipelines; update the patch");
   }
-  return source.replace(BEGIN_AWAITED, BEGIN_PIPELINED).replace(BEGIN_LOCALS, BEGIN_LOCALS_PIPELINED).replace(SCOPE_CHECK, SCOPE_CHECK_BEGAN).replace(SCOPE_HANDLER, SCOPE_HANDLER_PIPELINED).replace(SCOPE_COMMIT, SCOPE_COMMIT_UNLESS_CALLER);
+  return source.replace(BEGIN_AWAITED, BEGIN_PIPELINED).replace(BEGIN_LOCALS, BEGIN_LOCALS_PIPELINED).replace(SCOPE_CHECK, SCOPE_CHECK_BEGAN).replace(SCOPE_HANDLER, SCOPE_HANDLER_PIPELINED);
 }
 
 export const postgresPatchPlugin: BunPlugin = {
