@@ -94,6 +94,26 @@ export function defineRunSuite(name: string, start: (config: Partial<Config>) =>
       expect(events.filter((e) => e.event.startsWith("tool_call.")).map((e) => e.event)).toEqual(["tool_call.created", "tool_call.completed"]);
     });
 
+    test("what the database cannot hold (NUL, lone surrogates) in a model's answer, its deltas or a tool's result is stored as U+FFFD: one call each, the run completes", async () => {
+      // Such a write used to fail, and the run was retried: the model was called again and again.
+      fake.reset();
+      tools.calls.length = 0;
+      const echo = await httpTool("echo_raw");
+      const agent = await api.agent({ tools: [echo.id] });
+      const bad = "a\u0000b\ud800c";
+      fake.script({ tool_calls: [{ name: "echo_raw", arguments: { q: bad }, id: "call_raw" }] }, { content: `answer ${bad}`, chunkSize: 2 });
+      const thread = await api.thread();
+      const res = await readSse(`${t.url}/v1/threads/${thread.id}/runs`, alice.token, { method: "POST", body: { agent_id: agent.id, input: "echo", stream: true } });
+      expect(res.events.at(-1)!.event).toBe("run.completed");
+      expect([fake.requests.length, tools.calls.length]).toEqual([2, 1]);
+      const runId = res.events[0].data.id as string;
+      const toolStep = (await api.steps(runId)).find((s) => s.kind === "tool_call");
+      expect(toolStep.output.echo.arguments).toEqual({ q: "a\uFFFDb\uFFFDc" });
+      expect(res.events.filter((e) => e.event === "message.delta").map((d) => d.data.delta).join("")).toBe("answer a\uFFFDb\uFFFDc");
+      const messages = await api.ok("GET", `/v1/threads/${thread.id}/messages`);
+      expect(messages.data.find((m: { role: string }) => m.role === "assistant").content).toBe("answer a\uFFFDb\uFFFDc");
+    });
+
     test("an agent whose tools changed since its last run offers the new ones (the worker's guess of them is checked)", async () => {
       fake.reset();
       const [before, after] = [await httpTool("before_tool"), await httpTool("after_tool")];

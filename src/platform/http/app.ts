@@ -17,6 +17,7 @@ import { paramsError, validationError, type InputContract } from "./contract";
 import { appErrorResponse, errorResponse } from "./errors";
 import { duplicateKeyIn } from "./json-keys";
 import { ErrorResponse } from "./models";
+import { MAX_JSON_DEPTH } from "../storable";
 
 export interface HttpPlatformOptions {
   log: Logger;
@@ -38,8 +39,7 @@ interface RequestInfo {
 }
 
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
-/** Deeper JSON is refused: no API body nests this far, and deep values stall jsonb handling. */
-export const MAX_JSON_DEPTH = 64;
+export { MAX_JSON_DEPTH };
 
 /**
  * What PostgreSQL cannot store or should not be asked to: NUL characters and lone

@@ -32,6 +32,7 @@ import { buildPromptSliced, ContextWindowExceededError, defaultReserve, renderSy
 import { countMessageTokens, countToolTokens, precountTokens, promptTexts, REPLY_PRIMING_TOKENS } from "../../platform/model/tokens";
 import type { EventType } from "../../platform/event-types";
 import { emitEvent } from "../../platform/outbox";
+import { storableJson, storableText } from "../../platform/storable";
 import type { Tracing } from "../../platform/tracing";
 import type { MemoryContract } from "../memory/contract";
 import type { Tx } from "../../platform/db";
@@ -144,10 +145,11 @@ interface CloseOptions {
 }
 
 /** The closing fields of a tool step from its result. */
+/** A tool's result is stored as it came unless the database cannot hold it (storable.ts). */
 const toolDone = (result: ToolCallResult): Partial<StepRow> =>
   result.ok
-    ? { status: "completed", output: (result.output ?? null) as object, error: null, completedAt: new Date() }
-    : { status: "failed", output: null, error: result.error, completedAt: new Date() };
+    ? { status: "completed", output: storableJson(result.output ?? null) as object, error: null, completedAt: new Date() }
+    : { status: "failed", output: null, error: storableJson(result.error), completedAt: new Date() };
 
 export class RunExecution {
   private agent!: AgentRow;
@@ -475,7 +477,7 @@ export class RunExecution {
         onDelta: deltas
           ? (text) => {
               firstDelta ||= performance.now();
-              deltas.push(text);
+              deltas.push(storableText(text));
             }
           : undefined,
       });
@@ -487,7 +489,8 @@ export class RunExecution {
         "agentos.tool_calls": reply.tool_calls.length,
         ...(firstDelta ? { "agentos.time_to_first_token_ms": Math.round(firstDelta - t0) } : {}),
       });
-      return reply;
+      // Stored as it came unless the database cannot hold it (a NUL, a lone surrogate): a failed write would call the model again.
+      return { ...reply, model: storableText(reply.model ?? ""), content: reply.content === null ? null : storableText(reply.content), tool_calls: storableJson(reply.tool_calls) };
     } catch (err) {
       span?.fail(err);
       await deltas?.close().catch(() => {});
