@@ -23,13 +23,32 @@ function deepAsText(value: unknown): string {
   }
 }
 
-/** A JSON value made storable: every string and key by storableText, a value nested past MAX_JSON_DEPTH kept as its JSON text. */
-export function storableJson<T>(value: T, depth = 0): T {
-  if (typeof value === "string") return storableText(value) as T;
+const isStorableText = (s: string) => !s.includes("\u0000") && s.isWellFormed();
+
+function isStorable(value: unknown, depth: number): boolean {
+  if (typeof value === "string") return isStorableText(value);
+  if (value === null || typeof value !== "object") return true;
+  if (depth >= MAX_JSON_DEPTH) return false;
+  if (Array.isArray(value)) return value.every((v) => isStorable(v, depth + 1));
+  for (const [k, v] of Object.entries(value)) if (!isStorableText(k) || !isStorable(v, depth + 1)) return false;
+  return true;
+}
+
+function rebuilt(value: unknown, depth: number): unknown {
+  if (typeof value === "string") return storableText(value);
   if (value === null || typeof value !== "object") return value;
-  if (depth >= MAX_JSON_DEPTH) return deepAsText(value) as T;
-  if (Array.isArray(value)) return value.map((v) => storableJson(v, depth + 1)) as T;
+  if (depth >= MAX_JSON_DEPTH) return deepAsText(value);
+  if (Array.isArray(value)) return value.map((v) => rebuilt(v, depth + 1));
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[storableText(k)] = storableJson(v, depth + 1);
-  return out as T;
+  for (const [k, v] of Object.entries(value)) out[storableText(k)] = rebuilt(v, depth + 1);
+  return out;
+}
+
+/**
+ * A JSON value made storable: every string and key by storableText, a value nested past
+ * MAX_JSON_DEPTH kept as its JSON text. A value with nothing to change is returned as it is
+ * (a large tool result is not copied).
+ */
+export function storableJson<T>(value: T): T {
+  return (isStorable(value, 0) ? value : rebuilt(value, 0)) as T;
 }

@@ -144,8 +144,7 @@ interface CloseOptions {
   events: (closed: StepRow) => EventSpec[];
 }
 
-/** The closing fields of a tool step from its result. */
-/** A tool's result is stored as it came unless the database cannot hold it (storable.ts). */
+/** The closing fields of a tool step from its result, stored as it came unless the database cannot hold it (storable.ts). */
 const toolDone = (result: ToolCallResult): Partial<StepRow> =>
   result.ok
     ? { status: "completed", output: storableJson(result.output ?? null) as object, error: null, completedAt: new Date() }
@@ -552,7 +551,7 @@ export class RunExecution {
   }
 
   async writeDelta(stepId: string, text: string) {
-    await this.store.fenced(this.run.id, this.owner, { events: [{ type: "message.delta", data: { step_id: stepId, delta: text } }], known: this.run });
+    await this.store.fenced(this.run.id, this.owner, { events: [{ type: "message.delta", data: { step_id: stepId, delta: text } }] });
   }
 
   private async threadSummary() {
