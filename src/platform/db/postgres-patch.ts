@@ -17,8 +17,10 @@
  * queries ran inside it. Patched: the hook runs whenever the query was written.
  *
  * Third change, src/index.js (not a bug): a plain BEGIN is pipelined with the transaction's
- * first statements instead of awaited, one round trip less per transaction (`patchPostgresIndex`).
- * Fourth, same file: no COMMIT after a callback that sent its own (COMMITTED_BY_CALLER).
+ * first statements instead of awaited, one round trip less per transaction (`patchPostgresIndex`),
+ * as long as the connection can take more (not behind a statement being described first).
+ * Fourth, same file: neither COMMIT nor ROLLBACK after a callback that sent its own COMMIT
+ * (COMMITTED_BY_CALLER).
  *
  * Applied by the build (scripts/build.ts), by
  * the test preload and by the `bun run` preload (bunfig.toml), so every way of running the
