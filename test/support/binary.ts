@@ -35,12 +35,28 @@ export function ensureBinary(variant: "full" | "slim" = "full"): string {
   return binary;
 }
 
+/**
+ * Ports handed out in this test process: never the same one twice. The kernel can give a port
+ * just released to the next bind(0), so two cluster members once got one port: the second
+ * could not listen and exited, and its /readyz was answered by the first (every faults test
+ * then failed, memory being down).
+ */
+const handedOut = new Set<number>();
+
 export async function freePort(): Promise<number> {
-  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = listener.port;
-  listener.stop(true);
-  return port;
+  for (;;) {
+    const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const port = listener.port;
+    listener.stop(true);
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
+
+/** What the binary prints when its port was taken between freePort and its start (by an outgoing connection's local port, say). */
+export const PORT_TAKEN = /Failed to start server\. Is port \d+ in use\?/;
 
 export interface ChildProcess {
   url: string;
@@ -56,9 +72,20 @@ export function childEnv(extra: Record<string, string> = {}): Record<string, str
   return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", ...extra };
 }
 
-/** Starts `cmd` (default: the compiled binary) with `--port` and waits until /readyz is 200. */
-export async function startChild(args: string[], opts: { env?: Record<string, string>; cmd?: string[]; readyTimeoutMs?: number } = {}): Promise<ChildProcess> {
-  const port = await freePort();
+type StartOptions = { env?: Record<string, string>; cmd?: string[]; readyTimeoutMs?: number };
+
+/** Starts `cmd` (default: the compiled binary) with `--port` and waits until /readyz is 200; on another port when its port was taken meanwhile. */
+export async function startChild(args: string[], opts: StartOptions = {}): Promise<ChildProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startChildOn(await freePort(), args, opts);
+    } catch (err) {
+      if (attempt >= 3 || !PORT_TAKEN.test(String((err as Error).message))) throw err;
+    }
+  }
+}
+
+async function startChildOn(port: number, args: string[], opts: StartOptions): Promise<ChildProcess> {
   const cmd = opts.cmd ?? [ensureBinary()];
   const proc = Bun.spawn([...cmd, ...args, `--port=${port}`, "--host=127.0.0.1"], {
     cwd: REPO,

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { REAL_URLS } from "./backends";
-import { ensureBinary, freePort, REPO } from "./binary";
+import { ensureBinary, freePort, PORT_TAKEN, REPO } from "./binary";
 import { TEST_INTERNAL_KEY } from "./harness";
 
 /** The members, in start order after the first (which applies the migrations alone). */
@@ -158,6 +158,12 @@ process.on("exit", () => {
   for (const p of everyChild) if (alive(p)) p.kill("SIGKILL");
 });
 
+async function movePort(m: ClusterMember) {
+  m.port = await freePort();
+  m.url = `http://127.0.0.1:${m.port}`;
+  m.args = m.args.map((a) => (a.startsWith("--port=") ? `--port=${m.port}` : a));
+}
+
 function spawnMember(binary: string, m: ClusterMember, env: Record<string, string>): Bun.Subprocess {
   const fd = openSync(m.logFile, "a");
   try {
@@ -230,9 +236,17 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     return m;
   };
   const launch = async (m: ClusterMember) => {
-    m.proc = spawnMember(binary, m, env);
-    await waitReady(m, readyTimeoutMs);
-    return m;
+    for (let attempt = 1; ; attempt++) {
+      m.proc = spawnMember(binary, m, env);
+      try {
+        await waitReady(m, readyTimeoutMs);
+        return m;
+      } catch (err) {
+        // Its port was taken since it was picked: the member moves to another one.
+        if (attempt >= 3 || alive(m.proc) || !PORT_TAKEN.test(tail(m.logFile, 500))) throw err;
+        await movePort(m);
+      }
+    }
   };
 
   let stopped = false;
