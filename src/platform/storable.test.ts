@@ -1,6 +1,5 @@
 import { expect, test } from "bun:test";
-import { findUnstorable } from "./http/app";
-import { MAX_JSON_DEPTH, storableJson, storableText } from "./storable";
+import { findUnstorable, MAX_JSON_DEPTH, storableJson, storableText } from "./storable";
 
 test("storableText replaces NUL characters and unpaired surrogates by U+FFFD, and leaves the rest alone", () => {
   expect(storableText("a\u0000b\ud800c\udc00")).toBe("a\uFFFDb\uFFFDc\uFFFD");

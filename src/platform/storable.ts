@@ -1,7 +1,7 @@
 /**
  * What PostgreSQL (and PGlite) cannot store: a NUL character in text or jsonb, an unpaired
  * UTF-16 surrogate in jsonb, and jsonb nested deep enough to stall it. Requests that carry
- * them are refused (http/app.ts, findUnstorable). What the platform did not choose to receive
+ * them are refused (findUnstorable, checked by http/app.ts). What the platform did not choose to receive
  * — a model's reply, a tool's result — is made storable instead: a write that fails on it
  * would fail again at every retry of the run, calling the model each time.
  */
@@ -23,15 +23,26 @@ function deepAsText(value: unknown): string {
   }
 }
 
-const isStorableText = (s: string) => !s.includes("\u0000") && s.isWellFormed();
-
-function isStorable(value: unknown, depth: number): boolean {
-  if (typeof value === "string") return isStorableText(value);
-  if (value === null || typeof value !== "object") return true;
-  if (depth >= MAX_JSON_DEPTH) return false;
-  if (Array.isArray(value)) return value.every((v) => isStorable(v, depth + 1));
-  for (const [k, v] of Object.entries(value)) if (!isStorableText(k) || !isStorable(v, depth + 1)) return false;
-  return true;
+/**
+ * What PostgreSQL cannot store or should not be asked to: NUL characters and lone
+ * surrogates in strings or keys (text and jsonb reject them), and nesting past MAX_JSON_DEPTH.
+ */
+export function findUnstorable(value: unknown, depth = 0): string | null {
+  if (typeof value === "string") return value.includes("\u0000") ? "a NUL character (\\u0000)" : value.isWellFormed() ? null : "an unpaired UTF-16 surrogate";
+  if (value === null || typeof value !== "object") return null;
+  if (depth >= MAX_JSON_DEPTH) return `nesting deeper than ${MAX_JSON_DEPTH} levels`;
+  if (Array.isArray(value)) {
+    for (const v of value) {
+      const problem = findUnstorable(v, depth + 1);
+      if (problem) return problem;
+    }
+    return null;
+  }
+  for (const [k, v] of Object.entries(value)) {
+    const problem = findUnstorable(k) ?? findUnstorable(v, depth + 1);
+    if (problem) return problem;
+  }
+  return null;
 }
 
 function rebuilt(value: unknown, depth: number): unknown {
@@ -50,5 +61,5 @@ function rebuilt(value: unknown, depth: number): unknown {
  * (a large tool result is not copied).
  */
 export function storableJson<T>(value: T): T {
-  return (isStorable(value, 0) ? value : rebuilt(value, 0)) as T;
+  return (findUnstorable(value) === null ? value : rebuilt(value, 0)) as T;
 }

@@ -91,6 +91,12 @@ function runFromDriver(raw: Record<string, unknown>): RunRow {
   return run as RunRow;
 }
 
+/** What a write without work returns: the updated run (from its driver row) and its events' seqs. */
+function written(updated: Record<string, unknown>, opts: Pick<MutateOptions<unknown>, "events">) {
+  const run = runFromDriver(updated);
+  return { run, work: undefined, seqs: seqsOf(run, opts.events?.length ?? 0) };
+}
+
 export const leaseHeld = (owner: string) => and(eq(runs.leaseOwner, owner), gt(runs.leaseExpiresAt, sql`now()`));
 export const leaseFree = () => or(isNull(runs.leaseOwner), lt(runs.leaseExpiresAt, sql`now()`));
 export const msInterval = (ms: number) => sql`(${Math.round(ms)}::int * interval '1 millisecond')`;
@@ -184,9 +190,7 @@ export class RunStore {
   /** A write without work: atomic as one statement, so no BEGIN or COMMIT (one round trip on PostgreSQL). */
   private async inOneStatement(runId: string, opts: MutateOptions<unknown>) {
     const [updated] = rowsOf<Record<string, unknown>>(await this.db.execute(this.runWrite(runId, opts, false)));
-    if (!updated) return null;
-    const run = runFromDriver(updated);
-    return { run, work: undefined, seqs: seqsOf(run, opts.events?.length ?? 0) };
+    return updated ? written(updated, opts) : null;
   }
 
   /**
@@ -204,8 +208,7 @@ export class RunStore {
       if ((err as { code?: string }).code === NO_RUN_MATCHED) return null;
       throw err;
     }
-    const run = runFromDriver(updated!);
-    return { run, work: undefined, seqs: seqsOf(run, opts.events?.length ?? 0) };
+    return written(updated!, opts);
   }
 
   /** Like `mutate` with a fence, but a lost lease is an error (the worker must stop). */

@@ -17,7 +17,7 @@ import { paramsError, validationError, type InputContract } from "./contract";
 import { appErrorResponse, errorResponse } from "./errors";
 import { duplicateKeyIn } from "./json-keys";
 import { ErrorResponse } from "./models";
-import { MAX_JSON_DEPTH } from "../storable";
+import { findUnstorable } from "../storable";
 
 export interface HttpPlatformOptions {
   log: Logger;
@@ -39,30 +39,6 @@ interface RequestInfo {
 }
 
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
-export { MAX_JSON_DEPTH };
-
-/**
- * What PostgreSQL cannot store or should not be asked to: NUL characters and lone
- * surrogates in strings or keys (text and jsonb reject them), and nesting past MAX_JSON_DEPTH.
- */
-export function findUnstorable(value: unknown, depth = 0): string | null {
-  if (typeof value === "string") return value.includes("\u0000") ? "a NUL character (\\u0000)" : value.isWellFormed() ? null : "an unpaired UTF-16 surrogate";
-  if (value === null || typeof value !== "object") return null;
-  if (depth >= MAX_JSON_DEPTH) return `nesting deeper than ${MAX_JSON_DEPTH} levels`;
-  if (Array.isArray(value)) {
-    for (const v of value) {
-      const problem = findUnstorable(v, depth + 1);
-      if (problem) return problem;
-    }
-    return null;
-  }
-  for (const [k, v] of Object.entries(value)) {
-    const problem = findUnstorable(k) ?? findUnstorable(v, depth + 1);
-    if (problem) return problem;
-  }
-  return null;
-}
-
 /**
  * Every JSON body of the API is an object that PostgreSQL can store as it is. Checked after
  * Elysia's own JSON parser (a custom parser would hide the bodies from the OpenAPI document).

@@ -13,7 +13,7 @@ import type { Expectation, FuzzRequest } from "./oracle";
 import { pathParamNames, type Operation, type Validators } from "./openapi";
 import { fillPath, type Resources, type User } from "./resources";
 import { validArbitrary, type JsonSchema } from "./schema-arbitrary";
-import { findUnstorable } from "../../../src/platform/http/app";
+import { findUnstorable } from "../../../src/platform/storable";
 
 /**
  * Dot segments (`..`, `%2e%2e`, `..%2f`) are not used as path parameters: Bun normalises them
